@@ -1,0 +1,87 @@
+//! # image-builder
+//!
+//! Builds ext2, ext3 and ext4 filesystem images, and swap images, natively: no mkfs,
+//! no mount, no loop device and no root rights, so the same code runs inside a Windows
+//! installer and on a developer's Linux box.
+//!
+//! The principal entry point is [`build`]: it takes [`BuildOptions`] (a feature
+//! [`FsLevel`], a [`SizeSpec`], [`Source`]s) and writes a finished image in one pass over
+//! the data, reporting [`Event`]s. [`write_swap`] writes a swap image with a mkswap v1
+//! header. [`inspect()`] reads an image back and describes it; [`check()`] verifies its
+//! structure. The `colinux-setup` binary's `images` commands are thin wrappers.
+//!
+//! ## Why a writer of our own
+//!
+//! mke2fs -d needs e2fsprogs on the host (not on Windows), scans directories linearly
+//! (quadratic in directory size), needs fakeroot for root-owned files, and cannot size
+//! an image to its content; genext2fs writes only ext2; the Rust crates that write ext4
+//! (arcbox-ext4) have no journal, no checksums and drop FIFOs, xattrs and holes
+//! (../shared/research/anchors-images.md, sections 1 to 3). The on-disk format is
+//! documented and stable, and a writer that never edits what it wrote is small: each
+//! structure is encoded once, from memory, at its final place.
+//!
+//! ## Layout of the crate
+//!
+//! One module per on-disk structure (`superblock`, `group_desc`, `inode`, `extent`,
+//! `blockmap`, `dir_entry`, `xattr`, `journal`, `checksum`), the plan (`layout`,
+//! `numbering`, `sizing`), the tree and its sources (`tree`, `source`), and the
+//! drivers (`build`, `swap`, `inspect`, `check`, `output`).
+//!
+//! ## Limitations
+//!
+//! - Folder sources need a Unix host (Windows folders carry no Unix metadata).
+//! - POSIX ACLs (`system.posix_acl_*`) are not copied; user, trusted and security
+//!   attributes are, in one shared block per distinct set.
+//! - No htree directory indexes yet: large directories are linear, which every kernel
+//!   reads correctly (e2fsck -fn is clean), only slower to search.
+//! - Block size 1024, 2048 or 4096; images up to 16 TiB (4 KiB blocks, no 64bit) or
+//!   4 PiB (ext4-modern).
+//!
+//! ## Example
+//!
+//! ```no_run
+//! use std::sync::atomic::AtomicBool;
+//! use image_builder::{build, BuildOptions, FsLevel, SizeSpec, Source};
+//!
+//! let mut opts = BuildOptions::new(FsLevel::Ext3, "auto+10%".parse()?);
+//! opts.sources.push(Source::Dir("rootfs".into()));
+//! opts.label = Some("root".into());
+//! let report = build("root.img".as_ref(), &opts, &mut |_event| {}, &AtomicBool::new(false))?;
+//! println!("{} bytes, {} blocks free", report.size_bytes, report.free_blocks);
+//! # Ok::<(), image_builder::Error>(())
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod blockmap;
+mod build;
+mod check;
+mod checksum;
+mod dir_entry;
+mod error;
+mod extent;
+mod features;
+mod group_desc;
+mod inode;
+mod inspect;
+mod journal;
+mod layout;
+mod numbering;
+mod output;
+mod size;
+mod sizing;
+mod source;
+mod superblock;
+mod swap;
+mod tree;
+mod util;
+mod xattr;
+
+pub use build::{BuildOptions, BuildReport, Event, Source, build};
+pub use check::{CheckReport, check};
+pub use error::Error;
+pub use features::{FsLevel, KernelVersion, feature_names};
+pub use inspect::{ImageInfo, ImageKind, inspect};
+pub use size::{Headroom, SizeSpec, parse_bytes};
+pub use swap::{PAGE_SIZE, SwapOptions, SwapReport, write_swap};
+pub use tree::Timestamp;

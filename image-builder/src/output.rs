@@ -1,0 +1,147 @@
+//! The image file being written: a temporary sibling of the target, written at offsets
+//! (blocks never written stay holes), synced, and renamed into place only when complete.
+//!
+//! Dropping an [`Output`] that was not committed deletes the temporary file, so an
+//! error or an interrupt leaves nothing partial behind. A SIGKILL can leave the
+//! temporary `.NAME.*.partial` file (never a partial target); the next build ignores it.
+//!
+//! # Platform specific behavior
+//!
+//! On Unix, unwritten ranges are holes of the sparse file. On Windows NTFS files are
+//! only sparse once marked so (FSCTL_SET_SPARSE); until the Windows build marks them,
+//! unwritten ranges read as zeros but take disk space.
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use tempfile::NamedTempFile;
+
+use crate::error::Error;
+
+/// An image file under construction.
+pub(crate) struct Output {
+    tmp: NamedTempFile,
+    target: PathBuf,
+}
+
+impl Output {
+    /// Creates the temporary file beside `target`, `len` bytes long (all holes).
+    /// Refuses an existing `target` unless `force`.
+    pub(crate) fn create(target: &Path, len: u64, force: bool) -> Result<Output, Error> {
+        check_target(target, force)?;
+        let dir = parent_dir(target);
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".partial")
+            .tempfile_in(&dir)
+            .map_err(|e| Error::Write {
+                path: target.to_owned(),
+                source: e,
+            })?;
+        let out = Output {
+            tmp,
+            target: target.to_owned(),
+        };
+        out.file().set_len(len).map_err(|e| out.err(e))?;
+        Ok(out)
+    }
+
+    fn file(&self) -> &File {
+        self.tmp.as_file()
+    }
+
+    fn err(&self, e: io::Error) -> Error {
+        Error::Write {
+            path: self.tmp.path().to_owned(),
+            source: e,
+        }
+    }
+
+    /// Writes `data` at byte `offset`.
+    pub(crate) fn write_at(&self, offset: u64, data: &[u8]) -> Result<(), Error> {
+        write_all_at(self.file(), data, offset).map_err(|e| self.err(e))
+    }
+
+    /// Syncs the file and renames it over the target.
+    pub(crate) fn commit(self, force: bool) -> Result<(), Error> {
+        self.file().sync_all().map_err(|e| self.err(e))?;
+        let target = self.target.clone();
+        let res = if force {
+            self.tmp.persist(&target).map(|_| ())
+        } else {
+            self.tmp.persist_noclobber(&target).map(|_| ())
+        };
+        res.map_err(|e| {
+            if e.error.kind() == io::ErrorKind::AlreadyExists {
+                Error::OutputExists(target.clone())
+            } else {
+                Error::Write {
+                    path: target.clone(),
+                    source: e.error,
+                }
+            }
+        })
+    }
+}
+
+/// Refuses an existing target (unless `force`) and a target that is a folder.
+pub(crate) fn check_target(target: &Path, force: bool) -> Result<(), Error> {
+    match std::fs::symlink_metadata(target) {
+        Ok(md) if md.is_dir() => Err(Error::Write {
+            path: target.to_owned(),
+            source: io::Error::new(io::ErrorKind::IsADirectory, "it is a folder"),
+        }),
+        Ok(_) if !force => Err(Error::OutputExists(target.to_owned())),
+        _ => Ok(()),
+    }
+}
+
+/// The folder a target is written in ("." for a bare file name).
+pub(crate) fn parent_dir(target: &Path) -> PathBuf {
+    match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+#[cfg(unix)]
+fn write_all_at(f: &File, data: &[u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(f, data, offset)
+}
+
+#[cfg(windows)]
+fn write_all_at(f: &File, mut data: &[u8], mut offset: u64) -> io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !data.is_empty() {
+        let n = f.seek_write(data, offset)?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "wrote nothing"));
+        }
+        data = &data[n..];
+        offset += n as u64;
+    }
+    Ok(())
+}
+
+/// Reads as much of `buf` as the file holds from `offset`; returns the count.
+pub(crate) fn read_at(f: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        #[cfg(unix)]
+        let n = std::os::unix::fs::FileExt::read_at(f, &mut buf[done..], offset + done as u64);
+        #[cfg(windows)]
+        let n = std::os::windows::fs::FileExt::seek_read(f, &mut buf[done..], offset + done as u64);
+        match n {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}

@@ -1,0 +1,135 @@
+//! The command line, as one typed value (clap derive).
+//!
+//! Names and flags follow the contract in ../shared/design.md; tests outside the
+//! project use them. Values here are only checked for syntax; meaning (sizes against
+//! the volume, kernels against features) is resolved by the commands.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Installer and provisioning tool for Cooperative Linux (coLinux), User-mode Linux and
+/// QEMU guests.
+#[derive(Debug, Parser)]
+#[command(name = "colinux-setup", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build, inspect and check disk images (ext2/ext3/ext4 and swap), natively.
+    #[command(subcommand)]
+    Images(ImagesCommand),
+    /// Check and show coLinux config.txt files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `images` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ImagesCommand {
+    /// Build an ext2/ext3/ext4 image from folders and files, without mkfs, mount or root.
+    Build(BuildArgs),
+    /// Write a swap image (mkswap v1 header, page size 4096).
+    Swap(SwapArgs),
+    /// Check an image's structure (and run `e2fsck -fn` where it is installed).
+    Check(ImageArgs),
+    /// Describe an image: kind, features, label, UUID, sizes, used and free blocks and inodes.
+    Inspect(ImageArgs),
+}
+
+/// `images build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The image file to write (written beside it, then renamed into place).
+    pub out: PathBuf,
+    /// Filesystem: ext2, ext3, ext4 (modern, or compat with --kernel before 3.18),
+    /// ext4-compat, ext4-modern.
+    #[arg(long = "fs", value_name = "FS")]
+    pub fs: String,
+    /// The guest kernel that must mount the image read-write, e.g. 2.6.11 or 2.6.33.
+    #[arg(long, value_name = "VERSION")]
+    pub kernel: Option<String>,
+    /// Image size (e.g. 512M, 2G, 1048576) or auto, auto+20%, auto+256M.
+    #[arg(long, value_name = "SIZE")]
+    pub size: String,
+    /// A folder whose contents become the image's root; several are layered in order.
+    #[arg(long = "from", value_name = "DIR")]
+    pub from: Vec<PathBuf>,
+    /// Add or replace one file: SRC on the host, DEST inside the image (e.g. fstab:/etc/fstab).
+    #[arg(long = "file", value_name = "SRC:DEST")]
+    pub file: Vec<String>,
+    /// Give every entry this owner and group (a root-owned image without fakeroot).
+    #[arg(long, value_name = "UID:GID")]
+    pub owner: Option<String>,
+    /// Volume label (at most 16 bytes).
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Filesystem UUID (default: derived from the inputs, so builds are reproducible).
+    #[arg(long)]
+    pub uuid: Option<String>,
+    /// Block size in bytes: 1024, 2048 or 4096 (default 4096).
+    #[arg(long, value_name = "BYTES")]
+    pub block_size: Option<u32>,
+    /// Replace OUT if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the result as JSON, and progress as NDJSON events, on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `images swap`.
+#[derive(Debug, Args)]
+pub struct SwapArgs {
+    /// The swap image to write.
+    pub out: PathBuf,
+    /// Size (e.g. 256M); at least 10 pages.
+    #[arg(long)]
+    pub size: String,
+    /// Swap label (at most 16 bytes), for `swapon -L` and fstab.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Swap UUID (default: derived from the size and label).
+    #[arg(long)]
+    pub uuid: Option<String>,
+    /// Replace OUT if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// An image to look at.
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    /// The image file.
+    pub image: PathBuf,
+    /// JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `config` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check config.txt files as colinux-daemon reads them; prints FILE:LINE:COL lines.
+    Check {
+        /// The files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print a config.txt as its model (human, or JSON with --json).
+    Show {
+        /// The file (default: config.txt in --prefix).
+        file: Option<PathBuf>,
+        /// An installed machine's folder.
+        #[arg(long)]
+        prefix: Option<PathBuf>,
+        /// JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}

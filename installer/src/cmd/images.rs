@@ -1,0 +1,313 @@
+//! `images build | swap | check | inspect`: the image builder on the command line.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context, anyhow};
+use image_builder::{BuildOptions, Event, FsLevel, KernelVersion, SizeSpec, Source, SwapOptions};
+
+use crate::cli::{BuildArgs, ImageArgs, ImagesCommand, SwapArgs};
+use crate::exit::Outcome;
+use crate::progress::{Reporter, emit};
+
+/// Runs one `images` subcommand.
+pub fn run(cmd: ImagesCommand, interrupt: &AtomicBool) -> Outcome {
+    match cmd {
+        ImagesCommand::Build(a) => build(a, interrupt),
+        ImagesCommand::Swap(a) => swap(a),
+        ImagesCommand::Check(a) => check(&a),
+        ImagesCommand::Inspect(a) => inspect(&a),
+    }
+}
+
+/// Classifies an image-builder error: bad values given on the command line are usage
+/// errors (exit 2); everything else is a failure (1603).
+fn classify(err: image_builder::Error, context: String) -> Outcome {
+    use image_builder::Error as E;
+    let usage = matches!(
+        err,
+        E::UnknownFs(_)
+            | E::BadKernelVersion(_)
+            | E::BadSize(_)
+            | E::BadBlockSize(_)
+            | E::BadArgument(_)
+    );
+    let interrupted = matches!(err, E::Interrupted);
+    let err = anyhow::Error::new(err).context(context);
+    if usage {
+        Outcome::Usage(err)
+    } else if interrupted {
+        Outcome::Cancelled(err)
+    } else {
+        Outcome::Failed(err)
+    }
+}
+
+fn build(a: BuildArgs, interrupt: &AtomicBool) -> Outcome {
+    let ctx = format!("building {}", a.out.display());
+    let opts = match build_options(&a) {
+        Ok(o) => o,
+        Err(e) => return classify(e, ctx),
+    };
+    let mut rep = Reporter::new(a.json);
+    let result = image_builder::build(
+        &a.out,
+        &opts,
+        &mut |ev| match ev {
+            Event::Phase(p) => rep.phase(p),
+            Event::Progress { done, total } => rep.progress(done, total),
+            Event::Warning(w) => rep.warn(&w),
+        },
+        interrupt,
+    );
+    rep.finish();
+    match result {
+        Ok(r) => {
+            if a.json {
+                emit(&serde_json::json!({"event": "done", "image": r}));
+            } else {
+                println!(
+                    "{}: {} {} MiB, {} of {} blocks free, {} of {} inodes free, UUID {}",
+                    r.path.display(),
+                    r.level.name(),
+                    r.size_bytes >> 20,
+                    r.free_blocks,
+                    r.blocks,
+                    r.free_inodes,
+                    r.inodes,
+                    r.uuid
+                );
+            }
+            Outcome::Done
+        }
+        Err(e) => classify(e, ctx),
+    }
+}
+
+/// Turns the command line into builder options (syntax only; the builder checks meaning).
+fn build_options(a: &BuildArgs) -> Result<BuildOptions, image_builder::Error> {
+    use image_builder::Error as E;
+    let kernel = a
+        .kernel
+        .as_deref()
+        .map(str::parse::<KernelVersion>)
+        .transpose()?;
+    let level = FsLevel::resolve(&a.fs, kernel)?;
+    let size: SizeSpec = a.size.parse()?;
+    let mut o = BuildOptions::new(level, size);
+    if let Some(bs) = a.block_size {
+        o.block_size = bs;
+    }
+    o.label = a.label.clone();
+    o.force = a.force;
+    if let Some(u) = &a.uuid {
+        let u = uuid::Uuid::parse_str(u)
+            .map_err(|_| E::BadArgument(format!("--uuid '{u}' is not a UUID")))?;
+        o.uuid = Some(*u.as_bytes());
+    }
+    if let Some(own) = &a.owner {
+        let parsed = own
+            .split_once(':')
+            .and_then(|(u, g)| Some((u.parse().ok()?, g.parse().ok()?)));
+        o.owner = Some(parsed.ok_or_else(|| {
+            E::BadArgument(format!(
+                "--owner '{own}' is not UID:GID (numbers, e.g. 0:0)"
+            ))
+        })?);
+    }
+    for d in &a.from {
+        o.sources.push(Source::Dir(d.clone()));
+    }
+    for f in &a.file {
+        let (src, dest) = f
+            .split_once(':')
+            .filter(|(s, d)| !s.is_empty() && d.starts_with('/'))
+            .ok_or_else(|| {
+                E::BadArgument(format!(
+                    "--file '{f}' is not SRC:DEST with an absolute DEST (e.g. fstab:/etc/fstab)"
+                ))
+            })?;
+        o.sources.push(Source::File {
+            src: src.into(),
+            dest: dest.to_owned(),
+        });
+    }
+    if let Ok(v) = std::env::var("SOURCE_DATE_EPOCH") {
+        let t = v.trim().parse().map_err(|_| {
+            E::BadArgument(format!(
+                "SOURCE_DATE_EPOCH '{v}' is not a number of seconds"
+            ))
+        })?;
+        o.source_date_epoch = Some(t);
+    }
+    Ok(o)
+}
+
+fn swap(a: SwapArgs) -> Outcome {
+    let ctx = format!("writing swap image {}", a.out.display());
+    let size = match image_builder::parse_bytes(&a.size) {
+        Ok(s) => s,
+        Err(e) => return classify(e, ctx),
+    };
+    let uuid = match a.uuid.as_deref().map(uuid::Uuid::parse_str).transpose() {
+        Ok(u) => u.map(|u| *u.as_bytes()),
+        Err(_) => {
+            return Outcome::Usage(anyhow!(
+                "--uuid '{}' is not a UUID",
+                a.uuid.unwrap_or_default()
+            ));
+        }
+    };
+    match image_builder::write_swap(
+        &a.out,
+        &SwapOptions {
+            size,
+            label: a.label.clone(),
+            uuid,
+            force: a.force,
+        },
+    ) {
+        Ok(r) => {
+            println!(
+                "{}: swap {} MiB, {} pages, UUID {}",
+                a.out.display(),
+                r.size_bytes >> 20,
+                r.pages,
+                r.uuid
+            );
+            Outcome::Done
+        }
+        Err(e) => classify(e, ctx),
+    }
+}
+
+fn inspect(a: &ImageArgs) -> Outcome {
+    match image_builder::inspect(&a.image)
+        .with_context(|| format!("inspecting {}", a.image.display()))
+    {
+        Ok(info) => {
+            if a.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&info).unwrap_or_default()
+                );
+            } else {
+                print_info(&a.image, &info);
+            }
+            Outcome::Done
+        }
+        Err(e) => Outcome::Failed(e),
+    }
+}
+
+fn print_info(path: &Path, i: &image_builder::ImageInfo) {
+    println!("{}", path.display());
+    println!("  kind:        {:?}", i.kind);
+    println!(
+        "  size:        {} bytes ({} MiB), file {} bytes",
+        i.size_bytes,
+        i.size_bytes >> 20,
+        i.file_bytes
+    );
+    println!(
+        "  label:       {}",
+        if i.label.is_empty() {
+            "(none)"
+        } else {
+            &i.label
+        }
+    );
+    println!("  uuid:        {}", i.uuid);
+    if !i.features.is_empty() {
+        println!("  features:    {}", i.features.join(" "));
+        println!("  block size:  {}", i.block_size);
+        println!(
+            "  blocks:      {} used, {} free, {} total",
+            i.used_blocks, i.free_blocks, i.blocks
+        );
+        println!(
+            "  inodes:      {} used, {} free, {} total ({} bytes each)",
+            i.used_inodes, i.free_inodes, i.inodes, i.inode_size
+        );
+        println!("  groups:      {}", i.groups);
+        println!(
+            "  state:       {}",
+            if i.clean { "clean" } else { "not clean" }
+        );
+    } else {
+        println!("  pages:       {} of {} bytes", i.blocks, i.block_size);
+    }
+}
+
+fn check(a: &ImageArgs) -> Outcome {
+    let report = match image_builder::check(&a.image) {
+        Ok(r) => r,
+        Err(e) => {
+            return Outcome::Failed(
+                anyhow::Error::new(e).context(format!("checking {}", a.image.display())),
+            );
+        }
+    };
+    let e2fsck = e2fsck_verdict(&a.image);
+    let ok = report.problems.is_empty() && e2fsck.as_ref().is_none_or(|(ok, _)| *ok);
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "image": a.image,
+                "ok": ok,
+                "problems": report.problems,
+                "e2fsck": e2fsck.as_ref().map(|(ok, out)| serde_json::json!({"ok": ok, "output": out})),
+            })
+        );
+    } else {
+        for p in &report.problems {
+            println!("{}: error: {p}", a.image.display());
+        }
+        match &e2fsck {
+            Some((true, _)) => println!("{}: e2fsck -fn: clean", a.image.display()),
+            Some((false, out)) => {
+                println!("{}: e2fsck -fn found problems:", a.image.display());
+                for l in out.lines() {
+                    println!("  {l}");
+                }
+            }
+            None => println!(
+                "{}: e2fsck not found on PATH; structural check only",
+                a.image.display()
+            ),
+        }
+        if ok {
+            println!("{}: ok", a.image.display());
+        }
+    }
+    if ok {
+        Outcome::Done
+    } else {
+        Outcome::CheckFailed
+    }
+}
+
+/// Runs `e2fsck -fn` where it is installed: (clean, output). Clean means exit 0 *and*
+/// nothing printed beyond its pass lines and summary, since some problems (a wrong free
+/// blocks count in the superblock) are reported with exit 0.
+fn e2fsck_verdict(image: &Path) -> Option<(bool, String)> {
+    let out = std::process::Command::new("e2fsck")
+        .arg("-fn")
+        .arg(image)
+        .output()
+        .ok()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let quiet = text.lines().all(|l| {
+        l.starts_with("Pass ")
+            || l.starts_with("e2fsck ")
+            || l.trim().is_empty()
+            || l.contains(" files, ")
+            || l.starts_with("Checking ")
+    });
+    Some((out.status.success() && quiet, text))
+}

@@ -1,0 +1,80 @@
+//! Exit codes, and the one place where an outcome becomes one.
+//!
+//! Checkers (`config check`, `images check`, `driver verify`, `kit verify`) exit 0 when
+//! all is well and 1 when they found a problem. Everything else follows Windows
+//! Installer, because deployment tools (SCCM, Intune, Group Policy) read these codes:
+//! 0 success, 3010 success but reboot required, 1602 cancelled by the user, 1603 fatal
+//! error, 1618 another install is running, and 2 for a command-line usage error.
+//!
+//! Process exit codes above 255 are truncated by POSIX hosts; on Windows the full value
+//! reaches the caller. [`report`] returns the Windows value; `main` passes what the host
+//! can carry.
+
+/// Success.
+pub const SUCCESS: u8 = 0;
+/// A checker found a problem.
+pub const CHECK_FAILED: u8 = 1;
+/// The command line could not be understood.
+pub const USAGE: u8 = 2;
+/// Windows Installer's ERROR_INSTALL_FAILURE, as seen by a POSIX shell (1603 & 0xff).
+pub const FATAL: u16 = 1603;
+/// Windows Installer's ERROR_INSTALL_USEREXIT.
+pub const CANCELLED: u16 = 1602;
+
+/// What a command ended with.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The command did what it was asked.
+    Done,
+    /// A checker ran and found problems (it has printed them).
+    CheckFailed,
+    /// The user interrupted the command; what it had done has been undone.
+    Cancelled(anyhow::Error),
+    /// The command failed; the error chain says what, where and what to do.
+    Failed(anyhow::Error),
+    /// The command line was well-formed but its values were not (exit 2).
+    Usage(anyhow::Error),
+}
+
+/// Prints an error chain the way every command does: `error:` line, `caused by:` lines,
+/// then any `help:` hint the chain carries.
+pub fn print_error(err: &anyhow::Error) {
+    eprintln!("colinux-setup: error: {err}");
+    for cause in err.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
+}
+
+/// Maps an outcome to the process exit status, printing any error first.
+pub fn report(outcome: Outcome) -> u8 {
+    match outcome {
+        Outcome::Done => SUCCESS,
+        Outcome::CheckFailed => CHECK_FAILED,
+        Outcome::Usage(err) => {
+            print_error(&err);
+            USAGE
+        }
+        Outcome::Cancelled(err) => {
+            print_error(&err);
+            truncate(CANCELLED)
+        }
+        Outcome::Failed(err) => {
+            print_error(&err);
+            truncate(FATAL)
+        }
+    }
+}
+
+/// The low byte of a Windows Installer code: what a POSIX parent sees. On Windows the
+/// whole value is returned by `std::process::exit` in `main`.
+fn truncate(code: u16) -> u8 {
+    #[cfg(windows)]
+    {
+        // ExitCode::from(u8) cannot carry 1603 on Windows; exit directly instead.
+        std::process::exit(i32::from(code));
+    }
+    #[cfg(not(windows))]
+    {
+        (code & 0xff) as u8
+    }
+}

@@ -1,0 +1,120 @@
+//! How long work shows itself: an indicatif bar on a terminal, plain lines in logs, and
+//! NDJSON events with `--json`; plus the Ctrl-C flag that long work polls.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Installs the Ctrl-C handler once and returns the flag it sets. Work checks the flag,
+/// undoes what it did and returns; nothing is killed half-written.
+pub fn install_interrupt_handler() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = Arc::clone(&flag);
+    // A second handler cannot be installed (tests call run() repeatedly): keep the first.
+    let _ = ctrlc::set_handler(move || f.store(true, Ordering::SeqCst));
+    ignore_file_size_signal();
+    flag
+}
+
+/// With `ulimit -f`, a write past the limit raises SIGXFSZ, which kills the process by
+/// default and leaves the temporary image behind; ignored, the write fails with EFBIG
+/// and the build cleans up and reports it.
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn ignore_file_size_signal() {
+    // SAFETY: setting a signal's disposition to SIG_IGN installs no handler code and
+    // touches no memory; it is async-signal-safe and valid at any point of the program.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+}
+
+#[cfg(not(unix))]
+fn ignore_file_size_signal() {}
+
+/// Where progress goes.
+pub enum Reporter {
+    /// A bar on the terminal (stderr).
+    Bar(ProgressBar),
+    /// Plain lines on stderr, at most one every few seconds.
+    Lines { last: Instant },
+    /// NDJSON events on stdout.
+    Json,
+}
+
+impl Reporter {
+    /// Chooses by `--json` and whether stderr is a terminal.
+    pub fn new(json: bool) -> Reporter {
+        if json {
+            Reporter::Json
+        } else if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} {msg:20} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar.enable_steady_tick(Duration::from_millis(120));
+            Reporter::Bar(bar)
+        } else {
+            Reporter::Lines {
+                last: Instant::now(),
+            }
+        }
+    }
+
+    /// A step begins.
+    pub fn phase(&mut self, name: &str) {
+        match self {
+            Reporter::Bar(b) => b.set_message(name.to_owned()),
+            Reporter::Lines { .. } => eprintln!("colinux-setup: {name}"),
+            Reporter::Json => emit(&serde_json::json!({"event": "phase", "name": name})),
+        }
+    }
+
+    /// Bytes done of a total.
+    pub fn progress(&mut self, done: u64, total: u64) {
+        match self {
+            Reporter::Bar(b) => {
+                b.set_length(total);
+                b.set_position(done);
+            }
+            Reporter::Lines { last } => {
+                if last.elapsed() >= Duration::from_secs(5) {
+                    *last = Instant::now();
+                    eprintln!("colinux-setup: {} of {} MiB", done >> 20, total >> 20);
+                }
+            }
+            Reporter::Json => {
+                emit(&serde_json::json!({"event": "progress", "done": done, "total": total}))
+            }
+        }
+    }
+
+    /// Something the user should know; the work goes on.
+    pub fn warn(&mut self, msg: &str) {
+        match self {
+            Reporter::Bar(b) => b.suspend(|| eprintln!("colinux-setup: warning: {msg}")),
+            Reporter::Lines { .. } => eprintln!("colinux-setup: warning: {msg}"),
+            Reporter::Json => emit(&serde_json::json!({"event": "warning", "message": msg})),
+        }
+    }
+
+    /// Clears the bar.
+    pub fn finish(&mut self) {
+        if let Reporter::Bar(b) = self {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// Writes one NDJSON line on stdout.
+pub fn emit(v: &serde_json::Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{v}");
+}
