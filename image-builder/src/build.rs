@@ -312,16 +312,26 @@ fn describe(need: &Need) -> String {
 }
 
 /// Refuses symlink targets that do not fit one block (e2fsck and the kernel allow no
-/// more).
+/// more), naming the entry, before anything is written.
 fn check_symlinks(tree: &Tree, block_size: u32) -> Result<(), Error> {
-    for n in &tree.nodes {
-        if let Kind::Symlink(t) = &n.kind {
-            if t.len() >= block_size as usize || t.is_empty() {
-                return Err(Error::SymlinkTooLong {
-                    path: String::from_utf8_lossy(t).into_owned(),
-                    len: t.len(),
-                    max: block_size as usize - 1,
-                });
+    let max = block_size as usize - 1;
+    let mut stack = vec![(ROOT, String::new())];
+    while let Some((id, path)) = stack.pop() {
+        let Kind::Dir(entries) = &tree.nodes[id].kind else {
+            continue;
+        };
+        for (name, &child) in entries {
+            let p = format!("{path}/{}", String::from_utf8_lossy(name));
+            match &tree.nodes[child].kind {
+                Kind::Symlink(t) if t.len() > max || t.is_empty() => {
+                    return Err(Error::SymlinkTooLong {
+                        path: p,
+                        len: t.len(),
+                        max,
+                    });
+                }
+                Kind::Dir(_) => stack.push((child, p)),
+                _ => {}
             }
         }
     }
