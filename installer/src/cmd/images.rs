@@ -27,6 +27,7 @@ fn classify(err: image_builder::Error, context: String) -> Outcome {
     let usage = matches!(
         err,
         E::UnknownFs(_)
+            | E::Unmountable { .. }
             | E::BadKernelVersion(_)
             | E::BadSize(_)
             | E::BadBlockSize(_)
