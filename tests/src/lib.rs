@@ -1,0 +1,29 @@
+//! Helpers for the end-to-end tests of `colinux-setup`.
+//!
+//! The tests judge disk images with real oracles, never with the writer's own reader:
+//!
+//! - [`oracle::e2fsck_clean`]: `e2fsck -fn` must exit 0 **and** print nothing but its pass
+//!   lines and summary (some errors still exit 0).
+//! - [`oracle::compare_tree`]: an independent reading of the image (crate `ext4-view` for
+//!   the directory walk, bytes, modes, owners and symlinks; `debugfs` for inode numbers,
+//!   times, devices and xattrs) compared with the source folder, entry by entry.
+//! - [`uml::UmlRun`]: a real Linux kernel (User-mode Linux) mounts the images and runs a
+//!   shell script against them.
+//!
+//! Test trees come from [`tree::gen_tree`] (the team's `gen-tree.py`, copied into
+//! `tests/fixtures/`) and [`tree::every_kind_tree`] (one entry of every kind).
+//!
+//! Every test starts with [`require_tools`]: a missing tool is a failure that names the
+//! Debian package to install, never a silent skip.
+
+pub mod oracle;
+pub mod tools;
+pub mod tree;
+pub mod uml;
+
+mod debugfs;
+
+pub use oracle::{CompareOpts, compare_tree, e2fsck_clean, image_inodes};
+pub use tools::{colinux_setup_bin, require_tools};
+pub use tree::{EveryKind, TreeStats, every_kind_tree, gen_tree};
+pub use uml::{UmlOutput, UmlRun};
