@@ -49,12 +49,6 @@ impl BlockMapBuilder {
         }
     }
 
-    /// The largest file block a map of this block size can address, plus one.
-    pub(crate) fn max_blocks(block_size: u32) -> u64 {
-        let p = u64::from(block_size / 4);
-        12 + p + p * p + p * p * p
-    }
-
     /// Maps file block `logical` to `physical` (below 2^32: ext2/ext3 are 32-bit).
     pub(crate) fn set(&mut self, logical: u64, physical: u32) {
         let p = self.per_block;

@@ -155,6 +155,17 @@ pub fn build(
 
     events(Event::Phase("reading sources"));
     let mut tree = read_sources(opts, events)?;
+    // lost+found must be a directory (e2fsck and the kernel put orphans there): a
+    // source's non-directory of that name at the top gives way to it.
+    if tree
+        .child(ROOT, b"lost+found")
+        .is_some_and(|id| !matches!(tree.nodes[id].kind, Kind::Dir(_)))
+    {
+        tree.unlink(ROOT, b"lost+found");
+        events(Event::Warning(
+            "/lost+found: replaced by a directory (the filesystem's own lost+found)".to_owned(),
+        ));
+    }
     if let Some((uid, gid)) = opts.owner {
         tree.map_owner(uid, gid);
     }

@@ -50,6 +50,8 @@ pub(crate) struct Geometry {
     pub inode_size: u16,
     pub desc_size: u16,
     pub gdt_blocks: u32,
+    /// Blocks of one group's inode table.
+    #[cfg_attr(not(test), expect(dead_code, reason = "the layout tests read it"))]
     pub itable_blocks: u32,
     pub groups: Vec<GroupLayout>,
 }
@@ -92,7 +94,7 @@ impl Geometry {
         if blocks_count < first_data_block + 64 {
             return Err(too_small(blocks_count, "an ext2/3/4 filesystem"));
         }
-        let inodes_per_block = u32::from(block_size / u32::from(inode_size));
+        let inodes_per_block = block_size / u32::from(inode_size);
         // Bytes per inode: mke2fs.conf's inode_ratio, 16 KiB for 4 KiB blocks and
         // 4 KiB for the "small" filesystems that use 1 KiB blocks.
         let inode_ratio: u64 = if block_size >= 4096 { 16384 } else { 4096 };
@@ -237,7 +239,7 @@ impl Geometry {
 /// 3, 5 and 7.
 pub(crate) fn has_super(g: u32) -> bool {
     fn power_of(mut n: u32, base: u32) -> bool {
-        while n > 1 && n % base == 0 {
+        while n > 1 && n.is_multiple_of(base) {
             n /= base;
         }
         n == 1

@@ -76,7 +76,15 @@ pub(crate) fn need(tree: &Tree, numbering: &Numbering, level: FsLevel, block_siz
             }
             Kind::Dir(entries) => {
                 let tail = level.metadata_csum();
-                let n = dir_blocks(entries.keys().map(|k| k.len()), block_size as usize, tail);
+                // The root also names a lost+found made by the writer.
+                let extra = (id == crate::tree::ROOT
+                    && numbering.order.first().is_some_and(Option::is_none))
+                .then_some(b"lost+found".len());
+                let n = dir_blocks(
+                    entries.keys().map(|k| k.len()).chain(extra),
+                    block_size as usize,
+                    tail,
+                );
                 blocks += n + map_blocks(n, n.div_ceil(MAX_EXTENT_LEN) + 1);
             }
             Kind::Symlink(t) if t.len() >= 60 => blocks += 1,

@@ -138,6 +138,13 @@ impl Tree {
         }
     }
 
+    /// Removes the name `name` from directory `dir` (the node stays, unreachable).
+    pub(crate) fn unlink(&mut self, dir: NodeId, name: &[u8]) {
+        if let Kind::Dir(entries) = &mut self.nodes[dir].kind {
+            entries.remove(name);
+        }
+    }
+
     /// The directory at `path` (components below the root), created with `meta` where
     /// missing. A non-directory in the way is replaced by a directory, as a later
     /// source would replace it.

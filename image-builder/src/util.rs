@@ -56,8 +56,3 @@ pub(crate) fn is_zero(block: &[u8]) -> bool {
     });
     acc == 0 && chunks.remainder().iter().all(|&b| b == 0)
 }
-
-/// `a / b` rounded up.
-pub(crate) fn div_ceil_u64(a: u64, b: u64) -> u64 {
-    a.div_ceil(b)
-}

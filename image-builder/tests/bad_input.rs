@@ -232,3 +232,37 @@ fn bad_sizes_and_block_sizes_are_refused() {
         Err(Error::BadArgument(_))
     ));
 }
+
+#[test]
+fn a_lost_found_that_is_no_directory_gives_way() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let f = t.path().join("f");
+    std::fs::write(&f, b"not a directory").expect("write");
+    let out = t.path().join("x.img");
+    let mut warnings = Vec::new();
+    let o = opts(
+        FsLevel::Ext3,
+        "8M",
+        vec![Source::File {
+            src: f,
+            dest: "/lost+found".into(),
+        }],
+    );
+    build(
+        &out,
+        &o,
+        &mut |e| {
+            if let image_builder::Event::Warning(w) = e {
+                warnings.push(w)
+            }
+        },
+        &AtomicBool::new(false),
+    )
+    .expect("builds");
+    assert!(
+        warnings.iter().any(|w| w.contains("/lost+found")),
+        "{warnings:?}"
+    );
+    let report = image_builder::check(&out).expect("checks");
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}

@@ -10,7 +10,11 @@ fn make_tree(root: &Path) {
     std::fs::create_dir_all(root.join("etc/ssh")).expect("mkdir");
     std::fs::create_dir_all(root.join("usr/bin")).expect("mkdir");
     for i in 0..200 {
-        std::fs::write(root.join(format!("usr/bin/tool{i:03}")), format!("#!/bin/sh\necho {i}\n").repeat(i + 1)).expect("write");
+        std::fs::write(
+            root.join(format!("usr/bin/tool{i:03}")),
+            format!("#!/bin/sh\necho {i}\n").repeat(i + 1),
+        )
+        .expect("write");
     }
     std::fs::write(root.join("etc/hostname"), b"colinux\n").expect("write");
     #[cfg(unix)]
@@ -30,7 +34,12 @@ fn two_builds_are_byte_identical() {
     let t = tempfile::tempdir().expect("tempdir");
     let src = t.path().join("src");
     make_tree(&src);
-    for level in [FsLevel::Ext2, FsLevel::Ext3, FsLevel::Ext4Compat, FsLevel::Ext4Modern] {
+    for level in [
+        FsLevel::Ext2,
+        FsLevel::Ext3,
+        FsLevel::Ext4Compat,
+        FsLevel::Ext4Modern,
+    ] {
         let a = t.path().join("a");
         let b = t.path().join("b");
         std::fs::create_dir_all(&a).expect("mkdir");
@@ -41,10 +50,16 @@ fn two_builds_are_byte_identical() {
         make_tree(&src2);
         std::thread::sleep(std::time::Duration::from_millis(20));
         build_into(&b.join("root.img"), &src2, level);
-        let (x, y) = (std::fs::read(a.join("root.img")).expect("read"), std::fs::read(b.join("root.img")).expect("read"));
+        let (x, y) = (
+            std::fs::read(a.join("root.img")).expect("read"),
+            std::fs::read(b.join("root.img")).expect("read"),
+        );
         assert_eq!(x.len(), y.len(), "{level:?}");
         let first_diff = x.iter().zip(&y).position(|(p, q)| p != q);
-        assert_eq!(first_diff, None, "{level:?}: images differ at byte {first_diff:?}");
+        assert_eq!(
+            first_diff, None,
+            "{level:?}: images differ at byte {first_diff:?}"
+        );
         std::fs::remove_dir_all(&a).expect("rm");
         std::fs::remove_dir_all(&b).expect("rm");
     }
@@ -64,5 +79,9 @@ fn images_are_sparse() {
     let md = std::fs::metadata(&img).expect("stat");
     assert_eq!(md.len(), 256 << 20);
     // Holes: far less than the 256 MiB apparent size is allocated on the host.
-    assert!(md.blocks() * 512 < 8 << 20, "{} bytes allocated", md.blocks() * 512);
+    assert!(
+        md.blocks() * 512 < 8 << 20,
+        "{} bytes allocated",
+        md.blocks() * 512
+    );
 }

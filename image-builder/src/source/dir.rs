@@ -84,11 +84,12 @@ impl Walk<'_, '_> {
                 source: e,
             })?;
             let ft = md.file_type();
-            if !ft.is_dir() && md.nlink() > 1 {
-                if let Some(&existing) = self.links.get(&(md.dev(), md.ino())) {
-                    self.tree.link(node, name, existing, &ipath)?;
-                    continue;
-                }
+            if !ft.is_dir()
+                && md.nlink() > 1
+                && let Some(&existing) = self.links.get(&(md.dev(), md.ino()))
+            {
+                self.tree.link(node, name, existing, &ipath)?;
+                continue;
             }
             let Some(kind) = kind_of(&path, &md, &ipath, self.warn)? else {
                 continue;
