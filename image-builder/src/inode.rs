@@ -18,6 +18,8 @@ pub(crate) const S_IFBLK: u16 = 0o060000;
 pub(crate) const S_IFREG: u16 = 0o100000;
 pub(crate) const S_IFLNK: u16 = 0o120000;
 
+/// `i_flags`: the directory has a hashed index.
+pub(crate) const EXT4_INDEX_FL: u32 = 0x0000_1000;
 /// `i_flags`: `i_block` holds an extent tree.
 pub(crate) const EXT4_EXTENTS_FL: u32 = 0x0008_0000;
 
