@@ -31,10 +31,14 @@
 //!    the descriptor's counts, padding bits past the end are set, the sums equal the
 //!    superblock's. Groups flagged BLOCK_UNINIT / INODE_UNINIT (only meaningful with a
 //!    group checksum feature) are computed, as the kernel computes them, not read.
-//! 4. The inodes: every inode the bitmap marks is read (the tables are streamed group
-//!    by group), its checksum verified, and its blocks mapped through its extent tree
+//! 4. The inodes: the tables are streamed group by group (up to `itable_unused`). Every
+//!    inode the bitmap marks is read: its checksum, its flags against the features,
+//!    and its blocks mapped through its extent tree
 //!    (magic 0xF30A, depth, sorted non-overlapping entries, tree block checksums) or
-//!    its block map (12 direct, IND, DIND, TIND). The directory tree is then walked
+//!    its block map (12 direct, IND, DIND, TIND). Every free inode must be blank or
+//!    deleted (link count 0, a real deletion time), as e2fsck takes anything else for
+//!    a lost file or an orphan list; records whose first 128 bytes are zero count as
+//!    blank whatever their checksum, as libext2fs counts them. The directory tree is then walked
 //!    from the root: every block's `rec_len` chain must cover it exactly, names must be
 //!    well formed and typed like their inodes, `.` and `..` must be right, and
 //!    directories must have one name each. Every marked inode from `s_first_ino` on
@@ -76,6 +80,9 @@ use crate::error::Error;
 use crate::features::{
     COMPAT_HAS_JOURNAL, INCOMPAT_64BIT, INCOMPAT_EXTENTS, INCOMPAT_FILETYPE, INCOMPAT_FLEX_BG,
     RO_COMPAT_DIR_NLINK, RO_COMPAT_HUGE_FILE, RO_COMPAT_METADATA_CSUM, RO_COMPAT_SPARSE_SUPER,
+};
+use crate::inode::{
+    EXT4_EXTENTS_FL, EXT4_INDEX_FL, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG,
 };
 use crate::inspect::{ImageKind, Superblock};
 use crate::output::read_at;
@@ -222,7 +229,9 @@ fn check_swap(img: &Image, p: &mut Problems) -> Result<(), Error> {
     }
     let bad = get_u32le(&head, 1032).unwrap_or(0);
     if bad != 0 {
-        p.push(format!("swap header: {bad} bad pages listed; expected none"));
+        p.push(format!(
+            "swap header: {bad} bad pages listed; expected none"
+        ));
     }
     Ok(())
 }
@@ -276,7 +285,6 @@ const BG_BLOCK_UNINIT: u16 = 0x0002;
 
 const S_IFMT: u16 = 0o170000;
 const S_IFSOCK: u16 = 0o140000;
-use crate::inode::{EXT4_EXTENTS_FL, EXT4_INDEX_FL, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG};
 const EXT4_HUGE_FILE_FL: u32 = 0x0004_0000;
 const EXT4_INLINE_DATA_FL: u32 = 0x1000_0000;
 
@@ -693,6 +701,13 @@ fn superblock(
     if state & 2 != 0 {
         p.push("superblock: the kernel recorded errors on this filesystem".to_owned());
     }
+    let last_orphan = get_u32le(s, 0xe8).unwrap_or(0);
+    if last_orphan != 0 {
+        p.push(format!(
+            "superblock: the orphan list is not empty (inode {last_orphan}); the filesystem \
+             was not cleanly unmounted"
+        ));
+    }
     if incompat & INCOMPAT_RECOVER != 0 {
         p.push("superblock: the journal needs recovery (needs_recovery is set)".to_owned());
     }
@@ -906,7 +921,8 @@ fn backups(img: &Image, g: &Geo, head: &[u8], p: &mut Problems) -> Result<(), Er
         let gdt = img.read((g.start(gi) + 1) * g.bs, primary_gdt.len())?;
         for d in 0..g.groups as usize {
             let r = d * g.desc_size;
-            let same = |lo: usize, hi: usize| gdt.get(r + lo..r + hi) == primary_gdt.get(r + lo..r + hi);
+            let same =
+                |lo: usize, hi: usize| gdt.get(r + lo..r + hi) == primary_gdt.get(r + lo..r + hi);
             if !same(0, 0x0c) || (g.wide_desc() && !same(0x20, 0x2c)) {
                 p.push(format!(
                     "group {gi}: backup descriptor of group {d} places its bitmaps or inode \
@@ -1144,37 +1160,74 @@ impl Ext<'_> {
         Ok(())
     }
 
-    /// Streams the inode tables group by group, reading every marked inode.
+    /// Streams the inode tables group by group: every marked inode is read in full;
+    /// free ones must look free (e2fsck would otherwise take them for lost files).
     fn inode_pass(&mut self) -> Result<(), Error> {
-        let g = &self.g;
-        let isz = g.isz;
+        let isz = self.g.isz;
         let per_chunk = (1usize << 20) / isz;
-        let ipg = g.ipg as usize;
-        for gi in 0..g.groups {
+        let ipg = self.g.ipg as usize;
+        for gi in 0..self.g.groups {
             if !self.table_ok[gi as usize] {
                 continue;
             }
-            let table = self.descs[gi as usize].inode_table * self.g.bs;
+            let d = &self.descs[gi as usize];
+            // Past itable_unused (and in INODE_UNINIT groups) the table may be garbage.
+            let scan = if !self.g.uninit_ok() {
+                ipg
+            } else if d.flags & BG_INODE_UNINIT != 0 {
+                0
+            } else {
+                ipg.saturating_sub(d.itable_unused as usize)
+            };
+            let table = d.inode_table * self.g.bs;
             let first = gi as usize * ipg + 1;
             let mut k = 0usize;
-            while k < ipg {
-                let n = per_chunk.min(ipg - k);
-                let any = (first + k..first + k + n)
-                    .any(|ino| self.slots[ino].flags & SLOT_MARKED != 0);
-                if any {
-                    let buf = self.img.read(table + (k * isz) as u64, n * isz)?;
-                    for j in 0..n {
-                        let ino = first + k + j;
-                        if self.slots[ino].flags & SLOT_MARKED != 0 {
-                            let raw = &buf[j * isz..(j + 1) * isz];
-                            self.inode(ino as u32, raw, true)?;
-                        }
+            while k < scan {
+                let n = per_chunk.min(scan - k);
+                let buf = self.img.read(table + (k * isz) as u64, n * isz)?;
+                for j in 0..n {
+                    let ino = first + k + j;
+                    let raw = &buf[j * isz..(j + 1) * isz];
+                    if self.slots[ino].flags & SLOT_MARKED != 0 {
+                        self.inode(ino as u32, raw, true)?;
+                    } else {
+                        self.free_inode(ino as u32, raw);
                     }
                 }
                 k += n;
             }
         }
         Ok(())
+    }
+
+    /// A free inode: all zeros, or a deleted inode (links 0, deletion time set).
+    fn free_inode(&mut self, ino: u32, raw: &[u8]) {
+        if ino < self.g.first_ino || blank(raw) {
+            return;
+        }
+        let mode = get_u16le(raw, 0x00).unwrap_or(0);
+        let links = get_u16le(raw, 0x1a).unwrap_or(0);
+        let dtime = get_u32le(raw, 0x14).unwrap_or(0);
+        if let Some(seed) = self.g.seed {
+            self.inode_csum(ino, raw, seed, get_u32le(raw, 0x64).unwrap_or(0));
+        }
+        if links != 0 {
+            self.p.push(format!(
+                "inode {ino} is free in the inode bitmap, but its record is in use ({}, \
+                 link count {links})",
+                type_name(mode)
+            ));
+        } else if mode != 0 && dtime == 0 {
+            self.p.push(format!(
+                "inode {ino} is free, but its record has a mode and no deletion time"
+            ));
+        } else if dtime != 0 && dtime <= self.g.inodes {
+            // The orphan list links inodes through i_dtime; e2fsck reads so small a
+            // "time" as a link of a list the superblock no longer heads.
+            self.p.push(format!(
+                "inode {ino} is free, but its deletion time {dtime} reads as an orphan list link"
+            ));
+        }
     }
 
     /// Reads one inode on its own (one the walk found named but not marked).
@@ -1232,7 +1285,7 @@ impl Ext<'_> {
         let slot_i = ino as usize;
         self.slots[slot_i].flags |= SLOT_READ;
         let reserved = ino < self.g.first_ino && ino != 2;
-        if raw.iter().all(|&b| b == 0) {
+        if blank(raw) {
             if !reserved && marked {
                 self.p.push(format!(
                     "inode {ino} is marked in use but its record is empty"
@@ -1247,12 +1300,18 @@ impl Ext<'_> {
         let flags = f32(0x20);
         let generation = f32(0x64);
         let size = u64::from(f32(0x04)) | (u64::from(f32(0x6c)) << 32);
+        let acl_hi = u64::from(f16(0x76));
         let file_acl = u64::from(f32(0x68))
             | if self.g.incompat & INCOMPAT_64BIT != 0 {
-                u64::from(f16(0x76)) << 32
+                acl_hi << 32
             } else {
                 0
             };
+        if acl_hi != 0 && self.g.incompat & INCOMPAT_64BIT == 0 {
+            self.p.push(format!(
+                "inode {ino}: high half of i_file_acl is {acl_hi} without the 64bit feature"
+            ));
+        }
         let iblocks = u64::from(f32(0x1c))
             | if self.g.huge_file() {
                 u64::from(f16(0x74)) << 32
@@ -1261,12 +1320,19 @@ impl Ext<'_> {
             };
         self.slots[slot_i].mode = mode;
         self.slots[slot_i].links = links;
+        let kind = mode & S_IFMT;
         if let Some(seed) = self.g.seed {
             self.inode_csum(ino, raw, seed, generation);
         }
-        let kind = mode & S_IFMT;
         if reserved && mode == 0 && ino != self.resize_ino {
             // An unused reserved inode (bad blocks list, undelete, ...): no mapping.
+            let dtime = f32(0x14);
+            if dtime != 0 && dtime <= self.g.inodes {
+                self.p.push(format!(
+                    "inode {ino} is reserved, but its deletion time {dtime} reads as an orphan \
+                     list link"
+                ));
+            }
             return Ok(());
         }
         if entry_type(mode).is_none() {
@@ -1292,6 +1358,27 @@ impl Ext<'_> {
                 "inode {ino}: inline data without the inline_data feature"
             ));
             return Ok(());
+        }
+        for (flag, needs, name) in [
+            (0x0000_2000u32, self.g.compat & 0x0002 != 0, "imagic"),
+            (0x0000_0800, self.g.incompat & 0x1_0000 != 0, "encrypt"),
+            (0x4000_0000, self.g.incompat & 0x2_0000 != 0, "casefold"),
+            (0x0010_0000, self.g.ro & 0x8000 != 0, "verity"),
+            (EXT4_INDEX_FL, kind == S_IFDIR, "htree index"),
+        ] {
+            if flags & flag != 0 && !needs {
+                self.p.push(format!(
+                    "inode {ino} ({}): has the {name} flag, which this filesystem or file type \
+                     does not allow",
+                    type_name(mode)
+                ));
+            }
+        }
+        if f32(0x70) != 0 {
+            self.p.push(format!(
+                "inode {ino}: obsolete fragment address i_faddr is {}, not 0",
+                f32(0x70)
+            ));
         }
         let i_block = raw.get(0x28..0x64).unwrap_or(&[]);
         let is_dir = kind == S_IFDIR;
@@ -1373,7 +1460,7 @@ impl Ext<'_> {
             e.0 = e.0.saturating_add(1);
         }
         if is_dir {
-            if size % self.g.bs != 0 || size == 0 {
+            if !size.is_multiple_of(self.g.bs) || size == 0 {
                 self.p.push(format!(
                     "directory inode {ino}: size {size} is not a positive multiple of the \
                      block size"
@@ -1424,7 +1511,10 @@ impl Ext<'_> {
         let crc = crc32c_raw(inode_seed(seed, ino, generation), &z);
         let lo = u32::from(get_u16le(raw, 0x7c).unwrap_or(0));
         let (want, have) = if has_hi {
-            (crc, lo | (u32::from(get_u16le(raw, 0x82).unwrap_or(0)) << 16))
+            (
+                crc,
+                lo | (u32::from(get_u16le(raw, 0x82).unwrap_or(0)) << 16),
+            )
         } else {
             (crc & 0xffff, lo)
         };
@@ -1436,7 +1526,15 @@ impl Ext<'_> {
     }
 
     /// Records a run of data blocks `physical..+len` at file block `logical`.
-    fn data_run(&mut self, ino: u32, logical: u64, physical: u64, len: u64, init: bool, m: &mut Mapped) {
+    fn data_run(
+        &mut self,
+        ino: u32,
+        logical: u64,
+        physical: u64,
+        len: u64,
+        init: bool,
+        m: &mut Mapped,
+    ) {
         m.data += len;
         if init {
             m.init_end = m.init_end.max(logical + len);
@@ -1472,7 +1570,13 @@ impl Ext<'_> {
         }
     }
 
-    fn extent_root(&mut self, ino: u32, i_block: &[u8], seed: Option<u32>, m: &mut Mapped) -> Result<(), Error> {
+    fn extent_root(
+        &mut self,
+        ino: u32,
+        i_block: &[u8],
+        seed: Option<u32>,
+        m: &mut Mapped,
+    ) -> Result<(), Error> {
         let depth = get_u16le(i_block, 6).unwrap_or(0);
         if depth > MAX_EXTENT_DEPTH {
             self.p.push(format!(
@@ -1617,7 +1721,14 @@ impl Ext<'_> {
         Ok(())
     }
 
-    fn indirect(&mut self, ino: u32, ptr: u64, level: u32, base: u64, m: &mut Mapped) -> Result<(), Error> {
+    fn indirect(
+        &mut self,
+        ino: u32,
+        ptr: u64,
+        level: u32,
+        base: u64,
+        m: &mut Mapped,
+    ) -> Result<(), Error> {
         m.tree += 1;
         if !self.claim(ino, ptr, "indirect") {
             return Ok(());
@@ -1710,7 +1821,11 @@ impl Ext<'_> {
                 let rec = rec_len(rec, bs);
                 let name_len = usize::from(block.get(off + 6).copied().unwrap_or(0));
                 let ftype = block.get(off + 7).copied().unwrap_or(0);
-                if rec < 8 || rec % 4 != 0 || off + rec > end || (ino != 0 && 8 + name_len > rec) {
+                if rec < 8
+                    || !rec.is_multiple_of(4)
+                    || off + rec > end
+                    || (ino != 0 && 8 + name_len > rec)
+                {
                     self.p.push(format!(
                         "directory inode {dir} ({shown}): block {logical}: bad rec_len {rec} \
                          at offset {off}"
@@ -1725,7 +1840,9 @@ impl Ext<'_> {
                 let name = &block[here + 8..here + 8 + name_len];
                 let index = count;
                 count += 1;
-                self.dir_entry(dir, parent, shown, path, logical, index, ino, name, ftype, filetype, queue)?;
+                self.dir_entry(
+                    dir, parent, shown, path, logical, index, ino, name, ftype, filetype, queue,
+                )?;
             }
         }
         if info.blocks.is_empty() || expect < info.size_blocks {
@@ -1993,7 +2110,8 @@ impl Ext<'_> {
     /// Claims each attribute block once and checks its header against the inodes that
     /// point at it.
     fn xattr_blocks(&mut self) -> Result<(), Error> {
-        let mut blocks: Vec<(u64, (u32, u32))> = self.xattrs.iter().map(|(b, v)| (*b, *v)).collect();
+        let mut blocks: Vec<(u64, (u32, u32))> =
+            self.xattrs.iter().map(|(b, v)| (*b, *v)).collect();
         blocks.sort_unstable();
         for (b, (refs, first)) in blocks {
             if !self.claim(first, b, "attribute") {
@@ -2014,9 +2132,8 @@ impl Ext<'_> {
             }
             let nblocks = get_u32le(&block, 8).unwrap_or(0);
             if nblocks != 1 {
-                self.p.push(format!(
-                    "attribute block {b}: h_blocks is {nblocks}, not 1"
-                ));
+                self.p
+                    .push(format!("attribute block {b}: h_blocks is {nblocks}, not 1"));
             }
             if let Some(seed) = self.g.seed {
                 let stored = get_u32le(&block, 0x10).unwrap_or(0);
@@ -2154,6 +2271,13 @@ impl Ext<'_> {
         report.blocks_referenced = self.referenced;
         Ok(())
     }
+}
+
+/// Whether an inode record is blank: its first 128 bytes zero. libext2fs accepts such a
+/// record whatever its checksum and extra fields hold (it was never written), and so
+/// does this check.
+fn blank(raw: &[u8]) -> bool {
+    raw.iter().take(128).all(|&b| b == 0)
 }
 
 /// Whether a directory block ends in the metadata_csum tail entry (inode 0, rec_len 12,

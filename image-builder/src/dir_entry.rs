@@ -116,6 +116,7 @@ mod tests {
         let mut off = 0;
         while off < b.len() {
             let r = usize::from(u16::from_le_bytes([b[off + 4], b[off + 5]]));
+            assert!(r >= 8, "rec_len {r} at offset {off} breaks the chain");
             v.push(r);
             off += r;
         }
@@ -137,9 +138,12 @@ mod tests {
             })
             .collect();
         for tail in [false, true] {
-            let blocks = linear_blocks(&entries, 1024, tail);
+            let mut blocks = linear_blocks(&entries, 1024, tail);
             assert!(blocks.len() > 5);
-            for b in &blocks {
+            for b in &mut blocks {
+                if tail {
+                    seal(b, 7);
+                }
                 assert_eq!(rec_lens(b).iter().sum::<usize>(), 1024);
             }
         }
