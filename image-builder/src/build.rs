@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -26,12 +27,13 @@ use crate::features::FsLevel;
 use crate::group_desc::{self, GroupDesc};
 use crate::inode::{self, InodeRec};
 use crate::journal;
-use crate::layout::{BlockMap, Geometry};
+use crate::layout::{BlockMap, Geometry, Shape};
 use crate::numbering::{FIRST_INO, Numbering};
 use crate::output::{self, Output};
-use crate::size::SizeSpec;
+use crate::size::{Headroom, SizeSpec};
 use crate::sizing::{self, Need};
 use crate::source;
+use crate::source::tar::{DataSink, TarInput};
 use crate::superblock::{self, SuperFields};
 use crate::tree::{FileData, Kind, Meta, NodeId, ROOT, Timestamp, Tree, Xattr};
 use crate::xattr;
@@ -41,6 +43,8 @@ use crate::xattr;
 pub enum Source {
     /// A host folder: its contents become the image's root.
     Dir(PathBuf),
+    /// A tar archive (plain, gzip, xz, zstd or bzip2), streamed into the image.
+    Tar(TarInput),
     /// One host file placed at `dest` inside the image (`--file SRC:DEST`).
     File {
         /// The host file.
@@ -153,89 +157,89 @@ pub fn build(
     }
     output::check_target(out, opts.force)?;
 
+    let bs = u64::from(opts.block_size);
+    let streaming = opts.sources.iter().any(|s| matches!(s, Source::Tar(_)));
     events(Event::Phase("reading sources"));
-    let mut tree = read_sources(opts, events)?;
-    // lost+found must be a directory (e2fsck and the kernel put orphans there): a
-    // source's non-directory of that name at the top gives way to it.
-    if tree
-        .child(ROOT, b"lost+found")
-        .is_some_and(|id| !matches!(tree.nodes[id].kind, Kind::Dir(_)))
-    {
-        tree.unlink(ROOT, b"lost+found");
-        events(Event::Warning(
-            "/lost+found: replaced by a directory (the filesystem's own lost+found)".to_owned(),
-        ));
-    }
-    if let Some((uid, gid)) = opts.owner {
-        tree.map_owner(uid, gid);
-    }
-    if let Some(limit) = opts.source_date_epoch {
-        tree.clamp_times(limit);
+    let mut tree = Tree::new(source::default_root(Timestamp {
+        secs: opts.source_date_epoch.unwrap_or(0),
+        nsec: 0,
+    }));
+
+    // Without a stream, the whole tree is known before anything is written: the size is
+    // checked (or found) exactly first. With a stream, file bytes are written as they
+    // arrive, into a filesystem of the given size or one that grows to fit.
+    let growing = matches!(opts.size, SizeSpec::Auto(_));
+    let (mut w, fixed) = if !streaming && !growing {
+        // The whole tree is known before anything is written: an explicit size is
+        // checked first, and refused with the minimum before any data moves.
+        read_sources(&mut tree, opts, None, events)?;
+        prepare(&mut tree, opts, events, None);
+        let numbering = Numbering::new(&tree);
+        let need = sizing::need(&tree, &numbering, opts.level, opts.block_size);
+        let blocks_count = fixed_size(opts, &need)?;
+        let (geometry, map) =
+            Geometry::plan(opts.level, opts.block_size, blocks_count, need.inodes)?;
+        let output = Output::create(out, geometry.blocks_count * bs, opts.force)?;
+        (Writer::new(map, output), Some(geometry))
+    } else {
+        // File bytes are written as they arrive (streams) or as the tree is walked, into
+        // a filesystem of the given size or one that grows to fit (`auto`).
+        let (map, fixed) = match opts.size {
+            SizeSpec::Bytes(b) => {
+                let (g, m) = Geometry::plan(opts.level, opts.block_size, b / bs, 0)?;
+                (m, Some(g))
+            }
+            SizeSpec::Auto(_) => (
+                BlockMap::growing(Shape::growable(opts.level, opts.block_size)?),
+                None,
+            ),
+        };
+        let output = Output::create(
+            out,
+            fixed.as_ref().map_or(0, |g| g.blocks_count * bs),
+            opts.force,
+        )?;
+        let mut w = Writer::new(map, output);
+        w.count_overflow = fixed.is_some();
+        read_sources(&mut tree, opts, Some(&mut w), events)?;
+        prepare(&mut tree, opts, events, Some(&mut w));
+        (w, fixed)
+    };
+    // Host files go in depth-first name order: the order `tar --sort=name` streams the
+    // same tree in, so a folder and its tarball make the same image.
+    w.copy_host_files(&mut tree, events, interrupt)?;
+    if interrupt.load(Ordering::Relaxed) {
+        return Err(Error::Interrupted);
     }
     let fs_time = filesystem_time(&tree, opts.source_date_epoch);
     check_symlinks(&tree, opts.block_size)?;
-
     let numbering = Numbering::new(&tree);
     let need = sizing::need(&tree, &numbering, opts.level, opts.block_size);
-    let bs = u64::from(opts.block_size);
-    let blocks_count = match opts.size {
-        SizeSpec::Bytes(b) => {
-            let bc = b / bs;
-            match sizing::room(opts.level, opts.block_size, bc, need.inodes) {
-                Some((_, _, free)) if free >= need.blocks => bc,
-                _ => {
-                    let min = sizing::minimum_blocks(
-                        opts.level,
-                        opts.block_size,
-                        need.blocks,
-                        need.inodes,
-                    )?;
-                    return Err(Error::TooSmall {
-                        size: b,
-                        minimum: min * bs,
-                        what: describe(&need),
-                    });
-                }
-            }
-        }
-        SizeSpec::Auto(headroom) => {
-            let (blocks, inodes) = sizing::with_headroom(need, headroom, opts.block_size);
-            sizing::minimum_blocks(opts.level, opts.block_size, blocks, inodes)?
-        }
-    };
-    let (geometry, map) = Geometry::plan(opts.level, opts.block_size, blocks_count, need.inodes)?;
+    if w.overflow > 0 {
+        // A stream outgrew the size given: say how much it needs (counted, not written).
+        let min = sizing::minimum_blocks(
+            opts.level,
+            opts.block_size,
+            need.blocks + w.overflow,
+            need.inodes,
+        )?;
+        return Err(Error::TooSmall {
+            size: fixed.as_ref().map_or(0, |g| g.blocks_count * bs),
+            minimum: min * bs,
+            what: describe(&need),
+        });
+    }
     let uuid = opts
         .uuid
-        .unwrap_or_else(|| derive_id(b"uuid", &tree, &numbering, &geometry, &label, fs_time, out));
-    let hash_seed = derive_id(
-        b"hash-seed",
-        &tree,
-        &numbering,
-        &geometry,
-        &label,
-        fs_time,
-        out,
-    );
+        .unwrap_or_else(|| derive_id(b"uuid", &tree, &numbering, opts, &label, fs_time, out));
+    let hash_seed = derive_id(b"hash-seed", &tree, &numbering, opts, &label, fs_time, out);
+    w.csum = opts.level.metadata_csum().then(|| fs_seed(&uuid));
 
     events(Event::Phase("writing"));
-    let output = Output::create(out, geometry.blocks_count * bs, opts.force)?;
-    let csum = opts.level.metadata_csum().then(|| fs_seed(&uuid));
-    let mut w = Writer {
-        g: &geometry,
-        map,
-        out: &output,
-        csum,
-        inodes: HashMap::new(),
-        xattr_blocks: HashMap::new(),
-        done: 0,
-        total: need.data_bytes,
-        buf: vec![0u8; COPY_CHUNK],
-    };
-    let journal_backup = if opts.level.has_journal() {
-        Some(w.journal(&uuid, fs_time)?)
-    } else {
-        None
-    };
+    let mut journal_backup = None;
+    if let (Some(g), true) = (&fixed, opts.level.has_journal()) {
+        journal_backup = Some(w.journal(journal_blocks(g.blocks_count, bs)?, &uuid, fs_time)?);
+    }
     for (i, slot) in numbering.order.iter().enumerate() {
         if interrupt.load(Ordering::Relaxed) {
             return Err(Error::Interrupted);
@@ -249,8 +253,40 @@ pub fn build(
     w.entry(&tree, &numbering, ROOT, 2, events, interrupt)?;
     w.flush_xattrs()?;
 
+    let geometry = match fixed {
+        Some(g) => g,
+        None => {
+            // A growing filesystem ends here: journal last, then the size that holds it all.
+            let SizeSpec::Auto(headroom) = opts.size else {
+                unreachable!("a fixed size has a geometry")
+            };
+            let (extra_blocks, inodes) = match headroom {
+                Headroom::None => (0, need.inodes),
+                Headroom::Percent(p) => (
+                    w.map.high_water() * u64::from(p) / 100,
+                    need.inodes + need.inodes * u64::from(p) / 100,
+                ),
+                Headroom::Bytes(b) => (b.div_ceil(bs), need.inodes),
+            };
+            if opts.level.has_journal() {
+                let estimate = (w.map.high_water() + extra_blocks).max(2048);
+                journal_backup = Some(w.journal(journal_blocks(estimate, bs)?, &uuid, fs_time)?);
+            }
+            Geometry::finish(&mut w.map, inodes, extra_blocks)?
+        }
+    };
+    if u64::from(numbering.last_ino()) > geometry.inodes_count() {
+        let min = sizing::minimum_blocks(opts.level, opts.block_size, need.blocks, need.inodes)?;
+        return Err(Error::TooSmall {
+            size: geometry.blocks_count * bs,
+            minimum: min * bs,
+            what: describe(&need),
+        });
+    }
+
     events(Event::Phase("writing metadata"));
     let (free_blocks, free_inodes) = w.metadata(
+        &geometry,
         &SuperFields {
             free_blocks: 0,
             free_inodes: 0,
@@ -264,7 +300,8 @@ pub fn build(
     )?;
 
     events(Event::Phase("syncing"));
-    output.commit(opts.force)?;
+    w.out.set_len(geometry.blocks_count * bs)?;
+    w.out.commit(opts.force)?;
     Ok(BuildReport {
         path: out.to_owned(),
         level: opts.level,
@@ -276,26 +313,96 @@ pub fn build(
         free_inodes,
         uuid: uuid::Uuid::from_bytes(uuid).hyphenated().to_string(),
         label,
-        data_bytes: need.data_bytes,
+        data_bytes: w.total,
     })
+}
+
+/// The journal length for a filesystem of `blocks` blocks.
+fn journal_blocks(blocks: u64, bs: u64) -> Result<u64, Error> {
+    journal::default_blocks(blocks).ok_or(Error::TooSmall {
+        size: blocks * bs,
+        minimum: 2048 * bs,
+        what: "a journal (ext3/ext4)".to_owned(),
+    })
+}
+
+/// The block count of an explicit size, refused (with the minimum) when the content
+/// cannot fit.
+fn fixed_size(opts: &BuildOptions, need: &Need) -> Result<u64, Error> {
+    let bs = u64::from(opts.block_size);
+    let b = match opts.size {
+        SizeSpec::Bytes(b) => b,
+        SizeSpec::Auto(_) => unreachable!("an automatic size grows to fit"),
+    };
+    let bc = b / bs;
+    match sizing::room(opts.level, opts.block_size, bc, need.inodes) {
+        Some((_, _, free)) if free >= need.blocks => Ok(bc),
+        _ => {
+            let min =
+                sizing::minimum_blocks(opts.level, opts.block_size, need.blocks, need.inodes)?;
+            Err(Error::TooSmall {
+                size: b,
+                minimum: min * bs,
+                what: describe(need),
+            })
+        }
+    }
+}
+
+/// What every tree goes through after its sources: lost+found made a directory,
+/// owners mapped, times clamped.
+fn prepare(
+    tree: &mut Tree,
+    opts: &BuildOptions,
+    events: &mut dyn FnMut(Event),
+    w: Option<&mut Writer>,
+) {
+    // lost+found must be a directory (e2fsck and the kernel put orphans there): a
+    // source's non-directory of that name at the top gives way to it.
+    if tree
+        .child(ROOT, b"lost+found")
+        .is_some_and(|id| !matches!(tree.nodes[id].kind, Kind::Dir(_)))
+    {
+        tree.unlink(ROOT, b"lost+found");
+        events(Event::Warning(
+            "/lost+found: replaced by a directory (the filesystem's own lost+found)".to_owned(),
+        ));
+    }
+    let released = tree.take_released();
+    if let Some(w) = w {
+        for e in &released {
+            w.release(e);
+        }
+    }
+    if let Some((uid, gid)) = opts.owner {
+        tree.map_owner(uid, gid);
+    }
+    if let Some(limit) = opts.source_date_epoch {
+        tree.clamp_times(limit);
+    }
 }
 
 /// Bytes read from a source file per call.
 const COPY_CHUNK: usize = 1 << 20;
 
-fn read_sources(opts: &BuildOptions, events: &mut dyn FnMut(Event)) -> Result<Tree, Error> {
-    let mut tree = Tree::new(source::default_root(Timestamp {
-        secs: opts.source_date_epoch.unwrap_or(0),
-        nsec: 0,
-    }));
+fn read_sources(
+    tree: &mut Tree,
+    opts: &BuildOptions,
+    mut sink: Option<&mut Writer>,
+    events: &mut dyn FnMut(Event),
+) -> Result<(), Error> {
     let mut warn = |m: String| events(Event::Warning(m));
     for s in &opts.sources {
         match s {
-            Source::Dir(p) => source::dir::add_dir(&mut tree, p, &mut warn)?,
-            Source::File { src, dest } => source::add_file(&mut tree, src, dest)?,
+            Source::Dir(p) => source::dir::add_dir(tree, p, &mut warn)?,
+            Source::File { src, dest } => source::add_file(tree, src, dest)?,
+            Source::Tar(input) => {
+                let sink = sink.as_deref_mut().expect("a stream is read with a writer");
+                source::tar::add_tar(tree, input, sink, &mut warn)?;
+            }
         }
     }
-    Ok(tree)
+    Ok(())
 }
 
 /// The time that dates the filesystem itself: SOURCE_DATE_EPOCH, or else the newest
@@ -355,7 +462,7 @@ fn derive_id(
     purpose: &[u8],
     tree: &Tree,
     numbering: &Numbering,
-    g: &Geometry,
+    opts: &BuildOptions,
     label: &str,
     time: i64,
     out: &Path,
@@ -363,9 +470,9 @@ fn derive_id(
     let mut h = Sha256::new();
     h.update(b"colinux-setup image id v1\0");
     h.update(purpose);
-    h.update(g.level.name().as_bytes());
-    h.update(g.block_size.to_le_bytes());
-    h.update(g.blocks_count.to_le_bytes());
+    h.update(opts.level.name().as_bytes());
+    h.update(opts.block_size.to_le_bytes());
+    h.update(format!("{:?}", opts.size).as_bytes());
     h.update(label.as_bytes());
     h.update(time.to_le_bytes());
     h.update(
@@ -404,11 +511,15 @@ fn derive_id(
 }
 
 /// State while writing.
-struct Writer<'a> {
-    g: &'a Geometry,
+struct Writer {
+    shape: Shape,
     map: BlockMap,
-    out: &'a Output,
+    out: Output,
     csum: Option<u32>,
+    /// When a stream outgrows a fixed size: keep reading and count the blocks it would
+    /// need, so the error can name the minimum.
+    count_overflow: bool,
+    overflow: u64,
     /// Encoded inodes by number.
     inodes: HashMap<u32, InodeRec>,
     /// Attribute block contents, their block number and reference count.
@@ -418,10 +529,29 @@ struct Writer<'a> {
     buf: Vec<u8>,
 }
 
-impl Writer<'_> {
+impl Writer {
+    fn new(map: BlockMap, out: Output) -> Writer {
+        Writer {
+            shape: map.shape(),
+            map,
+            out,
+            csum: None,
+            count_overflow: false,
+            overflow: 0,
+            inodes: HashMap::new(),
+            xattr_blocks: HashMap::new(),
+            done: 0,
+            total: 0,
+            buf: vec![0u8; COPY_CHUNK],
+        }
+    }
+
+    fn bs(&self) -> u64 {
+        u64::from(self.shape.block_size)
+    }
     fn full(&self) -> Error {
         Error::TooSmall {
-            size: self.g.blocks_count * self.g.bs(),
+            size: self.map.capacity() * self.bs(),
             minimum: 0,
             what: "the content".to_owned(),
         }
@@ -458,8 +588,8 @@ impl Writer<'_> {
     /// Encodes a mapping for `extents` and writes its tree or indirect blocks.
     /// Returns (`i_block`, mapping blocks, flags).
     fn map_blocks(&mut self, extents: &[Extent], ino: u32) -> Result<([u8; 60], u64, u32), Error> {
-        let bs = self.g.block_size;
-        let (i_block, blocks) = if self.g.level.is_ext4() {
+        let bs = self.shape.block_size;
+        let (i_block, blocks) = if self.shape.level.is_ext4() {
             let seed = self.csum.map(|s| inode_seed(s, ino, 0));
             let mut alloc = || self.map.alloc_run(1).map(|(s, _)| s);
             let t = extent::encode(extents, bs, seed, &mut alloc).ok_or_else(|| self.full())?;
@@ -477,9 +607,9 @@ impl Writer<'_> {
             (enc.i_block, enc.blocks)
         };
         for (nr, b) in &blocks {
-            self.out.write_at(nr * self.g.bs(), b)?;
+            self.out.write_at(nr * self.bs(), b)?;
         }
-        let flags = if self.g.level.is_ext4() {
+        let flags = if self.shape.level.is_ext4() {
             inode::EXT4_EXTENTS_FL
         } else {
             0
@@ -493,25 +623,19 @@ impl Writer<'_> {
         for e in &extents {
             for i in 0..usize::from(e.len) {
                 let b = &blocks[e.logical as usize + i];
-                self.out
-                    .write_at((e.physical + i as u64) * self.g.bs(), b)?;
+                self.out.write_at((e.physical + i as u64) * self.bs(), b)?;
             }
         }
         Ok(extents)
     }
 
     /// The journal: inode 8, contiguous, its superblock in its first block.
-    fn journal(&mut self, uuid: &[u8; 16], time: i64) -> Result<([u8; 60], u64), Error> {
-        let n = journal::default_blocks(self.g.blocks_count).ok_or_else(|| Error::TooSmall {
-            size: self.g.blocks_count * self.g.bs(),
-            minimum: 2048 * self.g.bs(),
-            what: "a journal (ext3/ext4)".to_owned(),
-        })?;
+    fn journal(&mut self, n: u64, uuid: &[u8; 16], time: i64) -> Result<([u8; 60], u64), Error> {
         let extents = self.alloc_extents(0, n)?;
-        let jsb = journal::superblock(self.g.block_size, n as u32, uuid);
-        self.out.write_at(extents[0].physical * self.g.bs(), &jsb)?;
+        let jsb = journal::superblock(self.shape.block_size, n as u32, uuid);
+        self.out.write_at(extents[0].physical * self.bs(), &jsb)?;
         let (i_block, map_blocks, flags) = self.map_blocks(&extents, 8)?;
-        let size = n * self.g.bs();
+        let size = n * self.bs();
         self.inodes.insert(
             8,
             InodeRec {
@@ -533,7 +657,7 @@ impl Writer<'_> {
 
     /// lost+found made here: inode 11, 0700, root's, 16 KiB of empty directory blocks.
     fn lost_found(&mut self, time: i64) -> Result<(), Error> {
-        let bs = self.g.block_size as usize;
+        let bs = self.shape.block_size as usize;
         let tail = self.csum.is_some();
         let mut blocks = dir_entry::linear_blocks(
             &[
@@ -551,7 +675,7 @@ impl Writer<'_> {
             bs,
             tail,
         );
-        while (blocks.len() as u64) < sizing::lost_found_blocks(self.g.block_size) {
+        while (blocks.len() as u64) < sizing::lost_found_blocks(self.shape.block_size) {
             blocks.push(dir_entry::empty_block(bs, tail));
         }
         let meta = Meta {
@@ -584,7 +708,7 @@ impl Writer<'_> {
         let extents = self.write_blocks(&blocks)?;
         let (i_block, map_blocks, flags) = self.map_blocks(&extents, ino)?;
         let links = if links > 65_000 {
-            if !self.g.level.is_ext4() {
+            if !self.shape.level.is_ext4() {
                 return Err(Error::BadEntry {
                     path: format!("inode {ino}"),
                     reason: format!(
@@ -604,7 +728,7 @@ impl Writer<'_> {
                 mode: inode::S_IFDIR | meta.perm,
                 uid: meta.uid,
                 gid: meta.gid,
-                size: blocks.len() as u64 * self.g.bs(),
+                size: blocks.len() as u64 * self.bs(),
                 time: meta.mtime,
                 links: links as u16,
                 blocks: blocks.len() as u64 + map_blocks + u64::from(file_acl != 0),
@@ -621,11 +745,12 @@ impl Writer<'_> {
         if attrs.is_empty() {
             return Ok(0);
         }
-        let content =
-            xattr::encode(attrs, self.g.block_size as usize).map_err(|reason| Error::BadEntry {
+        let content = xattr::encode(attrs, self.shape.block_size as usize).map_err(|reason| {
+            Error::BadEntry {
                 path: format!("inode {ino}"),
                 reason,
-            })?;
+            }
+        })?;
         if let Some((nr, refs)) = self.xattr_blocks.get_mut(&content) {
             *refs += 1;
             return Ok(*nr);
@@ -640,7 +765,7 @@ impl Writer<'_> {
         for (content, (nr, refs)) in std::mem::take(&mut self.xattr_blocks) {
             let mut b = content;
             xattr::seal(&mut b, refs, nr, self.csum);
-            self.out.write_at(nr * self.g.bs(), &b)?;
+            self.out.write_at(nr * self.bs(), &b)?;
         }
         Ok(())
     }
@@ -707,7 +832,7 @@ impl Writer<'_> {
                 }
                 let blocks = dir_entry::linear_blocks(
                     &entries,
-                    self.g.block_size as usize,
+                    self.shape.block_size as usize,
                     self.csum.is_some(),
                 );
                 return self.dir_inode(ino, meta, blocks, links);
@@ -717,6 +842,7 @@ impl Writer<'_> {
                 rec.size = *size;
                 let extents = match data {
                     FileData::Empty => Vec::new(),
+                    FileData::Written { extents } => extents.clone(),
                     FileData::Host { path, ranges } => {
                         self.copy_file(path, *size, ranges.as_deref(), events, interrupt)?
                     }
@@ -734,7 +860,7 @@ impl Writer<'_> {
                     // Fast symlink: the target lives in i_block, no blocks, no extents.
                     rec.i_block[..target.len()].copy_from_slice(target);
                 } else {
-                    let mut b = vec![0u8; self.g.block_size as usize];
+                    let mut b = vec![0u8; self.shape.block_size as usize];
                     b[..target.len()].copy_from_slice(target);
                     let extents = self.write_blocks(&[b])?;
                     let (i_block, map_blocks, flags) = self.map_blocks(&extents, ino)?;
@@ -762,6 +888,53 @@ impl Writer<'_> {
         Ok(())
     }
 
+    /// Copies every host file's bytes into the image, depth first in name order, and
+    /// records where they went.
+    fn copy_host_files(
+        &mut self,
+        tree: &mut Tree,
+        events: &mut dyn FnMut(Event),
+        interrupt: &AtomicBool,
+    ) -> Result<(), Error> {
+        let pending: u64 = tree
+            .nodes
+            .iter()
+            .map(|n| match &n.kind {
+                Kind::File {
+                    data: FileData::Host { .. },
+                    size,
+                } => *size,
+                _ => 0,
+            })
+            .sum();
+        self.total = self.done + pending;
+        let mut stack: Vec<(Vec<NodeId>, usize)> = vec![(children(tree, ROOT), 0)];
+        while let Some((list, i)) = stack.last_mut() {
+            let Some(&id) = list.get(*i) else {
+                stack.pop();
+                continue;
+            };
+            *i += 1;
+            match &tree.nodes[id].kind {
+                Kind::Dir(_) => stack.push((children(tree, id), 0)),
+                Kind::File {
+                    data: FileData::Host { path, ranges },
+                    size,
+                } => {
+                    let (path, ranges, size) = (path.clone(), ranges.clone(), *size);
+                    let extents =
+                        self.copy_file(&path, size, ranges.as_deref(), events, interrupt)?;
+                    tree.nodes[id].kind = Kind::File {
+                        data: FileData::Written { extents },
+                        size,
+                    };
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Streams a host file into the image: holes in `ranges` and all-zero blocks stay
     /// holes; each run of data blocks is written with one call.
     fn copy_file(
@@ -772,7 +945,7 @@ impl Writer<'_> {
         events: &mut dyn FnMut(Event),
         interrupt: &AtomicBool,
     ) -> Result<Vec<Extent>, Error> {
-        let bs = self.g.bs();
+        let bs = self.bs();
         let file = File::open(path).map_err(|e| Error::Read {
             path: path.to_owned(),
             source: e,
@@ -825,7 +998,7 @@ impl Writer<'_> {
         first: u64,
         extents: &mut Vec<Extent>,
     ) -> Result<(), Error> {
-        let bs = self.g.bs() as usize;
+        let bs = self.bs() as usize;
         let nblocks = chunk.len() / bs;
         let mut i = 0;
         while i < nblocks {
@@ -840,10 +1013,14 @@ impl Writer<'_> {
             // Blocks i..j hold data: place them, in as few runs as the free space allows.
             let mut k = i;
             while k < j {
-                let (start, got) = self
-                    .map
-                    .alloc_run(((j - k) as u64).min(MAX_EXTENT_LEN))
-                    .ok_or_else(|| self.full())?;
+                let Some((start, got)) = self.map.alloc_run(((j - k) as u64).min(MAX_EXTENT_LEN))
+                else {
+                    if self.count_overflow {
+                        self.overflow += (j - k) as u64;
+                        break;
+                    }
+                    return Err(self.full());
+                };
                 let got = got as usize;
                 self.out
                     .write_at(start * bs as u64, &chunk[k * bs..(k + got) * bs])?;
@@ -865,8 +1042,12 @@ impl Writer<'_> {
 
     /// Writes inode tables, bitmaps, descriptors and superblocks. Returns the free
     /// block and inode counts.
-    fn metadata(&mut self, fields: &SuperFields<'_>, last_ino: u32) -> Result<(u64, u64), Error> {
-        let g = self.g;
+    fn metadata(
+        &mut self,
+        g: &Geometry,
+        fields: &SuperFields<'_>,
+        last_ino: u32,
+    ) -> Result<(u64, u64), Error> {
         let bs = g.bs();
         let isz = usize::from(g.inode_size);
         let ipg = g.inodes_per_group;
@@ -947,6 +1128,71 @@ impl Writer<'_> {
             self.out.write_at((grp.start + 1) * bs, &descs)?;
         }
         Ok((total_free_blocks, total_free_inodes))
+    }
+}
+
+impl DataSink for Writer {
+    fn stream(
+        &mut self,
+        r: &mut dyn Read,
+        size: u64,
+        name: &dyn Fn() -> String,
+    ) -> Result<Vec<Extent>, Error> {
+        let bs = self.bs();
+        let mut buf = std::mem::take(&mut self.buf);
+        let mut extents = Vec::new();
+        let mut pos = 0u64;
+        let result = (|| {
+            while pos < size {
+                let want = (size - pos).min(buf.len() as u64) as usize;
+                let mut got = 0;
+                while got < want {
+                    match r.read(&mut buf[got..want]) {
+                        Ok(0) => break,
+                        Ok(n) => got += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            return Err(Error::Read {
+                                path: PathBuf::from(name()),
+                                source: e,
+                            });
+                        }
+                    }
+                }
+                if got < want {
+                    let e = std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!("{} of {size} bytes", pos + got as u64),
+                    );
+                    return Err(Error::Read {
+                        path: PathBuf::from(name()),
+                        source: e,
+                    });
+                }
+                let padded = (want as u64).div_ceil(bs) as usize * bs as usize;
+                buf[want..padded].fill(0);
+                self.write_chunk(&buf[..padded], pos / bs, &mut extents)?;
+                pos += want as u64;
+                self.done += want as u64;
+            }
+            Ok(())
+        })();
+        self.buf = buf;
+        result.map(|()| extents)
+    }
+
+    fn release(&mut self, extents: &[Extent]) {
+        for e in extents {
+            self.map.clear(e.physical, u64::from(e.len));
+        }
+    }
+}
+
+/// The children of directory `id`, in name order.
+fn children(tree: &Tree, id: NodeId) -> Vec<NodeId> {
+    match &tree.nodes[id].kind {
+        Kind::Dir(e) => e.values().copied().collect(),
+        _ => Vec::new(),
     }
 }
 

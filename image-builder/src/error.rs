@@ -115,6 +115,18 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A tar archive is truncated, corrupt or hostile.
+    #[error("{archive}: {}{reason}", entry.as_ref().map(|e| format!("entry '{e}' at byte {offset}: ")).unwrap_or_else(|| format!("at byte {offset}: ")))]
+    Archive {
+        /// The archive (a path, or `-` for standard input).
+        archive: String,
+        /// The entry at fault, when its header could be read.
+        entry: Option<String>,
+        /// Byte offset of the entry's header in the uncompressed stream.
+        offset: u64,
+        /// What is wrong, and what to do.
+        reason: String,
+    },
     /// The build was interrupted (Ctrl-C); nothing was left behind.
     #[error("interrupted; no image was written")]
     Interrupted,

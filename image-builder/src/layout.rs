@@ -1,14 +1,18 @@
 //! The one-pass plan: where every group's superblock copy, descriptor table, bitmaps and
 //! inode table go, and a block allocator over the rest.
 //!
-//! The geometry is fixed before any data is written: block size, blocks per group
-//! (8 × block size, one bitmap block), inodes per group, and so the metadata positions.
-//! Without flex_bg (ext2, ext3) each group starts with its superblock copy and
-//! descriptor table (groups 0, 1 and powers of 3, 5 and 7 only: sparse_super), then its
-//! block bitmap, inode bitmap and inode table, as mke2fs lays them out. With flex_bg
-//! (ext4) the bitmaps and inode tables of 16 groups are packed at the start of the
-//! first group of the 16, leaving long free runs for file data (ext4 `flex_bg`,
-//! Documentation/filesystems/ext4/blockgroup.rst).
+//! Every group starts with its metadata: a superblock copy and the descriptor table
+//! (groups 0, 1 and powers of 3, 5 and 7 only: sparse_super), then its block bitmap,
+//! inode bitmap and inode table. So a group's layout is a function of the group number
+//! alone, and the filesystem can grow group by group while a stream is written, without
+//! knowing its final size: that is what makes `--size auto` one pass for tar streams.
+//! ext4 images carry the flex_bg feature, which lets the kernel and resize2fs place
+//! *later* metadata anywhere; the layout written here is the classic one, which every
+//! ext2/3/4 driver reads.
+//!
+//! The descriptor table of a growing filesystem cannot know how many groups it will
+//! describe: a reserve is set aside after each superblock copy and the unused part is
+//! freed when the size is known.
 //!
 //! No resize_inode: offline resize2fs still works, and nothing has to map reserved
 //! descriptor blocks.
@@ -16,12 +20,17 @@
 use crate::error::Error;
 use crate::features::FsLevel;
 
-/// Groups whose metadata one flex group packs together (mke2fs's default, 2^4).
+/// Groups whose metadata the kernel may pack together (mke2fs's default, 2^4); recorded
+/// in the superblock for flex_bg filesystems.
 pub(crate) const LOG_GROUPS_PER_FLEX: u8 = 4;
 
 /// Blocks past the metadata that a last group must hold to be worth keeping; smaller
 /// remainders are left off the filesystem, as mke2fs does.
 const MIN_LAST_GROUP_DATA: u64 = 50;
+
+/// Groups a growing filesystem may reach (its descriptor reserve covers them):
+/// 8192 groups are 256 GiB with 4 KiB blocks.
+const GROWABLE_MAX_GROUPS: u64 = 8192;
 
 /// Where one group's metadata lives.
 #[derive(Clone, Debug)]
@@ -37,6 +46,154 @@ pub(crate) struct GroupLayout {
     pub inode_table: u64,
 }
 
+/// The part of the geometry fixed before any data is written.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Shape {
+    pub level: FsLevel,
+    pub block_size: u32,
+    pub first_data_block: u64,
+    pub blocks_per_group: u32,
+    pub inodes_per_group: u32,
+    pub inode_size: u16,
+    pub desc_size: u16,
+    /// Blocks after each superblock copy kept for the descriptor table.
+    pub gdt_reserve: u32,
+    pub itable_blocks: u32,
+}
+
+impl Shape {
+    /// A shape with `ipg` inodes and `gdt_reserve` descriptor blocks per group.
+    fn new(level: FsLevel, block_size: u32, ipg: u32, gdt_reserve: u32) -> Result<Shape, Error> {
+        if ![1024, 2048, 4096].contains(&block_size) {
+            return Err(Error::BadBlockSize(block_size));
+        }
+        let inode_size = level.inode_size();
+        let shape = Shape {
+            level,
+            block_size,
+            first_data_block: u64::from(block_size == 1024),
+            blocks_per_group: 8 * block_size,
+            inodes_per_group: ipg,
+            inode_size,
+            desc_size: if level.is_64bit() { 64 } else { 32 },
+            gdt_reserve,
+            itable_blocks: ipg / (block_size / u32::from(inode_size)),
+        };
+        if shape.meta_len(0) + MIN_LAST_GROUP_DATA > u64::from(shape.blocks_per_group) {
+            return Err(Error::TooLarge {
+                size: u64::from(gdt_reserve) * u64::from(block_size),
+                max: u64::from(shape.blocks_per_group) * u64::from(block_size),
+            });
+        }
+        Ok(shape)
+    }
+
+    /// A shape for a filesystem whose size is not known yet: inodes by the default
+    /// ratio, descriptors reserved for up to 8192 groups.
+    pub(crate) fn growable(level: FsLevel, block_size: u32) -> Result<Shape, Error> {
+        let bpg = u64::from(8 * block_size);
+        let ipg = ipg_for(
+            level,
+            block_size,
+            bpg * u64::from(block_size) / inode_ratio(block_size),
+            1,
+        );
+        let reserve = (GROWABLE_MAX_GROUPS * desc_size(level)).div_ceil(u64::from(block_size));
+        Shape::new(level, block_size, ipg, reserve as u32)
+    }
+
+    /// The largest filesystem this shape can describe, in blocks.
+    pub(crate) fn max_blocks(&self) -> u64 {
+        let by_gdt = u64::from(self.gdt_reserve) * u64::from(self.block_size)
+            / u64::from(self.desc_size)
+            * u64::from(self.blocks_per_group);
+        let by_field = if self.level.is_64bit() {
+            1u64 << 40
+        } else {
+            (1u64 << 32) - 1
+        };
+        by_gdt.min(by_field)
+    }
+
+    /// First block of group `g`.
+    pub(crate) fn group_start(&self, g: u64) -> u64 {
+        self.first_data_block + g * u64::from(self.blocks_per_group)
+    }
+
+    /// Metadata blocks at the start of group `g`.
+    pub(crate) fn meta_len(&self, g: u64) -> u64 {
+        let sb = if has_super(g as u32) {
+            1 + u64::from(self.gdt_reserve)
+        } else {
+            0
+        };
+        sb + 2 + u64::from(self.itable_blocks)
+    }
+
+    /// Group `g`'s layout in a filesystem of `blocks_count` blocks.
+    fn group(&self, g: u64, blocks_count: u64) -> GroupLayout {
+        let start = self.group_start(g);
+        let hs = has_super(g as u32);
+        let bb = start
+            + if hs {
+                1 + u64::from(self.gdt_reserve)
+            } else {
+                0
+            };
+        GroupLayout {
+            start,
+            end: (start + u64::from(self.blocks_per_group)).min(blocks_count),
+            has_super: hs,
+            block_bitmap: bb,
+            inode_bitmap: bb + 1,
+            inode_table: bb + 2,
+        }
+    }
+
+    /// The geometry of a filesystem of `blocks_count` blocks with this shape.
+    fn geometry(&self, blocks_count: u64) -> Geometry {
+        let ngroups =
+            (blocks_count - self.first_data_block).div_ceil(u64::from(self.blocks_per_group));
+        let groups = (0..ngroups).map(|g| self.group(g, blocks_count)).collect();
+        Geometry {
+            level: self.level,
+            block_size: self.block_size,
+            log_block_size: self.block_size.trailing_zeros() - 10,
+            blocks_count,
+            first_data_block: self.first_data_block,
+            blocks_per_group: self.blocks_per_group,
+            inodes_per_group: self.inodes_per_group,
+            inode_size: self.inode_size,
+            desc_size: self.desc_size,
+            gdt_blocks: (ngroups * u64::from(self.desc_size)).div_ceil(u64::from(self.block_size))
+                as u32,
+            itable_blocks: self.itable_blocks,
+            groups,
+        }
+    }
+}
+
+fn desc_size(level: FsLevel) -> u64 {
+    if level.is_64bit() { 64 } else { 32 }
+}
+
+/// Bytes per inode: mke2fs.conf's inode_ratio, 16 KiB for 4 KiB blocks and 4 KiB for
+/// the "small" filesystems that use 1 KiB blocks.
+fn inode_ratio(block_size: u32) -> u64 {
+    if block_size >= 4096 { 16384 } else { 4096 }
+}
+
+/// Inodes per group for `total` inodes over `groups` groups: rounded up to whole
+/// inode-table blocks and bitmap bytes, at most one bitmap block's worth, and small
+/// enough that a group's metadata leaves room for data.
+fn ipg_for(level: FsLevel, block_size: u32, total: u64, groups: u64) -> u32 {
+    let per_block = u64::from(block_size / u32::from(level.inode_size()));
+    let align = per_block.max(8);
+    let by_room = (u64::from(8 * block_size) / 2) * per_block; // itable at most half a group
+    let max = u64::from(8 * block_size).min(by_room) / align * align;
+    (total.div_ceil(groups).max(16).div_ceil(align) * align).min(max) as u32
+}
+
 /// The whole geometry of an image.
 #[derive(Clone, Debug)]
 pub(crate) struct Geometry {
@@ -49,6 +206,7 @@ pub(crate) struct Geometry {
     pub inodes_per_group: u32,
     pub inode_size: u16,
     pub desc_size: u16,
+    /// Descriptor table blocks actually used (the reserve beyond them is free).
     pub gdt_blocks: u32,
     /// Blocks of one group's inode table.
     #[cfg_attr(not(test), expect(dead_code, reason = "the layout tests read it"))]
@@ -57,8 +215,9 @@ pub(crate) struct Geometry {
 }
 
 impl Geometry {
-    /// Lays out an image of `blocks_count` blocks holding at least `min_inodes` inodes.
-    /// Returns the geometry and the block bitmap with every metadata block marked.
+    /// Lays out an image of exactly `blocks_count` blocks (a runt last group dropped)
+    /// holding at least `min_inodes` inodes. Returns the geometry and the block bitmap
+    /// with every metadata block marked.
     pub(crate) fn plan(
         level: FsLevel,
         block_size: u32,
@@ -69,159 +228,95 @@ impl Geometry {
             return Err(Error::BadBlockSize(block_size));
         }
         let bs = u64::from(block_size);
-        let log_block_size = block_size.trailing_zeros() - 10;
-        let first_data_block = u64::from(block_size == 1024);
-        let bpg = 8 * block_size;
-        let inode_size = level.inode_size();
-        let desc_size: u16 = if level.is_64bit() { 64 } else { 32 };
-        let max_blocks = if level.is_64bit() {
-            1u64 << 40
-        } else {
-            (1u64 << 32) - 1
-        };
-        if blocks_count > max_blocks {
-            return Err(Error::TooLarge {
-                size: blocks_count * bs,
-                max: max_blocks * bs,
-            });
-        }
-        let mut blocks_count = blocks_count;
+        let fdb = u64::from(block_size == 1024);
+        let bpg = u64::from(8 * block_size);
         let too_small = |bc: u64, what: &str| Error::TooSmall {
             size: bc * bs,
             minimum: 0,
             what: what.to_owned(),
         };
-        if blocks_count < first_data_block + 64 {
+        if blocks_count < fdb + 64 {
             return Err(too_small(blocks_count, "an ext2/3/4 filesystem"));
         }
-        let inodes_per_block = block_size / u32::from(inode_size);
-        // Bytes per inode: mke2fs.conf's inode_ratio, 16 KiB for 4 KiB blocks and
-        // 4 KiB for the "small" filesystems that use 1 KiB blocks.
-        let inode_ratio: u64 = if block_size >= 4096 { 16384 } else { 4096 };
-        loop {
-            let ngroups = (blocks_count - first_data_block).div_ceil(u64::from(bpg));
-            let ngroups_u32 = u32::try_from(ngroups).map_err(|_| Error::TooLarge {
+        let max_field = if level.is_64bit() {
+            1u64 << 40
+        } else {
+            (1u64 << 32) - 1
+        };
+        if blocks_count > max_field {
+            return Err(Error::TooLarge {
                 size: blocks_count * bs,
-                max: max_blocks * bs,
-            })?;
-            let gdt_blocks = u32::try_from((ngroups * u64::from(desc_size)).div_ceil(bs))
+                max: max_field * bs,
+            });
+        }
+        let mut blocks_count = blocks_count;
+        loop {
+            let ngroups = (blocks_count - fdb).div_ceil(bpg);
+            let gdt = u32::try_from((ngroups * desc_size(level)).div_ceil(bs))
                 .map_err(|_| too_small(blocks_count, "descriptors"))?;
-            // Inodes: the ratio's share, or what the content needs, whichever is more,
-            // rounded to whole inode-table blocks and to bytes of the inode bitmap.
-            let by_ratio = (blocks_count * bs / inode_ratio).div_ceil(ngroups);
-            let by_need = min_inodes.div_ceil(ngroups);
-            let align = u64::from(inodes_per_block.max(8));
-            let mut ipg = by_ratio.max(by_need).max(16).div_ceil(align) * align;
-            let ipg_max = u64::from(8 * block_size);
-            if ipg > ipg_max {
-                if by_need > ipg_max {
-                    return Err(Error::TooSmall {
-                        size: blocks_count * bs,
-                        minimum: min_inodes.div_ceil(ipg_max) * u64::from(bpg) * bs,
-                        what: format!("{min_inodes} inodes"),
-                    });
-                }
-                ipg = ipg_max;
-            }
-            let ipg = u32::try_from(ipg).map_err(|_| too_small(blocks_count, "inodes"))?;
-            let itable_blocks = ipg / inodes_per_block;
-            let flex = level.is_ext4();
-
-            // Drop a last group too small to be worth its metadata.
-            let last_start = first_data_block + (ngroups - 1) * u64::from(bpg);
-            let last_len = blocks_count - last_start;
-            let last_has_super = has_super(ngroups_u32 - 1);
-            let last_meta = if last_has_super {
-                1 + u64::from(gdt_blocks)
-            } else {
-                0
-            } + if flex {
-                0
-            } else {
-                2 + u64::from(itable_blocks)
-            };
-            if ngroups > 1 && last_len < last_meta + MIN_LAST_GROUP_DATA {
-                blocks_count = last_start;
-                continue;
-            }
-
-            let mut map = BlockMap::new(blocks_count, first_data_block);
-            let mut groups = Vec::with_capacity(ngroups_u32 as usize);
-            for g in 0..ngroups_u32 {
-                let start = first_data_block + u64::from(g) * u64::from(bpg);
-                let end = (start + u64::from(bpg)).min(blocks_count);
-                let hs = has_super(g);
-                if hs {
-                    map.mark(start, 1 + u64::from(gdt_blocks));
-                }
-                groups.push(GroupLayout {
-                    start,
-                    end,
-                    has_super: hs,
-                    block_bitmap: 0,
-                    inode_bitmap: 0,
-                    inode_table: 0,
+            let by_ratio = blocks_count * bs / inode_ratio(block_size);
+            let ipg = ipg_for(level, block_size, by_ratio.max(min_inodes), ngroups);
+            if u64::from(ipg) * ngroups < min_inodes {
+                return Err(Error::TooSmall {
+                    size: blocks_count * bs,
+                    minimum: min_inodes.div_ceil(u64::from(ipg)) * bpg * bs,
+                    what: format!("{min_inodes} inodes"),
                 });
             }
-            let geo_err = || Error::TooSmall {
-                size: blocks_count * bs,
-                minimum: 0,
-                what: "the group metadata (bitmaps and inode tables)".to_owned(),
-            };
-            if flex {
-                let per_flex = 1usize << LOG_GROUPS_PER_FLEX;
-                for first in (0..groups.len()).step_by(per_flex) {
-                    let members = first..(first + per_flex).min(groups.len());
-                    let from = groups[first].start;
-                    for g in members.clone() {
-                        groups[g].block_bitmap =
-                            map.alloc_contiguous(from, 1).ok_or_else(geo_err)?;
-                    }
-                    for g in members.clone() {
-                        groups[g].inode_bitmap =
-                            map.alloc_contiguous(from, 1).ok_or_else(geo_err)?;
-                    }
-                    for g in members {
-                        groups[g].inode_table = map
-                            .alloc_contiguous(from, u64::from(itable_blocks))
-                            .ok_or_else(geo_err)?;
-                    }
+            let shape = Shape::new(level, block_size, ipg, gdt)?;
+            let last = ngroups - 1;
+            let last_len = blocks_count - shape.group_start(last);
+            if last_len < shape.meta_len(last) + MIN_LAST_GROUP_DATA {
+                if ngroups == 1 {
+                    return Err(too_small(
+                        blocks_count,
+                        "the group metadata (bitmaps and inode table)",
+                    ));
                 }
-            } else {
-                for grp in &mut groups {
-                    let mut at = grp.start
-                        + if grp.has_super {
-                            1 + u64::from(gdt_blocks)
-                        } else {
-                            0
-                        };
-                    if at + 2 + u64::from(itable_blocks) > grp.end {
-                        return Err(geo_err());
-                    }
-                    grp.block_bitmap = at;
-                    grp.inode_bitmap = at + 1;
-                    grp.inode_table = at + 2;
-                    map.mark(at, 2 + u64::from(itable_blocks));
-                    at += 2 + u64::from(itable_blocks);
-                    let _ = at;
-                }
+                blocks_count = shape.group_start(last);
+                continue;
             }
-            let geometry = Geometry {
-                level,
-                block_size,
-                log_block_size,
-                blocks_count,
-                first_data_block,
-                blocks_per_group: bpg,
-                inodes_per_group: ipg,
-                inode_size,
-                desc_size,
-                gdt_blocks,
-                itable_blocks,
-                groups,
-            };
-            return Ok((geometry, map));
+            let mut map = BlockMap::new(shape, blocks_count, false);
+            map.materialize(ngroups);
+            return Ok((shape.geometry(blocks_count), map));
         }
+    }
+
+    /// Ends a growing filesystem: picks the size that holds what was written, `inodes`
+    /// inodes and `headroom` free blocks, frees the unused descriptor reserve, and
+    /// returns the geometry.
+    pub(crate) fn finish(
+        map: &mut BlockMap,
+        inodes: u64,
+        headroom: u64,
+    ) -> Result<Geometry, Error> {
+        let shape = map.shape;
+        let bpg = u64::from(shape.blocks_per_group);
+        let inode_groups = inodes.div_ceil(u64::from(shape.inodes_per_group)).max(1);
+        let mut target = (map.high_water() + headroom).max(
+            shape.group_start(inode_groups - 1)
+                + shape.meta_len(inode_groups - 1)
+                + MIN_LAST_GROUP_DATA,
+        );
+        let ngroups = (target - shape.first_data_block).div_ceil(bpg);
+        let last = ngroups - 1;
+        target = target.max(shape.group_start(last) + shape.meta_len(last) + MIN_LAST_GROUP_DATA);
+        if target > shape.max_blocks() {
+            return Err(Error::TooLarge {
+                size: target * u64::from(shape.block_size),
+                max: shape.max_blocks() * u64::from(shape.block_size),
+            });
+        }
+        map.set_capacity(target);
+        map.materialize(ngroups);
+        let g = shape.geometry(target);
+        for grp in g.groups.iter().filter(|grp| grp.has_super) {
+            map.clear(
+                grp.start + 1 + u64::from(g.gdt_blocks),
+                u64::from(shape.gdt_reserve - g.gdt_blocks),
+            );
+        }
+        Ok(g)
     }
 
     /// Total inodes.
@@ -252,29 +347,99 @@ pub(crate) fn has_super(g: u32) -> bool {
 /// Data goes at the lowest free blocks in order, so a tree lands packed at the front of
 /// the image in inode order (what the reader will read together), and a file's blocks
 /// are contiguous except where metadata interrupts them.
+/// Which blocks are in use, for the whole filesystem, and the allocator over it.
+///
+/// Data goes at the lowest free blocks in order, so a tree lands packed at the front of
+/// the image in inode order (what the reader will read together), and a file's blocks
+/// are contiguous except where metadata interrupts them. A growing map adds groups
+/// (with their metadata marked) as allocation reaches them.
 #[derive(Clone, Debug)]
 pub(crate) struct BlockMap {
+    shape: Shape,
     bits: Vec<u64>,
+    /// Blocks the map covers now.
     blocks_count: u64,
+    /// Groups whose metadata is marked.
+    groups: u64,
+    growable: bool,
     cursor: u64,
     used: u64,
+    high_water: u64,
 }
 
 impl BlockMap {
-    fn new(blocks_count: u64, first_data_block: u64) -> BlockMap {
-        let words = usize::try_from(blocks_count.div_ceil(64)).unwrap_or(usize::MAX);
+    fn new(shape: Shape, blocks_count: u64, growable: bool) -> BlockMap {
+        let fdb = shape.first_data_block;
         let mut m = BlockMap {
-            bits: vec![0; words],
-            blocks_count,
-            cursor: first_data_block,
+            shape,
+            bits: Vec::new(),
+            blocks_count: 0,
+            groups: 0,
+            growable,
+            cursor: fdb,
             used: 0,
+            high_water: 0,
         };
+        m.set_capacity(blocks_count);
         // Block 0 of a 1 KiB-block filesystem is the boot block, outside every group.
-        if first_data_block > 0 {
-            m.mark(0, first_data_block);
-            m.used -= first_data_block;
+        if fdb > 0 {
+            m.mark(0, fdb);
+            m.used -= fdb;
         }
         m
+    }
+
+    /// An empty map that grows as blocks are allocated.
+    pub(crate) fn growing(shape: Shape) -> BlockMap {
+        let mut m = BlockMap::new(shape, shape.group_start(1), true);
+        m.materialize(1);
+        m
+    }
+
+    /// Blocks the map covers now (the image size, for a fixed one).
+    pub(crate) fn capacity(&self) -> u64 {
+        self.blocks_count
+    }
+
+    /// The shape the map lays groups out with.
+    pub(crate) fn shape(&self) -> Shape {
+        self.shape
+    }
+
+    fn set_capacity(&mut self, blocks: u64) {
+        self.blocks_count = blocks;
+        let words = usize::try_from(blocks.div_ceil(64)).unwrap_or(usize::MAX);
+        if words > self.bits.len() {
+            self.bits.resize(words, 0);
+        }
+    }
+
+    /// Marks the metadata of groups up to `n` (exclusive).
+    fn materialize(&mut self, n: u64) {
+        while self.groups < n {
+            let g = self.groups;
+            let start = self.shape.group_start(g);
+            let len = self
+                .shape
+                .meta_len(g)
+                .min(self.blocks_count.saturating_sub(start));
+            self.mark(start, len);
+            self.groups += 1;
+        }
+    }
+
+    /// Adds one group to a growing map; false when it cannot grow.
+    fn grow(&mut self) -> bool {
+        if !self.growable {
+            return false;
+        }
+        let next = self.shape.group_start(self.groups + 1);
+        if next > self.shape.max_blocks() {
+            return false;
+        }
+        self.set_capacity(next);
+        self.materialize(self.groups + 1);
+        true
     }
 
     /// Whether block `b` is in use.
@@ -292,11 +457,32 @@ impl BlockMap {
                 self.used += 1;
             }
         }
+        if len > 0 {
+            self.high_water = self.high_water.max(start + len);
+        }
+    }
+
+    /// Frees `len` blocks from `start` (a replaced file's data, an unused reserve).
+    pub(crate) fn clear(&mut self, start: u64, len: u64) {
+        for b in start..start + len {
+            let w = &mut self.bits[(b / 64) as usize];
+            let bit = 1u64 << (b % 64);
+            if *w & bit != 0 {
+                *w &= !bit;
+                self.used -= 1;
+            }
+        }
+        self.cursor = self.cursor.min(start);
     }
 
     /// Blocks in use (metadata and data), not counting a 1 KiB filesystem's boot block.
     pub(crate) fn used(&self) -> u64 {
         self.used
+    }
+
+    /// One past the highest block ever allocated or marked.
+    pub(crate) fn high_water(&self) -> u64 {
+        self.high_water
     }
 
     /// The first free block at or after `from`.
@@ -316,29 +502,16 @@ impl BlockMap {
         None
     }
 
-    /// Allocates `len` contiguous free blocks at or after `from` (for inode tables).
-    fn alloc_contiguous(&mut self, from: u64, len: u64) -> Option<u64> {
-        let mut start = self.next_free(from)?;
-        loop {
-            let mut n = 0;
-            while n < len && start + n < self.blocks_count && !self.is_set(start + n) {
-                n += 1;
-            }
-            if n == len {
-                self.mark(start, len);
-                return Some(start);
-            }
-            if start + n >= self.blocks_count {
-                return None;
-            }
-            start = self.next_free(start + n)?;
-        }
-    }
-
     /// Allocates up to `max` contiguous blocks at the allocation cursor and returns
     /// (first block, count); `None` when the image is full.
     pub(crate) fn alloc_run(&mut self, max: u64) -> Option<(u64, u64)> {
-        let start = self.next_free(self.cursor)?;
+        let start = loop {
+            match self.next_free(self.cursor) {
+                Some(s) => break s,
+                None if self.grow() => {}
+                None => return None,
+            }
+        };
         let mut n = 0;
         while n < max && start + n < self.blocks_count && !self.is_set(start + n) {
             n += 1;
@@ -391,11 +564,22 @@ mod tests {
     }
 
     #[test]
-    fn ext4_packs_metadata_in_the_first_group() {
-        let (g, _) = Geometry::plan(FsLevel::Ext4Modern, 4096, 200_000, 100).expect("plans");
-        for grp in &g.groups {
-            assert!(grp.inode_table < 32768, "{grp:?}");
+    fn a_growing_map_adds_groups_and_frees_the_unused_reserve() {
+        let shape = Shape::growable(FsLevel::Ext4Modern, 4096).expect("shape");
+        let mut map = BlockMap::growing(shape);
+        let mut total = 0;
+        while total < 40_000 {
+            let (_, n) = map.alloc_run(32768).expect("grows");
+            total += n;
         }
+        let g = Geometry::finish(&mut map, 100, 0).expect("finishes");
+        assert_eq!(g.groups.len(), 2);
+        assert_eq!(g.gdt_blocks, 1);
+        assert!(
+            !map.is_set(2),
+            "the descriptor reserve past the first block is free again"
+        );
+        assert_eq!(g.blocks_count, map.high_water());
     }
 
     #[test]

@@ -83,5 +83,6 @@ pub use error::Error;
 pub use features::{FsLevel, KernelVersion, feature_names};
 pub use inspect::{ImageInfo, ImageKind, inspect};
 pub use size::{Headroom, SizeSpec, parse_bytes};
+pub use source::tar::TarInput;
 pub use swap::{PAGE_SIZE, SwapOptions, SwapReport, write_swap};
 pub use tree::Timestamp;

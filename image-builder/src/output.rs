@@ -67,6 +67,11 @@ impl Output {
         write_all_at(self.file(), data, offset).map_err(|e| self.err(e))
     }
 
+    /// Sets the file's length (the image's size, once a growing image knows it).
+    pub(crate) fn set_len(&self, len: u64) -> Result<(), Error> {
+        self.file().set_len(len).map_err(|e| self.err(e))
+    }
+
     /// Syncs the file and renames it over the target.
     pub(crate) fn commit(self, force: bool) -> Result<(), Error> {
         self.file().sync_all().map_err(|e| self.err(e))?;

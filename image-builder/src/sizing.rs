@@ -17,7 +17,6 @@ use crate::features::FsLevel;
 use crate::journal;
 use crate::layout::{BlockMap, Geometry};
 use crate::numbering::Numbering;
-use crate::size::Headroom;
 use crate::tree::{FileData, Kind, Tree};
 
 /// What the content needs, independent of the image size.
@@ -73,6 +72,14 @@ pub(crate) fn need(tree: &Tree, numbering: &Numbering, level: FsLevel, block_siz
                 let logical = size.div_ceil(bs);
                 blocks += n + map_blocks(logical, extents);
                 data_bytes += size;
+            }
+            Kind::File {
+                data: FileData::Written { extents },
+                size,
+            } => {
+                // Already in place: its blocks count, its bytes are already copied.
+                let n: u64 = extents.iter().map(|e| u64::from(e.len)).sum();
+                blocks += n + map_blocks(size.div_ceil(bs), extents.len() as u64);
             }
             Kind::Dir(entries) => {
                 let tail = level.metadata_csum();
@@ -175,16 +182,4 @@ pub(crate) fn minimum_blocks(
         if fits(mid) { hi = mid } else { lo = mid }
     }
     Ok(hi)
-}
-
-/// Content blocks and inodes to size for, with the headroom asked for added.
-pub(crate) fn with_headroom(need: Need, headroom: Headroom, block_size: u32) -> (u64, u64) {
-    match headroom {
-        Headroom::None => (need.blocks, need.inodes),
-        Headroom::Percent(p) => (
-            need.blocks + need.blocks * u64::from(p) / 100,
-            need.inodes + need.inodes * u64::from(p) / 100,
-        ),
-        Headroom::Bytes(b) => (need.blocks + b.div_ceil(u64::from(block_size)), need.inodes),
-    }
 }

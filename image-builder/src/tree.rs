@@ -49,6 +49,8 @@ pub(crate) struct Meta {
 pub(crate) enum FileData {
     /// No bytes (an empty file).
     Empty,
+    /// Bytes already written to the image (streamed from a tar archive).
+    Written { extents: Vec<crate::extent::Extent> },
     /// A host file, read when the writer reaches it.
     Host {
         path: PathBuf,
@@ -80,6 +82,10 @@ pub(crate) struct Node {
 #[derive(Debug)]
 pub struct Tree {
     pub(crate) nodes: Vec<Node>,
+    /// How many names each node has (to know when a replaced file's data is free).
+    names: Vec<u32>,
+    /// Written data that lost its last name, for the writer to free.
+    released: Vec<Vec<crate::extent::Extent>>,
 }
 
 impl Tree {
@@ -90,12 +96,15 @@ impl Tree {
                 meta: root,
                 kind: Kind::Dir(BTreeMap::new()),
             }],
+            names: vec![1],
+            released: Vec::new(),
         }
     }
 
     /// Adds a node and returns its id; it has no name until [`Tree::link`].
     pub(crate) fn add(&mut self, node: Node) -> NodeId {
         self.nodes.push(node);
+        self.names.push(0);
         self.nodes.len() - 1
     }
 
@@ -128,7 +137,14 @@ impl Tree {
         }
         match &mut self.nodes[dir].kind {
             Kind::Dir(entries) => {
-                entries.insert(name.to_vec(), node);
+                let old = entries.insert(name.to_vec(), node);
+                self.names[node] += 1;
+                if let Some(old) = old.filter(|&o| o != node) {
+                    self.names[old] -= 1;
+                    self.collect_orphans(old);
+                } else if old == Some(node) {
+                    self.names[node] -= 1;
+                }
                 Ok(node)
             }
             _ => Err(Error::BadEntry {
@@ -138,10 +154,44 @@ impl Tree {
         }
     }
 
-    /// Removes the name `name` from directory `dir` (the node stays, unreachable).
+    /// Removes the name `name` from directory `dir`.
     pub(crate) fn unlink(&mut self, dir: NodeId, name: &[u8]) {
-        if let Kind::Dir(entries) = &mut self.nodes[dir].kind {
-            entries.remove(name);
+        let old = match &mut self.nodes[dir].kind {
+            Kind::Dir(entries) => entries.remove(name),
+            _ => None,
+        };
+        if let Some(old) = old {
+            self.names[old] -= 1;
+            self.collect_orphans(old);
+        }
+    }
+
+    /// Written data whose last name was replaced or removed since the last call.
+    pub(crate) fn take_released(&mut self) -> Vec<Vec<crate::extent::Extent>> {
+        std::mem::take(&mut self.released)
+    }
+
+    /// When `id` has no name left: its written data, and its children's, recursively.
+    fn collect_orphans(&mut self, id: NodeId) {
+        if self.names[id] > 0 {
+            return;
+        }
+        match &mut self.nodes[id].kind {
+            Kind::File {
+                data: FileData::Written { extents },
+                ..
+            } => {
+                let e = std::mem::take(extents);
+                self.released.push(e);
+            }
+            Kind::Dir(entries) => {
+                let children: Vec<NodeId> = std::mem::take(entries).into_values().collect();
+                for c in children {
+                    self.names[c] -= 1;
+                    self.collect_orphans(c);
+                }
+            }
+            _ => {}
         }
     }
 

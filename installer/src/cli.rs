@@ -57,7 +57,8 @@ pub struct BuildArgs {
     /// Image size (e.g. 512M, 2G, 1048576) or auto, auto+20%, auto+256M.
     #[arg(long, value_name = "SIZE")]
     pub size: String,
-    /// A folder whose contents become the image's root; several are layered in order.
+    /// A folder, or a tar archive (plain, .gz, .xz, .zst, .bz2; `-` for standard input),
+    /// whose contents become the image's root; several are layered in order.
     #[arg(long = "from", value_name = "DIR")]
     pub from: Vec<PathBuf>,
     /// Add or replace one file: SRC on the host, DEST inside the image (e.g. fstab:/etc/fstab).

@@ -2,9 +2,12 @@
 //! order given, so later sources replace earlier entries.
 //!
 //! - [`dir`]: a host folder (Unix hosts: lstat, xattrs, hard links, devices);
+//! - [`tar`]: a tar stream, plain or compressed, whose file bytes are written as they
+//!   arrive;
 //! - [`add_file`]: one host file at a path inside the image (`--file SRC:DEST`).
 
 pub(crate) mod dir;
+pub(crate) mod tar;
 
 use std::path::Path;
 

@@ -4,7 +4,9 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, anyhow};
-use image_builder::{BuildOptions, Event, FsLevel, KernelVersion, SizeSpec, Source, SwapOptions};
+use image_builder::{
+    BuildOptions, Event, FsLevel, KernelVersion, SizeSpec, Source, SwapOptions, TarInput,
+};
 
 use crate::cli::{BuildArgs, ImageArgs, ImagesCommand, SwapArgs};
 use crate::exit::Outcome;
@@ -117,7 +119,15 @@ fn build_options(a: &BuildArgs) -> Result<BuildOptions, image_builder::Error> {
         })?);
     }
     for d in &a.from {
-        o.sources.push(Source::Dir(d.clone()));
+        // A folder is read as a tree; a file (or `-`, standard input) as a tar stream.
+        let src = if d.as_os_str() == "-" {
+            Source::Tar(TarInput::Stdin)
+        } else if d.is_file() {
+            Source::Tar(TarInput::File(d.clone()))
+        } else {
+            Source::Dir(d.clone())
+        };
+        o.sources.push(src);
     }
     for f in &a.file {
         let (src, dest) = f
