@@ -8,6 +8,7 @@
 
 pub(crate) mod dir;
 pub(crate) mod tar;
+pub(crate) mod tar_format;
 
 use std::path::Path;
 

@@ -3,9 +3,12 @@
 //! regular file's bytes go straight from the decompressor to their final blocks in the
 //! image ([`DataSink`]), and only metadata stays in memory.
 //!
-//! Formats: ustar, GNU (long names and link names, sparse files) and pax (long names,
-//! `SCHILY.xattr.*` and `LIBARCHIVE.xattr.*` attributes, sub-second mtimes), through the
-//! `tar` crate's header parsing. Names are kept as bytes, UTF-8 or not.
+//! Formats: ustar, GNU (long names and link names, old-style sparse files) and pax
+//! (long names, sizes, owners, `SCHILY.xattr.*` and `LIBARCHIVE.xattr.*` attributes,
+//! sub-second mtimes), read by [`TarReader`] in this module. Names are kept as bytes,
+//! UTF-8 or not. The reader is our own because the `tar` crate splits pax records at
+//! newlines, which loses binary attribute values (security.capability, ACL blobs) that
+//! contain one; pax records are length-prefixed and are read that way here.
 //!
 //! Hostile archives: a leading `/` and `.` components are dropped (an absolute path means
 //! the same place inside the image, as GNU tar extracts it); a `..` component is refused
@@ -20,6 +23,7 @@ use std::path::{Path, PathBuf};
 use crate::error::Error;
 use crate::extent::Extent;
 use crate::source::Warn;
+use crate::source::tar_format::{EntryKind, FormatError, TarEntry, TarReader};
 use crate::tree::{FileData, Kind, Meta, Node, NodeId, ROOT, Timestamp, Tree, Xattr};
 
 /// Where a tar stream comes from.
@@ -69,37 +73,35 @@ pub(crate) fn add_tar(
         })?),
         TarInput::Stdin => Box::new(std::io::stdin().lock()),
     };
-    let reader = decompress(raw, &name)?;
-    let mut archive = tar::Archive::new(reader);
-    let entries = archive
-        .entries()
-        .map_err(|e| archive_err(&name, None, 0, &e))?;
-    let mut last_offset = 0u64;
-    let mut saw_any = false;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| archive_err(&name, None, last_offset, &e))?;
-        saw_any = true;
-        let offset = entry.raw_header_position();
-        last_offset = offset;
-        let raw_path = entry.path_bytes().into_owned();
-        let shown = String::from_utf8_lossy(&raw_path).into_owned();
+    let mut reader = TarReader::new(decompress(raw, &name)?);
+    let fmt_err = |e: FormatError| Error::Archive {
+        archive: name.clone(),
+        entry: e.entry.map(|p| String::from_utf8_lossy(&p).into_owned()),
+        offset: e.offset,
+        reason: e.reason,
+    };
+    while let Some(e) = reader.next_entry().map_err(fmt_err)? {
+        let offset = e.offset;
+        let shown = String::from_utf8_lossy(&e.path).into_owned();
         let err = |reason: String| Error::Archive {
             archive: name.clone(),
             entry: Some(shown.clone()),
             offset,
             reason,
         };
-        let comps = components(&raw_path).map_err(err)?;
-        let etype = entry.header().entry_type();
+        if e.pax_sparse {
+            return Err(err("a pax sparse file (GNU.sparse.* records) is not supported; make the archive with --format=gnu for sparse files, or without --sparse".into()));
+        }
+        let comps = components(&e.path).map_err(err)?;
+        let meta = meta_of(&e);
         if comps.is_empty() {
             // "./" itself: the archive's root directory gives the image root its metadata.
-            if etype.is_dir() {
-                tree.nodes[ROOT].meta = meta_of(&mut entry, &name, offset, &shown)?;
+            if e.kind == EntryKind::Dir {
+                tree.nodes[ROOT].meta = meta;
             }
             continue;
         }
         let (leaf, parents) = comps.split_last().expect("components is not empty");
-        let meta = meta_of(&mut entry, &name, offset, &shown)?;
         let image_path = format!(
             "/{}",
             comps
@@ -117,80 +119,64 @@ pub(crate) fn add_tar(
         };
         let parents: Vec<&[u8]> = parents.iter().map(Vec::as_slice).collect();
         let parent = tree.ensure_dir(&parents, &parent_meta)?;
-        let kind = match etype {
-            tar::EntryType::Directory => Kind::Dir(Default::default()),
-            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-                let size = entry.size();
-                let extents = if size == 0 {
+        let kind = match e.kind {
+            EntryKind::Dir => Kind::Dir(Default::default()),
+            EntryKind::Regular => {
+                let extents = if e.size == 0 {
                     Vec::new()
                 } else {
-                    let shown = shown.clone();
-                    sink.stream(&mut entry, size, &move || shown.clone()).map_err(|e| match e {
-                        Error::Read { source, .. } => err(format!("the stream ends or breaks inside this file's data ({source}); the archive is truncated or corrupt")),
-                        other => other,
-                    })?
+                    let shown2 = shown.clone();
+                    sink.stream(&mut reader.data(), e.size, &move || shown2.clone())
+                        .map_err(|x| match x {
+                            Error::Read { source, .. } => {
+                                err(format!("{source}; the archive is truncated or corrupt"))
+                            }
+                            other => other,
+                        })?
                 };
                 Kind::File {
                     data: FileData::Written { extents },
-                    size,
+                    size: e.size,
                 }
             }
-            tar::EntryType::Symlink => {
-                let target = entry
-                    .link_name_bytes()
-                    .map(|t| t.into_owned())
-                    .unwrap_or_default();
-                if target.is_empty() {
+            EntryKind::Symlink => {
+                if e.link.is_empty() {
                     return Err(err("a symlink with no target".into()));
                 }
-                Kind::Symlink(target)
+                Kind::Symlink(e.link.clone())
             }
-            tar::EntryType::Link => {
-                let target = entry
-                    .link_name_bytes()
-                    .map(|t| t.into_owned())
-                    .unwrap_or_default();
-                let tcomps = components(&target).map_err(err)?;
+            EntryKind::HardLink => {
+                let tcomps = components(&e.link).map_err(err)?;
                 let Some(existing) = lookup(tree, &tcomps)
                     .filter(|&id| !matches!(tree.nodes[id].kind, Kind::Dir(_)))
                 else {
                     return Err(err(format!(
                         "a hard link to '{}', which the archive has not given before it",
-                        String::from_utf8_lossy(&target)
+                        String::from_utf8_lossy(&e.link)
                     )));
                 };
                 link(tree, sink, parent, leaf, existing, &image_path)?;
                 continue;
             }
-            tar::EntryType::Char | tar::EntryType::Block => {
-                let h = entry.header();
-                let major = h.device_major().ok().flatten().unwrap_or(0);
-                let minor = h.device_minor().ok().flatten().unwrap_or(0);
-                if etype == tar::EntryType::Char {
-                    Kind::CharDev { major, minor }
-                } else {
-                    Kind::BlockDev { major, minor }
-                }
-            }
-            tar::EntryType::Fifo => Kind::Fifo,
-            other => {
+            EntryKind::Char => Kind::CharDev {
+                major: e.dev_major,
+                minor: e.dev_minor,
+            },
+            EntryKind::Block => Kind::BlockDev {
+                major: e.dev_major,
+                minor: e.dev_minor,
+            },
+            EntryKind::Fifo => Kind::Fifo,
+            EntryKind::Other(t) => {
                 warn(format!(
-                    "{name}: entry '{shown}' at byte {offset}: skipped: tar entry type {:?} is not a file",
-                    other.as_byte() as char
+                    "{name}: entry '{shown}' at byte {offset}: skipped: tar entry type '{}' is not a file",
+                    char::from(t)
                 ));
                 continue;
             }
         };
         let id = tree.add(Node { meta, kind });
         link(tree, sink, parent, leaf, id, &image_path)?;
-    }
-    if !saw_any {
-        return Err(Error::Archive {
-            archive: name,
-            entry: None,
-            offset: 0,
-            reason: "no tar entries: the file is empty or not a tar archive".into(),
-        });
     }
     Ok(())
 }
@@ -234,138 +220,34 @@ fn components(path: &[u8]) -> Result<Vec<Vec<u8>>, String> {
     Ok(out)
 }
 
-/// Mode bits, owner, time and attributes from an entry's header and pax records.
-fn meta_of<R: Read>(
-    entry: &mut tar::Entry<'_, R>,
-    name: &str,
-    offset: u64,
-    shown: &str,
-) -> Result<Meta, Error> {
-    let h = entry.header();
-    let bad = |what: &str, e: std::io::Error| Error::Archive {
-        archive: name.to_owned(),
-        entry: Some(shown.to_owned()),
-        offset,
-        reason: format!("bad {what} field: {e}"),
-    };
-    let perm = (h.mode().map_err(|e| bad("mode", e))? & 0o7777) as u16;
-    let uid = u32::try_from(h.uid().map_err(|e| bad("uid", e))?).unwrap_or(u32::MAX);
-    let gid = u32::try_from(h.gid().map_err(|e| bad("gid", e))?).unwrap_or(u32::MAX);
-    let mut mtime = Timestamp {
-        secs: i64::try_from(h.mtime().map_err(|e| bad("mtime", e))?).unwrap_or(i64::MAX),
-        nsec: 0,
-    };
-    let mut xattrs = Vec::new();
-    if let Ok(Some(pax)) = entry.pax_extensions() {
-        for ext in pax.flatten() {
-            let key = ext.key_bytes();
-            if let Some(attr) = key.strip_prefix(b"SCHILY.xattr.") {
-                xattrs.push(Xattr {
-                    name: attr.to_vec(),
-                    value: ext.value_bytes().to_vec(),
-                });
-            } else if let Some(attr) = key.strip_prefix(b"LIBARCHIVE.xattr.") {
-                // libarchive percent-encodes the name and base64-encodes the value.
-                if let (Some(n), Some(v)) = (percent_decode(attr), base64_decode(ext.value_bytes()))
-                {
-                    xattrs.push(Xattr { name: n, value: v });
-                }
-            } else if key.starts_with(b"GNU.sparse.") {
-                // pax sparse files (formats 0.1 to 1.0) carry a map the tar crate does not
-                // read: their bytes would come out wrong, so refuse them.
-                return Err(Error::Archive {
-                    archive: name.to_owned(),
-                    entry: Some(shown.to_owned()),
-                    offset,
-                    reason: "a pax sparse file (GNU.sparse.* records) is not supported; make the archive with --format=gnu for sparse files, or without --sparse".into(),
-                });
-            } else if key == b"mtime" {
-                if let Some(t) = parse_pax_time(ext.value_bytes()) {
-                    mtime = t;
-                }
-            }
-        }
-    }
-    xattrs.retain(|x| {
-        x.name.starts_with(b"user.")
-            || x.name.starts_with(b"security.")
-            || x.name.starts_with(b"trusted.")
-    });
-    xattrs.sort_by(|a, b| a.name.cmp(&b.name));
-    xattrs.dedup_by(|a, b| a.name == b.name);
-    Ok(Meta {
-        perm,
-        uid,
-        gid,
-        mtime,
-        xattrs,
-    })
-}
-
-/// A pax time, `SECONDS[.FRACTION]`.
-fn parse_pax_time(v: &[u8]) -> Option<Timestamp> {
-    let s = std::str::from_utf8(v).ok()?;
-    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
-    let secs: i64 = secs.parse().ok()?;
-    let digits: String = frac.chars().take(9).collect();
-    let nsec = if digits.is_empty() {
-        0
-    } else {
-        digits.parse::<u32>().ok()? * 10u32.pow(9 - digits.len() as u32)
-    };
-    // A negative time with a fraction counts back from the whole second below.
-    if secs < 0 && nsec > 0 {
-        Some(Timestamp {
-            secs: secs - 1,
-            nsec: 1_000_000_000 - nsec,
-        })
-    } else {
-        Some(Timestamp { secs, nsec })
-    }
-}
-
-fn percent_decode(s: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        if s[i] == b'%' {
-            let hex = std::str::from_utf8(s.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(s[i]);
-            i += 1;
-        }
-    }
-    Some(out)
-}
-
-fn base64_decode(s: &[u8]) -> Option<Vec<u8>> {
-    let val = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let s: Vec<u8> = s
+/// Mode bits, owner, time and attributes of an entry.
+fn meta_of(e: &TarEntry) -> Meta {
+    // Sorted by name; a later record for the same name wins, as a later field would.
+    let xattrs: std::collections::BTreeMap<&[u8], &[u8]> = e
+        .xattrs
         .iter()
-        .copied()
-        .filter(|&c| c != b'=' && !c.is_ascii_whitespace())
+        .filter(|(n, _)| {
+            n.starts_with(b"user.") || n.starts_with(b"security.") || n.starts_with(b"trusted.")
+        })
+        .map(|(n, v)| (n.as_slice(), v.as_slice()))
         .collect();
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    for chunk in s.chunks(4) {
-        let mut acc = 0u32;
-        for (i, &c) in chunk.iter().enumerate() {
-            acc |= val(c)? << (18 - 6 * i);
-        }
-        let bytes = acc.to_be_bytes();
-        out.extend_from_slice(&bytes[1..chunk.len()]);
+    let xattrs = xattrs
+        .into_iter()
+        .map(|(n, v)| Xattr {
+            name: n.to_vec(),
+            value: v.to_vec(),
+        })
+        .collect();
+    Meta {
+        perm: (e.mode & 0o7777) as u16,
+        uid: u32::try_from(e.uid).unwrap_or(u32::MAX),
+        gid: u32::try_from(e.gid).unwrap_or(u32::MAX),
+        mtime: Timestamp {
+            secs: e.mtime.0,
+            nsec: e.mtime.1,
+        },
+        xattrs,
     }
-    Some(out)
 }
 
 /// Wraps `raw` in the decompressor its first bytes call for.
@@ -397,16 +279,6 @@ fn decompress(raw: Box<dyn Read>, name: &str) -> Result<Box<dyn Read>, Error> {
     })
 }
 
-/// An archive error from the `tar` crate, with where it happened.
-fn archive_err(name: &str, entry: Option<String>, offset: u64, e: &std::io::Error) -> Error {
-    Error::Archive {
-        archive: name.to_owned(),
-        entry,
-        offset,
-        reason: format!("{e}; the archive is truncated, corrupt or not a tar stream"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -419,25 +291,5 @@ mod tests {
         );
         assert!(components(b"a/../../etc/shadow").is_err());
         assert_eq!(components(b"./").ok(), Some(vec![]));
-    }
-
-    #[test]
-    fn pax_times_and_encodings() {
-        assert_eq!(
-            parse_pax_time(b"1600000000.123456789"),
-            Some(Timestamp {
-                secs: 1_600_000_000,
-                nsec: 123_456_789
-            })
-        );
-        assert_eq!(
-            parse_pax_time(b"12.5"),
-            Some(Timestamp {
-                secs: 12,
-                nsec: 500_000_000
-            })
-        );
-        assert_eq!(base64_decode(b"aGVsbG8="), Some(b"hello".to_vec()));
-        assert_eq!(percent_decode(b"user.a%3Db"), Some(b"user.a=b".to_vec()));
     }
 }
