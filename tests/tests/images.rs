@@ -144,6 +144,11 @@ fn a_linux_kernel_uses_the_images() -> Result<()> {
         build(&img, fs, "auto+4M", &src, &["--owner", "0:0"])?;
         imgs.push(img);
     }
+    // The same tree once more, streamed from a tarball.
+    let archive = t.path().join("tree.tar.gz");
+    tarball(&src, &archive, "--gzip", &["--format=pax"])?;
+    let from_tar = t.path().join("from-tar.img");
+    build(&from_tar, "ext4", "auto+4M", &archive, &[])?;
     let mut script = String::from("mkdir -p /mnt\n");
     for (i, (fs, mount_type)) in LEVELS.iter().enumerate() {
         let dev = format!("/dev/ubd{}", char::from(b'a' + i as u8));
@@ -153,6 +158,10 @@ fn a_linux_kernel_uses_the_images() -> Result<()> {
              echo written-by-the-guest > /mnt/{fs}/guest.txt\numount /mnt/{fs}\n"
         ));
     }
+    script.push_str(
+        "mkdir -p /mnt/tar\nmount -t ext4 -o rw /dev/ubdf /mnt/tar\n(cd /mnt/tar && sha256sum -c -s /manifest.sha256)\n\
+         echo \"from-tar: verified $(wc -l < /manifest.sha256) files\"\necho written-by-the-guest > /mnt/tar/guest.txt\numount /mnt/tar\n",
+    );
     script.push_str("swapon /dev/ubde\ngrep '^/dev/ubde ' /proc/swaps\nswapoff /dev/ubde\n");
     let mut run = UmlRun::new()
         .mem_mb(128)
@@ -162,8 +171,13 @@ fn a_linux_kernel_uses_the_images() -> Result<()> {
     for img in &imgs {
         run = run.disk(img, true);
     }
-    let out = run.disk(&swap, true).run()?.require_ok()?;
-    for (fs, _) in LEVELS {
+    let out = run
+        .disk(&swap, true)
+        .disk(&from_tar, true)
+        .run()?
+        .require_ok()?;
+    imgs.push(from_tar);
+    for fs in LEVELS.iter().map(|(fs, _)| *fs).chain(["from-tar"]) {
         ensure!(
             out.console
                 .contains(&format!("{fs}: verified {files} files")),
