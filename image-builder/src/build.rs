@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use crate::blockmap::BlockMapBuilder;
 use crate::checksum::{crc32c_raw, fs_seed, inode_seed};
 use crate::dir_entry::{self, DirEntry};
+use crate::dir_htree;
 use crate::error::Error;
 use crate::extent::{self, Extent, MAX_EXTENT_LEN};
 use crate::features::FsLevel;
@@ -189,10 +190,25 @@ pub fn build(
                 let (g, m) = Geometry::plan(opts.level, opts.block_size, b / bs, 0)?;
                 (m, Some(g))
             }
-            SizeSpec::Auto(_) => (
-                BlockMap::growing(Shape::growable(opts.level, opts.block_size)?),
-                None,
-            ),
+            SizeSpec::Auto(headroom) => {
+                // Folders are scanned first, so their inode count can shape the groups;
+                // a stream's cannot be known and gets the default ratio.
+                let (mut inodes, mut blocks) = (0, 0);
+                if !streaming {
+                    read_sources(&mut tree, opts, None, events)?;
+                    let numbering = Numbering::new(&tree);
+                    let need = sizing::need(&tree, &numbering, opts.level, opts.block_size);
+                    let pct = if let Headroom::Percent(p) = headroom {
+                        u64::from(p)
+                    } else {
+                        0
+                    };
+                    inodes = need.inodes + need.inodes * pct / 100;
+                    blocks = need.blocks;
+                }
+                let shape = Shape::growable(opts.level, opts.block_size, inodes, blocks)?;
+                (BlockMap::growing(shape), None)
+            }
         };
         let output = Output::create(
             out,
@@ -201,7 +217,9 @@ pub fn build(
         )?;
         let mut w = Writer::new(map, output);
         w.count_overflow = fixed.is_some();
-        read_sources(&mut tree, opts, Some(&mut w), events)?;
+        if streaming {
+            read_sources(&mut tree, opts, Some(&mut w), events)?;
+        }
         prepare(&mut tree, opts, events, Some(&mut w));
         (w, fixed)
     };
@@ -234,6 +252,7 @@ pub fn build(
         .unwrap_or_else(|| derive_id(b"uuid", &tree, &numbering, opts, &label, fs_time, out));
     let hash_seed = derive_id(b"hash-seed", &tree, &numbering, opts, &label, fs_time, out);
     w.csum = opts.level.metadata_csum().then(|| fs_seed(&uuid));
+    w.hash_seed = hash_seed;
 
     events(Event::Phase("writing"));
     let mut journal_backup = None;
@@ -520,6 +539,8 @@ struct Writer {
     /// need, so the error can name the minimum.
     count_overflow: bool,
     overflow: u64,
+    /// `s_hash_seed`, for directory indexes.
+    hash_seed: [u8; 16],
     /// Encoded inodes by number.
     inodes: HashMap<u32, InodeRec>,
     /// Attribute block contents, their block number and reference count.
@@ -538,6 +559,7 @@ impl Writer {
             csum: None,
             count_overflow: false,
             overflow: 0,
+            hash_seed: [0; 16],
             inodes: HashMap::new(),
             xattr_blocks: HashMap::new(),
             done: 0,
@@ -688,7 +710,7 @@ impl Writer {
             },
             xattrs: Vec::new(),
         };
-        self.dir_inode(FIRST_INO, &meta, blocks, 2)
+        self.dir_inode(FIRST_INO, &meta, blocks, 2, false)
     }
 
     /// Seals, writes and maps directory blocks, and records the directory's inode.
@@ -698,26 +720,31 @@ impl Writer {
         meta: &Meta,
         mut blocks: Vec<Vec<u8>>,
         links: u32,
+        indexed: bool,
     ) -> Result<(), Error> {
-        if let Some(s) = self.csum {
+        // Index blocks come sealed; linear blocks get their tails here.
+        if let (Some(s), false) = (self.csum, indexed) {
             let seed = inode_seed(s, ino, 0);
             for b in &mut blocks {
                 dir_entry::seal(b, seed);
             }
         }
         let extents = self.write_blocks(&blocks)?;
-        let (i_block, map_blocks, flags) = self.map_blocks(&extents, ino)?;
-        let links = if links > 65_000 {
-            if !self.shape.level.is_ext4() {
-                return Err(Error::BadEntry {
-                    path: format!("inode {ino}"),
-                    reason: format!(
-                        "{} subdirectories; ext2/ext3 hold at most 31998 (use ext4)",
-                        links - 2
-                    ),
-                });
-            }
+        let (i_block, map_blocks, mut flags) = self.map_blocks(&extents, ino)?;
+        if indexed {
+            flags |= inode::EXT4_INDEX_FL;
+        }
+        let ext4 = self.shape.level.is_ext4();
+        let links = if links > 65_000 && ext4 {
             1 // dir_nlink: "many"
+        } else if links > 32_000 && !ext4 {
+            return Err(Error::BadEntry {
+                path: format!("inode {ino}"),
+                reason: format!(
+                    "{} subdirectories; ext2/ext3 hold at most 31998 (use ext4)",
+                    links - 2
+                ),
+            });
         } else {
             links as u16
         };
@@ -830,12 +857,24 @@ impl Writer {
                 if id != ROOT {
                     entries[1].ino = numbering.ino_of[numbering.parent[id]];
                 }
-                let blocks = dir_entry::linear_blocks(
-                    &entries,
-                    self.shape.block_size as usize,
-                    self.csum.is_some(),
-                );
-                return self.dir_inode(ino, meta, blocks, links);
+                let bs = self.shape.block_size as usize;
+                let blocks = dir_entry::linear_blocks(&entries, bs, self.csum.is_some());
+                // Over one block, ext3 and ext4 get a hashed index (ext2 drivers cannot
+                // keep one up to date).
+                if blocks.len() > 1 && self.shape.level.has_journal() {
+                    let seed = self.csum.map(|s| inode_seed(s, ino, 0));
+                    if let Some(indexed) = dir_htree::blocks(
+                        &entries[2..],
+                        ino,
+                        entries[1].ino,
+                        bs,
+                        &self.hash_seed,
+                        seed,
+                    ) {
+                        return self.dir_inode(ino, meta, indexed, links, true);
+                    }
+                }
+                return self.dir_inode(ino, meta, blocks, links, false);
             }
             Kind::File { data, size } => {
                 rec.mode = inode::S_IFREG | meta.perm;

@@ -1994,7 +1994,8 @@ impl Ext<'_> {
             let body = block.get(..co + 8 * count)?;
             let reserved = block.get(t..t + 4)?;
             let stored = get_u32le(block, t + 4)?;
-            let crc = crc32c_raw(crc32c_raw(seed, body), reserved);
+            // As the kernel's ext4_dx_csum: the entries, dt_reserved, then a zero checksum.
+            let crc = crc32c_raw(crc32c_raw(crc32c_raw(seed, body), reserved), &[0; 4]);
             Some(crc == stored)
         });
         match verified {

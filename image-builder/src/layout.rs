@@ -89,15 +89,18 @@ impl Shape {
     }
 
     /// A shape for a filesystem whose size is not known yet: inodes by the default
-    /// ratio, descriptors reserved for up to 8192 groups.
-    pub(crate) fn growable(level: FsLevel, block_size: u32) -> Result<Shape, Error> {
+    /// ratio, or more when the content is known to need them (`inodes` over `blocks`),
+    /// descriptors reserved for up to 8192 groups.
+    pub(crate) fn growable(
+        level: FsLevel,
+        block_size: u32,
+        inodes: u64,
+        blocks: u64,
+    ) -> Result<Shape, Error> {
         let bpg = u64::from(8 * block_size);
-        let ipg = ipg_for(
-            level,
-            block_size,
-            bpg * u64::from(block_size) / inode_ratio(block_size),
-            1,
-        );
+        let by_ratio = bpg * u64::from(block_size) / inode_ratio(block_size);
+        let groups = blocks.div_ceil(bpg).max(1);
+        let ipg = ipg_for(level, block_size, by_ratio.max(inodes.div_ceil(groups)), 1);
         let reserve = (GROWABLE_MAX_GROUPS * desc_size(level)).div_ceil(u64::from(block_size));
         Shape::new(level, block_size, ipg, reserve as u32)
     }
@@ -565,7 +568,7 @@ mod tests {
 
     #[test]
     fn a_growing_map_adds_groups_and_frees_the_unused_reserve() {
-        let shape = Shape::growable(FsLevel::Ext4Modern, 4096).expect("shape");
+        let shape = Shape::growable(FsLevel::Ext4Modern, 4096, 0, 0).expect("shape");
         let mut map = BlockMap::growing(shape);
         let mut total = 0;
         while total < 40_000 {

@@ -32,8 +32,8 @@
 //! - Folder sources need a Unix host (Windows folders carry no Unix metadata).
 //! - POSIX ACLs (`system.posix_acl_*`) are not copied; user, trusted and security
 //!   attributes are, in one shared block per distinct set.
-//! - No htree directory indexes yet: large directories are linear, which every kernel
-//!   reads correctly (e2fsck -fn is clean), only slower to search.
+//! - ext2 directories stay linear at any size (htree is written for ext3 and ext4 only,
+//!   since the ext2 driver does not keep an index up to date).
 //! - Block size 1024, 2048 or 4096; images up to 16 TiB (4 KiB blocks, no 64bit) or
 //!   4 PiB (ext4-modern).
 //!
@@ -58,6 +58,7 @@ mod build;
 mod check;
 mod checksum;
 mod dir_entry;
+mod dir_htree;
 mod error;
 mod extent;
 mod features;

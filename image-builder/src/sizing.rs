@@ -92,6 +92,19 @@ pub(crate) fn need(tree: &Tree, numbering: &Numbering, level: FsLevel, block_siz
                     block_size as usize,
                     tail,
                 );
+                // An indexed directory: a root, maybe index nodes, and leaves packed in
+                // hash order.
+                let n = if n > 1 && level.has_journal() {
+                    let lens = entries.keys().map(|k| k.len()).chain(extra).map(entry_len);
+                    let (total, longest) = lens.fold((0, 0), |(t, m), l| (t + l, m.max(l)));
+                    let usable = block_size as usize - if tail { TAIL_LEN } else { 0 };
+                    // A leaf is closed only when the next name does not fit, so each
+                    // closed leaf holds more than `usable - longest` bytes.
+                    let leaves = (total / (usable - longest + 1) + 1) as u64;
+                    crate::dir_htree::total_blocks(leaves, block_size as usize, tail)
+                } else {
+                    n
+                };
                 blocks += n + map_blocks(n, n.div_ceil(MAX_EXTENT_LEN) + 1);
             }
             Kind::Symlink(t) if t.len() >= 60 => blocks += 1,

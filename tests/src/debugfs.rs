@@ -124,6 +124,10 @@ pub(crate) fn parse_ls(answer: &[u8]) -> Result<Vec<LsEntry>> {
         let ino: u32 = std::str::from_utf8(ino)?
             .parse()
             .context("inode number in `ls -p`")?;
+        if ino == 0 && name.is_empty() {
+            // The fake entry that opens an htree index node (inode 0, no name): not a name.
+            continue;
+        }
         let mode = u32::from_str_radix(std::str::from_utf8(mode)?, 8).context("mode in `ls -p`")?;
         out.push(LsEntry {
             ino,

@@ -330,3 +330,67 @@ fn a_folder_and_its_tarball_make_the_same_image() -> Result<()> {
     }
     Ok(())
 }
+
+/// Directories over one block get a hashed index on ext3 and ext4, one or two levels
+/// deep; e2fsck checks every hash range, and a kernel looks every name up through it.
+#[test]
+fn large_directories_are_indexed() -> Result<()> {
+    require_tools()?;
+    let t = tempfile::tempdir()?;
+    let src = t.path().join("src");
+    let big = src.join("big");
+    std::fs::create_dir_all(&big)?;
+    for i in 0..9000 {
+        std::fs::write(
+            big.join(format!("entry-{i:05}-{}", "x".repeat(i % 40))),
+            i.to_string(),
+        )?;
+    }
+    let mut imgs = Vec::new();
+    for (fs, block_size, levels) in [
+        ("ext3", "4096", "0"),
+        ("ext4-modern", "1024", "1"),
+        ("ext4-compat", "1024", "1"),
+    ] {
+        let img = t.path().join(format!("{fs}-{block_size}.img"));
+        build(&img, fs, "auto+1M", &src, &["--block-size", block_size])?;
+        e2fsck_clean(&img)?;
+        let o = run_capture(
+            Command::new("debugfs")
+                .arg("-R")
+                .arg("htree /big")
+                .arg(&img),
+        )?;
+        let text = String::from_utf8_lossy(&o.stdout);
+        ensure!(
+            text.contains(&format!("Indirect levels: {levels}")),
+            "{fs}: {}",
+            text.lines().take(8).collect::<Vec<_>>().join("\n")
+        );
+        compare_tree(&src, &img, &CompareOpts::default()).map_err(|e| e.context(fs.to_owned()))?;
+        imgs.push(img);
+    }
+    let mut script = String::new();
+    for (i, fs) in ["ext3", "ext4", "ext4"].iter().enumerate() {
+        let dev = format!("/dev/ubd{}", char::from(b'a' + i as u8));
+        script.push_str(&format!(
+            "mkdir -p /mnt/{i}\nmount -t {fs} {dev} /mnt/{i}\ntest \"$(ls /mnt/{i}/big | wc -l)\" = 9000\n\
+             test \"$(cat /mnt/{i}/big/entry-04321-{})\" = 4321\ntouch /mnt/{i}/big/added-by-guest\numount /mnt/{i}\necho indexed-{i}-ok\n",
+            "x".repeat(4321 % 40)
+        ));
+    }
+    let mut run = UmlRun::new().script(script).timeout(120);
+    for img in &imgs {
+        run = run.disk(img, true);
+    }
+    let out = run.run()?.require_ok()?;
+    ensure!(
+        (0..3).all(|i| out.console.contains(&format!("indexed-{i}-ok"))),
+        "{}",
+        out.console
+    );
+    for img in &imgs {
+        e2fsck_clean(img)?;
+    }
+    Ok(())
+}
