@@ -74,6 +74,10 @@ pub struct BuildOptions {
     pub sources: Vec<Source>,
     /// SOURCE_DATE_EPOCH: later times are clamped to it, and it dates the filesystem.
     pub source_date_epoch: Option<i64>,
+    /// A seed for the UUID and directory hash seed (`--seed`): with one, they depend on
+    /// the seed, label and file name only, so a rebuilt image keeps its UUID; without,
+    /// they are derived from everything that defines the image.
+    pub seed: Option<String>,
     /// Replace an existing output.
     pub force: bool,
 }
@@ -90,6 +94,7 @@ impl BuildOptions {
             owner: None,
             sources: Vec::new(),
             source_date_epoch: None,
+            seed: None,
             force: false,
         }
     }
@@ -489,6 +494,19 @@ fn derive_id(
     let mut h = Sha256::new();
     h.update(b"colinux-setup image id v1\0");
     h.update(purpose);
+    if let Some(seed) = &opts.seed {
+        h.update(b"seed\0");
+        h.update(seed.as_bytes());
+        h.update(b"\0");
+        h.update(label.as_bytes());
+        h.update(b"\0");
+        h.update(
+            out.file_name()
+                .map(|n| n.as_encoded_bytes().to_vec())
+                .unwrap_or_default(),
+        );
+        return finish_id(h);
+    }
     h.update(opts.level.name().as_bytes());
     h.update(opts.block_size.to_le_bytes());
     h.update(format!("{:?}", opts.size).as_bytes());
@@ -521,6 +539,11 @@ fn derive_id(
             _ => {}
         }
     }
+    finish_id(h)
+}
+
+/// The first 16 bytes of the digest, marked as an RFC 9562 version 8 UUID.
+fn finish_id(h: Sha256) -> [u8; 16] {
     let d = h.finalize();
     let mut id = [0u8; 16];
     id.copy_from_slice(&d[..16]);

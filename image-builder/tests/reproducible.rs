@@ -85,3 +85,34 @@ fn images_are_sparse() {
         md.blocks() * 512
     );
 }
+
+#[test]
+fn a_seed_keeps_the_uuid_across_content_changes() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let src = t.path().join("src");
+    make_tree(&src);
+    let uuid_of = |out: &Path, seed: Option<&str>| {
+        let mut o = BuildOptions::new(FsLevel::Ext4Modern, "auto".parse().expect("size"));
+        o.sources.push(Source::Dir(src.clone()));
+        o.seed = seed.map(str::to_owned);
+        o.force = true;
+        build(out, &o, &mut |_| {}, &AtomicBool::new(false))
+            .expect("builds")
+            .uuid
+    };
+    let img = t.path().join("home.img");
+    let seeded = uuid_of(&img, Some("machine-42"));
+    let unseeded = uuid_of(&img, None);
+    std::fs::write(src.join("etc/hostname"), b"another-host\n").expect("write");
+    assert_eq!(
+        uuid_of(&img, Some("machine-42")),
+        seeded,
+        "same seed, same UUID"
+    );
+    assert_ne!(
+        uuid_of(&img, None),
+        unseeded,
+        "without a seed the UUID follows the content"
+    );
+    assert_ne!(uuid_of(&img, Some("machine-43")), seeded);
+}
