@@ -326,6 +326,22 @@ fn a_folder_and_its_tarball_make_the_same_image() -> Result<()> {
             std::fs::read(&ia)? == std::fs::read(&ib)?,
             "{fs}: the folder and its tarball gave different images"
         );
+        // And the same tarball again, into a third folder.
+        let ic = t.path().join("c").join(format!("{fs}.img"));
+        std::fs::create_dir_all(ic.parent().expect("has a parent"))?;
+        let o = run_capture(
+            Command::new(colinux_setup_bin()?)
+                .env("SOURCE_DATE_EPOCH", "1700000000")
+                .args(["images", "build"])
+                .arg(&ic)
+                .args(["--fs", fs, "--size", "auto+10%", "--owner", "0:0", "--from"])
+                .arg(&archive),
+        )?;
+        ensure!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        ensure!(
+            std::fs::read(&ib)? == std::fs::read(&ic)?,
+            "{fs}: two builds of one tarball differ"
+        );
         e2fsck_clean(&ia)?;
     }
     Ok(())
