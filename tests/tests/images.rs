@@ -392,7 +392,7 @@ fn large_directories_are_indexed() -> Result<()> {
         script.push_str(&format!(
             "mkdir -p /mnt/{i}\nmount -t {fs} {dev} /mnt/{i}\ntest \"$(ls /mnt/{i}/big | wc -l)\" = 9000\n\
              test \"$(cat /mnt/{i}/big/entry-04321-{})\" = 4321\ntouch /mnt/{i}/big/added-by-guest\numount /mnt/{i}\necho indexed-{i}-ok\n",
-            "x".repeat(4321 % 40)
+            "x".repeat(4321_usize.rem_euclid(40))
         ));
     }
     let mut run = UmlRun::new().script(script).timeout(120);

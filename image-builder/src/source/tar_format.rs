@@ -58,7 +58,7 @@ pub(crate) struct FormatError {
 pub(crate) struct TarReader<R> {
     r: R,
     pos: u64,
-    global: Vec<(Vec<u8>, Vec<u8>)>,
+    global: Vec<PaxRecord>,
     /// Stored bytes of the current entry not read yet, and the padding after them.
     left: u64,
     pad: u64,
@@ -164,7 +164,7 @@ impl<R: Read> TarReader<R> {
     pub(crate) fn next_entry(&mut self) -> Result<Option<TarEntry>, FormatError> {
         self.skip_rest()?;
         let start = self.pos;
-        let mut local: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut local: Vec<PaxRecord> = Vec::new();
         let mut long_name: Option<Vec<u8>> = None;
         let mut long_link: Option<Vec<u8>> = None;
         loop {
@@ -431,9 +431,12 @@ fn apply_pax(e: &mut TarEntry, stored: &mut u64, k: &[u8], v: &[u8]) {
     }
 }
 
+/// One pax record: key and value, both bytes.
+type PaxRecord = (Vec<u8>, Vec<u8>);
+
 /// Pax records: `LEN KEY=VALUE\n`, where LEN counts the whole record, so values may
 /// hold any byte, newlines included.
-fn parse_pax(mut data: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+fn parse_pax(mut data: &[u8]) -> Result<Vec<PaxRecord>, String> {
     let mut out = Vec::new();
     while !data.is_empty() && data[0] != 0 {
         let bad = || "a pax record is malformed: the archive is corrupt".to_owned();
