@@ -10,18 +10,19 @@
 //! a `dx_tail` checksum and each leaf in the usual dirent tail.
 //!
 //! The hash is half-MD4 (`s_def_hash_version` 1) over the name, seeded by `s_hash_seed`,
-//! with name bytes read as unsigned (`EXT2_FLAGS_UNSIGNED_HASH`), as the kernel's
-//! `ext4fs_dirhash` computes it; the low bit is always clear, and marks a leaf that
-//! continues a run of equal hashes from the previous one.
+//! with name bytes read as signed chars (`EXT2_FLAGS_SIGNED_HASH`, x86's native choice,
+//! which old i386 kernels use whatever the flag says), as the kernel's `ext4fs_dirhash`
+//! computes it; the low bit is always clear, and marks a leaf that continues a run of
+//! equal hashes from the previous one.
 
 use crate::checksum::crc32c_raw;
 use crate::dir_entry::{self, DirEntry, TAIL_LEN};
 use crate::util::{put_u16le, put_u32le};
 
-/// `dx_root_info.hash_version`: half MD4 (the unsigned flag comes from the superblock).
+/// `dx_root_info.hash_version`: half MD4 (signedness comes from the superblock's flags).
 const DX_HASH_HALF_MD4: u8 = 1;
 
-/// The directory hash of `name`: half-MD4 over 32-byte chunks, unsigned bytes.
+/// The directory hash of `name`: half-MD4 over 32-byte chunks, signed bytes.
 pub(crate) fn name_hash(name: &[u8], seed: &[u8; 16]) -> u32 {
     let mut buf: [u32; 4] = [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476];
     let seed_words: [u32; 4] = std::array::from_fn(|i| {
@@ -56,7 +57,7 @@ pub(crate) fn name_hash(name: &[u8], seed: &[u8; 16]) -> u32 {
 }
 
 /// Packs up to `num` words from the message, padded with the length, as the kernel's
-/// `str2hashbuf_unsigned`.
+/// `str2hashbuf_signed`: each byte is sign-extended before it is added.
 fn str2hashbuf(msg: &[u8], len: i64, num: usize) -> [u32; 8] {
     let l = len.max(0) as u32;
     let mut pad = l | (l << 8);
@@ -66,7 +67,7 @@ fn str2hashbuf(msg: &[u8], len: i64, num: usize) -> [u32; 8] {
     let mut out = [pad; 8];
     let mut k = 0;
     for (i, &c) in msg[..take].iter().enumerate() {
-        val = u32::from(c).wrapping_add(val << 8);
+        val = (i32::from(c as i8) as u32).wrapping_add(val << 8);
         if i % 4 == 3 {
             out[k] = val;
             k += 1;

@@ -10,8 +10,10 @@ use crate::util::{hi32, lo32, put_u16le, put_u32le};
 /// Superblock magic.
 pub(crate) const EXT4_MAGIC: u16 = 0xef53;
 const S_CHECKSUM: usize = 0x3fc;
-/// `s_flags`: directory hashes treat name bytes as unsigned.
-const EXT2_FLAGS_UNSIGNED_HASH: u32 = 0x0002;
+/// `s_flags`: directory hashes treat name bytes as signed chars, as x86 (the only
+/// coLinux architecture) does natively: kernels before the flag existed hash with the
+/// native signedness, so this is the choice every i386 kernel reads right.
+const EXT2_FLAGS_SIGNED_HASH: u32 = 0x0001;
 /// `s_default_mount_opts`: user_xattr and acl, as mke2fs sets.
 const DEFAULT_MOUNT_OPTS: u32 = 0x0004 | 0x0008;
 /// `s_def_hash_version`: half MD4.
@@ -93,7 +95,7 @@ pub(crate) fn encode(g: &Geometry, f: &SuperFields<'_>, group: u16) -> [u8; 1024
         put_u16le(&mut b, 0x15e, crate::inode::EXTRA_ISIZE); // s_want_extra_isize
         b[0x174] = LOG_GROUPS_PER_FLEX;
     }
-    put_u32le(&mut b, 0x160, EXT2_FLAGS_UNSIGNED_HASH);
+    put_u32le(&mut b, 0x160, EXT2_FLAGS_SIGNED_HASH);
     if level.metadata_csum() {
         b[0x175] = 1; // s_checksum_type: crc32c
         let crc = crc32c_raw(!0, &b[..S_CHECKSUM]);

@@ -10,17 +10,37 @@ use clap::{Args, Parser, Subcommand};
 
 /// Installer and provisioning tool for Cooperative Linux (coLinux), User-mode Linux and
 /// QEMU guests.
+///
+/// Without a command it installs (`colinux-setup --unattended --prefix DIR` is
+/// `colinux-setup install --unattended --prefix DIR`).
 #[derive(Debug, Parser)]
-#[command(name = "colinux-setup", version, about, propagate_version = true)]
+#[command(
+    name = "colinux-setup",
+    version,
+    about,
+    propagate_version = true,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
-    /// What to do.
+    /// What to do (default: install).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    /// Install options, when no command is given.
+    #[command(flatten)]
+    pub install: InstallArgs,
 }
 
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Install a machine: a wizard on a terminal, or silent with --unattended.
+    Install(InstallArgs),
+    /// Remove an installed machine; its images are kept unless --purge.
+    Uninstall(UninstallArgs),
+    /// Describe an installed machine (for detection by SCCM/Intune-style tools).
+    Status(StatusArgs),
+    /// Host facts and the recommended guest RAM, swap, root and home sizes.
+    Facts(FactsArgs),
     /// Build, inspect and check disk images (ext2/ext3/ext4 and swap), natively.
     #[command(subcommand)]
     Images(ImagesCommand),
@@ -133,4 +153,91 @@ pub enum ConfigCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `install` (and the default command).
+#[derive(Debug, Args, Default, Clone)]
+pub struct InstallArgs {
+    /// Installation profile: a shipped name (minimal, bfin-uclinux) or a profile file.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub profile: Option<String>,
+    /// Install folder (INSTALLDIR).
+    #[arg(long, value_name = "DIR")]
+    pub prefix: Option<PathBuf>,
+    /// Kit folder (KIT); its rootfs/ folder, when present, replaces the busybox root.
+    #[arg(long, value_name = "DIR")]
+    pub kit: Option<PathBuf>,
+    /// Answer file (ANSWERFILE): KEY = value lines, as --save-answers writes them.
+    #[arg(long, value_name = "FILE")]
+    pub answers: Option<PathBuf>,
+    /// Write the answers that reproduce this install exactly.
+    #[arg(long, value_name = "FILE")]
+    pub save_answers: Option<PathBuf>,
+    /// An answer: INSTALLDIR, RAMMB, ROOTMB, HOMEMB, SWAPMB, TAPNAME, SUBNET, MONITOR,
+    /// NOFIRSTBOOT, HOSTNAME, KIT, PROFILE (repeatable; wins over the answer file).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// The monitor the machine is installed for (MONITOR).
+    #[arg(long, value_name = "colinux|uml|qemu")]
+    pub monitor: Option<String>,
+    /// Do not run the first boot (NOFIRSTBOOT=1).
+    #[arg(long)]
+    pub no_first_boot: bool,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Never prompt (needed without a terminal).
+    #[arg(long, short = 'y', visible_alias = "quiet")]
+    pub unattended: bool,
+    /// NDJSON events on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the run's log here (default: <prefix>/logs/install-TIME-PID.log).
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+}
+
+/// `uninstall`.
+#[derive(Debug, Args)]
+pub struct UninstallArgs {
+    /// Install folder.
+    #[arg(long, value_name = "DIR")]
+    pub prefix: Option<PathBuf>,
+    /// Also remove the images (root, home with the user's data, swap) and the logs.
+    #[arg(long)]
+    pub purge: bool,
+    /// JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the run's log here.
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+}
+
+/// `status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Install folder.
+    #[arg(long, value_name = "DIR")]
+    pub prefix: Option<PathBuf>,
+    /// JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `facts`.
+#[derive(Debug, Args)]
+pub struct FactsArgs {
+    /// The folder whose volume's free space is reported (default: the profile's default).
+    #[arg(long, value_name = "DIR")]
+    pub prefix: Option<PathBuf>,
+    /// The profile whose rules give the recommendations.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub profile: Option<String>,
+    /// The monitor (default: the profile's).
+    #[arg(long, value_name = "colinux|uml|qemu")]
+    pub monitor: Option<String>,
+    /// JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -20,6 +20,26 @@ pub const USAGE: u8 = 2;
 pub const FATAL: u16 = 1603;
 /// Windows Installer's ERROR_INSTALL_USEREXIT.
 pub const CANCELLED: u16 = 1602;
+/// Windows Installer's ERROR_INSTALL_ALREADY_RUNNING.
+pub const ALREADY_RUNNING: u16 = 1618;
+
+/// A line printed after an error, last (the path of the run's log).
+static TRAILER: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Sets the line printed last when the command fails (e.g. where its log is).
+pub fn set_trailer(line: String) {
+    if let Ok(mut t) = TRAILER.lock() {
+        *t = Some(line);
+    }
+}
+
+fn print_trailer() {
+    if let Ok(t) = TRAILER.lock()
+        && let Some(line) = t.as_ref()
+    {
+        eprintln!("{line}");
+    }
+}
 
 /// What a command ended with.
 #[derive(Debug)]
@@ -34,6 +54,8 @@ pub enum Outcome {
     Failed(anyhow::Error),
     /// The command line was well-formed but its values were not (exit 2).
     Usage(anyhow::Error),
+    /// Another install holds the lock (1618); nothing was changed.
+    Busy(anyhow::Error),
 }
 
 /// Prints an error chain the way every command does: `error:` line, `caused by:` lines,
@@ -56,11 +78,18 @@ pub fn report(outcome: Outcome) -> u8 {
         }
         Outcome::Cancelled(err) => {
             print_error(&err);
+            print_trailer();
             truncate(CANCELLED)
         }
         Outcome::Failed(err) => {
             print_error(&err);
+            print_trailer();
             truncate(FATAL)
+        }
+        Outcome::Busy(err) => {
+            print_error(&err);
+            print_trailer();
+            truncate(ALREADY_RUNNING)
         }
     }
 }

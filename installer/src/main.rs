@@ -4,10 +4,19 @@
 //! exactly one place (see [`exit`]). Every command lives in its own module under
 //! [`cmd`]; this file is only glue.
 
+mod apply;
 mod cli;
 mod cmd;
 mod exit;
+mod facts;
+mod guest;
+mod keys;
+mod machine;
+mod netfacts;
+mod plan;
+mod profile;
 mod progress;
+mod state;
 
 use std::process::ExitCode;
 

@@ -224,3 +224,53 @@ fn check_fails_on_a_file_that_is_no_image() {
         stderr(&o)
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn a_tar_stream_on_standard_input() {
+    use std::io::Write;
+    let t = tempfile::tempdir().expect("tempdir");
+    let src = t.path().join("src");
+    std::fs::create_dir_all(src.join("etc")).expect("mkdir");
+    std::fs::write(src.join("etc/hostname"), b"colinux\n").expect("write");
+    let tar = Command::new("tar")
+        .args(["-cz", "-C"])
+        .arg(&src)
+        .arg(".")
+        .output()
+        .expect("tar runs");
+    assert!(tar.status.success());
+    let img = t.path().join("x.img");
+    let mut child = Command::new(BIN)
+        .args([
+            "images",
+            "build",
+            img.to_str().expect("utf-8"),
+            "--fs",
+            "ext3",
+            "--size",
+            "auto",
+            "--from",
+            "-",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawns");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&tar.stdout)
+        .expect("feeds the stream");
+    let o = child.wait_with_output().expect("waits");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&["images", "check", img.to_str().expect("utf-8")]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}

@@ -1,22 +1,45 @@
 //! One module per command; [`run`] dispatches.
 //!
 //! Each command is a function of its typed arguments and the interrupt flag, and returns
-//! an [`Outcome`]; none of them exits the process.
+//! an [`Outcome`]; none of them exits the process. Without a command, `install` runs.
 
 pub mod config;
+pub mod facts;
 pub mod images;
+pub mod install;
+pub mod status;
+pub mod uninstall;
 
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use crate::cli::{Cli, Command, ConfigCommand};
 use crate::exit::Outcome;
 
+/// The install folder of `status` and `uninstall` when --prefix is not given: the
+/// default profile's default folder.
+fn default_prefix(p: Option<PathBuf>) -> PathBuf {
+    match p {
+        Some(p) => std::path::absolute(&p).unwrap_or(p),
+        None => crate::profile::load(crate::profile::DEFAULT)
+            .map(|l| crate::plan::default_prefix(&l.profile))
+            .unwrap_or_else(|_| PathBuf::from(".")),
+    }
+}
+
 /// Runs the command the user asked for.
 pub fn run(cli: Cli, interrupt: &AtomicBool) -> Outcome {
     match cli.command {
-        Command::Images(cmd) => images::run(cmd, interrupt),
-        Command::Config(ConfigCommand::Check { files }) => config::check(&files),
-        Command::Config(ConfigCommand::Show { file, prefix, json }) => {
+        None => install::run(cli.install, interrupt),
+        Some(Command::Install(a)) => install::run(a, interrupt),
+        Some(Command::Uninstall(a)) => {
+            uninstall::run(&default_prefix(a.prefix), a.purge, a.json, a.log.as_deref())
+        }
+        Some(Command::Status(a)) => status::run(&default_prefix(a.prefix), a.json),
+        Some(Command::Facts(a)) => facts::run(&a),
+        Some(Command::Images(cmd)) => images::run(cmd, interrupt),
+        Some(Command::Config(ConfigCommand::Check { files })) => config::check(&files),
+        Some(Command::Config(ConfigCommand::Show { file, prefix, json })) => {
             config::show(file.as_deref(), prefix.as_deref(), json)
         }
     }

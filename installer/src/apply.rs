@@ -1,0 +1,823 @@
+//! The transactional apply: check the host, create the prefix, build the images (fstab,
+//! hostname and users written into the root image as it is built), write config.txt,
+//! record install-state. Each step is idempotent; on failure or Ctrl-C what this install
+//! made is undone in reverse order, and what existed before is never touched.
+//!
+//! Every change is first written to a journal in the prefix (write-ahead), then made.
+//! The journal belongs to the install until it commits: a run killed with SIGKILL leaves
+//! it behind, and the next run takes it over, so that re-running ends where an
+//! uninterrupted install would have, and a failure after a kill still rolls back to the
+//! state before the first attempt. A journal written for a different plan is rolled
+//! back first.
+//!
+//! - An image that exists and is not this install's (a user's home.img with data) is
+//!   kept as it is: never overwritten, never removed (only `uninstall --purge` does).
+//! - Files are written beside their target and renamed into place; a replaced file is
+//!   first renamed to a backup that the rollback restores and the commit removes.
+//!
+//! ## Test hooks (test-only)
+//!
+//! `COLINUX_SETUP_TEST_PAUSE_AT=STEP` stops at a step (printing `test hook: paused at
+//! STEP` on stderr) until the process is killed or interrupted (then the run cancels);
+//! `COLINUX_SETUP_TEST_FAIL_AT=STEP` makes the step fail. Steps: `prefix`, `image:root`,
+//! `image:root:writing` (inside the build, its temporary file half written),
+//! `image:home`, `image:home:writing`, `swap`, `config`, `state`, `commit`. They exist
+//! for the tests in installer/tests and are not part of the product's interface.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
+
+use crate::plan::{ImagePlan, Plan, SourcePlan};
+use crate::progress::Reporter;
+use crate::state::{
+    self, FileRecord, InstallState, JOURNAL_FILE, Lock, RunLog, STATE_FILE, TapRecord,
+};
+
+/// How an apply ended badly.
+#[derive(Debug)]
+pub enum ApplyError {
+    /// Ctrl-C; rolled back.
+    Cancelled(anyhow::Error),
+    /// Another run holds the lock (1618); nothing was changed.
+    Busy(anyhow::Error),
+    /// Failed; rolled back.
+    Failed(anyhow::Error),
+}
+
+/// One change, recorded before it is made.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Entry {
+    /// A folder created (removed on rollback when empty).
+    Dir {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// A file created (removed on rollback).
+    File {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A file replaced: the old one was renamed to `backup`.
+    Replace {
+        /// The file.
+        path: PathBuf,
+        /// The old content's place until commit.
+        backup: PathBuf,
+    },
+}
+
+/// The write-ahead journal of an install that has not committed.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Journal {
+    /// Digest of the plan being installed.
+    pub plan_digest: String,
+    /// Changes, in order.
+    pub entries: Vec<Entry>,
+    #[serde(skip)]
+    path: PathBuf,
+}
+
+impl Journal {
+    fn load(prefix: &Path) -> Result<Option<Journal>> {
+        let path = prefix.join(JOURNAL_FILE);
+        match fs::read(&path) {
+            Ok(b) => {
+                let mut j: Journal = serde_json::from_slice(&b).with_context(|| {
+                    format!(
+                        "{} (an interrupted install's journal) is damaged",
+                        path.display()
+                    )
+                })?;
+                j.path = path;
+                Ok(Some(j))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    fn push(&mut self, e: Entry) -> Result<()> {
+        if !self.entries.contains(&e) {
+            self.entries.push(e);
+        }
+        self.save()
+    }
+
+    fn save(&self) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(self).context("encoding the journal")?;
+        state::write_atomic(&self.path, &bytes)
+    }
+
+    fn owns(&self, path: &Path) -> bool {
+        self.entries.iter().any(|e| match e {
+            Entry::File { path: p } | Entry::Replace { path: p, .. } => p == path,
+            Entry::Dir { .. } => false,
+        })
+    }
+
+    /// Undoes every entry in reverse order; returns what was undone.
+    fn rollback(&self, log: &mut RunLog) -> Vec<String> {
+        let mut done = Vec::new();
+        for e in self.entries.iter().rev() {
+            match e {
+                Entry::File { path } => {
+                    if path.exists() && fs::remove_file(path).is_ok() {
+                        done.push(format!("removed {}", path.display()));
+                    }
+                    remove_partials(path);
+                }
+                Entry::Replace { path, backup } => {
+                    if backup.exists() && fs::rename(backup, path).is_ok() {
+                        done.push(format!("restored {}", path.display()));
+                    }
+                }
+                Entry::Dir { path } => {
+                    // Our own bookkeeping files go first; anything else keeps the folder.
+                    for f in [state::LOCK_FILE, JOURNAL_FILE] {
+                        let _ = fs::remove_file(path.join(f));
+                    }
+                    if fs::remove_dir(path).is_ok() {
+                        done.push(format!("removed folder {}", path.display()));
+                    }
+                }
+            }
+        }
+        let _ = fs::remove_file(&self.path);
+        for d in &done {
+            log.line(&format!("rollback: {d}"));
+        }
+        done
+    }
+
+    fn commit(&self) -> Result<()> {
+        for e in &self.entries {
+            if let Entry::Replace { backup, .. } = e
+                && backup.exists()
+            {
+                fs::remove_file(backup)
+                    .with_context(|| format!("removing the backup {}", backup.display()))?;
+            }
+        }
+        match fs::remove_file(&self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("removing {}", self.path.display())),
+        }
+    }
+}
+
+/// Removes the image builder's temporary siblings of `target` (`.NAME.*.partial`), which
+/// a SIGKILL during a build leaves behind.
+fn remove_partials(target: &Path) {
+    let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
+        return;
+    };
+    let prefix = format!(".{}.", name.to_string_lossy());
+    let Ok(rd) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n.starts_with(&prefix) && (n.ends_with(".partial") || n.ends_with(".tmp")) {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
+/// The test-only hooks (see the module doc).
+struct Hooks {
+    pause_at: Option<String>,
+    fail_at: Option<String>,
+}
+
+impl Hooks {
+    fn from_env() -> Hooks {
+        Hooks {
+            pause_at: std::env::var("COLINUX_SETUP_TEST_PAUSE_AT").ok(),
+            fail_at: std::env::var("COLINUX_SETUP_TEST_FAIL_AT").ok(),
+        }
+    }
+
+    fn at(&self, step: &str, interrupt: &AtomicBool) -> Result<()> {
+        if self.pause_at.as_deref() == Some(step) {
+            eprintln!("colinux-setup: test hook: paused at {step}");
+            let start = Instant::now();
+            while !interrupt.load(Ordering::SeqCst) && start.elapsed() < Duration::from_secs(120) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        if self.fail_at.as_deref() == Some(step) {
+            bail!("test hook: failure injected at step {step}");
+        }
+        Ok(())
+    }
+}
+
+/// Everything a step needs.
+pub struct Ctx<'a> {
+    /// Progress.
+    pub rep: &'a mut Reporter,
+    /// The run's log.
+    pub log: &'a mut RunLog,
+    /// Ctrl-C.
+    pub interrupt: &'a AtomicBool,
+}
+
+/// What the install did.
+#[derive(Debug, Default, Serialize)]
+pub struct Summary {
+    /// Files made or replaced.
+    pub changed: Vec<String>,
+    /// Files that were there and were kept.
+    pub kept: Vec<String>,
+    /// Things to know.
+    pub warnings: Vec<String>,
+}
+
+fn cancelled() -> anyhow::Error {
+    anyhow!("cancelled (Ctrl-C); what this install made has been removed")
+}
+
+/// Checks the host without changing anything: rights, free space (with the numbers),
+/// and that every source can be read.
+pub fn check_host(plan: &Plan) -> Result<()> {
+    let prefix = &plan.prefix;
+    let existing = crate::facts::nearest_existing(prefix).ok_or_else(|| {
+        anyhow!(
+            "INSTALLDIR={}: no part of this path exists; choose a folder on an existing volume",
+            prefix.display()
+        )
+    })?;
+    #[cfg(unix)]
+    if rustix::fs::access(
+        &existing,
+        rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK,
+    )
+    .is_err()
+    {
+        bail!(
+            "INSTALLDIR={}: no right to write in {}; run as a user who may, or choose another folder",
+            prefix.display(),
+            existing.display()
+        );
+    }
+    for (file, path, _) in plan.files() {
+        if path.is_dir() {
+            bail!(
+                "{}: is a folder, where the image {file} belongs; move it away",
+                path.display()
+            );
+        }
+    }
+    let mut need: u64 = 1 << 20;
+    let mut parts = Vec::new();
+    for (file, path, mb) in plan.files() {
+        if !path.exists() {
+            need += mb << 20;
+            parts.push(format!("{file} {mb} MB"));
+        }
+    }
+    match crate::facts::gather(prefix).volume {
+        Some(v) if v.free_bytes < need => bail!(
+            "not enough free space for INSTALLDIR={}: the images need {} MB ({}), the volume of {} has {} MB free; \
+             free {} MB more, or choose smaller sizes (ROOTMB, HOMEMB, SWAPMB) or another INSTALLDIR",
+            prefix.display(),
+            need >> 20,
+            parts.join(", "),
+            v.queried.display(),
+            v.free_bytes >> 20,
+            (need - v.free_bytes).div_ceil(1 << 20)
+        ),
+        _ => {}
+    }
+    for img in &plan.images {
+        if img.path.exists() {
+            continue;
+        }
+        match &img.source {
+            SourcePlan::Busybox { busybox } => crate::guest::check_static_busybox(busybox)?,
+            SourcePlan::KitRootfs { dir } => {
+                fs::read_dir(dir).with_context(|| {
+                    format!(
+                        "KIT: cannot read the kit's root tree {}; give --kit DIR whose rootfs/ folder holds the guest's root",
+                        dir.display()
+                    )
+                })?;
+            }
+            SourcePlan::Empty => {}
+        }
+    }
+    Ok(())
+}
+
+/// Installs `plan`.
+pub fn install(plan: &Plan, ctx: &mut Ctx<'_>) -> Result<Summary, ApplyError> {
+    let hooks = Hooks::from_env();
+    ctx.rep.phase("checking the host");
+    check_host(plan).map_err(ApplyError::Failed)?;
+    if ctx.interrupt.load(Ordering::SeqCst) {
+        return Err(ApplyError::Cancelled(cancelled()));
+    }
+
+    // The prefix and its missing parents, outermost first.
+    let mut created = Vec::new();
+    let mut p = Some(plan.prefix.as_path());
+    while let Some(cur) = p {
+        if cur.exists() {
+            break;
+        }
+        created.push(cur.to_owned());
+        p = cur.parent();
+    }
+    created.reverse();
+    let mut made_here = Vec::new();
+    for d in &created {
+        match fs::create_dir(d) {
+            Ok(()) => made_here.push(d.clone()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                for m in made_here.iter().rev() {
+                    let _ = fs::remove_dir(m);
+                }
+                return Err(ApplyError::Failed(
+                    anyhow!(e).context(format!("cannot create the folder {}", d.display())),
+                ));
+            }
+        }
+    }
+    let lock = match Lock::acquire(&plan.prefix) {
+        Ok(l) => l,
+        Err(e @ state::LockError::Busy(_)) => return Err(ApplyError::Busy(anyhow!(e))),
+        Err(e) => {
+            for m in made_here.iter().rev() {
+                let _ = fs::remove_dir(m);
+            }
+            return Err(ApplyError::Failed(anyhow!(e)));
+        }
+    };
+    ctx.log.line(&format!("lock: {}", lock.path.display()));
+
+    let digest = plan.digest();
+    let mut journal = match Journal::load(&plan.prefix) {
+        Ok(Some(j)) if j.plan_digest == digest => {
+            ctx.log
+                .line("continuing an interrupted install of the same plan");
+            ctx.rep.phase("continuing an interrupted install");
+            j
+        }
+        Ok(Some(j)) => {
+            ctx.log
+                .line("an interrupted install of another plan is rolled back first");
+            j.rollback(ctx.log);
+            fresh_journal(plan, &digest)
+        }
+        Ok(None) => fresh_journal(plan, &digest),
+        Err(e) => return Err(ApplyError::Failed(e)),
+    };
+    let result = (|| -> Result<Summary> {
+        for d in &made_here {
+            journal.push(Entry::Dir { path: d.clone() })?;
+        }
+        hooks.at("prefix", ctx.interrupt)?;
+        steps(plan, ctx, &hooks, &mut journal, &digest)
+    })();
+    match result {
+        Ok(summary) => {
+            drop(lock);
+            Ok(summary)
+        }
+        Err(e) => {
+            let interrupted = ctx.interrupt.load(Ordering::SeqCst)
+                || e.chain().any(|c| {
+                    matches!(
+                        c.downcast_ref::<image_builder::Error>(),
+                        Some(image_builder::Error::Interrupted)
+                    )
+                });
+            ctx.rep.phase("rolling back");
+            let undone = journal.rollback(ctx.log);
+            ctx.log
+                .line(&format!("rolled back {} change(s)", undone.len()));
+            let lock_path = lock.path.clone();
+            drop(lock);
+            // The lock file is bookkeeping of an installed machine: none is left in a
+            // folder where nothing is installed.
+            if !plan.prefix.join(STATE_FILE).exists() {
+                let _ = fs::remove_file(&lock_path);
+            }
+            if interrupted {
+                Err(ApplyError::Cancelled(cancelled()))
+            } else {
+                Err(ApplyError::Failed(e.context("the install failed; what it made has been removed, and what was there before is as it was")))
+            }
+        }
+    }
+}
+
+fn fresh_journal(plan: &Plan, digest: &str) -> Journal {
+    Journal {
+        plan_digest: digest.to_owned(),
+        entries: Vec::new(),
+        path: plan.prefix.join(JOURNAL_FILE),
+    }
+}
+
+fn steps(
+    plan: &Plan,
+    ctx: &mut Ctx<'_>,
+    hooks: &Hooks,
+    journal: &mut Journal,
+    digest: &str,
+) -> Result<Summary> {
+    let mut summary = Summary::default();
+    let old_state = InstallState::read(&plan.prefix)?;
+    let recorded = |file: &str| {
+        old_state
+            .as_ref()
+            .and_then(|s| s.files.iter().find(|f| f.file == file).cloned())
+    };
+    let mut records = Vec::new();
+    for img in &plan.images {
+        check_interrupt(ctx.interrupt)?;
+        let step = format!("image:{}", img.role.as_str());
+        hooks.at(&step, ctx.interrupt)?;
+        let rec = image_step(
+            plan,
+            img,
+            ctx,
+            hooks,
+            journal,
+            recorded(&img.file),
+            &mut summary,
+        )?;
+        records.push(rec);
+    }
+    check_interrupt(ctx.interrupt)?;
+    hooks.at("swap", ctx.interrupt)?;
+    records.push(swap_step(
+        plan,
+        ctx,
+        journal,
+        recorded(&plan.swap.file),
+        &mut summary,
+    )?);
+
+    check_interrupt(ctx.interrupt)?;
+    hooks.at("config", ctx.interrupt)?;
+    ctx.rep.phase("writing config.txt");
+    let config = plan.prefix.join("config.txt");
+    write_file(&config, plan.config_txt.as_bytes(), journal, &mut summary)?;
+    records.push(FileRecord {
+        file: "config.txt".into(),
+        role: "config".into(),
+        bytes: plan.config_txt.len() as u64,
+        digest: Some(format!(
+            "sha256:{}",
+            crate::plan::hex(&sha2::Sha256::digest(plan.config_txt.as_bytes()))
+        )),
+        origin: "install".into(),
+    });
+
+    check_interrupt(ctx.interrupt)?;
+    hooks.at("state", ctx.interrupt)?;
+    let mut st = InstallState {
+        format: 1,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        profile: plan.profile.clone(),
+        monitor: plan.monitor.as_str().to_owned(),
+        prefix: plan.prefix.clone(),
+        plan_digest: digest.to_owned(),
+        answers: plan.answers.clone(),
+        first_boot: plan.first_boot.state.clone(),
+        tap: plan.tap.as_ref().map(|t| TapRecord {
+            name: t.name.clone(),
+            subnet: t.subnet.clone(),
+            state: t.state.clone(),
+        }),
+        files: records,
+        installed_at: state::now_secs(),
+    };
+    if let Some(old) = &old_state {
+        let mut same = st.clone();
+        same.installed_at = old.installed_at;
+        if &same == old {
+            st = same;
+        }
+    }
+    let bytes = serde_json::to_vec_pretty(&st).context("encoding install-state.json")?;
+    write_file(&plan.prefix.join(STATE_FILE), &bytes, journal, &mut summary)?;
+
+    check_interrupt(ctx.interrupt)?;
+    hooks.at("commit", ctx.interrupt)?;
+    journal.commit()?;
+    Ok(summary)
+}
+
+fn check_interrupt(flag: &AtomicBool) -> Result<()> {
+    if flag.load(Ordering::SeqCst) {
+        return Err(cancelled());
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` unless it already holds them; a different file is kept in
+/// a backup until the install commits.
+fn write_file(
+    path: &Path,
+    bytes: &[u8],
+    journal: &mut Journal,
+    summary: &mut Summary,
+) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match fs::read(path) {
+        Ok(old) if old == bytes => return Ok(()),
+        Ok(_) => {
+            if !journal.owns(path) {
+                let backup = path.with_file_name(format!(".{name}.backup"));
+                journal.push(Entry::Replace {
+                    path: path.to_owned(),
+                    backup: backup.clone(),
+                })?;
+                fs::rename(path, &backup)
+                    .with_context(|| format!("moving {} aside", path.display()))?;
+            }
+        }
+        Err(_) => {
+            journal.push(Entry::File {
+                path: path.to_owned(),
+            })?;
+        }
+    }
+    state::write_atomic(path, bytes)?;
+    summary.changed.push(name);
+    Ok(())
+}
+
+fn image_step(
+    plan: &Plan,
+    img: &ImagePlan,
+    ctx: &mut Ctx<'_>,
+    hooks: &Hooks,
+    journal: &mut Journal,
+    recorded: Option<FileRecord>,
+    summary: &mut Summary,
+) -> Result<FileRecord> {
+    remove_partials(&img.path);
+    if img.path.exists() {
+        let bytes = fs::metadata(&img.path).map(|m| m.len()).unwrap_or(0);
+        if journal.owns(&img.path) {
+            // Built by an interrupted run of this plan: renamed into place only when
+            // complete, so it is kept.
+            ctx.log
+                .line(&format!("{}: built by the interrupted run; kept", img.file));
+            return Ok(FileRecord {
+                file: img.file.clone(),
+                role: img.role.as_str().into(),
+                bytes,
+                digest: Some(state::file_digest(&img.path)?),
+                origin: "install".into(),
+            });
+        }
+        if let Some(r) = recorded {
+            if r.origin == "install" && bytes != img.size_mb << 20 && r.bytes == bytes {
+                let w = format!(
+                    "{} is {} MB, the plan asks for {} MB; it is kept as it is (images are never replaced by an install; use `colinux-setup images rebuild`)",
+                    img.file,
+                    bytes >> 20,
+                    img.size_mb
+                );
+                ctx.rep.warn(&w);
+                summary.warnings.push(w);
+            }
+            summary.kept.push(img.file.clone());
+            return Ok(r);
+        }
+        let w = format!(
+            "{} exists and was not made by this install: it is kept as it is, with its data",
+            img.file
+        );
+        if image_builder::inspect(&img.path).is_err() {
+            let w = format!("{w}; warning: it is not an ext2/ext3/ext4 image");
+            ctx.rep.warn(&w);
+            summary.warnings.push(w);
+        } else {
+            ctx.log.line(&w);
+        }
+        summary.kept.push(img.file.clone());
+        return Ok(FileRecord {
+            file: img.file.clone(),
+            role: img.role.as_str().into(),
+            bytes,
+            digest: None,
+            origin: "kept".into(),
+        });
+    }
+    ctx.rep.phase(&format!("building {}", img.file));
+    let staged = crate::guest::stage(plan, img)?;
+    let kernel: image_builder::KernelVersion = plan
+        .guest_kernel
+        .parse()
+        .map_err(|e| anyhow!("guest kernel: {e}"))?;
+    let level = image_builder::FsLevel::resolve(&img.fs, Some(kernel))?;
+    let mut opts =
+        image_builder::BuildOptions::new(level, image_builder::SizeSpec::Bytes(img.size_mb << 20));
+    opts.label = Some(img.role.as_str().to_owned());
+    opts.owner = Some((0, 0));
+    opts.sources = staged.sources.clone();
+    opts.source_date_epoch = Some(plan.source_date_epoch);
+    journal.push(Entry::File {
+        path: img.path.clone(),
+    })?;
+    let writing = format!("image:{}:writing", img.role.as_str());
+    let mut hook_err = None;
+    let interrupt = ctx.interrupt;
+    let rep = &mut *ctx.rep;
+    let result = image_builder::build(
+        &img.path,
+        &opts,
+        &mut |ev| match ev {
+            image_builder::Event::Phase(p) => {
+                if p == "writing metadata"
+                    && hook_err.is_none()
+                    && let Err(e) = hooks.at(&writing, interrupt)
+                {
+                    hook_err = Some(e);
+                }
+                rep.phase(&format!("{}: {p}", img.file));
+            }
+            image_builder::Event::Progress { done, total } => rep.progress(done, total),
+            image_builder::Event::Warning(w) => rep.warn(&w),
+        },
+        interrupt,
+    );
+    if let Some(e) = hook_err {
+        // Undo the finished image as the rollback would; the hook stands for a failure
+        // in the middle of the build.
+        return Err(e);
+    }
+    let report = result.map_err(anyhow::Error::new).with_context(|| {
+        format!(
+            "building {} ({} MB {})",
+            img.path.display(),
+            img.size_mb,
+            img.fs
+        )
+    })?;
+    ctx.log.line(&format!(
+        "built {}: {} {} bytes, UUID {}",
+        img.file,
+        report.level.name(),
+        report.size_bytes,
+        report.uuid
+    ));
+    summary.changed.push(img.file.clone());
+    Ok(FileRecord {
+        file: img.file.clone(),
+        role: img.role.as_str().into(),
+        bytes: report.size_bytes,
+        digest: Some(state::file_digest(&img.path)?),
+        origin: "install".into(),
+    })
+}
+
+fn swap_step(
+    plan: &Plan,
+    ctx: &mut Ctx<'_>,
+    journal: &mut Journal,
+    recorded: Option<FileRecord>,
+    summary: &mut Summary,
+) -> Result<FileRecord> {
+    let s = &plan.swap;
+    remove_partials(&s.path);
+    if s.path.exists() {
+        let bytes = fs::metadata(&s.path).map(|m| m.len()).unwrap_or(0);
+        if journal.owns(&s.path) {
+            return Ok(FileRecord {
+                file: s.file.clone(),
+                role: "swap".into(),
+                bytes,
+                digest: Some(state::file_digest(&s.path)?),
+                origin: "install".into(),
+            });
+        }
+        summary.kept.push(s.file.clone());
+        return Ok(recorded.unwrap_or(FileRecord {
+            file: s.file.clone(),
+            role: "swap".into(),
+            bytes,
+            digest: None,
+            origin: "kept".into(),
+        }));
+    }
+    ctx.rep.phase(&format!("writing {}", s.file));
+    journal.push(Entry::File {
+        path: s.path.clone(),
+    })?;
+    let r = image_builder::write_swap(
+        &s.path,
+        &image_builder::SwapOptions {
+            size: s.size_mb << 20,
+            label: Some("swap".into()),
+            uuid: None,
+            force: false,
+        },
+    )
+    .map_err(anyhow::Error::new)
+    .with_context(|| format!("writing the swap image {}", s.path.display()))?;
+    summary.changed.push(s.file.clone());
+    Ok(FileRecord {
+        file: s.file.clone(),
+        role: "swap".into(),
+        bytes: r.size_bytes,
+        digest: Some(state::file_digest(&s.path)?),
+        origin: "install".into(),
+    })
+}
+
+/// What `uninstall` did.
+#[derive(Debug, Default, Serialize)]
+pub struct Removed {
+    /// Removed.
+    pub removed: Vec<String>,
+    /// Kept (images, unless --purge).
+    pub kept: Vec<String>,
+    /// Rolled back from an interrupted install.
+    pub rolled_back: Vec<String>,
+}
+
+/// Uninstalls the machine in `prefix`: config.txt, install-state and the lock go; the
+/// images stay unless `purge` (then the images, logs and the folder, when empty, go).
+/// `Ok(None)` when nothing is installed there.
+pub fn uninstall(
+    prefix: &Path,
+    purge: bool,
+    log: &mut RunLog,
+) -> Result<Option<Removed>, ApplyError> {
+    if !prefix.is_dir() {
+        return Ok(None);
+    }
+    let lock = match Lock::acquire(prefix) {
+        Ok(l) => l,
+        Err(e @ state::LockError::Busy(_)) => return Err(ApplyError::Busy(anyhow!(e))),
+        Err(e) => return Err(ApplyError::Failed(anyhow!(e))),
+    };
+    let mut out = Removed::default();
+    match Journal::load(prefix) {
+        Ok(Some(j)) => out.rolled_back = j.rollback(log),
+        Ok(None) => {}
+        Err(e) => return Err(ApplyError::Failed(e)),
+    }
+    let st = InstallState::read(prefix).map_err(ApplyError::Failed)?;
+    let Some(st) = st else {
+        drop(lock);
+        let _ = fs::remove_file(prefix.join(state::LOCK_FILE));
+        return Ok(if out.rolled_back.is_empty() {
+            None
+        } else {
+            Some(out)
+        });
+    };
+    let mut remove = |p: PathBuf, out: &mut Removed| -> Result<(), ApplyError> {
+        match fs::remove_file(&p) {
+            Ok(()) => {
+                log.line(&format!("removed {}", p.display()));
+                out.removed.push(p.display().to_string());
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(ApplyError::Failed(
+                anyhow!(e).context(format!("cannot remove {}", p.display())),
+            )),
+        }
+    };
+    for f in &st.files {
+        let p = prefix.join(&f.file);
+        if f.role == "config" || purge {
+            remove(p, &mut out)?;
+        } else if p.exists() {
+            out.kept.push(p.display().to_string());
+        }
+    }
+    remove(prefix.join("config.txt"), &mut out)?;
+    remove(prefix.join(STATE_FILE), &mut out)?;
+    let lock_path = lock.path.clone();
+    drop(lock);
+    let _ = fs::remove_file(&lock_path);
+    if purge {
+        let _ = fs::remove_dir_all(prefix.join(state::LOGS_DIR));
+        if fs::remove_dir(prefix).is_ok() {
+            out.removed.push(prefix.display().to_string());
+        }
+    }
+    Ok(Some(out))
+}

@@ -1,0 +1,303 @@
+//! `install` (the default command): answers → plan → (wizard) → dry run or apply.
+//!
+//! Order of precedence: the profile < the answer file < flags (`--prefix`, `--monitor`,
+//! `--kit`, `--no-first-boot`, `--profile`) and `--set KEY=VALUE` < wizard answers.
+//! Without a terminal and without `--unattended`, it fails at once (1603) and says to
+//! use `--unattended`; it never waits for input.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result, anyhow};
+
+use crate::apply::{self, ApplyError, Ctx};
+use crate::cli::InstallArgs;
+use crate::exit::{self, Outcome};
+use crate::facts;
+use crate::plan::{self, Answers, Plan};
+use crate::profile;
+use crate::progress::{Reporter, emit};
+use crate::state::RunLog;
+
+/// Runs `install`.
+pub fn run(args: InstallArgs, interrupt: &AtomicBool) -> Outcome {
+    let interactive = !args.unattended && !args.dry_run;
+    if interactive && !std::io::stdin().is_terminal() {
+        return fail(
+            &args,
+            None,
+            anyhow!(
+                "there is no terminal to ask on, and --unattended was not given; \
+                 for a silent install run `colinux-setup install --unattended` (with --prefix, --answers or --set KEY=VALUE)"
+            ),
+        );
+    }
+    let mut log = RunLog::start("install", args.log.as_deref());
+    exit::set_trailer(format!(
+        "colinux-setup: the log of this run is {}",
+        log.path.display()
+    ));
+    // Command-line syntax first (exit 2), before any file is read.
+    let mut sets = Answers::default();
+    for pair in &args.set {
+        if let Err(e) = sets.set_pair(pair) {
+            return Outcome::Usage(e);
+        }
+    }
+    if let Some(m) = &args.monitor
+        && profile::Monitor::parse(m).is_none()
+    {
+        return Outcome::Usage(anyhow!("--monitor {m}: use colinux, uml or qemu"));
+    }
+    let mut answers = Answers::default();
+    let file = args
+        .answers
+        .clone()
+        .or_else(|| sets.get("ANSWERFILE").map(|a| a.value.clone().into()));
+    if let Some(f) = &file
+        && let Err(e) = answers.read_file(f)
+    {
+        return fail(&args, Some(&mut log), e);
+    }
+    let flags: [(&str, Option<String>, &str); 5] = [
+        ("PROFILE", args.profile.clone(), "--profile"),
+        (
+            "INSTALLDIR",
+            args.prefix.as_ref().map(|p| p.display().to_string()),
+            "--prefix",
+        ),
+        ("MONITOR", args.monitor.clone(), "--monitor"),
+        (
+            "KIT",
+            args.kit.as_ref().map(|p| p.display().to_string()),
+            "--kit",
+        ),
+        (
+            "NOFIRSTBOOT",
+            args.no_first_boot.then(|| "1".to_owned()),
+            "--no-first-boot",
+        ),
+    ];
+    for (k, v, origin) in flags {
+        if let Some(v) = v
+            && let Err(e) = answers.set(k, &v, origin)
+        {
+            return Outcome::Usage(e);
+        }
+    }
+    for (k, a) in sets.0 {
+        if k != "ANSWERFILE" {
+            answers.0.insert(k, a);
+        }
+    }
+    let plan = match make_plan(&answers) {
+        Ok(p) => p,
+        Err(e) => return fail(&args, Some(&mut log), e),
+    };
+    let plan = if interactive {
+        match wizard(answers, plan, interrupt) {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                return Outcome::Cancelled(anyhow!("cancelled in the wizard; nothing was changed"));
+            }
+            Err(e) => return fail(&args, Some(&mut log), e),
+        }
+    } else {
+        plan
+    };
+    log.line(&plan::describe(&plan));
+    let mut rep = Reporter::new(args.json);
+    for w in &plan.warnings {
+        rep.warn(w);
+    }
+    if let Some(path) = &args.save_answers {
+        if let Err(e) = crate::state::write_atomic(path, plan.answer_file().as_bytes())
+            .with_context(|| format!("--save-answers {}", path.display()))
+        {
+            return fail(&args, Some(&mut log), e);
+        }
+        log.line(&format!("answers saved to {}", path.display()));
+    }
+    if args.dry_run {
+        let check = apply::check_host(&plan);
+        if args.json {
+            emit(
+                &serde_json::json!({"event": "plan", "plan": plan, "host_check": check.as_ref().err().map(|e| format!("{e:#}"))}),
+            );
+        } else {
+            print!("{}", plan::describe(&plan));
+            println!("(dry run: nothing was changed)");
+        }
+        return match check {
+            Ok(()) => Outcome::Done,
+            Err(e) => fail(&args, Some(&mut log), e),
+        };
+    }
+    if args.json {
+        emit(&serde_json::json!({"event": "plan", "plan": plan}));
+    }
+    let result = apply::install(
+        &plan,
+        &mut Ctx {
+            rep: &mut rep,
+            log: &mut log,
+            interrupt,
+        },
+    );
+    rep.finish();
+    // A run that found another one at work leaves nothing in its folder, not even a log.
+    let log_path = if matches!(result, Err(ApplyError::Busy(_))) {
+        log.path.clone()
+    } else {
+        log.settle(&plan.prefix)
+    };
+    exit::set_trailer(format!(
+        "colinux-setup: the log of this run is {}",
+        log_path.display()
+    ));
+    match result {
+        Ok(summary) => {
+            log.line(&format!(
+                "done: changed {:?}, kept {:?}",
+                summary.changed, summary.kept
+            ));
+            if args.json {
+                emit(&serde_json::json!({
+                    "event": "done", "exit": 0, "prefix": plan.prefix, "profile": plan.profile,
+                    "changed": summary.changed, "kept": summary.kept,
+                    "first_boot": plan.first_boot.state, "log": log_path,
+                }));
+            } else if summary.changed.is_empty() {
+                println!(
+                    "{}: already installed as planned (profile {}); nothing changed",
+                    plan.prefix.display(),
+                    plan.profile
+                );
+            } else {
+                println!(
+                    "installed profile {} into {} for the {} monitor: made {}{}; first boot: {}",
+                    plan.profile,
+                    plan.prefix.display(),
+                    plan.monitor.as_str(),
+                    summary.changed.join(", "),
+                    if summary.kept.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", kept {}", summary.kept.join(", "))
+                    },
+                    plan.first_boot.state
+                );
+                println!("log: {}", log_path.display());
+            }
+            Outcome::Done
+        }
+        Err(e) => {
+            let (outcome, msg) = match e {
+                ApplyError::Cancelled(e) => {
+                    let m = format!("{e:#}");
+                    (Outcome::Cancelled(e), m)
+                }
+                ApplyError::Busy(e) => {
+                    let m = format!("{e:#}");
+                    (Outcome::Busy(e), m)
+                }
+                ApplyError::Failed(e) => {
+                    let m = format!("{e:#}");
+                    (Outcome::Failed(e), m)
+                }
+            };
+            log.line(&format!("error: {msg}"));
+            if args.json {
+                emit(&serde_json::json!({"event": "error", "message": msg, "log": log_path}));
+            }
+            outcome
+        }
+    }
+}
+
+/// Logs and reports a failure before anything was changed.
+fn fail(args: &InstallArgs, log: Option<&mut RunLog>, e: anyhow::Error) -> Outcome {
+    let msg = format!("{e:#}");
+    if let Some(log) = log {
+        log.line(&format!("error: {msg}"));
+        if args.json {
+            emit(&serde_json::json!({"event": "error", "message": msg, "log": log.path}));
+        }
+    } else if args.json {
+        emit(&serde_json::json!({"event": "error", "message": msg}));
+    }
+    Outcome::Failed(e)
+}
+
+/// Loads the profile the answers name and resolves the plan against the host.
+pub fn make_plan(answers: &Answers) -> Result<Plan> {
+    let name = answers
+        .get("PROFILE")
+        .map_or(profile::DEFAULT.to_owned(), |a| a.value.clone());
+    let loaded = profile::load(&name)?;
+    let prefix = answers
+        .get("INSTALLDIR")
+        .map(|a| std::path::absolute(&a.value).unwrap_or_else(|_| a.value.clone().into()))
+        .unwrap_or_else(|| plan::default_prefix(&loaded.profile));
+    let host = facts::gather(&prefix);
+    plan::resolve(answers, &loaded, &host)
+}
+
+/// The wizard: asks for the folder and sizes (Enter keeps the shown value), shows the
+/// plan and asks to go on. `Ok(None)` when the user says no or closes the input.
+fn wizard(mut answers: Answers, mut plan: Plan, interrupt: &AtomicBool) -> Result<Option<Plan>> {
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    let mut ask = |q: &str, current: &str| -> Option<String> {
+        eprint!("{q} [{current}]: ");
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        match input.read_line(&mut line) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(line.trim().to_owned()),
+        }
+    };
+    eprintln!(
+        "colinux-setup: installing profile {} ({})",
+        plan.profile, plan.profile_origin
+    );
+    let questions: Vec<(&str, &str)> = vec![
+        ("INSTALLDIR", "Install folder"),
+        ("RAMMB", "Guest RAM in MB"),
+        ("ROOTMB", "Root filesystem in MB"),
+        ("HOMEMB", "/home in MB"),
+        ("SWAPMB", "Swap in MB"),
+    ];
+    for (key, q) in questions {
+        loop {
+            if interrupt.load(Ordering::SeqCst) {
+                return Ok(None);
+            }
+            let current = plan.answers.get(key).cloned();
+            let Some(current) = current else { break };
+            let Some(v) = ask(q, &current) else {
+                return Ok(None);
+            };
+            if v.is_empty() {
+                break;
+            }
+            let mut trial = answers.clone();
+            trial.set(key, &v, "wizard")?;
+            match make_plan(&trial) {
+                Ok(p) => {
+                    answers = trial;
+                    plan = p;
+                    break;
+                }
+                Err(e) => eprintln!("  {e:#}"),
+            }
+        }
+    }
+    eprint!("{}", plan::describe(&plan));
+    match ask("Install now? (y/n)", "y") {
+        Some(v) if v.is_empty() || v.eq_ignore_ascii_case("y") || v.eq_ignore_ascii_case("yes") => {
+            Ok(Some(plan))
+        }
+        _ => Ok(None),
+    }
+}

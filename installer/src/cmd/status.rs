@@ -1,0 +1,141 @@
+//! `status [--prefix DIR] [--json]`: what is installed, for people and for detection
+//! scripts (SCCM, Intune): exit 0 when a machine is installed in the folder, 1 when not.
+//!
+//! It reads `install-state.json`, looks at each image (present, size, filesystem from
+//! its superblock), checks `config.txt` as colinux-daemon would read it, and reports the
+//! first boot, driver and TAP state (the driver and TAP are managed by later issues and
+//! reported as such).
+
+use std::path::Path;
+
+use config_txt::LintOptions;
+use serde_json::{Value, json};
+
+use crate::exit::Outcome;
+use crate::state::{InstallState, JOURNAL_FILE};
+
+/// Runs `status`.
+pub fn run(prefix: &Path, json_out: bool) -> Outcome {
+    let st = match InstallState::read(prefix) {
+        Ok(s) => s,
+        Err(e) => return Outcome::Failed(e),
+    };
+    let interrupted = prefix.join(JOURNAL_FILE).exists();
+    let Some(st) = st else {
+        if json_out {
+            println!(
+                "{}",
+                json!({"installed": false, "prefix": prefix, "interrupted_install": interrupted})
+            );
+        } else {
+            println!("{}: no machine is installed here", prefix.display());
+            if interrupted {
+                println!(
+                    "  an interrupted install left its journal; run the install again to finish it, or uninstall to undo it"
+                );
+            }
+        }
+        return Outcome::CheckFailed;
+    };
+    let mut images = Vec::new();
+    for f in st.files.iter().filter(|f| f.role != "config") {
+        let path = prefix.join(&f.file);
+        let info = image_builder::inspect(&path).ok();
+        let bytes = std::fs::metadata(&path).map(|m| m.len()).ok();
+        images.push(json!({
+            "file": f.file,
+            "role": f.role,
+            "path": path,
+            "present": bytes.is_some(),
+            "bytes": bytes,
+            "size_mb": info.as_ref().map(|i| i.size_bytes >> 20),
+            "fs": info.as_ref().map(|i| serde_json::to_value(i.kind).unwrap_or(Value::Null)),
+            "label": info.as_ref().map(|i| i.label.clone()),
+            "uuid": info.as_ref().map(|i| i.uuid.clone()),
+            "origin": f.origin,
+        }));
+    }
+    let config = prefix.join("config.txt");
+    let config_check = match std::fs::read(&config) {
+        Ok(bytes) => {
+            let name = config.display().to_string();
+            let parsed = config_txt::parse(&bytes, &name);
+            let opts = if st.first_boot == "done" {
+                LintOptions::after_first_boot()
+            } else {
+                LintOptions::default()
+            };
+            let diags = parsed.check(&opts);
+            let errors = diags.iter().filter(|d| d.is_error()).count();
+            json!({
+                "file": config,
+                "present": true,
+                "ok": errors == 0,
+                "errors": errors,
+                "warnings": diags.len() - errors,
+                "diagnostics": diags.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            })
+        }
+        Err(_) => json!({"file": config, "present": false, "ok": false}),
+    };
+    let v = json!({
+        "installed": true,
+        "prefix": prefix,
+        "version": st.version,
+        "profile": st.profile,
+        "monitor": st.monitor,
+        "installed_at": st.installed_at,
+        "first_boot": st.first_boot,
+        "images": images,
+        "config": config_check,
+        "driver": {"state": "not managed by this version (driver install is issue 7)"},
+        "tap": st.tap,
+        "interrupted_install": interrupted,
+        "answers": st.answers,
+    });
+    if json_out {
+        println!("{v}");
+    } else {
+        println!(
+            "{}: profile {} for the {} monitor, installed by colinux-setup {}",
+            prefix.display(),
+            st.profile,
+            st.monitor,
+            st.version
+        );
+        for i in &images {
+            println!(
+                "  {:<10} {:<5} {}",
+                i["file"].as_str().unwrap_or(""),
+                i["role"].as_str().unwrap_or(""),
+                if i["present"].as_bool() == Some(true) {
+                    format!(
+                        "{} MB {} ({})",
+                        i["size_mb"]
+                            .as_u64()
+                            .or(i["bytes"].as_u64().map(|b| b >> 20))
+                            .unwrap_or(0),
+                        i["fs"].as_str().unwrap_or("unknown"),
+                        i["origin"].as_str().unwrap_or("")
+                    )
+                } else {
+                    "missing".to_owned()
+                }
+            );
+        }
+        println!(
+            "  config.txt {}",
+            if config_check["ok"].as_bool() == Some(true) {
+                format!("ok ({} warning(s))", config_check["warnings"])
+            } else {
+                "has errors or is missing (see `colinux-setup config check`)".to_owned()
+            }
+        );
+        println!("  first boot: {}", st.first_boot);
+        if let Some(t) = &st.tap {
+            println!("  TAP {} on {}: {}", t.name, t.subnet, t.state);
+        }
+        println!("  driver: not managed by this version");
+    }
+    Outcome::Done
+}

@@ -1,0 +1,69 @@
+//! `uninstall [--prefix DIR] [--purge]`: removes config.txt, install-state and the lock;
+//! the images (root, home with the user's data, swap) stay unless `--purge`, which also
+//! removes the logs and the folder when it is then empty. An interrupted install's
+//! journal is rolled back first. Nothing installed is not an error (exit 0).
+
+use std::path::Path;
+
+use crate::apply::{self, ApplyError};
+use crate::exit::{self, Outcome};
+use crate::state::RunLog;
+
+/// Runs `uninstall`.
+pub fn run(prefix: &Path, purge: bool, json: bool, log_file: Option<&Path>) -> Outcome {
+    let mut log = RunLog::start("uninstall", log_file);
+    exit::set_trailer(format!(
+        "colinux-setup: the log of this run is {}",
+        log.path.display()
+    ));
+    let result = apply::uninstall(prefix, purge, &mut log);
+    // The log goes into the folder only when something was uninstalled there (and the
+    // folder is still there: --purge removes it).
+    let log_path = if matches!(result, Ok(Some(_))) {
+        log.settle(prefix)
+    } else {
+        log.path.clone()
+    };
+    exit::set_trailer(format!(
+        "colinux-setup: the log of this run is {}",
+        log_path.display()
+    ));
+    match result {
+        Ok(None) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"event": "done", "installed": false, "prefix": prefix})
+                );
+            } else {
+                println!(
+                    "{}: nothing is installed here; nothing to do",
+                    prefix.display()
+                );
+            }
+            Outcome::Done
+        }
+        Ok(Some(r)) => {
+            log.line(&format!("removed {:?}; kept {:?}", r.removed, r.kept));
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"event": "done", "prefix": prefix, "purge": purge, "removed": r.removed, "kept": r.kept, "rolled_back": r.rolled_back, "log": log_path})
+                );
+            } else {
+                println!(
+                    "uninstalled {}: removed {} file(s)",
+                    prefix.display(),
+                    r.removed.len()
+                );
+                for k in &r.kept {
+                    println!("  kept {k} (remove the images with --purge)");
+                }
+            }
+            Outcome::Done
+        }
+        Err(ApplyError::Busy(e)) => Outcome::Busy(e),
+        Err(ApplyError::Cancelled(e)) => Outcome::Cancelled(e),
+        Err(ApplyError::Failed(e)) => Outcome::Failed(e),
+    }
+}

@@ -1,0 +1,362 @@
+//! What goes inside the guest's images: `/etc/fstab`, hostname, users (passwd, group,
+//! shadow with SHA-512 crypt hashes), and for the busybox root its `inittab` and
+//! `rcS`; plus the staging folders the image builder reads.
+//!
+//! The files are written to a private staging folder and handed to the image builder
+//! as [`Source::File`] entries, so they are part of the image as it is built; nothing is
+//! patched afterwards. The busybox root tree is assembled in the same staging folder:
+//! the host's static busybox, its applet links, and the directories a Linux root needs.
+//!
+//! ## Limitations
+//!
+//! - The image builder takes owners from the host (or one owner for the whole image),
+//!   so the users' home folders in `home.img` are owned by root in the image; the
+//!   busybox root's `rcS` gives each user its folder at boot. A kit root without our
+//!   `rcS` must do that itself.
+//! - No device nodes are made (that needs root rights on the host): the guest kernel
+//!   mounts devtmpfs on /dev (CONFIG_DEVTMPFS_MOUNT, set in Debian's UML kernel).
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use image_builder::Source;
+
+use crate::plan::{ImagePlan, Plan, SourcePlan};
+use crate::profile::Monitor;
+
+/// The guest's `/etc/fstab`: devices follow the monitor.
+pub fn fstab(plan: &Plan) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# /etc/fstab, written by colinux-setup for the {} monitor (profile {}).",
+        plan.monitor.as_str(),
+        plan.profile
+    );
+    let _ = writeln!(
+        s,
+        "# <file system> <mount point> <type> <options> <dump> <pass>"
+    );
+    for i in plan.images.iter().filter(|i| i.mount == "/") {
+        let _ = writeln!(s, "{} / {} defaults 0 1", i.device, i.fstab_type);
+    }
+    let _ = writeln!(s, "proc /proc proc defaults 0 0");
+    let _ = writeln!(s, "sysfs /sys sysfs defaults 0 0");
+    let _ = writeln!(s, "tmpfs /dev/shm tmpfs defaults 0 0");
+    let _ = writeln!(s, "{} swap swap defaults 0 0", plan.swap.device);
+    for i in plan.images.iter().filter(|i| i.mount != "/") {
+        let _ = writeln!(s, "{} {} {} defaults 0 2", i.device, i.mount, i.fstab_type);
+    }
+    for sh in &plan.shares {
+        let line = match plan.monitor {
+            Monitor::Colinux => format!("cofs{} {} cofs {} 0 0", sh.cofs, sh.mount, sh.options),
+            // UML shares host folders with hostfs: the option data is the host path.
+            Monitor::Uml => format!("none {} hostfs {},{} 0 0", sh.mount, sh.options, sh.host),
+            // QEMU shares them with virtio-9p; the mount tag is cofsN.
+            Monitor::Qemu => format!(
+                "cofs{} {} 9p {},trans=virtio,version=9p2000.L 0 0",
+                sh.cofs, sh.mount, sh.options
+            ),
+        };
+        let _ = writeln!(s, "{line}");
+    }
+    s
+}
+
+fn passwd(plan: &Plan) -> String {
+    plan.users.iter().fold(String::new(), |mut s, u| {
+        let _ = writeln!(
+            s,
+            "{}:x:{}:{}:{}:{}:{}",
+            u.name, u.uid, u.gid, u.name, u.home, u.shell
+        );
+        s
+    })
+}
+
+fn group(plan: &Plan) -> String {
+    let mut seen = Vec::new();
+    plan.users.iter().fold(String::new(), |mut s, u| {
+        if !seen.contains(&u.gid) {
+            seen.push(u.gid);
+            let _ = writeln!(s, "{}:x:{}:", u.name, u.gid);
+        }
+        s
+    })
+}
+
+fn shadow(plan: &Plan) -> String {
+    let days = plan.source_date_epoch.max(0) / 86_400;
+    plan.users.iter().fold(String::new(), |mut s, u| {
+        let _ = writeln!(s, "{}:{}:{days}:0:99999:7:::", u.name, u.hash);
+        s
+    })
+}
+
+fn inittab() -> &'static str {
+    "# /etc/inittab (busybox init), written by colinux-setup.\n\
+     ::sysinit:/etc/init.d/rcS\n\
+     ::respawn:-/bin/sh\n\
+     ::ctrlaltdel:/sbin/reboot\n\
+     ::shutdown:/sbin/swapoff -a\n\
+     ::shutdown:/bin/umount -a -r\n"
+}
+
+fn rcs(plan: &Plan) -> String {
+    let mut s = String::from(
+        "#!/bin/sh\n\
+         # /etc/init.d/rcS, written by colinux-setup: mounts what /etc/fstab lists, turns swap on,\n\
+         # names the host and gives each user its home folder.\n\
+         mount -t proc proc /proc 2>/dev/null\n\
+         mount -o remount,rw /\n\
+         mkdir -p /dev/pts /dev/shm\n\
+         mount -a\n\
+         swapon -a\n\
+         hostname -F /etc/hostname\n",
+    );
+    for u in plan.users.iter().filter(|u| u.uid != 0) {
+        let _ = writeln!(
+            s,
+            "mkdir -p '{h}' && chown {uid}:{gid} '{h}'",
+            h = u.home,
+            uid = u.uid,
+            gid = u.gid
+        );
+    }
+    s.push_str(
+        "echo \"colinux-setup: guest $(hostname) is up\"\n\
+         # A boot check (colinux-setup boot, tests) adds colinux.poweroff to the kernel command line.\n\
+         case \" $(cat /proc/cmdline) \" in\n\
+         *\" colinux.poweroff \"*) echo 'colinux-setup: mounts:'; cat /proc/mounts; cat /proc/swaps;\n   swapoff -a; umount -a -r 2>/dev/null; mount -o remount,ro /; sync; poweroff -f ;;\n\
+         esac\n",
+    );
+    s
+}
+
+/// A staging folder with the trees and files one image is built from.
+pub struct Staged {
+    /// The image builder's sources, in order.
+    pub sources: Vec<Source>,
+    _dir: tempfile::TempDir,
+}
+
+/// Prepares the sources of `img`.
+pub fn stage(plan: &Plan, img: &ImagePlan) -> Result<Staged> {
+    let dir = tempfile::Builder::new()
+        .prefix("colinux-setup-stage-")
+        .tempdir()
+        .context("creating a staging folder in the temporary folder")?;
+    let mut sources = Vec::new();
+    let tree = dir.path().join("tree");
+    mkdir(&tree, 0o755)?;
+    match &img.source {
+        SourcePlan::Empty => {
+            // The users' home folders that live on this image.
+            for u in &plan.users {
+                if let Some(rest) = Path::new(&u.home)
+                    .strip_prefix(&img.mount)
+                    .ok()
+                    .filter(|_| img.mount != "/")
+                    && !rest.as_os_str().is_empty()
+                {
+                    mkdir_all(&tree.join(rest))?;
+                }
+            }
+            sources.push(Source::Dir(tree));
+        }
+        SourcePlan::KitRootfs { dir: kit } => {
+            sources.push(Source::Dir(kit.clone()));
+            let etc = dir.path().join("etc");
+            mkdir(&etc, 0o755)?;
+            sources.extend(etc_files(plan, &etc, Some(kit), false)?);
+        }
+        SourcePlan::Busybox { busybox } => {
+            busybox_tree(&tree, busybox)?;
+            sources.push(Source::Dir(tree));
+            let etc = dir.path().join("etc");
+            mkdir(&etc, 0o755)?;
+            sources.extend(etc_files(plan, &etc, None, true)?);
+        }
+    }
+    Ok(Staged { sources, _dir: dir })
+}
+
+fn mkdir(p: &Path, mode: u32) -> Result<()> {
+    fs::create_dir_all(p).with_context(|| format!("creating {}", p.display()))?;
+    set_mode(p, mode)
+}
+
+fn mkdir_all(p: &Path) -> Result<()> {
+    fs::create_dir_all(p).with_context(|| format!("creating {}", p.display()))?;
+    set_mode(p, 0o755)
+}
+
+#[cfg(unix)]
+fn set_mode(p: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(p, fs::Permissions::from_mode(mode))
+        .with_context(|| format!("setting the mode of {}", p.display()))
+}
+
+#[cfg(not(unix))]
+fn set_mode(_p: &Path, _mode: u32) -> Result<()> {
+    Ok(())
+}
+
+fn write(path: &Path, text: &str, mode: u32) -> Result<PathBuf> {
+    fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    set_mode(path, mode)?;
+    Ok(path.to_owned())
+}
+
+/// Merges our users into a kit's passwd/group/shadow: lines of users we define are
+/// replaced, the kit's other lines kept in order.
+fn merge(kit_text: Option<String>, ours: &str) -> String {
+    let names: Vec<&str> = ours.lines().filter_map(|l| l.split(':').next()).collect();
+    let mut out = String::new();
+    for l in kit_text.unwrap_or_default().lines() {
+        if !names.contains(&l.split(':').next().unwrap_or("")) {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    out.push_str(ours);
+    out
+}
+
+fn etc_files(plan: &Plan, etc: &Path, kit: Option<&PathBuf>, busybox: bool) -> Result<Vec<Source>> {
+    let kit_file = |name: &str| kit.and_then(|k| fs::read_to_string(k.join("etc").join(name)).ok());
+    let mut files: Vec<(&str, String, u32)> = vec![
+        ("fstab", plan.fstab.clone(), 0o644),
+        ("hostname", format!("{}\n", plan.hostname), 0o644),
+        (
+            "hosts",
+            format!("127.0.0.1\tlocalhost\n127.0.1.1\t{}\n", plan.hostname),
+            0o644,
+        ),
+        ("passwd", merge(kit_file("passwd"), &passwd(plan)), 0o644),
+        ("group", merge(kit_file("group"), &group(plan)), 0o644),
+        ("shadow", merge(kit_file("shadow"), &shadow(plan)), 0o600),
+    ];
+    if busybox {
+        files.push(("inittab", inittab().to_owned(), 0o644));
+        files.push(("rcS", rcs(plan), 0o755));
+    }
+    let mut sources = Vec::new();
+    for (name, text, mode) in files {
+        let src = write(&etc.join(name), &text, mode)?;
+        let dest = if name == "rcS" {
+            "/etc/init.d/rcS".to_owned()
+        } else {
+            format!("/etc/{name}")
+        };
+        sources.push(Source::File { src, dest });
+    }
+    Ok(sources)
+}
+
+/// The directories of a Linux root, busybox and its applet links.
+fn busybox_tree(root: &Path, busybox: &Path) -> Result<()> {
+    check_static_busybox(busybox)?;
+    for (d, mode) in [
+        ("bin", 0o755),
+        ("sbin", 0o755),
+        ("etc", 0o755),
+        ("etc/init.d", 0o755),
+        ("proc", 0o555),
+        ("sys", 0o555),
+        ("dev", 0o755),
+        ("tmp", 0o1777),
+        ("root", 0o700),
+        ("home", 0o755),
+        ("mnt", 0o755),
+        ("run", 0o755),
+        ("var", 0o755),
+        ("var/log", 0o755),
+        ("usr", 0o755),
+        ("usr/bin", 0o755),
+        ("usr/sbin", 0o755),
+    ] {
+        mkdir(&root.join(d), mode)?;
+    }
+    let target = root.join("bin/busybox");
+    fs::copy(busybox, &target)
+        .with_context(|| format!("copying {} into the root tree", busybox.display()))?;
+    set_mode(&target, 0o755)?;
+    let out = std::process::Command::new(busybox)
+        .arg("--list-full")
+        .output()
+        .with_context(|| format!("running {} --list-full", busybox.display()))?;
+    if !out.status.success() {
+        bail!("{} --list-full failed ({})", busybox.display(), out.status);
+    }
+    for applet in String::from_utf8_lossy(&out.stdout).lines() {
+        let applet = applet.trim();
+        if applet.is_empty() || applet.contains("..") || applet == "bin/busybox" {
+            continue;
+        }
+        let link = root.join(applet);
+        if link.symlink_metadata().is_ok() {
+            continue;
+        }
+        if let Some(parent) = link.parent() {
+            mkdir_all(parent)?;
+        }
+        symlink("/bin/busybox", &link)?;
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn symlink(target: &str, link: &Path) -> Result<()> {
+    std::os::unix::fs::symlink(target, link).with_context(|| format!("linking {}", link.display()))
+}
+
+#[cfg(not(unix))]
+fn symlink(_target: &str, link: &Path) -> Result<()> {
+    bail!(
+        "{}: a busybox root tree needs a Unix host; give --kit DIR with a rootfs/ folder",
+        link.display()
+    )
+}
+
+/// The guest has no libc: busybox must be statically linked (no ELF PT_INTERP).
+pub fn check_static_busybox(path: &Path) -> Result<()> {
+    let data = fs::read(path).with_context(|| {
+        format!(
+            "cannot read {}: the {} root is built from the host's static busybox; install it (Debian: apt-get install busybox-static) or give --kit DIR with a rootfs/ folder",
+            path.display(),
+            "busybox"
+        )
+    })?;
+    let field = |off: usize, len: usize| -> Option<u64> {
+        let b = data.get(off..off.checked_add(len)?)?;
+        Some(b.iter().rev().fold(0u64, |v, x| (v << 8) | u64::from(*x)))
+    };
+    if data.get(0..4) != Some(b"\x7fELF") || data.get(4) != Some(&2) || data.get(5) != Some(&1) {
+        bail!(
+            "{} is not a 64-bit little-endian ELF program",
+            path.display()
+        );
+    }
+    let (Some(phoff), Some(phentsize), Some(phnum)) =
+        (field(0x20, 8), field(0x36, 2), field(0x38, 2))
+    else {
+        bail!("{} is a truncated ELF file", path.display());
+    };
+    for i in 0..phnum {
+        let at = phoff.saturating_add(i.saturating_mul(phentsize));
+        let Ok(at) = usize::try_from(at) else {
+            bail!("{} is a malformed ELF file", path.display());
+        };
+        if field(at, 4) == Some(3) {
+            bail!(
+                "{} is dynamically linked; the guest has no C library: install busybox-static (Debian), or give --kit DIR with a rootfs/ folder",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}

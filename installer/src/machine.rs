@@ -1,0 +1,105 @@
+//! The machine's `config.txt`, written by the config-txt crate's canonical writer from
+//! the plan, with a comment header that records the effective answers (administrators
+//! find the configuration after defaults in the file itself).
+//!
+//! Paths are absolute (colinux-daemon resolves relative paths against the folder it is
+//! started from). Each network adapter gets a fixed, locally administered MAC derived
+//! from the install folder and the adapter's index, so the guest's interfaces keep their
+//! names across boots and two machines on one host differ.
+
+use std::fmt::Write as _;
+
+use anyhow::{Result, anyhow};
+use config_txt::{Cobd, Config, Mac, Nic};
+use sha2::{Digest, Sha256};
+
+use crate::plan::Plan;
+
+fn mac(plan: &Plan, index: u8) -> Mac {
+    let h = Sha256::digest(plan.prefix.display().to_string().as_bytes());
+    Mac([0x02, h[0], h[1], h[2], h[3], index])
+}
+
+/// The model of the machine's config.txt.
+pub fn model(plan: &Plan) -> Config {
+    let mut c = Config::new(plan.kernel.clone());
+    c.mem = Some(plan.ram_mb);
+    for i in &plan.images {
+        c.cobd
+            .insert(i.cobd, Cobd::new(i.path.display().to_string()));
+    }
+    c.cobd.insert(
+        plan.swap.cobd,
+        Cobd::new(plan.swap.path.display().to_string()),
+    );
+    c.root = plan
+        .images
+        .iter()
+        .find(|i| i.mount == "/")
+        .map(|i| i.device.clone());
+    let mut eth = 0u8;
+    if let Some(redirs) = &plan.slirp {
+        c.eth.insert(
+            eth,
+            Nic::Slirp {
+                mac: Some(mac(plan, eth)),
+                redirs: redirs.clone(),
+            },
+        );
+        eth += 1;
+    }
+    if let Some(t) = &plan.tap {
+        c.eth.insert(
+            eth,
+            Nic::Tuntap {
+                name: t.name.clone(),
+                mac: Some(mac(plan, eth)),
+            },
+        );
+    }
+    for s in &plan.shares {
+        c.cofs.insert(s.cofs, s.host.clone());
+    }
+    c
+}
+
+/// The text of config.txt: a header of comments, then the canonical writer's output.
+pub fn config_txt(plan: &Plan) -> Result<String> {
+    let body = config_txt::write(&model(plan))
+        .map_err(|e| anyhow!("config.txt cannot be written for this plan: {e}"))?;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# Written by colinux-setup {} for profile {}, monitor {} (devices {}).",
+        env!("CARGO_PKG_VERSION"),
+        plan.profile,
+        plan.monitor.as_str(),
+        plan.images
+            .first()
+            .map(|i| i.device.clone())
+            .unwrap_or_default()
+    );
+    let answers: Vec<String> = plan
+        .answers
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "INSTALLDIR" | "PROFILE"))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    if !answers.is_empty() {
+        let _ = writeln!(s, "# Effective answers: {}", answers.join(" "));
+    }
+    s.push_str(&body);
+    let parsed = config_txt::parse(s.as_bytes(), "config.txt");
+    if parsed.has_errors() {
+        return Err(anyhow!(
+            "the config.txt written for this plan does not read back cleanly (a bug): {}",
+            parsed
+                .diagnostics
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+    }
+    Ok(s)
+}

@@ -1,0 +1,1019 @@
+//! One typed [`Plan`] from the profile < answer file < `--set KEY=VALUE` (and flags) <
+//! wizard answers.
+//!
+//! Raw input is first only checked for syntax ([`Answers`]: known keys, one value each,
+//! where each came from), then resolved against the profile and the host's facts into a
+//! [`Plan`] in which every value is known and validated. Only a `Plan` reaches the apply
+//! engine and `--dry-run`; [`Plan::answers`] are the answers that reproduce it exactly
+//! (`--save-answers`).
+//!
+//! Answer keys are the MSI property names of ../shared/design.md: `INSTALLDIR`, `RAMMB`,
+//! `ROOTMB`, `HOMEMB`, `SWAPMB`, `TAPNAME`, `SUBNET`, `MONITOR`, `NOFIRSTBOOT`,
+//! `ANSWERFILE` (on the command line only), plus `PROFILE`, `HOSTNAME` and `KIT`.
+//! `PURGE` belongs to `uninstall`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use toml::de::{DeTable, DeValue};
+
+use crate::facts::{self, HostFacts};
+use crate::keys;
+use crate::profile::{self, ImageSource, Loaded, Monitor, Role};
+
+/// Every key an answer file or `--set` may give.
+pub const KEYS: &[&str] = &[
+    "PROFILE",
+    "INSTALLDIR",
+    "MONITOR",
+    "RAMMB",
+    "ROOTMB",
+    "HOMEMB",
+    "SWAPMB",
+    "TAPNAME",
+    "SUBNET",
+    "NOFIRSTBOOT",
+    "HOSTNAME",
+    "KIT",
+    "ANSWERFILE",
+    "PURGE",
+];
+
+/// One answer and where it came from (`answers.toml:3`, `--set`, `--prefix`, `wizard`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Answer {
+    /// The value, as text.
+    pub value: String,
+    /// Where it was given.
+    pub origin: String,
+}
+
+/// Raw answers, later ones overriding earlier ones.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Answers(pub BTreeMap<String, Answer>);
+
+impl Answers {
+    /// Sets `key` (checked against [`KEYS`]).
+    pub fn set(&mut self, key: &str, value: &str, origin: &str) -> Result<()> {
+        let upper = key.trim();
+        if !KEYS.contains(&upper) {
+            let hint = keys::nearest(upper, KEYS)
+                .map(|k| format!("; did you mean `{k}`?"))
+                .unwrap_or_else(|| format!("; the keys are: {}", KEYS.join(", ")));
+            bail!("{origin}: unknown answer key `{upper}`{hint}");
+        }
+        if upper == "PURGE" {
+            bail!(
+                "{origin}: PURGE applies to `colinux-setup uninstall --purge`, not to an install"
+            );
+        }
+        self.0.insert(
+            upper.to_owned(),
+            Answer {
+                value: value.trim().to_owned(),
+                origin: origin.to_owned(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Parses `KEY=VALUE` from `--set`.
+    pub fn set_pair(&mut self, pair: &str) -> Result<()> {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--set `{pair}`: expected KEY=VALUE, e.g. --set RAMMB=256"))?;
+        self.set(k, v, &format!("--set {}", k.trim()))
+    }
+
+    /// The value of `key`, if given.
+    pub fn get(&self, key: &str) -> Option<&Answer> {
+        self.0.get(key)
+    }
+
+    /// Reads an answer file (TOML: `KEY = value` lines, as `--save-answers` writes them).
+    pub fn read_file(&mut self, path: &Path) -> Result<()> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!("ANSWERFILE: cannot read the answer file {name}; check the path and that it is readable")
+        })?;
+        let doc = DeTable::parse(&text).map_err(|e| {
+            let line = e.span().map(|s| keys::line_of(&text, s.start)).unwrap_or(1);
+            anyhow!(
+                "{name}:{line}: not a valid answer file (TOML `KEY = value` lines): {}",
+                e.message().trim()
+            )
+        })?;
+        for (k, v) in doc.get_ref() {
+            let line = keys::line_of(&text, k.span().start);
+            let origin = format!("{name}:{line}");
+            let value = match v.get_ref() {
+                DeValue::String(s) => s.to_string(),
+                DeValue::Integer(i) => i.as_str().to_owned(),
+                DeValue::Boolean(b) => if *b { "1" } else { "0" }.to_owned(),
+                other => bail!(
+                    "{origin}: {}: expected a string, number or true/false, not a {}",
+                    k.get_ref(),
+                    other.type_str()
+                ),
+            };
+            if k.get_ref() == "ANSWERFILE" {
+                bail!("{origin}: ANSWERFILE cannot be given inside an answer file");
+            }
+            self.set(k.get_ref(), &value, &origin)?;
+        }
+        Ok(())
+    }
+}
+
+/// An image of the plan.
+#[derive(Clone, Debug, Serialize)]
+pub struct ImagePlan {
+    /// root or home.
+    pub role: Role,
+    /// File name.
+    pub file: String,
+    /// Full path.
+    pub path: PathBuf,
+    /// Filesystem level (`ext3`, `ext4-compat`).
+    pub fs: String,
+    /// Type in fstab.
+    pub fstab_type: String,
+    /// Size in MB.
+    pub size_mb: u64,
+    /// Why that size.
+    pub size_rule: String,
+    /// Guest mount point.
+    pub mount: String,
+    /// Block device index.
+    pub cobd: u8,
+    /// Guest device under the plan's monitor.
+    pub device: String,
+    /// What fills it.
+    pub source: SourcePlan,
+}
+
+/// What fills an image.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum SourcePlan {
+    /// The host's static busybox and the directories a Linux root needs.
+    Busybox {
+        /// The busybox binary.
+        busybox: PathBuf,
+    },
+    /// The kit's `rootfs/` folder.
+    KitRootfs {
+        /// The folder.
+        dir: PathBuf,
+    },
+    /// Only the users' home folders.
+    Empty,
+}
+
+/// The swap image.
+#[derive(Clone, Debug, Serialize)]
+pub struct SwapPlan {
+    /// File name.
+    pub file: String,
+    /// Full path.
+    pub path: PathBuf,
+    /// Size in MB.
+    pub size_mb: u64,
+    /// Why.
+    pub size_rule: String,
+    /// Block device index.
+    pub cobd: u8,
+    /// Guest device.
+    pub device: String,
+}
+
+/// The TAP adapter (created by issue 8's `tap install`; recorded here).
+#[derive(Clone, Debug, Serialize)]
+pub struct TapPlan {
+    /// Connection name.
+    pub name: String,
+    /// The chosen /24.
+    pub subnet: String,
+    /// The host side's address.
+    pub host_ip: String,
+    /// The guest's address.
+    pub guest_ip: String,
+    /// Every candidate, and why it was or was not taken.
+    pub candidates: Vec<Candidate>,
+    /// What happens to the adapter.
+    pub state: String,
+}
+
+/// One candidate subnet.
+#[derive(Clone, Debug, Serialize)]
+pub struct Candidate {
+    /// `10.12.12.0/24`.
+    pub subnet: String,
+    /// Free on this host.
+    pub free: bool,
+    /// Why not, when not.
+    pub reason: Option<String>,
+}
+
+/// A guest user.
+#[derive(Clone, Debug, Serialize)]
+pub struct UserPlan {
+    /// Login.
+    pub name: String,
+    /// Uid.
+    pub uid: u32,
+    /// Gid.
+    pub gid: u32,
+    /// Home.
+    pub home: String,
+    /// Shell.
+    pub shell: String,
+    /// The /etc/shadow hash (`*` when locked).
+    pub hash: String,
+}
+
+/// A cofs share.
+#[derive(Clone, Debug, Serialize)]
+pub struct SharePlan {
+    /// Index.
+    pub cofs: u8,
+    /// Host folder (`.` resolved to the prefix).
+    pub host: String,
+    /// Guest mount point.
+    pub mount: String,
+    /// fstab options.
+    pub options: String,
+}
+
+/// The first boot.
+#[derive(Clone, Debug, Serialize)]
+pub struct FirstBootPlan {
+    /// `pending` (to run; issue 6 runs it), `skipped` (NOFIRSTBOOT) or `none` (the
+    /// profile has no first boot).
+    pub state: String,
+    /// What it does.
+    pub description: Option<String>,
+    /// Timeout in seconds.
+    pub timeout_secs: Option<u64>,
+}
+
+/// Everything an install will do, every value known.
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    /// Profile name.
+    pub profile: String,
+    /// `shipped:NAME` or the profile file.
+    pub profile_origin: String,
+    /// The install folder (absolute).
+    pub prefix: PathBuf,
+    /// Monitor.
+    pub monitor: Monitor,
+    /// Hostname.
+    pub hostname: String,
+    /// Guest RAM.
+    pub ram_mb: u32,
+    /// Why.
+    pub ram_rule: String,
+    /// `kernel=` of config.txt.
+    pub kernel: String,
+    /// The oldest guest kernel that must mount the images.
+    pub guest_kernel: String,
+    /// `--kit DIR`.
+    pub kit: Option<PathBuf>,
+    /// Filesystem images, root first.
+    pub images: Vec<ImagePlan>,
+    /// Swap.
+    pub swap: SwapPlan,
+    /// eth0 slirp redirections (`None`: no slirp adapter).
+    pub slirp: Option<String>,
+    /// The TAP adapter.
+    pub tap: Option<TapPlan>,
+    /// Shares.
+    pub shares: Vec<SharePlan>,
+    /// Users.
+    pub users: Vec<UserPlan>,
+    /// First boot.
+    pub first_boot: FirstBootPlan,
+    /// SOURCE_DATE_EPOCH of the images.
+    pub source_date_epoch: i64,
+    /// /etc/fstab of the root image.
+    pub fstab: String,
+    /// config.txt.
+    pub config_txt: String,
+    /// Things the user should know.
+    pub warnings: Vec<String>,
+    /// Answers that reproduce this plan exactly.
+    pub answers: BTreeMap<String, String>,
+}
+
+impl Plan {
+    /// The plan's digest: identical plans have identical digests.
+    ///
+    /// The texts that say where a value came from (rules, warnings) are left out, so the
+    /// same values given by `--set` or by an answer file give the same digest.
+    pub fn digest(&self) -> String {
+        let mut p = self.clone();
+        p.ram_rule.clear();
+        p.swap.size_rule.clear();
+        p.warnings.clear();
+        for i in &mut p.images {
+            i.size_rule.clear();
+        }
+        let json = serde_json::to_vec(&p).unwrap_or_default();
+        hex(&Sha256::digest(&json))
+    }
+
+    /// The answer file that reproduces this plan (`--save-answers`).
+    pub fn answer_file(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "# colinux-setup answers (profile {}); reproduce with: colinux-setup install --unattended --answers FILE",
+            self.profile
+        );
+        for (k, v) in &self.answers {
+            let quoted = toml_string(v);
+            if v.chars().all(|c| c.is_ascii_digit()) && !v.is_empty() && v.len() < 16 {
+                let _ = writeln!(s, "{k} = {v}");
+            } else {
+                let _ = writeln!(s, "{k} = {quoted}");
+            }
+        }
+        s
+    }
+
+    /// The image files, root and home first, then swap: (file name, path, MB).
+    pub fn files(&self) -> Vec<(String, PathBuf, u64)> {
+        let mut v: Vec<_> = self
+            .images
+            .iter()
+            .map(|i| (i.file.clone(), i.path.clone(), i.size_mb))
+            .collect();
+        v.push((
+            self.swap.file.clone(),
+            self.swap.path.clone(),
+            self.swap.size_mb,
+        ));
+        v
+    }
+}
+
+fn toml_string(v: &str) -> String {
+    let mut out = String::from("\"");
+    for c in v.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04X}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// The default install folder when `INSTALLDIR` is not given.
+pub fn default_prefix(profile: &profile::Profile) -> PathBuf {
+    if cfg!(windows) {
+        return PathBuf::from(
+            profile
+                .windows_prefix
+                .clone()
+                .unwrap_or_else(|| format!("C:\\coLinux-{}", profile.name)),
+        );
+    }
+    let base = if rustix_is_root() {
+        PathBuf::from("/var/lib/colinux-setup")
+    } else {
+        std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir)
+            .join(".local/share/colinux-setup")
+    };
+    base.join(&profile.name)
+}
+
+#[cfg(unix)]
+fn rustix_is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+#[cfg(not(unix))]
+fn rustix_is_root() -> bool {
+    false
+}
+
+fn number(a: &Answer, key: &str) -> Result<u64> {
+    a.value.parse::<u64>().map_err(|_| {
+        anyhow!(
+            "{key}={} ({}): not a whole number of MB; write e.g. {key}=256",
+            a.value,
+            a.origin
+        )
+    })
+}
+
+fn flag(a: &Answer, key: &str) -> Result<bool> {
+    match a.value.to_ascii_lowercase().as_str() {
+        "1" | "yes" | "true" | "on" => Ok(true),
+        "0" | "no" | "false" | "off" | "" => Ok(false),
+        _ => bail!("{key}={} ({}): expected 1 or 0", a.value, a.origin),
+    }
+}
+
+/// Resolves answers against the profile and the host into one plan.
+pub fn resolve(answers: &Answers, loaded: &Loaded, host: &HostFacts) -> Result<Plan> {
+    let p = &loaded.profile;
+    let mut warnings = Vec::new();
+    let monitor = match answers.get("MONITOR") {
+        Some(a) => Monitor::parse(&a.value).ok_or_else(|| {
+            anyhow!(
+                "MONITOR={} ({}): unknown monitor; use colinux, uml or qemu",
+                a.value,
+                a.origin
+            )
+        })?,
+        None => p.monitor,
+    };
+    let prefix = match answers.get("INSTALLDIR") {
+        Some(a) if a.value.is_empty() => bail!("INSTALLDIR ({}): empty", a.origin),
+        Some(a) => std::path::absolute(&a.value)
+            .with_context(|| format!("INSTALLDIR={} ({}): not a usable path", a.value, a.origin))?,
+        None => default_prefix(p),
+    };
+    check_prefix_rules(&prefix, monitor, p, answers)?;
+    let hostname = match answers.get("HOSTNAME") {
+        Some(a) => {
+            profile::check_hostname(&a.value)
+                .map_err(|e| anyhow!("HOSTNAME ({}): {e}", a.origin))?;
+            a.value.clone()
+        }
+        None => p.hostname.clone(),
+    };
+
+    // RAM and sizes.
+    let rec = facts::recommend(host, p, monitor);
+    warnings.extend(rec.notes.iter().cloned());
+    let limits = facts::ram_limits(host, p, monitor);
+    let (ram_mb, ram_rule) = match answers.get("RAMMB") {
+        Some(a) => {
+            let v = number(a, "RAMMB")?;
+            if v > u64::from(limits.max_mb) {
+                bail!(
+                    "RAMMB={v} ({}): larger than this host allows: {}, so at most {} MB; give RAMMB={} or less (recommended: {})",
+                    a.origin,
+                    limits.max_rule,
+                    limits.max_mb,
+                    limits.max_mb,
+                    rec.ram.mb
+                );
+            }
+            if v < u64::from(limits.min_mb) {
+                bail!(
+                    "RAMMB={v} ({}): too small: {}; give RAMMB={} or more",
+                    a.origin,
+                    limits.min_rule,
+                    limits.min_mb
+                );
+            }
+            if v % u64::from(limits.multiple_of) != 0 {
+                bail!(
+                    "RAMMB={v} ({}): coLinux needs a multiple of 4 MB (older coLinux kernels crash otherwise); give RAMMB={}",
+                    a.origin,
+                    v - v % 4
+                );
+            }
+            (v, format!("given ({})", a.origin))
+        }
+        None => (rec.ram.mb, rec.ram.rule.clone()),
+    };
+    let ram_mb = u32::try_from(ram_mb).map_err(|_| anyhow!("RAMMB: {ram_mb} is too large"))?;
+
+    let kernel_version: image_builder::KernelVersion = p
+        .guest_kernel
+        .parse()
+        .map_err(|e| anyhow!("profile {}: guest_kernel: {e}", p.name))?;
+    let kit = match answers.get("KIT") {
+        Some(a) => Some(
+            std::path::absolute(&a.value)
+                .with_context(|| format!("KIT={} ({}): not a usable path", a.value, a.origin))?,
+        ),
+        None => None,
+    };
+    let mut images = Vec::new();
+    for spec in &p.images {
+        let key = spec.role.size_key();
+        let (size_mb, size_rule) = match answers.get(key) {
+            Some(a) => {
+                let v = number(a, key)?;
+                if v == 0 {
+                    bail!("{key}=0 ({}): an image needs a size above 0", a.origin);
+                }
+                if v < spec.size_mb {
+                    warnings.push(format!(
+                        "{key}={v} is below the profile's recommended {} MB ({})",
+                        spec.size_mb, spec.size_rule
+                    ));
+                }
+                (v, format!("given ({})", a.origin))
+            }
+            None => (spec.size_mb, spec.size_rule.clone()),
+        };
+        let level = image_builder::FsLevel::resolve(&spec.fs, Some(kernel_version))
+            .map_err(|e| anyhow!("profile {}: {}: {e}", p.name, spec.file))?;
+        let source = match spec.source {
+            ImageSource::Empty => SourcePlan::Empty,
+            ImageSource::Busybox => match &kit {
+                Some(k) => SourcePlan::KitRootfs {
+                    dir: k.join("rootfs"),
+                },
+                None => SourcePlan::Busybox {
+                    busybox: find_busybox(),
+                },
+            },
+        };
+        images.push(ImagePlan {
+            role: spec.role,
+            file: spec.file.clone(),
+            path: prefix.join(&spec.file),
+            fs: level.name().to_owned(),
+            fstab_type: level.fstab_type().to_owned(),
+            size_mb,
+            size_rule,
+            mount: spec.mount.clone(),
+            cobd: spec.cobd,
+            device: monitor.device(spec.cobd),
+            source,
+        });
+    }
+    images.sort_by_key(|i| (i.role != Role::Root, i.cobd));
+    let swap_rec = (u64::from(ram_mb) * u64::from(p.swap.factor)).max(p.swap.min_mb);
+    let (swap_mb, swap_rule) = match answers.get("SWAPMB") {
+        Some(a) => {
+            let v = number(a, "SWAPMB")?;
+            if v < 1 {
+                bail!("SWAPMB=0 ({}): a swap image needs at least 1 MB", a.origin);
+            }
+            if v <= u64::from(ram_mb) {
+                warnings.push(format!(
+                    "SWAPMB={v} is not larger than the guest's RAM ({ram_mb} MB); the seed manual asks for more swap than RAM"
+                ));
+            }
+            (v, format!("given ({})", a.origin))
+        }
+        None => (
+            swap_rec,
+            format!(
+                "larger than the guest's RAM: {} × {ram_mb} MB, at least {} MB",
+                p.swap.factor, p.swap.min_mb
+            ),
+        ),
+    };
+    let swap = SwapPlan {
+        file: p.swap.file.clone(),
+        path: prefix.join(&p.swap.file),
+        size_mb: swap_mb,
+        size_rule: swap_rule,
+        cobd: p.swap.cobd,
+        device: monitor.device(p.swap.cobd),
+    };
+
+    // Network.
+    let slirp = p.network.slirp.as_ref().map(|r| r.join("/"));
+    let tap = match &p.network.tap {
+        Some(t) => Some(plan_tap(t, answers)?),
+        None => {
+            for key in ["TAPNAME", "SUBNET"] {
+                if let Some(a) = answers.get(key) {
+                    bail!(
+                        "{key} ({}): profile {} has no TAP adapter",
+                        a.origin,
+                        p.name
+                    );
+                }
+            }
+            None
+        }
+    };
+    let shares = p
+        .shares
+        .iter()
+        .map(|s| SharePlan {
+            cofs: s.cofs,
+            host: if s.host == "." {
+                prefix.display().to_string()
+            } else {
+                s.host.clone()
+            },
+            mount: s.mount.clone(),
+            options: s.options.clone(),
+        })
+        .collect();
+    let users = p
+        .users
+        .iter()
+        .map(|u| {
+            let hash = match (&u.password, &u.password_hash) {
+                (_, Some(h)) => h.clone(),
+                (Some(pw), None) => shadow_hash(pw, &u.name, &hostname, p.source_date_epoch)?,
+                (None, None) => "*".to_owned(),
+            };
+            Ok(UserPlan {
+                name: u.name.clone(),
+                uid: u.uid,
+                gid: u.gid,
+                home: u.home.clone(),
+                shell: u.shell.clone(),
+                hash,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let no_first_boot = match answers.get("NOFIRSTBOOT") {
+        Some(a) => flag(a, "NOFIRSTBOOT")?,
+        None => false,
+    };
+    let first_boot = match &p.first_boot {
+        None => FirstBootPlan {
+            state: "none".into(),
+            description: None,
+            timeout_secs: None,
+        },
+        Some(fb) => FirstBootPlan {
+            state: if no_first_boot { "skipped" } else { "pending" }.into(),
+            description: Some(fb.description.clone()),
+            timeout_secs: Some(fb.timeout_secs),
+        },
+    };
+    if first_boot.state == "pending" {
+        warnings.push(
+            "the first boot is not run by this version (issue 6): the install records it as pending; \
+             give NOFIRSTBOOT=1 (--no-first-boot) to skip it explicitly"
+                .to_owned(),
+        );
+    }
+    let kernel = match monitor {
+        Monitor::Uml => p
+            .kernel
+            .as_ref()
+            .map(|k| prefix.join(k).display().to_string())
+            .unwrap_or_else(|| find_tool("linux.uml").display().to_string()),
+        Monitor::Colinux | Monitor::Qemu => prefix
+            .join(p.kernel.as_deref().unwrap_or("vmlinux"))
+            .display()
+            .to_string(),
+    };
+
+    let mut plan = Plan {
+        profile: p.name.clone(),
+        profile_origin: loaded.origin.clone(),
+        prefix: prefix.clone(),
+        monitor,
+        hostname,
+        ram_mb,
+        ram_rule,
+        kernel,
+        guest_kernel: p.guest_kernel.clone(),
+        kit,
+        images,
+        swap,
+        slirp,
+        tap,
+        shares,
+        users,
+        first_boot,
+        source_date_epoch: p.source_date_epoch,
+        fstab: String::new(),
+        config_txt: String::new(),
+        warnings,
+        answers: BTreeMap::new(),
+    };
+    let mut a = BTreeMap::new();
+    a.insert(
+        "PROFILE".to_owned(),
+        match &loaded.file {
+            Some(f) => f.display().to_string(),
+            None => p.name.clone(),
+        },
+    );
+    a.insert("INSTALLDIR".to_owned(), prefix.display().to_string());
+    a.insert("MONITOR".to_owned(), monitor.as_str().to_owned());
+    a.insert("HOSTNAME".to_owned(), plan.hostname.clone());
+    a.insert("RAMMB".to_owned(), ram_mb.to_string());
+    for img in &plan.images {
+        a.insert(img.role.size_key().to_owned(), img.size_mb.to_string());
+    }
+    a.insert("SWAPMB".to_owned(), plan.swap.size_mb.to_string());
+    if let Some(t) = &plan.tap {
+        a.insert("TAPNAME".to_owned(), t.name.clone());
+        a.insert("SUBNET".to_owned(), t.subnet.clone());
+    }
+    a.insert(
+        "NOFIRSTBOOT".to_owned(),
+        if no_first_boot { "1" } else { "0" }.to_owned(),
+    );
+    if let Some(k) = &plan.kit {
+        a.insert("KIT".to_owned(), k.display().to_string());
+    }
+    plan.answers = a;
+    plan.fstab = crate::guest::fstab(&plan);
+    plan.config_txt = crate::machine::config_txt(&plan)?;
+    Ok(plan)
+}
+
+fn check_prefix_rules(
+    prefix: &Path,
+    monitor: Monitor,
+    p: &profile::Profile,
+    answers: &Answers,
+) -> Result<()> {
+    let origin = answers
+        .get("INSTALLDIR")
+        .map_or_else(|| "default".to_owned(), |a| a.origin.clone());
+    let text = prefix.display().to_string();
+    if text.contains('#') {
+        bail!(
+            "INSTALLDIR={text} ({origin}): contains `#`, which always starts a comment in config.txt; choose a folder without `#`"
+        );
+    }
+    if prefix.is_file() {
+        bail!("INSTALLDIR={text} ({origin}): is a file, not a folder; choose a folder");
+    }
+    match monitor {
+        Monitor::Colinux => {
+            if text.contains(' ') {
+                bail!(
+                    "INSTALLDIR={text} ({origin}): contains a space; coLinux cannot use an install path with spaces \
+                     (the seed manual: \"the path of the coLinux installation must not contain any spaces\"; its service \
+                     and helper command lines drop quotes); choose a folder without spaces, e.g. C:\\coLinux"
+                );
+            }
+            if !text.is_ascii() {
+                bail!(
+                    "INSTALLDIR={text} ({origin}): has non-ASCII characters, which coLinux's driver and daemon read in \
+                     different code pages; choose an ASCII path"
+                );
+            }
+            let longest = p
+                .images
+                .iter()
+                .map(|i| i.file.len())
+                .chain([p.swap.file.len()])
+                .max()
+                .unwrap_or(0);
+            let len = text.len() + 1 + longest;
+            if len > config_txt::model::MAX_PATH {
+                bail!(
+                    "INSTALLDIR={text} ({origin}): image paths would be {len} characters; colinux-daemon reads at most {}; choose a shorter folder",
+                    config_txt::model::MAX_PATH
+                );
+            }
+        }
+        Monitor::Uml | Monitor::Qemu => {
+            if text.contains(',') {
+                bail!(
+                    "INSTALLDIR={text} ({origin}): contains a comma, which {} reads as an option separator in disk \
+                     arguments; choose a folder without commas",
+                    monitor.as_str()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn plan_tap(t: &profile::Tap, answers: &Answers) -> Result<TapPlan> {
+    let name = match answers.get("TAPNAME") {
+        Some(a) => {
+            if a.value.is_empty() || a.value.len() > 63 || a.value.contains(['#', ',', '"']) {
+                bail!(
+                    "TAPNAME={} ({}): must be 1..63 characters without # , or \"",
+                    a.value,
+                    a.origin
+                );
+            }
+            a.value.clone()
+        }
+        None => t.name.clone(),
+    };
+    let routes = crate::netfacts::routes();
+    let mut candidates = Vec::new();
+    let pinned = answers.get("SUBNET");
+    if let Some(a) = pinned {
+        profile::parse_subnet(&a.value).map_err(|e| anyhow!("SUBNET ({}): {e}", a.origin))?;
+    }
+    for s in &t.subnets {
+        let octets = profile::parse_subnet(s)?;
+        let reason = crate::netfacts::conflict(octets, &routes);
+        candidates.push(Candidate {
+            subnet: s.clone(),
+            free: reason.is_none(),
+            reason,
+        });
+    }
+    let subnet = match pinned {
+        Some(a) => a.value.clone(),
+        None => candidates
+            .iter()
+            .find(|c| c.free)
+            .map(|c| c.subnet.clone())
+            .ok_or_else(|| {
+                anyhow!(
+                    "SUBNET: every candidate network is in use on this host ({}); give a free one with SUBNET=10.x.y.0/24",
+                    candidates
+                        .iter()
+                        .map(|c| format!("{}: {}", c.subnet, c.reason.clone().unwrap_or_default()))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
+            })?,
+    };
+    let o = profile::parse_subnet(&subnet)?;
+    Ok(TapPlan {
+        name,
+        host_ip: format!("{}.{}.{}.1", o[0], o[1], o[2]),
+        guest_ip: format!("{}.{}.{}.2", o[0], o[1], o[2]),
+        subnet,
+        candidates,
+        state: "pending: the TAP adapter is created by `colinux-setup tap install` (issue 8)"
+            .to_owned(),
+    })
+}
+
+/// The SHA-512 crypt hash of `password` for /etc/shadow. The salt is derived from the
+/// user, hostname and SOURCE_DATE_EPOCH, so the same plan gives the same image.
+pub fn shadow_hash(password: &str, user: &str, hostname: &str, epoch: i64) -> Result<String> {
+    use sha_crypt::{PasswordHasher, ShaCrypt};
+    let mut h = Sha256::new();
+    h.update(b"colinux-setup shadow salt v1\0");
+    h.update(user.as_bytes());
+    h.update([0]);
+    h.update(hostname.as_bytes());
+    h.update(epoch.to_le_bytes());
+    let salt = h.finalize();
+    let hash = ShaCrypt::SHA512
+        .hash_password_with_salt(password.as_bytes(), &salt[..12])
+        .map_err(|e| anyhow!("hashing the password of {user}: {e}"))?;
+    Ok(hash.to_string())
+}
+
+/// The host's static busybox (`/bin/busybox` from busybox-static), or where it should be.
+fn find_busybox() -> PathBuf {
+    for p in ["/bin/busybox", "/usr/bin/busybox"] {
+        if Path::new(p).is_file() {
+            return PathBuf::from(p);
+        }
+    }
+    find_tool("busybox")
+}
+
+/// `name` on PATH, else `/usr/bin/NAME`.
+fn find_tool(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| Path::new("/usr/bin").join(name))
+}
+
+/// Human text of a plan (`--dry-run`).
+pub fn describe(plan: &Plan) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Plan: profile {} ({}), monitor {}",
+        plan.profile,
+        plan.profile_origin,
+        plan.monitor.as_str()
+    );
+    let _ = writeln!(s, "  install folder: {}", plan.prefix.display());
+    let _ = writeln!(s, "  hostname:       {}", plan.hostname);
+    let _ = writeln!(
+        s,
+        "  guest RAM:      {} MB ({})",
+        plan.ram_mb, plan.ram_rule
+    );
+    let _ = writeln!(s, "  kernel:         {}", plan.kernel);
+    for i in &plan.images {
+        let src = match &i.source {
+            SourcePlan::Busybox { busybox } => format!("busybox tree from {}", busybox.display()),
+            SourcePlan::KitRootfs { dir } => format!("kit folder {}", dir.display()),
+            SourcePlan::Empty => "empty (users' home folders)".to_owned(),
+        };
+        let _ = writeln!(
+            s,
+            "  {:<15} {} MB {} on {} as {} ({}); {}",
+            format!("{}:", i.file),
+            i.size_mb,
+            i.fs,
+            i.mount,
+            i.device,
+            i.size_rule,
+            src
+        );
+    }
+    let _ = writeln!(
+        s,
+        "  {:<15} {} MB swap as {} ({})",
+        format!("{}:", plan.swap.file),
+        plan.swap.size_mb,
+        plan.swap.device,
+        plan.swap.size_rule
+    );
+    if let Some(r) = &plan.slirp {
+        let _ = writeln!(
+            s,
+            "  eth0:           slirp {}",
+            if r.is_empty() { "(no redirections)" } else { r }
+        );
+    }
+    if let Some(t) = &plan.tap {
+        let _ = writeln!(
+            s,
+            "  TAP:            {} on {} (host {}, guest {}); {}",
+            t.name, t.subnet, t.host_ip, t.guest_ip, t.state
+        );
+        for c in &t.candidates {
+            let _ = writeln!(
+                s,
+                "                  candidate {}: {}",
+                c.subnet,
+                c.reason.as_deref().unwrap_or("free")
+            );
+        }
+    }
+    for sh in &plan.shares {
+        let _ = writeln!(
+            s,
+            "  cofs{}:          {} on {} ({})",
+            sh.cofs, sh.host, sh.mount, sh.options
+        );
+    }
+    for u in &plan.users {
+        let _ = writeln!(
+            s,
+            "  user:           {} (uid {}, {}), password {}",
+            u.name,
+            u.uid,
+            u.home,
+            if u.hash == "*" {
+                "locked"
+            } else {
+                "set (SHA-512 crypt in /etc/shadow)"
+            }
+        );
+    }
+    let _ = writeln!(
+        s,
+        "  first boot:     {}{}",
+        plan.first_boot.state,
+        plan.first_boot
+            .description
+            .as_ref()
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default()
+    );
+    for w in &plan.warnings {
+        let _ = writeln!(s, "  warning: {w}");
+    }
+    let _ = writeln!(s, "\n/etc/fstab:\n{}", plan.fstab);
+    let _ = writeln!(s, "config.txt:\n{}", plan.config_txt);
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shadow_hash_is_sha512_crypt_and_stable() {
+        let a = shadow_hash("bf533", "root", "h", 1).expect("hash");
+        assert!(a.starts_with("$6$"), "{a}");
+        assert_eq!(a, shadow_hash("bf533", "root", "h", 1).expect("hash"));
+        assert_ne!(a, shadow_hash("bf533", "uclinux", "h", 1).expect("hash"));
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_a_suggestion() {
+        let mut a = Answers::default();
+        let e = a.set("RAMBM", "3", "a.toml:2").expect_err("unknown");
+        assert!(
+            e.to_string()
+                .contains("a.toml:2: unknown answer key `RAMBM`; did you mean `RAMMB`?"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,660 @@
+//! Installation profiles: what a machine is made of, as data (`profiles/*.toml`).
+//!
+//! A profile names its images (file, filesystem level, size rule, source, mount point,
+//! cobd index), the swap rule, the network (slirp redirections, a TAP with candidate
+//! subnets), cofs shares, guest users and passwords, the hostname, the first-boot script
+//! and timeout, and the monitor. The shipped profiles are embedded in the binary
+//! ([`SHIPPED`]); any other is read from a file path. A profile's *name* is a validated
+//! word whose error lists the shipped names; its *contents* stay data, as rustup keeps
+//! its component lists in the manifest.
+//!
+//! Unknown keys are errors with the key's path, line and the nearest known key
+//! ([`crate::keys`]); every value is checked here, before a plan is made.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::{Deserialize, Serialize};
+use toml::de::DeTable;
+
+use crate::keys::{self, Schema};
+
+/// The profiles shipped in the binary: (name, TOML text).
+pub const SHIPPED: &[(&str, &str)] = &[
+    ("minimal", include_str!("../../profiles/minimal.toml")),
+    (
+        "bfin-uclinux",
+        include_str!("../../profiles/bfin-uclinux.toml"),
+    ),
+];
+
+/// The default profile.
+pub const DEFAULT: &str = "minimal";
+
+/// The monitor that runs a machine's config.txt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Monitor {
+    /// colinux-daemon (Windows 2000..7 32-bit, Linux 2.6 hosts).
+    Colinux,
+    /// User-mode Linux (`linux.uml`).
+    Uml,
+    /// QEMU.
+    Qemu,
+}
+
+impl Monitor {
+    /// The word in answers and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Monitor::Colinux => "colinux",
+            Monitor::Uml => "uml",
+            Monitor::Qemu => "qemu",
+        }
+    }
+
+    /// Parses `colinux`, `uml` or `qemu` (any case).
+    pub fn parse(s: &str) -> Option<Monitor> {
+        match s.to_ascii_lowercase().as_str() {
+            "colinux" => Some(Monitor::Colinux),
+            "uml" => Some(Monitor::Uml),
+            "qemu" => Some(Monitor::Qemu),
+            _ => None,
+        }
+    }
+
+    /// The guest device of block device `index` under this monitor: `/dev/cobdN`
+    /// (coLinux), `/dev/ubdX` (UML: cobdN becomes ubdN), `/dev/vdX` (QEMU virtio).
+    pub fn device(self, index: u8) -> String {
+        let letter = char::from(b'a' + index.min(25));
+        match self {
+            Monitor::Colinux => format!("/dev/cobd{index}"),
+            Monitor::Uml => format!("/dev/ubd{letter}"),
+            Monitor::Qemu => format!("/dev/vd{letter}"),
+        }
+    }
+}
+
+/// A whole profile, as written in TOML.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// Short name (`minimal`).
+    pub name: String,
+    /// One line saying what it installs.
+    pub description: String,
+    /// The monitor the machine is installed for.
+    pub monitor: Monitor,
+    /// The guest's hostname.
+    pub hostname: String,
+    /// The oldest guest kernel that must mount the images (chooses filesystem features).
+    pub guest_kernel: String,
+    /// The guest kernel file written as `kernel=` (a kit file, relative to the prefix);
+    /// for the `uml` monitor `linux.uml` is looked up on the host's PATH.
+    #[serde(default)]
+    pub kernel: Option<String>,
+    /// SOURCE_DATE_EPOCH of the images: every time in them is clamped to it, so two
+    /// installs of the same plan give byte-identical images.
+    pub source_date_epoch: i64,
+    /// Default install folder on Windows hosts (`C:\coLinux`).
+    #[serde(default)]
+    pub windows_prefix: Option<String>,
+    /// Guest RAM rule.
+    pub ram: RamRule,
+    /// Filesystem images.
+    #[serde(rename = "image")]
+    pub images: Vec<ImageSpec>,
+    /// The swap image.
+    pub swap: SwapRule,
+    /// Network adapters.
+    #[serde(default)]
+    pub network: Network,
+    /// cofs shares.
+    #[serde(default, rename = "share")]
+    pub shares: Vec<Share>,
+    /// Guest users.
+    #[serde(default, rename = "user")]
+    pub users: Vec<User>,
+    /// The first boot.
+    #[serde(default)]
+    pub first_boot: Option<FirstBoot>,
+}
+
+/// Guest RAM: bounds of the recommendation.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RamRule {
+    /// The least RAM the guest works with (MB).
+    pub min_mb: u32,
+    /// The most the recommendation gives (MB).
+    pub max_mb: u32,
+}
+
+/// Which image an [`ImageSpec`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The root filesystem (`ROOTMB`); fstab, hostname and users are written into it.
+    Root,
+    /// /home, the user's data (`HOMEMB`); never replaced, removed only by `--purge`.
+    Home,
+}
+
+impl Role {
+    /// The answer key of its size.
+    pub fn size_key(self) -> &'static str {
+        match self {
+            Role::Root => "ROOTMB",
+            Role::Home => "HOMEMB",
+        }
+    }
+
+    /// `root` or `home`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Root => "root",
+            Role::Home => "home",
+        }
+    }
+}
+
+/// What fills an image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageSource {
+    /// A small root tree assembled from the host's static busybox (or the kit's
+    /// `rootfs/` folder when `--kit` gives one).
+    Busybox,
+    /// Only the users' home folders.
+    Empty,
+}
+
+/// One filesystem image.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSpec {
+    /// root or home.
+    pub role: Role,
+    /// File name in the prefix.
+    pub file: String,
+    /// Filesystem level (ext2, ext3, ext4, ext4-compat, ext4-modern).
+    pub fs: String,
+    /// Recommended size in MB.
+    pub size_mb: u64,
+    /// Why that size (shown by `facts` and `--dry-run`).
+    pub size_rule: String,
+    /// Mount point in the guest.
+    pub mount: String,
+    /// Block device index (cobdN; ubdN, vdN on the other monitors).
+    pub cobd: u8,
+    /// What fills it.
+    pub source: ImageSource,
+}
+
+/// The swap image: `factor` × guest RAM, at least `min_mb`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwapRule {
+    /// File name.
+    pub file: String,
+    /// Block device index.
+    pub cobd: u8,
+    /// Swap = factor × RAM (the seed: larger than the guest's RAM).
+    pub factor: u32,
+    /// Lower bound in MB.
+    pub min_mb: u64,
+}
+
+/// Network adapters: eth0 slirp (when `slirp` is set), then a TAP.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    /// eth0 slirp redirections (`tcp:333:22`); `None` means no slirp adapter.
+    #[serde(default)]
+    pub slirp: Option<Vec<String>>,
+    /// A TAP adapter on a free class C network.
+    #[serde(default)]
+    pub tap: Option<Tap>,
+}
+
+/// The TAP adapter.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tap {
+    /// Connection name (`TAPNAME`).
+    pub name: String,
+    /// Candidate /24 networks, first free one wins (`SUBNET` pins one).
+    pub subnets: Vec<String>,
+}
+
+/// One cofs share.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Share {
+    /// cofs index.
+    pub cofs: u8,
+    /// Host folder; `.` means the install folder.
+    pub host: String,
+    /// Mount point in the guest.
+    pub mount: String,
+    /// fstab options.
+    #[serde(default = "default_share_options")]
+    pub options: String,
+}
+
+fn default_share_options() -> String {
+    "defaults,noatime".to_owned()
+}
+
+/// One guest user.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    /// Login name.
+    pub name: String,
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+    /// Home folder.
+    pub home: String,
+    /// Login shell.
+    #[serde(default = "default_shell")]
+    pub shell: String,
+    /// Clear-text password (stored only as a SHA-512 crypt hash in /etc/shadow).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// A ready crypt hash instead of `password`.
+    #[serde(default)]
+    pub password_hash: Option<String>,
+}
+
+fn default_shell() -> String {
+    "/bin/sh".to_owned()
+}
+
+/// The first boot: a script the guest runs once, and how long it may take.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirstBoot {
+    /// What it does, in words.
+    pub description: String,
+    /// Seconds before it counts as failed.
+    pub timeout_secs: u64,
+}
+
+static IMAGE_SCHEMA: Schema = Schema {
+    keys: &[
+        "role",
+        "file",
+        "fs",
+        "size_mb",
+        "size_rule",
+        "mount",
+        "cobd",
+        "source",
+    ],
+    children: &[],
+};
+static TAP_SCHEMA: Schema = Schema {
+    keys: &["name", "subnets"],
+    children: &[],
+};
+static NETWORK_SCHEMA: Schema = Schema {
+    keys: &["slirp", "tap"],
+    children: &[("tap", &TAP_SCHEMA)],
+};
+static PROFILE_SCHEMA: Schema = Schema {
+    keys: &[
+        "name",
+        "description",
+        "monitor",
+        "hostname",
+        "guest_kernel",
+        "kernel",
+        "source_date_epoch",
+        "windows_prefix",
+        "ram",
+        "image",
+        "swap",
+        "network",
+        "share",
+        "user",
+        "first_boot",
+    ],
+    children: &[
+        (
+            "ram",
+            &Schema {
+                keys: &["min_mb", "max_mb"],
+                children: &[],
+            },
+        ),
+        ("image", &IMAGE_SCHEMA),
+        (
+            "swap",
+            &Schema {
+                keys: &["file", "cobd", "factor", "min_mb"],
+                children: &[],
+            },
+        ),
+        ("network", &NETWORK_SCHEMA),
+        (
+            "share",
+            &Schema {
+                keys: &["cofs", "host", "mount", "options"],
+                children: &[],
+            },
+        ),
+        (
+            "user",
+            &Schema {
+                keys: &[
+                    "name",
+                    "uid",
+                    "gid",
+                    "home",
+                    "shell",
+                    "password",
+                    "password_hash",
+                ],
+                children: &[],
+            },
+        ),
+        (
+            "first_boot",
+            &Schema {
+                keys: &["description", "timeout_secs"],
+                children: &[],
+            },
+        ),
+    ],
+};
+
+/// Where a profile came from: a shipped name or a file.
+#[derive(Clone, Debug, Serialize)]
+pub struct Loaded {
+    /// The profile.
+    pub profile: Profile,
+    /// `shipped:NAME` or the file's path.
+    pub origin: String,
+    /// The file, when it came from one.
+    pub file: Option<PathBuf>,
+}
+
+/// Loads a shipped profile by name, or a profile file by path (anything with a `/`,
+/// `\` or ending in `.toml`).
+pub fn load(name_or_path: &str) -> Result<Loaded> {
+    let looks_like_path = name_or_path.contains(['/', '\\']) || name_or_path.ends_with(".toml");
+    if !looks_like_path {
+        let Some((_, text)) = SHIPPED.iter().find(|(n, _)| *n == name_or_path) else {
+            let names: Vec<&str> = SHIPPED.iter().map(|(n, _)| *n).collect();
+            let hint = keys::nearest(name_or_path, &names)
+                .map(|n| format!("did you mean `{n}`? "))
+                .unwrap_or_default();
+            bail!(
+                "PROFILE: no shipped profile is called `{name_or_path}`; {hint}the shipped profiles are: {} (or give the path of a profile file)",
+                names.join(", ")
+            );
+        };
+        let profile = parse(text, &format!("shipped profile {name_or_path}"))?;
+        return Ok(Loaded {
+            profile,
+            origin: format!("shipped:{name_or_path}"),
+            file: None,
+        });
+    }
+    let path = Path::new(name_or_path);
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "PROFILE: cannot read the profile file {}; check the path and that it is readable UTF-8 text",
+            path.display()
+        )
+    })?;
+    let profile = parse(&text, &path.display().to_string())?;
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    Ok(Loaded {
+        profile,
+        origin: abs.display().to_string(),
+        file: Some(abs),
+    })
+}
+
+/// Parses and checks a profile's TOML text; `name` says where it came from.
+pub fn parse(text: &str, name: &str) -> Result<Profile> {
+    let doc = DeTable::parse(text).map_err(|e| {
+        let line = e.span().map(|s| keys::line_of(text, s.start)).unwrap_or(1);
+        anyhow!(
+            "profile {name}: line {line}: not valid TOML: {}",
+            e.message().trim()
+        )
+    })?;
+    if let Some(u) = keys::find_unknown(text, doc.get_ref(), &PROFILE_SCHEMA) {
+        bail!("profile {name}: {u}");
+    }
+    let profile: Profile = toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| keys::line_of(text, s.start)).unwrap_or(1);
+        anyhow!("profile {name}: line {line}: {}", e.message().trim())
+    })?;
+    validate(&profile).map_err(|e| anyhow!("profile {name}: {e}"))?;
+    Ok(profile)
+}
+
+fn validate(p: &Profile) -> Result<()> {
+    if p.name.is_empty()
+        || !p
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        bail!("name: `{}` must be letters, digits, - or _", p.name);
+    }
+    check_hostname(&p.hostname).map_err(|e| anyhow!("hostname: {e}"))?;
+    let kernel: image_builder::KernelVersion = p
+        .guest_kernel
+        .parse()
+        .map_err(|e| anyhow!("guest_kernel: {e}"))?;
+    if p.ram.min_mb == 0 || p.ram.min_mb > p.ram.max_mb {
+        bail!(
+            "ram: min_mb ({}) must be above 0 and at most max_mb ({})",
+            p.ram.min_mb,
+            p.ram.max_mb
+        );
+    }
+    let mut indices = vec![p.swap.cobd];
+    let mut files = vec![p.swap.file.as_str()];
+    let roots = p.images.iter().filter(|i| i.role == Role::Root).count();
+    if roots != 1 {
+        bail!("image: exactly one image must have role = \"root\" (found {roots})");
+    }
+    if p.images.iter().filter(|i| i.role == Role::Home).count() > 1 {
+        bail!("image: at most one image may have role = \"home\"");
+    }
+    for (i, img) in p.images.iter().enumerate() {
+        let at = format!("image[{i}]");
+        image_builder::FsLevel::resolve(&img.fs, Some(kernel))
+            .map_err(|e| anyhow!("{at}.fs: {e}"))?;
+        if img.size_mb == 0 {
+            bail!("{at}.size_mb: must be above 0");
+        }
+        if !img.mount.starts_with('/') {
+            bail!("{at}.mount: `{}` must be an absolute guest path", img.mount);
+        }
+        if img.role == Role::Root && img.mount != "/" {
+            bail!(
+                "{at}.mount: the root image mounts on `/`, not `{}`",
+                img.mount
+            );
+        }
+        indices.push(img.cobd);
+        files.push(&img.file);
+    }
+    for f in &files {
+        if f.is_empty() || f.contains(['/', '\\', ':', ' ', ',']) || f.starts_with('.') {
+            bail!(
+                "`{f}`: image file names are plain names (no folders, spaces, commas or leading dot)"
+            );
+        }
+    }
+    let mut sorted = files.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    if sorted.len() != files.len() {
+        bail!("image/swap: two images have the same file name");
+    }
+    for &n in &indices {
+        if n > config_txt::model::MAX_COBD {
+            bail!("cobd {n}: block device indices are 0..=31");
+        }
+    }
+    let mut idx = indices.clone();
+    idx.sort_unstable();
+    idx.dedup();
+    if idx.len() != indices.len() {
+        bail!("image/swap: two images use the same cobd index");
+    }
+    if p.swap.factor == 0 {
+        bail!("swap.factor: must be at least 1");
+    }
+    if let Some(redirs) = &p.network.slirp
+        && !redirs.is_empty()
+    {
+        config_txt::parse_redirections(&redirs.join("/"))
+            .map_err(|e| anyhow!("network.slirp: {e}"))?;
+    }
+    if let Some(tap) = &p.network.tap {
+        if tap.name.is_empty() || tap.name.len() > 63 || tap.name.contains(['#', ',', '"']) {
+            bail!(
+                "network.tap.name: `{}` must be 1..63 characters without # , or \"",
+                tap.name
+            );
+        }
+        if tap.subnets.is_empty() {
+            bail!("network.tap.subnets: give at least one candidate /24 network");
+        }
+        for (i, s) in tap.subnets.iter().enumerate() {
+            parse_subnet(s).map_err(|e| anyhow!("network.tap.subnets[{i}]: {e}"))?;
+        }
+    }
+    let mut cofs: Vec<u8> = p.shares.iter().map(|s| s.cofs).collect();
+    for (i, s) in p.shares.iter().enumerate() {
+        if s.cofs > config_txt::model::MAX_COFS {
+            bail!("share[{i}].cofs: {} is not in 0..=31", s.cofs);
+        }
+        if !s.mount.starts_with('/') {
+            bail!(
+                "share[{i}].mount: `{}` must be an absolute guest path",
+                s.mount
+            );
+        }
+    }
+    let n = cofs.len();
+    cofs.sort_unstable();
+    cofs.dedup();
+    if cofs.len() != n {
+        bail!("share: two shares use the same cofs index");
+    }
+    for (i, u) in p.users.iter().enumerate() {
+        if u.name.is_empty()
+            || !u
+                .name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        {
+            bail!(
+                "user[{i}].name: `{}` must be lower-case letters, digits, _ or -",
+                u.name
+            );
+        }
+        if u.password.is_some() && u.password_hash.is_some() {
+            bail!("user[{i}]: give password or password_hash, not both");
+        }
+        for field in [&u.home, &u.shell] {
+            if field.contains([':', '\n']) {
+                bail!("user[{i}]: `{field}` cannot contain `:` or a line break");
+            }
+        }
+        if let Some(h) = &u.password_hash
+            && h.contains([':', '\n'])
+        {
+            bail!("user[{i}].password_hash: cannot contain `:` or a line break");
+        }
+    }
+    if p.users.first().is_none_or(|u| u.uid != 0) {
+        bail!("user: the first user must be root (uid 0)");
+    }
+    Ok(())
+}
+
+/// Checks a hostname: 1..63 of letters, digits and `-`, not starting or ending with `-`.
+pub fn check_hostname(h: &str) -> Result<()> {
+    if h.is_empty()
+        || h.len() > 63
+        || h.starts_with('-')
+        || h.ends_with('-')
+        || !h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        bail!("`{h}` is not a hostname (1..63 letters, digits and -, not at either end)");
+    }
+    Ok(())
+}
+
+/// Parses `a.b.c.0/24` (a class C network) into its first three octets.
+pub fn parse_subnet(s: &str) -> Result<[u8; 3]> {
+    let bad = || anyhow!("`{s}` is not a class C network such as 10.12.12.0/24");
+    let (addr, len) = s.split_once('/').ok_or_else(bad)?;
+    if len != "24" {
+        return Err(bad());
+    }
+    let o: Vec<u8> = addr
+        .split('.')
+        .map(str::parse::<u8>)
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad())?;
+    match o.as_slice() {
+        [a, b, c, 0] => {
+            let private =
+                *a == 10 || (*a == 172 && (16..=31).contains(b)) || (*a == 192 && *b == 168);
+            if !private {
+                bail!("`{s}` is not a private network (10/8, 172.16/12, 192.168/16)");
+            }
+            Ok([*a, *b, *c])
+        }
+        _ => Err(bad()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_profiles_parse() {
+        for (name, text) in SHIPPED {
+            let p = parse(text, name).expect("shipped profile is valid");
+            assert_eq!(&p.name, name);
+        }
+    }
+
+    #[test]
+    fn unknown_key_names_path_line_and_suggestion() {
+        let text = SHIPPED[0].1.replacen("size_rule", "size_rul", 1);
+        let err = parse(&text, "x").expect_err("unknown key").to_string();
+        assert!(err.contains("image[0].size_rul"), "{err}");
+        assert!(err.contains("did you mean `size_rule`"), "{err}");
+    }
+
+    #[test]
+    fn devices_follow_the_monitor() {
+        assert_eq!(Monitor::Colinux.device(2), "/dev/cobd2");
+        assert_eq!(Monitor::Uml.device(1), "/dev/ubdb");
+        assert_eq!(Monitor::Qemu.device(0), "/dev/vda");
+    }
+
+    #[test]
+    fn subnets() {
+        assert_eq!(parse_subnet("10.12.12.0/24").expect("ok"), [10, 12, 12]);
+        assert!(parse_subnet("8.8.8.0/24").is_err());
+        assert!(parse_subnet("10.1.1.0/16").is_err());
+    }
+}

@@ -1,0 +1,343 @@
+//! What an install leaves in its folder besides the machine: `install-state.json` (what
+//! was made, with sizes and hashes, and the answers that made it), the lock file that
+//! keeps a second install out (exit 1618), the write-ahead journal of an install in
+//! progress, and one log file per run under `logs/`.
+//!
+//! Every file here is written beside its target and renamed into place.
+//!
+//! ## Limitations
+//!
+//! The lock is an advisory file lock (`File::try_lock`): it keeps out other
+//! colinux-setup runs, not other programs. A SIGKILL releases it (the kernel closes the
+//! file), which is what lets a re-run finish an interrupted install.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// The state file's name in the prefix.
+pub const STATE_FILE: &str = "install-state.json";
+/// The lock file's name in the prefix.
+pub const LOCK_FILE: &str = ".colinux-setup.lock";
+/// The journal of an install that has not finished.
+pub const JOURNAL_FILE: &str = ".colinux-setup-journal.json";
+/// Logs folder.
+pub const LOGS_DIR: &str = "logs";
+
+/// `install-state.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InstallState {
+    /// Format of this file.
+    pub format: u32,
+    /// colinux-setup version that installed.
+    pub version: String,
+    /// Profile name.
+    pub profile: String,
+    /// Monitor.
+    pub monitor: String,
+    /// Install folder.
+    pub prefix: PathBuf,
+    /// Digest of the plan.
+    pub plan_digest: String,
+    /// Answers that reproduce the install.
+    pub answers: BTreeMap<String, String>,
+    /// First boot: pending, skipped, none.
+    pub first_boot: String,
+    /// The TAP adapter, as planned.
+    pub tap: Option<TapRecord>,
+    /// Files of the machine.
+    pub files: Vec<FileRecord>,
+    /// Seconds since 1970 of the install that last changed something.
+    pub installed_at: u64,
+}
+
+/// The TAP adapter of the plan.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TapRecord {
+    /// Name.
+    pub name: String,
+    /// /24.
+    pub subnet: String,
+    /// What happened to it.
+    pub state: String,
+}
+
+/// One file of the machine.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FileRecord {
+    /// Name in the prefix.
+    pub file: String,
+    /// root, home, swap, config.
+    pub role: String,
+    /// Size in bytes when recorded.
+    pub bytes: u64,
+    /// Content digest when made by the install (`sparse-sha256:` for images, see
+    /// [`file_digest`]; `sha256:` for config.txt); user data is not hashed.
+    pub digest: Option<String>,
+    /// `install` (made by colinux-setup) or `kept` (was there before; never touched).
+    pub origin: String,
+}
+
+impl InstallState {
+    /// Reads `<prefix>/install-state.json`; `Ok(None)` when there is none.
+    pub fn read(prefix: &Path) -> Result<Option<InstallState>> {
+        let path = prefix.join(STATE_FILE);
+        match fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b).map(Some).with_context(|| {
+                format!(
+                    "{} is damaged; move it away and run the install again to rewrite it",
+                    path.display()
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+}
+
+/// Writes `bytes` to `path` through a sibling temporary file, synced and renamed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let res = (|| -> std::io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res.with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// A digest of an image file's content that skips its holes: `sparse-sha256:HEX`, the
+/// sha256 of the file length, then each data region's offset, length and bytes (found
+/// with SEEK_DATA / SEEK_HOLE). Equal files give equal digests; hashing a 2 GB image
+/// that is mostly holes reads only its data. Where holes cannot be found (other hosts),
+/// every byte is one region.
+pub fn file_digest(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::{Read, Seek, SeekFrom};
+    let ctx = || format!("cannot read {}", path.display());
+    let mut f = File::open(path).with_context(ctx)?;
+    let len = f.metadata().with_context(ctx)?.len();
+    let mut h = Sha256::new();
+    h.update(len.to_le_bytes());
+    let mut buf = vec![0u8; 1 << 20];
+    for (start, end) in data_regions(&f, len) {
+        h.update(start.to_le_bytes());
+        h.update((end - start).to_le_bytes());
+        f.seek(SeekFrom::Start(start)).with_context(ctx)?;
+        let mut left = end - start;
+        while left > 0 {
+            let n = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
+            f.read_exact(&mut buf[..n]).with_context(ctx)?;
+            h.update(&buf[..n]);
+            left -= n as u64;
+        }
+    }
+    Ok(format!("sparse-sha256:{}", crate::plan::hex(&h.finalize())))
+}
+
+#[cfg(unix)]
+fn data_regions(f: &File, len: u64) -> Vec<(u64, u64)> {
+    use rustix::fs::{SeekFrom, seek};
+    let mut out = Vec::new();
+    let mut at = 0u64;
+    while at < len {
+        let Ok(start) = seek(f, SeekFrom::Data(at)) else {
+            break;
+        };
+        let end = seek(f, SeekFrom::Hole(start)).unwrap_or(len).min(len);
+        if end <= start {
+            break;
+        }
+        out.push((start, end));
+        at = end;
+    }
+    out
+}
+
+#[cfg(not(unix))]
+fn data_regions(_f: &File, len: u64) -> Vec<(u64, u64)> {
+    vec![(0, len)]
+}
+
+/// The install lock of a prefix, held until dropped.
+pub struct Lock {
+    _file: File,
+    /// The lock file.
+    pub path: PathBuf,
+}
+
+/// Why the lock was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another run holds it.
+    #[error(
+        "another colinux-setup run is installing or uninstalling in {0} (it holds {0}/{LOCK_FILE}); wait for it to finish, then run again"
+    )]
+    Busy(String),
+    /// The lock file could not be opened.
+    #[error("cannot open the lock file {path}")]
+    Io {
+        /// The lock file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Lock {
+    /// Takes the lock of `prefix` (which must exist) without waiting.
+    pub fn acquire(prefix: &Path) -> Result<Lock, LockError> {
+        let path = prefix.join(LOCK_FILE);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| LockError::Io {
+                path: path.display().to_string(),
+                source: e,
+            })?;
+        // An advisory lock held as long as the file is open: the kernel drops it when the
+        // process dies, however it dies, so a SIGKILLed install never blocks the next.
+        let locked = file.try_lock();
+        match locked {
+            Ok(()) => Ok(Lock { _file: file, path }),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                Err(LockError::Busy(prefix.display().to_string()))
+            }
+            Err(std::fs::TryLockError::Error(e)) => Err(LockError::Io {
+                path: path.display().to_string(),
+                source: e,
+            }),
+        }
+    }
+}
+
+/// Seconds since 1970.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `YYYYMMDDTHHMMSSZ` for a time in seconds since 1970 (UTC).
+pub fn stamp(secs: u64) -> String {
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// The log of one run: timestamped lines in a file. It is started in the temporary
+/// folder (the prefix may not exist yet, or may be removed by a rollback) and moved
+/// into `<prefix>/logs/` when the run ends with the prefix in place.
+pub struct RunLog {
+    /// Where it is now.
+    pub path: PathBuf,
+    file: Option<File>,
+    fixed: bool,
+}
+
+impl RunLog {
+    /// Starts a log for `command` (`install`, `uninstall`); `given` is `--log FILE`.
+    pub fn start(command: &str, given: Option<&Path>) -> RunLog {
+        let (path, fixed) = match given {
+            Some(p) => (p.to_owned(), true),
+            None => (
+                std::env::temp_dir().join(format!(
+                    "colinux-setup-{command}-{}-{}.log",
+                    stamp(now_secs()),
+                    std::process::id()
+                )),
+                false,
+            ),
+        };
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .ok();
+        let mut log = RunLog { path, file, fixed };
+        log.line(&format!(
+            "colinux-setup {} {command}, pid {}",
+            env!("CARGO_PKG_VERSION"),
+            std::process::id()
+        ));
+        log
+    }
+
+    /// Appends one line.
+    pub fn line(&mut self, msg: &str) {
+        if let Some(f) = &mut self.file {
+            for l in msg.lines() {
+                let _ = writeln!(f, "{} {l}", stamp(now_secs()));
+            }
+        }
+    }
+
+    /// Moves the log into `<prefix>/logs/` (unless `--log` fixed its place) and returns
+    /// where it is.
+    pub fn settle(&mut self, prefix: &Path) -> PathBuf {
+        if self.fixed || !prefix.is_dir() {
+            return self.path.clone();
+        }
+        let dir = prefix.join(LOGS_DIR);
+        if fs::create_dir_all(&dir).is_err() {
+            return self.path.clone();
+        }
+        let Some(name) = self.path.file_name() else {
+            return self.path.clone();
+        };
+        let target = dir.join(name);
+        if let Some(f) = &self.file {
+            let _ = f.sync_all();
+        }
+        let moved = fs::rename(&self.path, &target).is_ok()
+            || (fs::copy(&self.path, &target).is_ok() && fs::remove_file(&self.path).is_ok());
+        if moved {
+            self.path = target;
+            self.file = OpenOptions::new().append(true).open(&self.path).ok();
+        }
+        self.path.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_are_utc_calendar_dates() {
+        assert_eq!(stamp(0), "19700101T000000Z");
+        assert_eq!(stamp(1_735_689_600), "20250101T000000Z");
+        assert_eq!(stamp(951_782_400 + 3661), "20000229T010101Z");
+    }
+}
