@@ -76,20 +76,17 @@ pub(crate) fn add_file(tree: &mut Tree, src: &Path, dest: &str) -> Result<(), Er
         },
         kind: Kind::File { data, size },
     });
-    tree.link(
-        parent,
-        name,
-        node,
-        &format!(
-            "/{}",
-            comps
-                .iter()
-                .map(|c| String::from_utf8_lossy(c))
-                .collect::<Vec<_>>()
-                .join("/")
-        ),
-    )?;
+    tree.link(parent, name, node, &image_path(&comps))?;
     Ok(())
+}
+
+/// The absolute path inside the image of these components, for messages.
+pub(crate) fn image_path<C: AsRef<[u8]>>(comps: &[C]) -> String {
+    let parts: Vec<_> = comps
+        .iter()
+        .map(|c| String::from_utf8_lossy(c.as_ref()))
+        .collect();
+    format!("/{}", parts.join("/"))
 }
 
 /// The metadata of a root directory when no folder gives one.

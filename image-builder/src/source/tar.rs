@@ -102,14 +102,7 @@ pub(crate) fn add_tar(
             continue;
         }
         let (leaf, parents) = comps.split_last().expect("components is not empty");
-        let image_path = format!(
-            "/{}",
-            comps
-                .iter()
-                .map(|c| String::from_utf8_lossy(c))
-                .collect::<Vec<_>>()
-                .join("/")
-        );
+        let image_path = crate::source::image_path(&comps);
         let parent_meta = Meta {
             perm: 0o755,
             uid: 0,
