@@ -46,6 +46,8 @@ pub enum Source {
     Dir(PathBuf),
     /// A tar archive (plain, gzip, xz, zstd or bzip2), streamed into the image.
     Tar(TarInput),
+    /// An existing ext2/ext3/ext4 image, read (never written) and copied entry by entry.
+    Image(PathBuf),
     /// One host file placed at `dest` inside the image (`--file SRC:DEST`).
     File {
         /// The host file.
@@ -80,6 +82,29 @@ pub struct BuildOptions {
     pub seed: Option<String>,
     /// Replace an existing output.
     pub force: bool,
+}
+
+impl Source {
+    /// What a `--from` argument names: `-` is a tar stream on standard input, a folder
+    /// is a folder, a file with an ext2/3/4 superblock is an image, any other file a tar
+    /// archive.
+    pub fn detect(path: &Path) -> Source {
+        if path.as_os_str() == "-" {
+            return Source::Tar(TarInput::Stdin);
+        }
+        if path.is_dir() {
+            return Source::Dir(path.to_owned());
+        }
+        let mut head = [0u8; 2];
+        let is_image = File::open(path)
+            .is_ok_and(|f| output::read_at(&f, &mut head, 1024 + 0x38).is_ok_and(|n| n == 2))
+            && u16::from_le_bytes(head) == crate::superblock::EXT4_MAGIC;
+        if is_image {
+            Source::Image(path.to_owned())
+        } else {
+            Source::Tar(TarInput::File(path.to_owned()))
+        }
+    }
 }
 
 impl BuildOptions {
@@ -164,7 +189,10 @@ pub fn build(
     output::check_target(out, opts.force)?;
 
     let bs = u64::from(opts.block_size);
-    let streaming = opts.sources.iter().any(|s| matches!(s, Source::Tar(_)));
+    let streaming = opts
+        .sources
+        .iter()
+        .any(|s| matches!(s, Source::Tar(_) | Source::Image(_)));
     events(Event::Phase("reading sources"));
     let mut tree = Tree::new(source::default_root(Timestamp {
         secs: opts.source_date_epoch.unwrap_or(0),
@@ -423,6 +451,10 @@ fn read_sources(
             Source::Tar(input) => {
                 let sink = sink.as_deref_mut().expect("a stream is read with a writer");
                 source::tar::add_tar(tree, input, sink, &mut warn)?;
+            }
+            Source::Image(path) => {
+                let sink = sink.as_deref_mut().expect("an image is read with a writer");
+                source::image::add_image(tree, path, sink, &mut warn)?;
             }
         }
     }

@@ -77,8 +77,9 @@ pub struct BuildArgs {
     /// Image size (e.g. 512M, 2G, 1048576) or auto, auto+20%, auto+256M.
     #[arg(long, value_name = "SIZE")]
     pub size: String,
-    /// A folder, or a tar archive (plain, .gz, .xz, .zst, .bz2; `-` for standard input),
-    /// whose contents become the image's root; several are layered in order.
+    /// A folder, a tar archive (plain, .gz, .xz, .zst, .bz2; `-` for standard input) or an
+    /// existing ext2/3/4 image, whose contents become the image's root; several are
+    /// layered in order.
     #[arg(long = "from", value_name = "DIR")]
     pub from: Vec<PathBuf>,
     /// Add or replace one file: SRC on the host, DEST inside the image (e.g. fstab:/etc/fstab).
@@ -93,6 +94,10 @@ pub struct BuildArgs {
     /// Filesystem UUID (default: derived from the inputs, so builds are reproducible).
     #[arg(long)]
     pub uuid: Option<String>,
+    /// Derive the UUID and directory hash seed from this seed (with the label and file
+    /// name) instead of the content, so a rebuilt image keeps its UUID.
+    #[arg(long)]
+    pub seed: Option<String>,
     /// Block size in bytes: 1024, 2048 or 4096 (default 4096).
     #[arg(long, value_name = "BYTES")]
     pub block_size: Option<u32>,

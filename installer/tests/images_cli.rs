@@ -274,3 +274,33 @@ fn a_tar_stream_on_standard_input() {
         String::from_utf8_lossy(&o.stdout)
     );
 }
+
+#[test]
+fn a_seed_fixes_the_uuid() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let src = t.path().join("src");
+    std::fs::create_dir(&src).expect("mkdir");
+    let uuid = |content: &str| {
+        std::fs::write(src.join("f"), content).expect("write");
+        let img = t.path().join("x.img");
+        let o = run(&[
+            "images",
+            "build",
+            img.to_str().expect("utf-8"),
+            "--fs",
+            "ext4",
+            "--size",
+            "auto",
+            "--from",
+            src.to_str().expect("utf-8"),
+            "--seed",
+            "home-1",
+            "--force",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let o = run(&["images", "inspect", img.to_str().expect("utf-8"), "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+        v["uuid"].as_str().expect("uuid").to_owned()
+    };
+    assert_eq!(uuid("one"), uuid("a longer content"));
+}

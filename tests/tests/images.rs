@@ -410,3 +410,140 @@ fn large_directories_are_indexed() -> Result<()> {
     }
     Ok(())
 }
+
+/// An image as a source: convert between levels, grow and shrink, keeping every file,
+/// link, device, owner, time and attribute (what a level can hold).
+#[test]
+fn rebuilding_images_keeps_every_file() -> Result<()> {
+    require_tools()?;
+    let t = tempfile::tempdir()?;
+    let src = t.path().join("src");
+    every_kind_tree(&src)?;
+    let img = |n: &str| t.path().join(format!("{n}.img"));
+    build(&img("a"), "ext4-modern", "auto", &src, &[])?;
+    let ns = CompareOpts::default();
+    let no_ns = CompareOpts {
+        mtime_nanos: false,
+        ..CompareOpts::default()
+    };
+    // (from, to, level, size, block size, nanoseconds kept all the way)
+    for (from, to, fs, size, block, opts) in [
+        ("a", "grown", "ext4-modern", "64M", "4096", &ns),
+        ("grown", "shrunk", "ext4-modern", "auto", "4096", &ns),
+        ("a", "b-ext3", "ext3", "auto+1M", "1024", &no_ns),
+        ("b-ext3", "c-ext2", "ext2", "auto", "4096", &no_ns),
+        (
+            "c-ext2",
+            "d-ext4",
+            "ext4-compat",
+            "auto+10%",
+            "4096",
+            &no_ns,
+        ),
+    ] {
+        let warnings = build(&img(to), fs, size, &img(from), &["--block-size", block])?;
+        ensure!(!warnings.contains("lost"), "{from} -> {to}: {warnings}");
+        e2fsck_clean(&img(to))?;
+        compare_tree(&src, &img(to), opts).map_err(|e| e.context(format!("{from} -> {to}")))?;
+    }
+    let grown = std::fs::metadata(img("grown"))?.len();
+    let shrunk = std::fs::metadata(img("shrunk"))?.len();
+    ensure!(
+        grown == 64 << 20 && shrunk < grown / 2,
+        "grown {grown}, shrunk {shrunk}"
+    );
+    // A kernel mounts the rebuilt images read-write.
+    let script = "for d in a b c; do mkdir -p /mnt/$d; done\n\
+                  mount -t ext4 /dev/ubda /mnt/a && mount -t ext3 /dev/ubdb /mnt/b && mount -t ext2 /dev/ubdc /mnt/c\n\
+                  for d in a b c; do test \"$(cat /mnt/$d/regular.txt | wc -l)\" = 2; echo rebuilt > /mnt/$d/new; umount /mnt/$d; done\n\
+                  echo rebuilt-images-mounted\n";
+    let out = UmlRun::new()
+        .disk(img("d-ext4"), true)
+        .disk(img("b-ext3"), true)
+        .disk(img("c-ext2"), true)
+        .script(script)
+        .timeout(60)
+        .run()?
+        .require_ok()?;
+    ensure!(
+        out.console.contains("rebuilt-images-mounted"),
+        "{}",
+        out.console
+    );
+    for n in ["d-ext4", "b-ext3", "c-ext2"] {
+        e2fsck_clean(&img(n))?;
+    }
+    Ok(())
+}
+
+/// A damaged image: what can be read is rebuilt into a clean image, every loss is
+/// listed, and the old image is not written to.
+#[test]
+fn a_damaged_image_is_rescued() -> Result<()> {
+    require_tools()?;
+    let t = tempfile::tempdir()?;
+    let src = t.path().join("src");
+    gen_tree(&src, 400, 2, 21, false)?;
+    let old = t.path().join("old.img");
+    build(
+        &old,
+        "ext4-compat",
+        "auto+1M",
+        &src,
+        &["--block-size", "4096"],
+    )?;
+    // Damage: zero the second block of group 0's inode table (inodes 17..32) and the
+    // first block of one directory.
+    let stats = run_capture(Command::new("debugfs").arg("-R").arg("stats").arg(&old))?;
+    let text = String::from_utf8_lossy(&stats.stdout).into_owned();
+    let itable: u64 = text
+        .lines()
+        .find_map(|l| {
+            let l = l.trim();
+            let rest = l
+                .strip_prefix("Group  0:")?
+                .split("inode table at ")
+                .nth(1)?;
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .ok_or_else(|| anyhow::anyhow!("no inode table in debugfs stats:\n{text}"))?;
+    let blocks = run_capture(
+        Command::new("debugfs")
+            .arg("-R")
+            .arg("blocks /usr_lib_bigdir")
+            .arg(&old),
+    )?;
+    let dir_block: u64 = String::from_utf8_lossy(&blocks.stdout)
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no directory block"))?;
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(&old)?;
+        f.write_all_at(&[0u8; 4096], (itable + 1) * 4096)?;
+        f.write_all_at(&[0xa5u8; 4096], dir_block * 4096)?;
+    }
+    let before = std::fs::read(&old)?;
+    let new = t.path().join("new.img");
+    let warnings = build(&new, "ext4", "auto", &old, &[])?;
+    ensure!(
+        warnings.matches("lost").count() >= 2,
+        "the losses are listed: {warnings}"
+    );
+    ensure!(
+        std::fs::read(&old)? == before,
+        "the old image was written to"
+    );
+    e2fsck_clean(&new)?;
+    let o = run_capture(
+        Command::new(colinux_setup_bin()?)
+            .args(["images", "check"])
+            .arg(&new),
+    )?;
+    ensure!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    Ok(())
+}

@@ -4,9 +4,11 @@
 //! - [`dir`]: a host folder (Unix hosts: lstat, xattrs, hard links, devices);
 //! - [`tar`]: a tar stream, plain or compressed, whose file bytes are written as they
 //!   arrive;
+//! - [`image`]: an existing ext2/3/4 image, read without mounting it;
 //! - [`add_file`]: one host file at a path inside the image (`--file SRC:DEST`).
 
 pub(crate) mod dir;
+pub(crate) mod image;
 pub(crate) mod tar;
 pub(crate) mod tar_format;
 

@@ -4,9 +4,7 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, anyhow};
-use image_builder::{
-    BuildOptions, Event, FsLevel, KernelVersion, SizeSpec, Source, SwapOptions, TarInput,
-};
+use image_builder::{BuildOptions, Event, FsLevel, KernelVersion, SizeSpec, Source, SwapOptions};
 
 use crate::cli::{BuildArgs, ImageArgs, ImagesCommand, SwapArgs};
 use crate::exit::Outcome;
@@ -102,6 +100,7 @@ fn build_options(a: &BuildArgs) -> Result<BuildOptions, image_builder::Error> {
         o.block_size = bs;
     }
     o.label = a.label.clone();
+    o.seed = a.seed.clone();
     o.force = a.force;
     if let Some(u) = &a.uuid {
         let u = uuid::Uuid::parse_str(u)
@@ -119,15 +118,8 @@ fn build_options(a: &BuildArgs) -> Result<BuildOptions, image_builder::Error> {
         })?);
     }
     for d in &a.from {
-        // A folder is read as a tree; a file (or `-`, standard input) as a tar stream.
-        let src = if d.as_os_str() == "-" {
-            Source::Tar(TarInput::Stdin)
-        } else if d.is_file() {
-            Source::Tar(TarInput::File(d.clone()))
-        } else {
-            Source::Dir(d.clone())
-        };
-        o.sources.push(src);
+        // A folder, an ext2/3/4 image, a tar archive, or `-` (a tar stream on stdin).
+        o.sources.push(Source::detect(d));
     }
     for f in &a.file {
         let (src, dest) = f
