@@ -76,6 +76,7 @@ mod superblock;
 mod swap;
 mod tree;
 mod util;
+mod writer;
 mod xattr;
 
 pub use build::{BuildOptions, BuildReport, Event, Source, build};
