@@ -1,6 +1,6 @@
 //! The transactional apply: check the host, create the prefix, build the images (fstab,
 //! hostname and users written into the root image as it is built), write config.txt,
-//! record install-state. Each step is idempotent; on failure or Ctrl-C what this install
+//! run the first boot ([`crate::firstboot`]), record install-state. Each step is idempotent; on failure or Ctrl-C what this install
 //! made is undone in reverse order, and what existed before is never touched.
 //!
 //! Every change is first written to a journal in the prefix (write-ahead), then made.
@@ -21,8 +21,10 @@
 //! STEP` on stderr) until the process is killed or interrupted (then the run cancels);
 //! `COLINUX_SETUP_TEST_FAIL_AT=STEP` makes the step fail. Steps: `prefix`, `image:root`,
 //! `image:root:writing` (inside the build, its temporary file half written),
-//! `image:home`, `image:home:writing`, `swap`, `config`, `state`, `commit`. They exist
-//! for the tests in installer/tests and are not part of the product's interface.
+//! `image:home`, `image:home:writing`, `swap`, `config`, `first-boot`, `state`, `commit`.
+//! `COLINUX_SETUP_TEST_FIRST_BOOT=fail|hang|panic` makes the first boot's guest fail
+//! (see [`crate::firstboot`]). They exist for the tests in installer/tests and are not
+//! part of the product's interface.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -239,6 +241,8 @@ pub struct Summary {
     pub kept: Vec<String>,
     /// Things to know.
     pub warnings: Vec<String>,
+    /// The first boot's state after this run (`done`, `pending`, `skipped`, `none`).
+    pub first_boot: String,
 }
 
 fn cancelled() -> anyhow::Error {
@@ -486,6 +490,35 @@ fn steps(
     });
 
     check_interrupt(ctx.interrupt)?;
+    hooks.at("first-boot", ctx.interrupt)?;
+    let kept_image = plan
+        .files()
+        .iter()
+        .any(|(file, _, _)| summary.kept.contains(file));
+    let already = old_state.as_ref().map(|s| s.first_boot.as_str());
+    summary.first_boot = match crate::firstboot::run(plan, ctx, kept_image, already)? {
+        crate::firstboot::Done::Ran => {
+            // The first boot wrote into the images (and may have changed config.txt).
+            for r in records.iter_mut().filter(|r| r.origin == "install") {
+                let path = plan.prefix.join(&r.file);
+                r.bytes = fs::metadata(&path)
+                    .with_context(|| format!("reading {}", path.display()))?
+                    .len();
+                r.digest = Some(if r.role == "config" {
+                    let bytes =
+                        fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                    format!("sha256:{}", crate::plan::hex(&sha2::Sha256::digest(&bytes)))
+                } else {
+                    state::file_digest(&path)?
+                });
+            }
+            summary.changed.push("first boot".into());
+            "done".to_owned()
+        }
+        crate::firstboot::Done::NotRun(s) => s,
+    };
+
+    check_interrupt(ctx.interrupt)?;
     hooks.at("state", ctx.interrupt)?;
     let mut st = InstallState {
         format: 1,
@@ -495,7 +528,7 @@ fn steps(
         prefix: plan.prefix.clone(),
         plan_digest: digest.to_owned(),
         answers: plan.answers.clone(),
-        first_boot: plan.first_boot.state.clone(),
+        first_boot: summary.first_boot.clone(),
         tap: plan.tap.as_ref().map(|t| TapRecord {
             name: t.name.clone(),
             subnet: t.subnet.clone(),

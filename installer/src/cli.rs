@@ -39,6 +39,9 @@ pub enum Command {
     Uninstall(UninstallArgs),
     /// Describe an installed machine (for detection by SCCM/Intune-style tools).
     Status(StatusArgs),
+    /// Run the installed machine in the foreground: console on the terminal and in the
+    /// log; Ctrl-C stops it (exit 1602), --timeout stops it (exit 1603).
+    Boot(BootArgs),
     /// Host facts and the recommended guest RAM, swap, root and home sizes.
     Facts(FactsArgs),
     /// Build, inspect and check disk images (ext2/ext3/ext4 and swap), natively.
@@ -169,7 +172,8 @@ pub struct InstallArgs {
     /// Install folder (INSTALLDIR).
     #[arg(long, value_name = "DIR")]
     pub prefix: Option<PathBuf>,
-    /// Kit folder (KIT); its rootfs/ folder, when present, replaces the busybox root.
+    /// Kit folder (KIT); its rootfs/ folder, when present, replaces the busybox root; its
+    /// dist/ folder is the distribution the first boot unpacks.
     #[arg(long, value_name = "DIR")]
     pub kit: Option<PathBuf>,
     /// Answer file (ANSWERFILE): KEY = value lines, as --save-answers writes them.
@@ -245,4 +249,18 @@ pub struct FactsArgs {
     /// JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `boot`.
+#[derive(Debug, Args)]
+pub struct BootArgs {
+    /// Install folder.
+    #[arg(long, value_name = "DIR")]
+    pub prefix: Option<PathBuf>,
+    /// The monitor to run it in (default: the one it was installed for).
+    #[arg(long, value_name = "colinux|uml|qemu")]
+    pub monitor: Option<String>,
+    /// Stop the guest after this many seconds (exit 1603).
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
 }

@@ -50,6 +50,26 @@ pub fn fstab(plan: &Plan) -> String {
         let _ = writeln!(s, "{} {} {} defaults 0 2", i.device, i.mount, i.fstab_type);
     }
     for sh in &plan.shares {
+        // A Windows folder (`c:\`) does not exist on the Linux host of UML (nor for QEMU's
+        // virtfs, which has no Windows host support): the entry is kept, but noauto.
+        let windows_path = sh.host.contains('\\') || sh.host.as_bytes().get(1) == Some(&b':');
+        let noauto = plan.monitor != Monitor::Colinux
+            && windows_path
+            && !sh.options.split(',').any(|o| o == "noauto");
+        let options = if noauto {
+            let _ = writeln!(
+                s,
+                "# {} is a Windows folder, which this monitor's host does not have: noauto",
+                sh.host
+            );
+            format!("{},noauto", sh.options)
+        } else {
+            sh.options.clone()
+        };
+        let sh = &crate::plan::SharePlan {
+            options,
+            ..sh.clone()
+        };
         let line = match plan.monitor {
             Monitor::Colinux => format!("cofs{} {} cofs {} 0 0", sh.cofs, sh.mount, sh.options),
             // UML shares host folders with hostfs: the option data is the host path.
@@ -99,7 +119,7 @@ fn inittab() -> &'static str {
     "# /etc/inittab (busybox init), written by colinux-setup.\n\
      ::sysinit:/etc/init.d/rcS\n\
      ::respawn:-/bin/sh\n\
-     ::ctrlaltdel:/sbin/reboot\n\
+     ::ctrlaltdel:/sbin/poweroff\n\
      ::shutdown:/sbin/swapoff -a\n\
      ::shutdown:/bin/umount -a -r\n"
 }
@@ -126,6 +146,14 @@ fn rcs(plan: &Plan) -> String {
         );
     }
     s.push_str(
+        "# The first boot (colinux-setup install) adds colinux.firstboot to the kernel command line.\n\
+         case \" $(cat /proc/cmdline) \" in\n\
+         *\" colinux.firstboot \"*)\n\
+           if sh /etc/init.d/firstboot; then echo 'COLINUX-SETUP-FIRST-BOOT: OK'; else echo \"COLINUX-SETUP-FIRST-BOOT: FAILED rc=$?\"; fi\n\
+           sync; swapoff -a; umount -a -r 2>/dev/null; sync; poweroff -f ;;\n\
+         esac\n",
+    );
+    s.push_str(
         "echo \"colinux-setup: guest $(hostname) is up\"\n\
          # A boot check (colinux-setup boot, tests) adds colinux.poweroff to the kernel command line.\n\
          case \" $(cat /proc/cmdline) \" in\n\
@@ -134,6 +162,56 @@ fn rcs(plan: &Plan) -> String {
     );
     s
 }
+
+/// Printed by rcS when the first-boot script exited 0.
+pub const FIRST_BOOT_OK: &str = "COLINUX-SETUP-FIRST-BOOT: OK";
+/// Printed by rcS when the first-boot script failed, followed by ` rc=N`.
+pub const FIRST_BOOT_FAILED: &str = "COLINUX-SETUP-FIRST-BOOT: FAILED";
+
+/// `/etc/init.d/firstboot`: run by rcS (after `mount -a` and `swapon -a`) when the
+/// kernel command line holds `colinux.firstboot`. It checks that every fstab entry that
+/// is not `noauto` is mounted and every swap is on (printing each), then copies the
+/// distribution from the host share named by `colinux.dist=hostfs:DIR` (UML) or
+/// `colinux.dist=9p:TAG` (QEMU) into `colinux.target=DIR` and checks it against the
+/// share's SHA256SUMS. `colinux.firstboot.test=fail|hang` is a test-only hook.
+const FIRST_BOOT: &str = r#"#!/bin/sh
+# /etc/init.d/firstboot, written by colinux-setup: the first boot's script (see rcS).
+set -e
+say() { echo "colinux-setup: first boot: $*"; }
+arg() { for w in $(cat /proc/cmdline); do case "$w" in "$1"=*) echo "${w#*=}"; return 0;; esac; done; }
+while read -r dev mnt type opts rest; do
+  case "$dev" in ''|'#'*) continue;; esac
+  case ",$opts," in *,noauto,*) continue;; esac
+  if [ "$type" = swap ]; then
+    grep -q "^$dev " /proc/swaps || { say "swap $dev is not on"; exit 1; }
+    say "swap on: $dev"
+    continue
+  fi
+  grep -q " $mnt " /proc/mounts || { say "$mnt ($dev) is not mounted"; exit 1; }
+  say "mounted: $dev on $mnt ($type)"
+done < /etc/fstab
+case "$(arg colinux.firstboot.test)" in
+  fail) say "test hook: failing on purpose"; exit 1 ;;
+  hang) say "test hook: hanging on purpose"; while :; do sleep 1; done ;;
+esac
+dist=$(arg colinux.dist)
+target=$(arg colinux.target)
+if [ -n "$dist" ] && [ -n "$target" ]; then
+  mkdir -p /mnt/dist "$target"
+  case "$dist" in
+    hostfs:*) mount -t hostfs -o "ro,${dist#hostfs:}" none /mnt/dist ;;
+    9p:*) mount -t 9p -o ro,trans=virtio,version=9p2000.L "${dist#9p:}" /mnt/dist ;;
+    *) say "unknown distribution share $dist"; exit 1 ;;
+  esac
+  say "unpacking the distribution into $target"
+  tar -xf /mnt/dist/dist.tar -C "$target"
+  n=$(wc -l < /mnt/dist/SHA256SUMS)
+  (cd "$target" && sha256sum -c -s /mnt/dist/SHA256SUMS) || { say "the files in $target do not match the distribution"; exit 1; }
+  umount /mnt/dist
+  say "unpacked and checked $n files in $target"
+fi
+sync
+"#;
 
 /// A staging folder with the trees and files one image is built from.
 pub struct Staged {
@@ -243,12 +321,13 @@ fn etc_files(plan: &Plan, etc: &Path, kit: Option<&PathBuf>, busybox: bool) -> R
     if busybox {
         files.push(("inittab", inittab().to_owned(), 0o644));
         files.push(("rcS", rcs(plan), 0o755));
+        files.push(("firstboot", FIRST_BOOT.to_owned(), 0o755));
     }
     let mut sources = Vec::new();
     for (name, text, mode) in files {
         let src = write(&etc.join(name), &text, mode)?;
-        let dest = if name == "rcS" {
-            "/etc/init.d/rcS".to_owned()
+        let dest = if name == "rcS" || name == "firstboot" {
+            format!("/etc/init.d/{name}")
         } else {
             format!("/etc/{name}")
         };

@@ -259,6 +259,8 @@ pub struct FirstBootPlan {
     pub description: Option<String>,
     /// Timeout in seconds.
     pub timeout_secs: Option<u64>,
+    /// The guest folder the distribution is unpacked into.
+    pub target: Option<String>,
 }
 
 /// Everything an install will do, every value known.
@@ -537,7 +539,13 @@ pub fn resolve(answers: &Answers, loaded: &Loaded, host: &HostFacts) -> Result<P
             .map_err(|e| anyhow!("profile {}: {}: {e}", p.name, spec.file))?;
         let source = match spec.source {
             ImageSource::Empty => SourcePlan::Empty,
-            ImageSource::Busybox => match &kit {
+            // A kit's rootfs/ folder, when present, replaces the busybox root; a kit
+            // without one (only a distribution, kernels) keeps it. A kit folder that
+            // does not exist is reported by the host check.
+            ImageSource::Busybox => match kit
+                .as_ref()
+                .filter(|k| !k.is_dir() || k.join("rootfs").is_dir())
+            {
                 Some(k) => SourcePlan::KitRootfs {
                     dir: k.join("rootfs"),
                 },
@@ -651,20 +659,15 @@ pub fn resolve(answers: &Answers, loaded: &Loaded, host: &HostFacts) -> Result<P
             state: "none".into(),
             description: None,
             timeout_secs: None,
+            target: None,
         },
         Some(fb) => FirstBootPlan {
             state: if no_first_boot { "skipped" } else { "pending" }.into(),
             description: Some(fb.description.clone()),
             timeout_secs: Some(fb.timeout_secs),
+            target: Some(fb.target.clone()),
         },
     };
-    if first_boot.state == "pending" {
-        warnings.push(
-            "the first boot is not run by this version (issue 6): the install records it as pending; \
-             give NOFIRSTBOOT=1 (--no-first-boot) to skip it explicitly"
-                .to_owned(),
-        );
-    }
     let kernel = match monitor {
         Monitor::Uml => p
             .kernel

@@ -281,6 +281,13 @@ pub struct FirstBoot {
     pub description: String,
     /// Seconds before it counts as failed.
     pub timeout_secs: u64,
+    /// The guest folder the distribution is unpacked into.
+    #[serde(default = "default_first_boot_target")]
+    pub target: String,
+}
+
+fn default_first_boot_target() -> String {
+    "/home".to_owned()
 }
 
 static IMAGE_SCHEMA: Schema = Schema {
@@ -364,7 +371,7 @@ static PROFILE_SCHEMA: Schema = Schema {
         (
             "first_boot",
             &Schema {
-                keys: &["description", "timeout_secs"],
+                keys: &["description", "timeout_secs", "target"],
                 children: &[],
             },
         ),

@@ -96,6 +96,22 @@ impl Reporter {
         }
     }
 
+    /// A progress line that replaces the last one (a guest's console while it works):
+    /// the bar's message on a terminal, a line every few seconds in logs, an event in JSON.
+    pub fn status(&mut self, line: &str) {
+        let line: String = line.chars().take(100).collect();
+        match self {
+            Reporter::Bar(b) => b.set_message(line),
+            Reporter::Lines { last } => {
+                if last.elapsed() >= Duration::from_secs(5) {
+                    *last = Instant::now();
+                    eprintln!("colinux-setup: {line}");
+                }
+            }
+            Reporter::Json => emit(&serde_json::json!({"event": "console", "line": line})),
+        }
+    }
+
     /// Something the user should know; the work goes on.
     pub fn warn(&mut self, msg: &str) {
         match self {

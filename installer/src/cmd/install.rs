@@ -165,7 +165,7 @@ pub fn run(args: InstallArgs, interrupt: &AtomicBool) -> Outcome {
                 emit(&serde_json::json!({
                     "event": "done", "exit": 0, "prefix": plan.prefix, "profile": plan.profile,
                     "changed": summary.changed, "kept": summary.kept,
-                    "first_boot": plan.first_boot.state, "log": log_path,
+                    "first_boot": summary.first_boot, "log": log_path,
                 }));
             } else if summary.changed.is_empty() {
                 println!(
@@ -185,7 +185,7 @@ pub fn run(args: InstallArgs, interrupt: &AtomicBool) -> Outcome {
                     } else {
                         format!(", kept {}", summary.kept.join(", "))
                     },
-                    plan.first_boot.state
+                    summary.first_boot
                 );
                 println!("log: {}", log_path.display());
             }

@@ -3,6 +3,7 @@
 //! Each command is a function of its typed arguments and the interrupt flag, and returns
 //! an [`Outcome`]; none of them exits the process. Without a command, `install` runs.
 
+pub mod boot;
 pub mod config;
 pub mod facts;
 pub mod images;
@@ -35,6 +36,12 @@ pub fn run(cli: Cli, interrupt: &AtomicBool) -> Outcome {
         Some(Command::Uninstall(a)) => {
             uninstall::run(&default_prefix(a.prefix), a.purge, a.json, a.log.as_deref())
         }
+        Some(Command::Boot(a)) => boot::run(
+            &default_prefix(a.prefix),
+            a.monitor.as_deref(),
+            a.timeout,
+            interrupt,
+        ),
         Some(Command::Status(a)) => status::run(&default_prefix(a.prefix), a.json),
         Some(Command::Facts(a)) => facts::run(&a),
         Some(Command::Images(cmd)) => images::run(cmd, interrupt),

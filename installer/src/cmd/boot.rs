@@ -1,0 +1,175 @@
+//! `boot`: runs an installed machine in the foreground in its monitor (or the one
+//! `--monitor` names), its console on the terminal and, line by line, in
+//! `<prefix>/logs/colinux-setup-boot-*.log`.
+//!
+//! Exit codes: 0 when the guest powers off normally (the monitor exits 0); 1602 when
+//! Ctrl-C stopped it (UML: ctrl-alt-del through its management console, which the
+//! busybox root turns into a clean poweroff; after 15 s, or for other engines, the
+//! process group is killed); 1603 when `--timeout` passed (the process group is
+//! killed), the kernel panicked, the monitor failed, or it cannot run on this host;
+//! 1618 when an install, uninstall or another boot holds the machine's lock.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::anyhow;
+
+use crate::exit::{self, Outcome};
+use crate::monitor::{self, BootOptions, RunOptions};
+use crate::profile::Monitor;
+use crate::state::{InstallState, Lock, LockError, RunLog};
+
+/// Runs `boot`.
+pub fn run(
+    prefix: &Path,
+    monitor_arg: Option<&str>,
+    timeout: Option<u64>,
+    interrupt: &AtomicBool,
+) -> Outcome {
+    let monitor = match monitor_arg.map(|m| (m, Monitor::parse(m))) {
+        Some((m, None)) => {
+            return Outcome::Usage(anyhow!("--monitor {m}: use colinux, uml or qemu"));
+        }
+        Some((_, Some(m))) => Some(m),
+        None => None,
+    };
+    let state = match InstallState::read(prefix) {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return Outcome::Failed(anyhow!(
+                "no machine is installed in {}; install one with `colinux-setup install --unattended --prefix {}`, or give --prefix",
+                prefix.display(),
+                prefix.display()
+            ));
+        }
+        Err(e) => return Outcome::Failed(e),
+    };
+    let installed = Monitor::parse(&state.monitor).unwrap_or(Monitor::Uml);
+    let monitor = monitor.unwrap_or(installed);
+    let mut log = RunLog::start("boot", None);
+    let log_path = log.settle(prefix);
+    exit::set_trailer(format!(
+        "colinux-setup: the log of this run is {}",
+        log_path.display()
+    ));
+    let config_path = prefix.join("config.txt");
+    let text = match std::fs::read(&config_path) {
+        Ok(t) => t,
+        Err(e) => {
+            return Outcome::Failed(anyhow!(e).context(format!(
+                "cannot read {}; re-install the machine",
+                config_path.display()
+            )));
+        }
+    };
+    let parsed = config_txt::parse(&text, &config_path.display().to_string());
+    if parsed.has_errors() {
+        return Outcome::Failed(anyhow!(
+            "{} has errors; run `colinux-setup config check {}`",
+            config_path.display(),
+            config_path.display()
+        ));
+    }
+    if monitor != installed {
+        eprintln!(
+            "colinux-setup: warning: this machine was installed for the {} monitor; its fstab and root= name {} devices, \
+             which the {} monitor does not have (re-install with --monitor {} to switch)",
+            installed.as_str(),
+            installed.device(0),
+            monitor.as_str(),
+            monitor.as_str()
+        );
+    }
+    let lock = match Lock::acquire(prefix) {
+        Ok(l) => l,
+        Err(e @ LockError::Busy(_)) => return Outcome::Busy(anyhow!(e)),
+        Err(e) => return Outcome::Failed(anyhow!(e)),
+    };
+    let run_dir = match tempfile::Builder::new()
+        .prefix("colinux-setup-run-")
+        .tempdir()
+    {
+        Ok(d) => d,
+        Err(e) => {
+            return Outcome::Failed(
+                anyhow!(e).context("creating a run folder in the temporary folder"),
+            );
+        }
+    };
+    // The console reads our standard input, a terminal or not (a pipe can drive the guest).
+    let interactive = true;
+    let opts = BootOptions {
+        interactive,
+        extra_params: Vec::new(),
+        run_dir: run_dir.path().to_owned(),
+        id: format!("colinux-setup-{}", std::process::id()),
+        config_path: config_path.clone(),
+        kvm: monitor::qemu::kvm_usable(),
+        extra_shares: Vec::new(),
+    };
+    let launch = match monitor::command_line(monitor, &parsed.config, &opts)
+        .and_then(|l| monitor::check_runnable(monitor, &l).map(|()| l))
+    {
+        Ok(l) => l,
+        Err(e) => return Outcome::Failed(anyhow!(e).context("the machine cannot be started")),
+    };
+    log.line(&format!("command line: {}", launch.display()));
+    let result = monitor::run(
+        &launch,
+        &RunOptions {
+            timeout: timeout.map(Duration::from_secs),
+            interrupt,
+            echo: true,
+            stdin: true,
+            clean_stop: true,
+        },
+        &mut |line| log.line(&format!("console: {line}")),
+    );
+    drop(lock);
+    let r = match result {
+        Ok(r) => r,
+        Err(e) => return Outcome::Failed(anyhow!(e)),
+    };
+    log.line(&format!(
+        "ended after {:.1} s: exit {:?}, timed out {}, interrupted {}, panic {}",
+        r.elapsed.as_secs_f64(),
+        r.exit_code,
+        r.timed_out,
+        r.interrupted,
+        r.panicked
+    ));
+    if r.interrupted {
+        return Outcome::Cancelled(anyhow!(
+            "stopped by Ctrl-C after {:.0} s",
+            r.elapsed.as_secs_f64()
+        ));
+    }
+    if r.timed_out {
+        return Outcome::Failed(anyhow!(
+            "--timeout {} s passed; the guest was stopped (its process group killed: its journals are replayed at the next boot); the last console lines:\n{}",
+            timeout.unwrap_or(0),
+            r.tail_text(10)
+        ));
+    }
+    if r.panicked {
+        return Outcome::Failed(anyhow!(
+            "the guest kernel panicked ({}); the last console lines:\n{}",
+            r.panic_line.as_deref().unwrap_or("").trim(),
+            r.tail_text(15)
+        ));
+    }
+    match r.exit_code {
+        Some(0) => Outcome::Done,
+        code => {
+            let meaning = match (monitor, code) {
+                (Monitor::Colinux, Some(c)) => monitor::colinux::exit_meaning(c),
+                _ => "the monitor failed",
+            };
+            Outcome::Failed(anyhow!(
+                "{meaning} (exit {code:?}); the last console lines:\n{}",
+                r.tail_text(15)
+            ))
+        }
+    }
+}

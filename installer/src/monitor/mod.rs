@@ -1,0 +1,351 @@
+//! Monitors: one config.txt, three engines (see ../shared/design.md, "The monitor").
+//!
+//! [`command_line`] turns the config.txt model into the program and arguments of one
+//! engine; [`run`] starts it in its own process group, streams its console (to the
+//! terminal when asked, and line by line to a callback that logs it), enforces a
+//! timeout, and stops the guest on Ctrl-C: cleanly where the engine allows it (UML:
+//! ctrl-alt-del through its management console, which the busybox root's inittab turns
+//! into a poweroff), by killing the process group otherwise.
+
+pub mod colinux;
+pub mod qemu;
+pub mod uml;
+
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use config_txt::Config;
+
+use crate::profile::Monitor;
+
+/// Why a monitor cannot start a machine.
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    /// The engine is not installed or cannot run on this host.
+    #[error("{0}")]
+    NotRunnable(String),
+    /// config.txt lacks something the engine needs, or holds something it cannot take.
+    #[error("config.txt: {0}")]
+    Config(String),
+    /// Starting or watching the process failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The system error.
+        source: std::io::Error,
+    },
+}
+
+/// How a machine is started (everything but config.txt).
+#[derive(Clone, Debug)]
+pub struct BootOptions {
+    /// The console is the user's terminal (standard input is read); otherwise the guest
+    /// gets no input.
+    pub interactive: bool,
+    /// Kernel parameters appended after config.txt's own.
+    pub extra_params: Vec<String>,
+    /// A private folder for the engine's run files (UML: `uml_dir`, `TMPDIR`).
+    pub run_dir: PathBuf,
+    /// The machine's name for the engine (UML `umid`).
+    pub id: String,
+    /// The config.txt file (coLinux reads it itself: `@FILE`).
+    pub config_path: PathBuf,
+    /// QEMU: use KVM (else TCG).
+    pub kvm: bool,
+    /// Read-only folders to share with the guest, by tag (QEMU virtfs; UML reads host
+    /// paths through hostfs and needs nothing on the command line).
+    pub extra_shares: Vec<(String, PathBuf)>,
+}
+
+/// A program and its arguments, ready to start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Launch {
+    /// The engine's program.
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Environment variables to set.
+    pub env: Vec<(String, PathBuf)>,
+    /// UML's management console socket, for a clean stop.
+    pub mconsole: Option<PathBuf>,
+}
+
+impl Launch {
+    /// The command line as one shell-like line (for logs and messages).
+    pub fn display(&self) -> String {
+        let mut s = String::new();
+        for (k, v) in &self.env {
+            s.push_str(&format!("{k}={} ", v.display()));
+        }
+        s.push_str(&self.program.display().to_string());
+        for a in &self.args {
+            s.push(' ');
+            if a.contains(' ') {
+                s.push_str(&format!("'{a}'"));
+            } else {
+                s.push_str(a);
+            }
+        }
+        s
+    }
+}
+
+/// The command line of `monitor` for `config`.
+pub fn command_line(
+    monitor: Monitor,
+    config: &Config,
+    opts: &BootOptions,
+) -> Result<Launch, MonitorError> {
+    match monitor {
+        Monitor::Uml => uml::command_line(config, opts),
+        Monitor::Qemu => qemu::command_line(config, opts),
+        Monitor::Colinux => colinux::command_line(config, opts),
+    }
+}
+
+/// Finds `name` on PATH (or takes it as a path when it holds a `/`).
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    let p = Path::new(name);
+    if name.contains('/') {
+        return p.is_file().then(|| p.to_owned());
+    }
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join(name))
+            .find(|c| c.is_file())
+    })
+}
+
+/// Checks that `launch` can start here; the message says what to install or choose.
+pub fn check_runnable(monitor: Monitor, launch: &Launch) -> Result<(), MonitorError> {
+    if monitor == Monitor::Colinux {
+        return colinux::check_runnable(launch);
+    }
+    let exists = if launch.program.components().count() > 1 {
+        launch.program.is_file()
+    } else {
+        find_program(&launch.program.display().to_string()).is_some()
+    };
+    if !exists {
+        let hint = match monitor {
+            Monitor::Uml => "install User-mode Linux (Debian: apt-get install user-mode-linux)",
+            Monitor::Qemu => "install QEMU (Debian: apt-get install qemu-system-x86)",
+            Monitor::Colinux => "",
+        };
+        return Err(MonitorError::NotRunnable(format!(
+            "the {} monitor's program {} is not installed; {hint}, or choose another monitor with --monitor",
+            monitor.as_str(),
+            launch.program.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Lines the guest prints that decide a run's outcome.
+pub const PANIC_MARKER: &str = "Kernel panic";
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct RunResult {
+    /// The engine's exit code (`None`: killed by a signal).
+    pub exit_code: Option<i32>,
+    /// The timeout expired and the process group was killed.
+    pub timed_out: bool,
+    /// Ctrl-C stopped the guest.
+    pub interrupted: bool,
+    /// The guest kernel panicked (the run was stopped).
+    pub panicked: bool,
+    /// The kernel's panic line, when it panicked.
+    pub panic_line: Option<String>,
+    /// The last console lines.
+    pub tail: VecDeque<String>,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl RunResult {
+    /// The last `n` console lines, one string.
+    pub fn tail_text(&self, n: usize) -> String {
+        let skip = self.tail.len().saturating_sub(n);
+        self.tail
+            .iter()
+            .skip(skip)
+            .map(|l| format!("  | {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// Watching a run.
+pub struct RunOptions<'a> {
+    /// Stop after this long.
+    pub timeout: Option<Duration>,
+    /// Ctrl-C.
+    pub interrupt: &'a AtomicBool,
+    /// Copy the console to standard output as it comes.
+    pub echo: bool,
+    /// Give the guest our standard input.
+    pub stdin: bool,
+    /// On Ctrl-C, ask the guest to power off (and wait up to 15 s) before killing it;
+    /// otherwise kill at once (a first boot is rolled back anyway).
+    pub clean_stop: bool,
+}
+
+/// Starts `launch` in its own process group and waits for it; `on_line` gets every
+/// console line (to log it, show progress, or look for markers).
+pub fn run(
+    launch: &Launch,
+    opts: &RunOptions<'_>,
+    on_line: &mut dyn FnMut(&str),
+) -> Result<RunResult, MonitorError> {
+    let io = |what: &str| {
+        let what = what.to_owned();
+        move |source| MonitorError::Io { what, source }
+    };
+    let (reader, writer) = std::io::pipe().map_err(io("creating the console pipe"))?;
+    let mut cmd = Command::new(&launch.program);
+    cmd.args(&launch.args)
+        .stdin(if opts.stdin {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
+        .stdout(
+            writer
+                .try_clone()
+                .map_err(io("duplicating the console pipe"))?,
+        )
+        .stderr(writer);
+    for (k, v) in &launch.env {
+        cmd.env(k, v);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt as _;
+        cmd.process_group(0);
+    }
+    let start = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .map_err(io(&format!("starting {}", launch.program.display())))?;
+    drop(cmd);
+    let (tx, rx) = mpsc::channel::<String>();
+    let echo = opts.echo;
+    let reader_thread = std::thread::spawn(move || {
+        let mut reader = reader;
+        let mut buf = [0u8; 4096];
+        let mut line = Vec::new();
+        let mut out = std::io::stdout();
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            let chunk = buf.get(..n).unwrap_or_default();
+            if echo {
+                let _ = out.write_all(chunk);
+                let _ = out.flush();
+            }
+            for &b in chunk {
+                if b == b'\n' {
+                    let s = String::from_utf8_lossy(&line).replace('\r', "");
+                    line.clear();
+                    if tx.send(s).is_err() {
+                        return;
+                    }
+                } else {
+                    line.push(b);
+                }
+            }
+        }
+        if !line.is_empty() {
+            let _ = tx.send(String::from_utf8_lossy(&line).replace('\r', ""));
+        }
+    });
+    let mut tail = VecDeque::new();
+    let mut timed_out = false;
+    let mut interrupted = false;
+    let mut panicked = false;
+    let mut panic_line: Option<String> = None;
+    let mut stop_requested: Option<Instant> = None;
+    let mut take = |l: String, tail: &mut VecDeque<String>, panicked: &mut bool| {
+        if l.contains(PANIC_MARKER) && !*panicked {
+            *panicked = true;
+            panic_line = Some(l.clone());
+        }
+        on_line(&l);
+        tail.push_back(l);
+        if tail.len() > 40 {
+            tail.pop_front();
+        }
+    };
+    let status = loop {
+        while let Ok(l) = rx.try_recv() {
+            take(l, &mut tail, &mut panicked);
+        }
+        match child.try_wait() {
+            Ok(Some(st)) => break Some(st),
+            Ok(None) => {}
+            Err(e) => return Err(io("waiting for the monitor")(e)),
+        }
+        let over = opts.timeout.is_some_and(|t| start.elapsed() >= t);
+        let stop_overdue = stop_requested.is_some_and(|t| t.elapsed() >= Duration::from_secs(15));
+        if over || stop_overdue || (panicked && stop_requested.is_none()) {
+            timed_out |= over;
+            kill_group(&child);
+            break child.wait().ok();
+        }
+        if opts.interrupt.load(Ordering::SeqCst) && stop_requested.is_none() {
+            interrupted = true;
+            stop_requested = Some(Instant::now());
+            // A clean stop where the engine has a way; else kill.
+            if !opts.clean_stop || !launch.mconsole.as_deref().is_some_and(uml::ctrl_alt_del) {
+                kill_group(&child);
+                break child.wait().ok();
+            }
+        }
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(20)) {
+            take(l, &mut tail, &mut panicked);
+        }
+    };
+    // Helpers of the engine may hold the pipe a moment longer; drain what is there.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(l) => take(l, &mut tail, &mut panicked),
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if reader_thread.is_finished() {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(RunResult {
+        exit_code: status.and_then(|s| s.code()),
+        timed_out,
+        interrupted,
+        panicked,
+        panic_line,
+        tail,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// Kills the child's whole process group (the engine and its helpers).
+fn kill_group(child: &std::process::Child) {
+    #[cfg(unix)]
+    {
+        let pgid = rustix::process::Pid::from_child(child);
+        let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = child;
+    }
+}

@@ -1,0 +1,208 @@
+//! QEMU (`qemu-system-x86_64`), with KVM when `/dev/kvm` is usable, else TCG.
+//!
+//! config.txt to QEMU: `kernel=` → `-kernel` (a UML kernel cannot boot in QEMU: then
+//! `bzImage` or `vmlinuz` beside config.txt, from a kit, is used), `initrd=` →
+//! `-initrd`, `mem=` → `-m`, `root=` and the kernel parameters → `-append` (with
+//! `console=ttyS0` and `panic=-1`, the serial console on standard input and output:
+//! `-nographic`), `cobdN=FILE` → `-drive file=FILE,format=raw,if=virtio,index=N` (guest
+//! `/dev/vda`, `/dev/vdb`, …), `ethN=slirp,MAC,REDIRS` → `-netdev user` with one
+//! `hostfwd=PROTO::HOST-:GUEST` per redirected port and a virtio-net adapter with the MAC,
+//! `ethN=tuntap,NAME,MAC` → `-netdev tap,ifname=NAME,script=no,downscript=no`, `cofsN=DIR`
+//! → `-virtfs local,path=DIR,mount_tag=cofsN,security_model=none` (the fstab written for
+//! QEMU mounts tag `cofsN` with 9p). `-no-reboot`: a guest reboot ends the run.
+
+use std::path::{Path, PathBuf};
+
+use config_txt::{Config, Nic};
+
+use super::{BootOptions, Launch, MonitorError};
+
+/// Whether KVM can be used: `/dev/kvm` opens read-write.
+pub fn kvm_usable() -> bool {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok()
+}
+
+fn no_comma(what: &str, p: &str) -> Result<String, MonitorError> {
+    if p.contains(',') {
+        return Err(MonitorError::Config(format!(
+            "{what}={p:?}: the QEMU engine does not take paths with a comma; move the file"
+        )));
+    }
+    Ok(p.to_owned())
+}
+
+fn kernel(config: &Config, config_path: &Path) -> Result<String, MonitorError> {
+    let k = config
+        .kernel
+        .clone()
+        .ok_or_else(|| MonitorError::Config("no kernel= line".into()))?;
+    let is_uml = Path::new(&k)
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().contains("uml"));
+    if !is_uml {
+        return Ok(k);
+    }
+    let dir = config_path.parent().unwrap_or(Path::new("."));
+    for name in ["bzImage", "vmlinuz"] {
+        if dir.join(name).is_file() {
+            return Ok(dir.join(name).display().to_string());
+        }
+    }
+    Err(MonitorError::NotRunnable(format!(
+        "kernel={k} is a User-mode Linux kernel, which QEMU cannot boot; put an x86-64 kernel \
+         (bzImage or vmlinuz) beside {} or boot with --monitor uml",
+        config_path.display()
+    )))
+}
+
+/// The command line.
+pub fn command_line(config: &Config, opts: &BootOptions) -> Result<Launch, MonitorError> {
+    let mut args: Vec<String> = vec![
+        "-accel".into(),
+        if opts.kvm { "kvm" } else { "tcg" }.into(),
+        "-m".into(),
+        format!("{}", config.mem.unwrap_or(128)),
+        "-nographic".into(),
+        "-no-reboot".into(),
+        "-kernel".into(),
+        no_comma("kernel", &kernel(config, &opts.config_path)?)?,
+    ];
+    if let Some(i) = &config.initrd {
+        args.extend(["-initrd".into(), no_comma("initrd", i)?]);
+    }
+    let mut append = config.boot_line();
+    for p in ["console=ttyS0", "panic=-1"]
+        .into_iter()
+        .map(str::to_owned)
+        .chain(opts.extra_params.iter().cloned())
+    {
+        if !append.is_empty() {
+            append.push(' ');
+        }
+        append.push_str(&p);
+    }
+    args.extend(["-append".into(), append]);
+    for (n, cobd) in &config.cobd {
+        args.extend([
+            "-drive".into(),
+            format!(
+                "file={},format=raw,if=virtio,index={n}",
+                no_comma(&format!("cobd{n}"), &cobd.path)?
+            ),
+        ]);
+    }
+    for (n, nic) in &config.eth {
+        let netdev = match nic {
+            Nic::Slirp { redirs, .. } => {
+                let mut s = format!("user,id=net{n}");
+                let parsed = config_txt::slirp::parse_redirections(redirs)
+                    .map_err(|e| MonitorError::Config(format!("eth{n} redirections: {e}")))?;
+                for r in &parsed.list {
+                    for i in 0..r.count.max(1) {
+                        s.push_str(&format!(
+                            ",hostfwd={}::{}-:{}",
+                            r.protocol.as_str(),
+                            r.host_port.saturating_add(i),
+                            r.guest_port.saturating_add(i)
+                        ));
+                    }
+                }
+                s
+            }
+            Nic::Tuntap { name, .. } => format!(
+                "tap,id=net{n},ifname={},script=no,downscript=no",
+                no_comma(&format!("eth{n}"), name)?
+            ),
+            Nic::PcapBridge { .. } | Nic::NdisBridge { .. } => continue,
+        };
+        let mut device = format!("virtio-net-pci,netdev=net{n}");
+        if let Some(m) = nic.mac() {
+            device.push_str(&format!(",mac={m}"));
+        }
+        args.extend(["-netdev".into(), netdev, "-device".into(), device]);
+    }
+    let shares = config
+        .cofs
+        .iter()
+        .map(|(n, p)| (format!("cofs{n}"), PathBuf::from(p), false))
+        .chain(
+            opts.extra_shares
+                .iter()
+                .map(|(t, p)| (t.clone(), p.clone(), true)),
+        );
+    for (tag, path, ro) in shares {
+        args.extend([
+            "-virtfs".into(),
+            format!(
+                "local,path={},mount_tag={tag},security_model=none{}",
+                no_comma(&tag, &path.display().to_string())?,
+                if ro { ",readonly=on" } else { "" }
+            ),
+        ]);
+    }
+    Ok(Launch {
+        program: PathBuf::from("qemu-system-x86_64"),
+        args,
+        env: Vec::new(),
+        mconsole: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "kernel=/m/bzImage\ninitrd=/m/initrd.gz\nmem=128\ncobd0=/m/root.img\ncobd1=/m/home.img\n\
+        cobd2=/m/swap.img\neth0=slirp,02:00:00:00:00:01,tcp:2222:22/udp:69:69\neth1=tuntap,tap0,02:00:00:00:00:02\n\
+        cofs0=/srv/share\nroot=/dev/vda ro\n";
+
+    #[test]
+    fn sample_config_gives_the_exact_qemu_command_line() {
+        let parsed = config_txt::parse(SAMPLE.as_bytes(), "config.txt");
+        assert!(!parsed.has_errors(), "{:?}", parsed.diagnostics);
+        let opts = BootOptions {
+            interactive: false,
+            extra_params: vec!["colinux.firstboot".into()],
+            run_dir: PathBuf::from("/run/m"),
+            id: "m1".into(),
+            config_path: PathBuf::from("/m/config.txt"),
+            kvm: false,
+            extra_shares: vec![("colinuxdist".into(), PathBuf::from("/tmp/dist"))],
+        };
+        let l = command_line(&parsed.config, &opts).expect("launch");
+        assert_eq!(
+            l.display(),
+            "qemu-system-x86_64 -accel tcg -m 128 -nographic -no-reboot -kernel /m/bzImage -initrd /m/initrd.gz \
+             -append 'root=/dev/vda ro console=ttyS0 panic=-1 colinux.firstboot' \
+             -drive file=/m/root.img,format=raw,if=virtio,index=0 -drive file=/m/home.img,format=raw,if=virtio,index=1 \
+             -drive file=/m/swap.img,format=raw,if=virtio,index=2 \
+             -netdev user,id=net0,hostfwd=tcp::2222-:22,hostfwd=udp::69-:69 -device virtio-net-pci,netdev=net0,mac=02:00:00:00:00:01 \
+             -netdev tap,id=net1,ifname=tap0,script=no,downscript=no -device virtio-net-pci,netdev=net1,mac=02:00:00:00:00:02 \
+             -virtfs local,path=/srv/share,mount_tag=cofs0,security_model=none \
+             -virtfs local,path=/tmp/dist,mount_tag=colinuxdist,security_model=none,readonly=on"
+        );
+        let kvm = command_line(&parsed.config, &BootOptions { kvm: true, ..opts }).expect("kvm");
+        assert_eq!(kvm.args.get(1).map(String::as_str), Some("kvm"));
+    }
+
+    #[test]
+    fn a_uml_kernel_is_not_booted_by_qemu() {
+        let c = "kernel=/usr/bin/linux.uml\ncobd0=/nowhere/root.img\nroot=/dev/vda\n";
+        let parsed = config_txt::parse(c.as_bytes(), "config.txt");
+        let opts = BootOptions {
+            interactive: false,
+            extra_params: vec![],
+            run_dir: PathBuf::from("/run/m"),
+            id: "m1".into(),
+            config_path: PathBuf::from("/nowhere/config.txt"),
+            kvm: false,
+            extra_shares: vec![],
+        };
+        let e = command_line(&parsed.config, &opts);
+        assert!(matches!(e, Err(MonitorError::NotRunnable(_))), "{e:?}");
+    }
+}

@@ -1,0 +1,510 @@
+//! The first boot and `boot`, end to end through the binary, with real User-mode Linux
+//! boots (Debian's `linux.uml`, about 2-3 s each): the populated /home read back with
+//! `debugfs`, images judged by `e2fsck -fn`, exit codes as a POSIX parent sees them
+//! (1603 & 0xff = 67, 1602 & 0xff = 66).
+//!
+//! `COLINUX_SETUP_TEST_FIRST_BOOT=fail|hang|panic` is a test-only hook of the installer
+//! (see installer/src/firstboot.rs): it makes the guest's first-boot script fail or hang,
+//! or the guest kernel panic.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_colinux-setup");
+const FAILED: i32 = 1603 & 0xff;
+const CANCELLED: i32 = 1602 & 0xff;
+const SIZES: &[&str] = &[
+    "--set",
+    "RAMMB=64",
+    "--set",
+    "ROOTMB=64",
+    "--set",
+    "HOMEMB=32",
+    "--set",
+    "SWAPMB=96",
+];
+
+fn cmd(args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(args)
+        .stdin(Stdio::null())
+        .env_remove("COLINUX_SETUP_TEST_PAUSE_AT")
+        .env_remove("COLINUX_SETUP_TEST_FAIL_AT")
+        .env_remove("COLINUX_SETUP_TEST_FIRST_BOOT");
+    c
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+fn install(prefix: &Path, extra: &[&str], hook: Option<&str>) -> Output {
+    let mut c = cmd(&[
+        &["install", "--unattended", "--prefix", p(prefix)],
+        SIZES,
+        extra,
+    ]
+    .concat());
+    if let Some(h) = hook {
+        c.env("COLINUX_SETUP_TEST_FIRST_BOOT", h);
+    }
+    c.output().expect("run colinux-setup")
+}
+
+fn expect(o: &Output, code: i32, needles: &[&str]) {
+    let t = text(o);
+    assert_eq!(o.status.code(), Some(code), "{t}");
+    for n in needles {
+        assert!(t.contains(n), "expected `{n}` in:\n{t}");
+    }
+}
+
+fn debugfs(image: &Path, request: &str) -> String {
+    let o = Command::new(e2e_tests::tools::tool("debugfs").expect("debugfs"))
+        .arg("-R")
+        .arg(request)
+        .arg(image)
+        .output()
+        .expect("debugfs");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn status_json(prefix: &Path) -> serde_json::Value {
+    let o = cmd(&["status", "--json", "--prefix", p(prefix)])
+        .output()
+        .expect("status");
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)))
+}
+
+fn logs(prefix: &Path, kind: &str) -> String {
+    let mut all = String::new();
+    for e in std::fs::read_dir(prefix.join("logs"))
+        .expect("logs")
+        .flatten()
+    {
+        if e.file_name().to_string_lossy().contains(kind) {
+            all.push_str(&std::fs::read_to_string(e.path()).expect("log"));
+        }
+    }
+    all
+}
+
+fn tmp() -> tempfile::TempDir {
+    e2e_tests::require_tools().expect("tools");
+    tempfile::Builder::new()
+        .prefix("boot-cli-")
+        .tempdir()
+        .expect("tempdir")
+}
+
+#[test]
+fn install_with_first_boot_populates_home_and_records_it() {
+    let t = tmp();
+    let prefix = t.path().join("m");
+    let start = Instant::now();
+    let o = install(&prefix, &[], None);
+    expect(&o, 0, &["first boot: done"]);
+    eprintln!("install with first boot: {:?}", start.elapsed());
+    let log = logs(&prefix, "install");
+    for needle in [
+        "console: COLINUX-SETUP-FIRST-BOOT: OK",
+        "first boot: swap on: /dev/ubdc",
+        "first boot: mounted: /dev/ubda on / (ext4)",
+        "first boot: mounted: /dev/ubdb on /home (ext3)",
+        "first boot: unpacked and checked 2 files in /home",
+    ] {
+        assert!(log.contains(needle), "`{needle}` not in the log:\n{log}");
+    }
+    let home = prefix.join("home.img");
+    let readme = debugfs(&home, "cat /colinux/README");
+    assert!(
+        readme.contains("installed by colinux-setup") && readme.contains("profile minimal"),
+        "{readme}"
+    );
+    assert!(debugfs(&home, "cat /colinux/bin/motd").contains("Welcome"));
+    for img in ["root.img", "home.img"] {
+        e2e_tests::e2fsck_clean(&prefix.join(img)).expect("e2fsck -fn clean after the first boot");
+    }
+    let config = std::fs::read_to_string(prefix.join("config.txt")).expect("config.txt");
+    assert!(!config.contains("initrd="), "{config}");
+    let s = status_json(&prefix);
+    assert_eq!(s["first_boot"], "done", "{s}");
+    let st: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(prefix.join("install-state.json")).expect("state"))
+            .expect("json");
+    assert_eq!(st["first_boot"], "done");
+    // A second run does not boot again and changes nothing.
+    let o = install(&prefix, &[], None);
+    expect(&o, 0, &["nothing changed"]);
+}
+
+#[test]
+fn a_failing_first_boot_script_exits_1603_with_the_console_and_rolls_back() {
+    let t = tmp();
+    let prefix = t.path().join("m");
+    let o = install(&prefix, &[], Some("fail"));
+    expect(
+        &o,
+        FAILED,
+        &[
+            "the first-boot script failed",
+            "| colinux-setup: first boot: test hook: failing on purpose",
+            "COLINUX-SETUP-FIRST-BOOT: FAILED rc=1",
+            "what it made has been removed",
+        ],
+    );
+    assert!(!prefix.exists(), "the prefix was not rolled back");
+}
+
+#[test]
+fn a_guest_kernel_panic_exits_1603_and_rolls_back() {
+    let t = tmp();
+    let prefix = t.path().join("m");
+    let o = install(&prefix, &[], Some("panic"));
+    expect(
+        &o,
+        FAILED,
+        &[
+            "the guest kernel panicked (Kernel panic - not syncing: Requested init",
+            "the last console lines:",
+        ],
+    );
+    assert!(!prefix.exists(), "the prefix was not rolled back");
+}
+
+#[test]
+fn a_first_boot_past_the_profiles_timeout_exits_1603_and_rolls_back() {
+    let t = tmp();
+    let prefix = t.path().join("m");
+    let profile = t.path().join("quick.toml");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../profiles/minimal.toml"
+    ))
+    .expect("minimal.toml")
+    .replace("timeout_secs = 60", "timeout_secs = 4");
+    std::fs::write(&profile, text).expect("write profile");
+    let start = Instant::now();
+    let o = install(&prefix, &["--profile", p(&profile)], Some("hang"));
+    expect(
+        &o,
+        FAILED,
+        &[
+            "did not finish within the profile's 4 s",
+            "| colinux-setup: first boot: test hook: hanging on purpose",
+        ],
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(!prefix.exists(), "the prefix was not rolled back");
+}
+
+#[test]
+fn the_colinux_profile_skips_the_first_boot_on_this_host_with_a_warning() {
+    let t = tmp();
+    let prefix = t.path().join("m");
+    let o = cmd(&[
+        "install",
+        "--unattended",
+        "--profile",
+        "bfin-uclinux",
+        "--prefix",
+        p(&prefix),
+    ])
+    .output()
+    .expect("run");
+    expect(
+        &o,
+        0,
+        &[
+            "the first boot was not run: coLinux cannot run on this",
+            "--monitor uml",
+            "first boot: pending",
+        ],
+    );
+    assert_eq!(status_json(&prefix)["first_boot"], "pending");
+}
+
+/// A `boot` with its console on a pipe: its output gathered as it comes.
+struct Booting {
+    child: Child,
+    out: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Booting {
+    fn start(prefix: &Path, extra: &[&str]) -> Booting {
+        let mut child = cmd(&[&["boot", "--prefix", p(prefix)], extra].concat())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("boot");
+        let out = Arc::new(Mutex::new(Vec::new()));
+        for mut r in [
+            Box::new(child.stdout.take().expect("stdout")) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().expect("stderr")),
+        ] {
+            let out = Arc::clone(&out);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = r.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    out.lock().expect("lock").extend_from_slice(&buf[..n]);
+                }
+            });
+        }
+        Booting { child, out }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.out.lock().expect("lock")).into_owned()
+    }
+
+    fn wait_for(&self, needle: &str, secs: u64) {
+        let start = Instant::now();
+        while !self.text().contains(needle) {
+            assert!(
+                start.elapsed() < Duration::from_secs(secs),
+                "`{needle}` did not come in {secs} s:\n{}",
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn type_line(&mut self, line: &str) {
+        let stdin = self.child.stdin.as_mut().expect("stdin");
+        stdin.write_all(line.as_bytes()).expect("write");
+        stdin.flush().expect("flush");
+    }
+
+    fn wait(mut self, secs: u64) -> (Option<i32>, String) {
+        let start = Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().expect("wait") {
+                std::thread::sleep(Duration::from_millis(200));
+                return (st.code(), self.text());
+            }
+            if start.elapsed() > Duration::from_secs(secs) {
+                let _ = self.child.kill();
+                panic!("boot did not end in {secs} s:\n{}", self.text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn installed(t: &tempfile::TempDir) -> std::path::PathBuf {
+    let prefix = t.path().join("m");
+    expect(&install(&prefix, &[], None), 0, &["first boot: done"]);
+    prefix
+}
+
+#[test]
+fn boot_reaches_a_shell_on_the_populated_system_and_powers_off_on_request() {
+    let t = tmp();
+    let prefix = installed(&t);
+    let mut b = Booting::start(&prefix, &["--timeout", "30"]);
+    b.wait_for("colinux-setup: guest colinux is up", 20);
+    b.wait_for("/ # ", 10);
+    b.type_line("cat /home/colinux/README; poweroff\n");
+    let (code, out) = b.wait(20);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("The first boot unpacked this folder"), "{out}");
+    assert!(out.contains("reboot: System halted"), "{out}");
+    assert!(logs(&prefix, "boot").contains("console: colinux-setup: guest colinux is up"));
+    e2e_tests::e2fsck_clean(&prefix.join("root.img")).expect("root clean after poweroff");
+    e2e_tests::e2fsck_clean(&prefix.join("home.img")).expect("home clean after poweroff");
+}
+
+#[test]
+fn boot_timeout_stops_the_guest_with_1603() {
+    let t = tmp();
+    let prefix = installed(&t);
+    let start = Instant::now();
+    let o = cmd(&["boot", "--prefix", p(&prefix), "--timeout", "3"])
+        .output()
+        .expect("boot");
+    expect(
+        &o,
+        FAILED,
+        &["--timeout 3 s passed", "the log of this run is"],
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    // A killed guest leaves its ext3/ext4 journals to replay (the next mount does); a
+    // read-only e2fsck then reports the unreplayed state, so it is not asserted clean.
+}
+
+#[test]
+fn ctrl_c_stops_the_guest_cleanly_with_1602() {
+    let t = tmp();
+    let prefix = installed(&t);
+    let b = Booting::start(&prefix, &["--timeout", "30"]);
+    b.wait_for("/ # ", 20);
+    let st = Command::new("kill")
+        .args(["-INT", &b.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    let (code, out) = b.wait(25);
+    assert_eq!(code, Some(CANCELLED), "{out}");
+    assert!(out.contains("stopped by Ctrl-C"), "{out}");
+    assert!(
+        out.contains("reboot: System halted"),
+        "not a clean poweroff:\n{out}"
+    );
+    e2e_tests::e2fsck_clean(&prefix.join("root.img")).expect("root clean after Ctrl-C");
+}
+
+#[test]
+fn boot_needs_an_installed_machine_and_a_known_monitor() {
+    let t = tmp();
+    let o = cmd(&["boot", "--prefix", p(&t.path().join("none"))])
+        .output()
+        .expect("boot");
+    expect(&o, FAILED, &["no machine is installed"]);
+    let o = cmd(&["boot", "--prefix", p(t.path()), "--monitor", "vmware"])
+        .output()
+        .expect("boot");
+    expect(&o, 2, &["--monitor vmware"]);
+}
+
+#[test]
+fn bfin_uclinux_first_boots_in_uml_with_a_5000_file_distribution() {
+    let t = tmp();
+    let prefix = t.path().join("m");
+    let kit = t.path().join("kit");
+    let dist = kit.join("dist");
+    for i in 0..5000 {
+        let d = dist.join(format!("uclinux-dist/d{:02}", i / 100));
+        std::fs::create_dir_all(&d).expect("mkdir");
+        std::fs::write(
+            d.join(format!("f{i:04}.c")),
+            format!("/* file {i} */\nint f{i}(void) {{ return {i}; }}\n"),
+        )
+        .expect("write");
+    }
+    let start = Instant::now();
+    let o = cmd(&[
+        "install",
+        "--unattended",
+        "--profile",
+        "bfin-uclinux",
+        "--monitor",
+        "uml",
+        "--kit",
+        p(&kit),
+        "--prefix",
+        p(&prefix),
+        "--set",
+        "RAMMB=128",
+        "--set",
+        "SWAPMB=256",
+        "--set",
+        "HOMEMB=256",
+    ])
+    .output()
+    .expect("install");
+    expect(&o, 0, &["first boot: done"]);
+    eprintln!(
+        "bfin-uclinux install with first boot: {:?}",
+        start.elapsed()
+    );
+    let log = logs(&prefix, "install");
+    assert!(
+        log.contains("first boot: unpacked and checked 5000 files in /home"),
+        "{log}"
+    );
+    // The Windows shares are noauto in UML's fstab; every other entry was mounted.
+    assert!(log.contains("first boot: mounted: /dev/ubdb on /home (ext3)"));
+    for img in ["root.img", "home.img"] {
+        e2e_tests::e2fsck_clean(&prefix.join(img)).expect("e2fsck -fn clean");
+    }
+    // Read the populated /home back with debugfs and compare every file with the kit's.
+    let out = t.path().join("rdump");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    let o = Command::new(e2e_tests::tools::tool("debugfs").expect("debugfs"))
+        .arg("-R")
+        .arg(format!("rdump /uclinux-dist {}", p(&out)))
+        .arg(prefix.join("home.img"))
+        .output()
+        .expect("debugfs rdump");
+    assert!(o.status.success(), "{}", text(&o));
+    let mut n = 0;
+    for i in 0..5000 {
+        let rel = format!("uclinux-dist/d{:02}/f{i:04}.c", i / 100);
+        let want = std::fs::read(dist.join(&rel)).expect("kit file");
+        let got = std::fs::read(out.join(&rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        assert_eq!(got, want, "{rel}");
+        n += 1;
+    }
+    assert_eq!(n, 5000);
+    assert_eq!(status_json(&prefix)["first_boot"], "done");
+}
+
+#[test]
+fn ctrl_c_during_the_first_boot_stops_the_guest_and_rolls_back_with_1602() {
+    let t = tmp();
+    let prefix = t.path().join("m");
+    let mut c = cmd(&[&["install", "--unattended", "--prefix", p(&prefix)], SIZES].concat());
+    c.env("COLINUX_SETUP_TEST_FIRST_BOOT", "hang")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().expect("install");
+    let mut err = child.stderr.take().expect("stderr");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s2 = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = err.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            s2.lock().expect("lock").extend_from_slice(&buf[..n]);
+        }
+    });
+    let start = Instant::now();
+    while !String::from_utf8_lossy(&seen.lock().expect("lock")).contains("first boot in uml") {
+        assert!(start.elapsed() < Duration::from_secs(20), "no first boot");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let st = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    let stopped = Instant::now();
+    let code = child.wait().expect("wait").code();
+    std::thread::sleep(Duration::from_millis(200));
+    let err = String::from_utf8_lossy(&seen.lock().expect("lock")).into_owned();
+    assert_eq!(code, Some(CANCELLED), "{err}");
+    assert!(err.contains("cancelled (Ctrl-C)"), "{err}");
+    assert!(
+        stopped.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        stopped.elapsed()
+    );
+    assert!(!prefix.exists(), "the prefix was not rolled back");
+}
