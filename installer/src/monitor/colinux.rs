@@ -113,12 +113,7 @@ mod tests {
         );
         let mut opts = BootOptions {
             interactive: true,
-            extra_params: vec![],
-            run_dir: PathBuf::from("/run/m"),
-            id: "m1".into(),
-            config_path: PathBuf::from("/nowhere/config.txt"),
-            kvm: false,
-            extra_shares: vec![],
+            ..BootOptions::sample()
         };
         let l = command_line(&c.config, &opts).expect("launch");
         assert_eq!(l.display(), "colinux-daemon -t nt @/nowhere/config.txt");
@@ -140,12 +135,7 @@ mod tests {
         let c = config_txt::parse(b"kernel=vmlinux\nroot=/dev/cobd0\n", "config.txt");
         let opts = BootOptions {
             interactive: true,
-            extra_params: vec![],
-            run_dir: PathBuf::from("/run/m"),
-            id: "m1".into(),
-            config_path: PathBuf::from("/nowhere/config.txt"),
-            kvm: false,
-            extra_shares: vec![],
+            ..BootOptions::sample()
         };
         let l = command_line(&c.config, &opts).expect("launch");
         if !host_release().is_some_and(|r| r.starts_with("2.6.")) {

@@ -63,6 +63,23 @@ pub struct BootOptions {
     pub extra_shares: Vec<(String, PathBuf)>,
 }
 
+#[cfg(test)]
+impl BootOptions {
+    /// What the command-line tests start from: a non-interactive run of machine `m1`
+    /// with paths that need not exist, nothing extra.
+    pub(crate) fn sample() -> BootOptions {
+        BootOptions {
+            interactive: false,
+            extra_params: vec![],
+            run_dir: PathBuf::from("/run/m"),
+            id: "m1".into(),
+            config_path: PathBuf::from("/nowhere/config.txt"),
+            kvm: false,
+            extra_shares: vec![],
+        }
+    }
+}
+
 /// A program and its arguments, ready to start.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Launch {

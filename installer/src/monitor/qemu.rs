@@ -193,15 +193,7 @@ mod tests {
     fn a_uml_kernel_is_not_booted_by_qemu() {
         let c = "kernel=/usr/bin/linux.uml\ncobd0=/nowhere/root.img\nroot=/dev/vda\n";
         let parsed = config_txt::parse(c.as_bytes(), "config.txt");
-        let opts = BootOptions {
-            interactive: false,
-            extra_params: vec![],
-            run_dir: PathBuf::from("/run/m"),
-            id: "m1".into(),
-            config_path: PathBuf::from("/nowhere/config.txt"),
-            kvm: false,
-            extra_shares: vec![],
-        };
+        let opts = BootOptions::sample();
         let e = command_line(&parsed.config, &opts);
         assert!(matches!(e, Err(MonitorError::NotRunnable(_))), "{e:?}");
     }
