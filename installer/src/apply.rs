@@ -177,7 +177,7 @@ impl Journal {
 
 /// Removes the image builder's temporary siblings of `target` (`.NAME.*.partial`), which
 /// a SIGKILL during a build leaves behind.
-fn remove_partials(target: &Path) {
+pub(crate) fn remove_partials(target: &Path) {
     let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
         return;
     };
@@ -194,20 +194,20 @@ fn remove_partials(target: &Path) {
 }
 
 /// The test-only hooks (see the module doc).
-struct Hooks {
+pub(crate) struct Hooks {
     pause_at: Option<String>,
     fail_at: Option<String>,
 }
 
 impl Hooks {
-    fn from_env() -> Hooks {
+    pub(crate) fn from_env() -> Hooks {
         Hooks {
             pause_at: std::env::var("COLINUX_SETUP_TEST_PAUSE_AT").ok(),
             fail_at: std::env::var("COLINUX_SETUP_TEST_FAIL_AT").ok(),
         }
     }
 
-    fn at(&self, step: &str, interrupt: &AtomicBool) -> Result<()> {
+    pub(crate) fn at(&self, step: &str, interrupt: &AtomicBool) -> Result<()> {
         if self.pause_at.as_deref() == Some(step) {
             eprintln!("colinux-setup: test hook: paused at {step}");
             let start = Instant::now();
@@ -487,6 +487,7 @@ fn steps(
             crate::plan::hex(&sha2::Sha256::digest(plan.config_txt.as_bytes()))
         )),
         origin: "install".into(),
+        fs: None,
     });
 
     check_interrupt(ctx.interrupt)?;
@@ -619,6 +620,7 @@ fn image_step(
                 bytes,
                 digest: Some(state::file_digest(&img.path)?),
                 origin: "install".into(),
+                fs: None,
             });
         }
         if let Some(r) = recorded {
@@ -653,21 +655,11 @@ fn image_step(
             bytes,
             digest: None,
             origin: "kept".into(),
+            fs: None,
         });
     }
     ctx.rep.phase(&format!("building {}", img.file));
-    let staged = crate::guest::stage(plan, img)?;
-    let kernel: image_builder::KernelVersion = plan
-        .guest_kernel
-        .parse()
-        .map_err(|e| anyhow!("guest kernel: {e}"))?;
-    let level = image_builder::FsLevel::resolve(&img.fs, Some(kernel))?;
-    let mut opts =
-        image_builder::BuildOptions::new(level, image_builder::SizeSpec::Bytes(img.size_mb << 20));
-    opts.label = Some(img.role.as_str().to_owned());
-    opts.owner = Some((0, 0));
-    opts.sources = staged.sources.clone();
-    opts.source_date_epoch = Some(plan.source_date_epoch);
+    let (opts, _staged) = image_options(plan, img)?;
     journal.push(Entry::File {
         path: img.path.clone(),
     })?;
@@ -720,7 +712,41 @@ fn image_step(
         bytes: report.size_bytes,
         digest: Some(state::file_digest(&img.path)?),
         origin: "install".into(),
+        fs: None,
     })
+}
+
+/// The image builder's options for an image of the plan, exactly as the install builds
+/// it (level, size, label, owner, staged sources, SOURCE_DATE_EPOCH). The returned
+/// [`crate::guest::Staged`] holds the staged sources: keep it until the build ends.
+/// `images rebuild` uses it too, so a rebuilt root is the install's root.
+pub fn image_options(
+    plan: &Plan,
+    img: &ImagePlan,
+) -> Result<(image_builder::BuildOptions, crate::guest::Staged)> {
+    let staged = crate::guest::stage(plan, img)?;
+    let kernel: image_builder::KernelVersion = plan
+        .guest_kernel
+        .parse()
+        .map_err(|e| anyhow!("guest kernel: {e}"))?;
+    let level = image_builder::FsLevel::resolve(&img.fs, Some(kernel))?;
+    let mut opts =
+        image_builder::BuildOptions::new(level, image_builder::SizeSpec::Bytes(img.size_mb << 20));
+    opts.label = Some(img.role.as_str().to_owned());
+    opts.owner = Some((0, 0));
+    opts.sources = staged.sources.clone();
+    opts.source_date_epoch = Some(plan.source_date_epoch);
+    Ok((opts, staged))
+}
+
+/// The swap area's options, as the install writes it.
+pub fn swap_options(plan: &Plan) -> image_builder::SwapOptions {
+    image_builder::SwapOptions {
+        size: plan.swap.size_mb << 20,
+        label: Some("swap".into()),
+        uuid: None,
+        force: false,
+    }
 }
 
 fn swap_step(
@@ -741,6 +767,7 @@ fn swap_step(
                 bytes,
                 digest: Some(state::file_digest(&s.path)?),
                 origin: "install".into(),
+                fs: None,
             });
         }
         summary.kept.push(s.file.clone());
@@ -750,23 +777,16 @@ fn swap_step(
             bytes,
             digest: None,
             origin: "kept".into(),
+            fs: None,
         }));
     }
     ctx.rep.phase(&format!("writing {}", s.file));
     journal.push(Entry::File {
         path: s.path.clone(),
     })?;
-    let r = image_builder::write_swap(
-        &s.path,
-        &image_builder::SwapOptions {
-            size: s.size_mb << 20,
-            label: Some("swap".into()),
-            uuid: None,
-            force: false,
-        },
-    )
-    .map_err(anyhow::Error::new)
-    .with_context(|| format!("writing the swap image {}", s.path.display()))?;
+    let r = image_builder::write_swap(&s.path, &swap_options(plan))
+        .map_err(anyhow::Error::new)
+        .with_context(|| format!("writing the swap image {}", s.path.display()))?;
     summary.changed.push(s.file.clone());
     Ok(FileRecord {
         file: s.file.clone(),
@@ -774,6 +794,7 @@ fn swap_step(
         bytes: r.size_bytes,
         digest: Some(state::file_digest(&s.path)?),
         origin: "install".into(),
+        fs: None,
     })
 }
 

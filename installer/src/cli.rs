@@ -63,6 +63,43 @@ pub enum ImagesCommand {
     Check(ImageArgs),
     /// Describe an image: kind, features, label, UUID, sizes, used and free blocks and inodes.
     Inspect(ImageArgs),
+    /// Rebuild an installed machine's images: home from the old home.img itself (grow,
+    /// shrink, convert, rescue), root and swap from the profile as the install builds
+    /// them. The old image stays in place until the new one passes `images check`.
+    Rebuild(RebuildArgs),
+}
+
+/// An image of an installed machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum MachineImage {
+    /// The root image, rebuilt from the profile and kit (what the guest changed in it is lost).
+    Root,
+    /// The home image, rebuilt from itself: every file is kept.
+    Home,
+    /// The swap image, rewritten.
+    Swap,
+}
+
+/// `images rebuild`.
+#[derive(Debug, Args)]
+pub struct RebuildArgs {
+    /// The images to rebuild.
+    #[arg(required = true, value_enum)]
+    pub images: Vec<MachineImage>,
+    /// Install folder (default: the default profile's folder).
+    #[arg(long, value_name = "DIR")]
+    pub prefix: Option<PathBuf>,
+    /// New size (e.g. 512M, 2G, auto, auto+20%); default: home keeps the free space it
+    /// had around its content, root and swap take the installed plan's size.
+    #[arg(long, value_name = "SIZE")]
+    pub size: Option<String>,
+    /// New filesystem (ext2, ext3, ext4, ext4-compat, ext4-modern), checked against the
+    /// guest kernel; default: the level the image has now.
+    #[arg(long = "fs", value_name = "FS")]
+    pub fs: Option<String>,
+    /// Keep the old image as IMAGE.bak beside the new one.
+    #[arg(long)]
+    pub keep_backup: bool,
 }
 
 /// `images build`.

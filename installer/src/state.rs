@@ -80,6 +80,10 @@ pub struct FileRecord {
     pub digest: Option<String>,
     /// `install` (made by colinux-setup) or `kept` (was there before; never touched).
     pub origin: String,
+    /// The filesystem level (`ext3`, `ext4-compat`, ...) when `images rebuild` changed or
+    /// recorded it; absent in states written by the install (the profile names it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fs: Option<String>,
 }
 
 impl InstallState {

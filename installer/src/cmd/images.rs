@@ -17,12 +17,13 @@ pub fn run(cmd: ImagesCommand, interrupt: &AtomicBool) -> Outcome {
         ImagesCommand::Swap(a) => swap(a),
         ImagesCommand::Check(a) => check(&a),
         ImagesCommand::Inspect(a) => inspect(&a),
+        ImagesCommand::Rebuild(a) => super::rebuild::run(&a, interrupt),
     }
 }
 
 /// Classifies an image-builder error: bad values given on the command line are usage
 /// errors (exit 2); everything else is a failure (1603).
-fn classify(err: image_builder::Error, context: String) -> Outcome {
+pub(crate) fn classify(err: image_builder::Error, context: String) -> Outcome {
     use image_builder::Error as E;
     let usage = matches!(
         err,
@@ -300,7 +301,7 @@ fn check(a: &ImageArgs) -> Outcome {
 /// Runs `e2fsck -fn` where it is installed: (clean, output). Clean means exit 0 *and*
 /// nothing printed beyond its pass lines and summary, since some problems (a wrong free
 /// blocks count in the superblock) are reported with exit 0.
-fn e2fsck_verdict(image: &Path) -> Option<(bool, String)> {
+pub(crate) fn e2fsck_verdict(image: &Path) -> Option<(bool, String)> {
     let out = std::process::Command::new("e2fsck")
         .arg("-fn")
         .arg(image)

@@ -8,6 +8,7 @@ pub mod config;
 pub mod facts;
 pub mod images;
 pub mod install;
+pub mod rebuild;
 pub mod status;
 pub mod uninstall;
 
@@ -19,7 +20,7 @@ use crate::exit::Outcome;
 
 /// The install folder of `status` and `uninstall` when --prefix is not given: the
 /// default profile's default folder.
-fn default_prefix(p: Option<PathBuf>) -> PathBuf {
+pub(crate) fn default_prefix(p: Option<PathBuf>) -> PathBuf {
     match p {
         Some(p) => std::path::absolute(&p).unwrap_or(p),
         None => crate::profile::load(crate::profile::DEFAULT)

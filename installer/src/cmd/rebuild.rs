@@ -1,0 +1,507 @@
+//! `images rebuild [--prefix DIR] [root|home|swap]... [--size SIZE] [--fs FS] [--keep-backup]`:
+//! rebuilds an installed machine's images in one pass each.
+//!
+//! - home is rebuilt from the old home.img itself (the image builder reads it as a
+//!   source, with all metadata), so the user's files are kept: grown, shrunk, converted
+//!   to another ext level, or rescued from damage (what could not be read is listed as
+//!   `lost:` warnings and the run still exits 0).
+//! - root is rebuilt from the installed plan (the answers in install-state.json, the
+//!   profile and kit) by the install's own code ([`crate::apply::image_options`]); what
+//!   the guest changed in it (the first boot's work) is not kept.
+//! - swap is rewritten as the install writes it.
+//!
+//! Each new image is written beside the old one (`IMAGE.new`), checked by
+//! `image_builder::check` and `e2fsck -fn` (where installed), and only then put in
+//! place: the old one is hard-linked to `IMAGE.bak`, and the new one renamed over
+//! `IMAGE` (one atomic rename), so at every moment `IMAGE` is the complete old or the
+//! complete new image; a failure, Ctrl-C or SIGKILL leaves the old image and a bootable
+//! machine. `IMAGE.bak` is removed at the end unless `--keep-backup`.
+//!
+//! The run holds the machine's lock (exit 1618 when an install, uninstall, boot or
+//! other rebuild holds it: a running monitor holds it through `boot`). A change of
+//! filesystem type (ext3 -> ext4) of home changes the root image's /etc/fstab: it is
+//! refused unless root is rebuilt in the same run. config.txt names devices, not
+//! filesystems, and is left as it is.
+//!
+//! Test-only hook: `COLINUX_SETUP_TEST_PAUSE_AT=rebuild:IMAGE:writing` (while the new
+//! image's metadata is written) or `rebuild:IMAGE:replace` (after the backup link, before
+//! the rename), with IMAGE `root`, `home` or `swap` (the latter only `replace`); see
+//! [`crate::apply`] for the hook's behaviour. Not part of the product's interface.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result, anyhow};
+use image_builder::{FsLevel, Headroom, ImageKind, SizeSpec, Source};
+
+use crate::apply::{self, Hooks};
+use crate::cli::{MachineImage, RebuildArgs};
+use crate::exit::Outcome;
+use crate::plan::{Answers, Plan};
+use crate::profile::Role;
+use crate::progress::Reporter;
+use crate::state::{self, InstallState, JOURNAL_FILE, Lock, LockError, RunLog, STATE_FILE};
+
+/// How a rebuild ended badly.
+enum Stop {
+    /// Bad values (exit 2).
+    Usage(anyhow::Error),
+    /// Ctrl-C (1602).
+    Cancelled(anyhow::Error),
+    /// Anything else (1603).
+    Failed(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Stop {
+    fn from(e: anyhow::Error) -> Stop {
+        Stop::Failed(e)
+    }
+}
+
+/// Runs `images rebuild`.
+pub fn run(a: &RebuildArgs, interrupt: &AtomicBool) -> Outcome {
+    let prefix = super::default_prefix(a.prefix.clone());
+    let mut log = RunLog::start("rebuild", None);
+    let log_path = log.settle(&prefix);
+    crate::exit::set_trailer(format!(
+        "colinux-setup: the log of this run is {}",
+        log_path.display()
+    ));
+    let st = match InstallState::read(&prefix) {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return Outcome::Failed(anyhow!(
+                "no machine is installed in {}; give --prefix DIR of an installed machine",
+                prefix.display()
+            ));
+        }
+        Err(e) => return Outcome::Failed(e),
+    };
+    let lock = match Lock::acquire(&prefix) {
+        Ok(l) => l,
+        Err(e @ LockError::Busy(_)) => {
+            return Outcome::Busy(anyhow!(e).context(
+                "the machine is in use (a boot, install, uninstall or rebuild holds its lock); stop the machine first",
+            ));
+        }
+        Err(e) => return Outcome::Failed(anyhow!(e)),
+    };
+    if prefix.join(JOURNAL_FILE).exists() {
+        return Outcome::Failed(anyhow!(
+            "an interrupted install left its journal in {}; run the install again to finish it (or uninstall) before rebuilding",
+            prefix.display()
+        ));
+    }
+    let mut rep = Reporter::new(false);
+    let result = rebuild(a, &prefix, st, &mut rep, &mut log, interrupt);
+    rep.finish();
+    drop(lock);
+    match result {
+        Ok(lost) => {
+            if lost > 0 {
+                eprintln!(
+                    "colinux-setup: warning: {lost} entr{} of the old image could not be read and {} not in the new one (listed above as `lost:`); everything else was kept",
+                    if lost == 1 { "y" } else { "ies" },
+                    if lost == 1 { "is" } else { "are" }
+                );
+            }
+            Outcome::Done
+        }
+        Err(Stop::Usage(e)) => Outcome::Usage(e),
+        Err(Stop::Cancelled(e)) => Outcome::Cancelled(e),
+        Err(Stop::Failed(e)) => {
+            log.line(&format!("error: {e:#}"));
+            Outcome::Failed(e)
+        }
+    }
+}
+
+/// The fs level of an existing ext image.
+fn level_of(path: &Path) -> Option<FsLevel> {
+    let info = image_builder::inspect(path).ok()?;
+    Some(match info.kind {
+        ImageKind::Ext2 => FsLevel::Ext2,
+        ImageKind::Ext3 => FsLevel::Ext3,
+        ImageKind::Ext4 if info.features.iter().any(|f| f == "metadata_csum") => {
+            FsLevel::Ext4Modern
+        }
+        ImageKind::Ext4 => FsLevel::Ext4Compat,
+        ImageKind::Swap => return None,
+    })
+}
+
+fn set_level(plan: &mut Plan, role: Role, level: FsLevel) {
+    for i in plan.images.iter_mut().filter(|i| i.role == role) {
+        level.name().clone_into(&mut i.fs);
+        level.fstab_type().clone_into(&mut i.fstab_type);
+    }
+}
+
+/// The installed plan, with each image's level as it is on disk.
+fn installed_plan(st: &InstallState) -> Result<Plan> {
+    let mut answers = Answers::default();
+    for (k, v) in &st.answers {
+        answers.set(k, v, "install-state.json")?;
+    }
+    let mut plan = super::install::make_plan(&answers)
+        .context("the installed machine's answers no longer make a plan")?;
+    let found: Vec<(Role, FsLevel)> = plan
+        .images
+        .iter()
+        .filter_map(|i| level_of(&i.path).map(|l| (i.role, l)))
+        .collect();
+    for (role, level) in found {
+        set_level(&mut plan, role, level);
+    }
+    plan.fstab = crate::guest::fstab(&plan);
+    Ok(plan)
+}
+
+fn rebuild(
+    a: &RebuildArgs,
+    prefix: &Path,
+    mut st: InstallState,
+    rep: &mut Reporter,
+    log: &mut RunLog,
+    interrupt: &AtomicBool,
+) -> Result<u64, Stop> {
+    let mut targets = a.images.clone();
+    targets.sort();
+    targets.dedup();
+    let mut plan = installed_plan(&st)?;
+    let kernel: image_builder::KernelVersion = plan
+        .guest_kernel
+        .parse()
+        .map_err(|e| anyhow!("guest kernel: {e}"))?;
+    let new_level = match &a.fs {
+        Some(f) => {
+            if targets == [MachineImage::Swap] {
+                return Err(Stop::Usage(anyhow!(
+                    "--fs {f}: a swap image has no filesystem"
+                )));
+            }
+            Some(
+                FsLevel::resolve(f, Some(kernel))
+                    .map_err(|e| Stop::Usage(anyhow!(e).context(format!("--fs {f}"))))?,
+            )
+        }
+        None => None,
+    };
+    let size = match &a.size {
+        Some(s) => Some(
+            s.parse::<SizeSpec>()
+                .map_err(|e| Stop::Usage(anyhow!(e).context(format!("--size {s}"))))?,
+        ),
+        None => None,
+    };
+    let old_fstab = plan.fstab.clone();
+    if let Some(level) = new_level {
+        for t in &targets {
+            match t {
+                MachineImage::Root => set_level(&mut plan, Role::Root, level),
+                MachineImage::Home => set_level(&mut plan, Role::Home, level),
+                MachineImage::Swap => {}
+            }
+        }
+    }
+    plan.fstab = crate::guest::fstab(&plan);
+    if plan.fstab != old_fstab && !targets.contains(&MachineImage::Root) {
+        return Err(Stop::Usage(anyhow!(
+            "--fs {}: the new filesystem type must also be named in /etc/fstab, which lives in the root image; \
+             rebuild root in the same run (`colinux-setup images rebuild root home --fs {} --prefix {}`; root is then rebuilt from the profile), \
+             or keep the type (e.g. ext4-compat -> ext4-modern, or no --fs). Nothing was changed",
+            a.fs.as_deref().unwrap_or(""),
+            a.fs.as_deref().unwrap_or(""),
+            prefix.display()
+        )));
+    }
+    let hooks = Hooks::from_env();
+    let mut lost = 0u64;
+    // Swap first, root last: each replacement is atomic on its own.
+    for t in [MachineImage::Swap, MachineImage::Home, MachineImage::Root] {
+        if !targets.contains(&t) {
+            continue;
+        }
+        if interrupt.load(Ordering::SeqCst) {
+            return Err(Stop::Cancelled(anyhow!(
+                "cancelled (Ctrl-C); the images not yet replaced are as they were"
+            )));
+        }
+        let (name, role) = match t {
+            MachineImage::Root => ("root", Some(Role::Root)),
+            MachineImage::Home => ("home", Some(Role::Home)),
+            MachineImage::Swap => ("swap", None),
+        };
+        let target = match role {
+            Some(r) => plan
+                .images
+                .iter()
+                .find(|i| i.role == r)
+                .map(|i| i.path.clone())
+                .ok_or_else(|| anyhow!("profile {} has no {name} image", plan.profile))?,
+            None => plan.swap.path.clone(),
+        };
+        let file = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let new = target.with_file_name(format!("{file}.new"));
+        // A SIGKILLed rebuild's leftovers.
+        apply::remove_partials(&new);
+        let _ = fs::remove_file(&new);
+        rep.phase(&format!("rebuilding {file}"));
+        let built = match t {
+            MachineImage::Swap => build_swap(&plan, &new, a.size.as_deref()),
+            MachineImage::Home => build_home(
+                &target, &new, new_level, size, rep, &hooks, interrupt,
+            )
+            .map(|(l, level)| {
+                lost += l;
+                Some(level)
+            }),
+            MachineImage::Root => build_root(&plan, &new, size, rep, &hooks, interrupt).map(Some),
+        };
+        let level = match built {
+            Ok(l) => l,
+            Err(e) => {
+                apply::remove_partials(&new);
+                let _ = fs::remove_file(&new);
+                let interrupted = interrupt.load(Ordering::SeqCst)
+                    || e.chain().any(|c| {
+                        matches!(
+                            c.downcast_ref::<image_builder::Error>(),
+                            Some(image_builder::Error::Interrupted)
+                        )
+                    });
+                let e = e.context(format!("rebuilding {}; it is as it was", target.display()));
+                return Err(if interrupted {
+                    Stop::Cancelled(e)
+                } else {
+                    Stop::Failed(e)
+                });
+            }
+        };
+        if let Err(e) = check_new(&new) {
+            let _ = fs::remove_file(&new);
+            return Err(Stop::Failed(e.context(format!(
+                "the new {file} did not pass the check; {} is as it was",
+                target.display()
+            ))));
+        }
+        replace(&target, &new, a.keep_backup, &hooks, interrupt).map_err(Stop::Failed)?;
+        let bytes = fs::metadata(&target)
+            .with_context(|| format!("reading {}", target.display()))?
+            .len();
+        let digest = state::file_digest(&target)?;
+        let rec = st.files.iter_mut().find(|f| f.file == file);
+        match rec {
+            Some(r) => {
+                r.bytes = bytes;
+                r.digest = Some(digest);
+                r.fs = level.map(|l| l.name().to_owned());
+            }
+            None => st.files.push(state::FileRecord {
+                file: file.clone(),
+                role: name.to_owned(),
+                bytes,
+                digest: Some(digest),
+                origin: "install".into(),
+                fs: level.map(|l| l.name().to_owned()),
+            }),
+        }
+        let key = match t {
+            MachineImage::Root => "ROOTMB",
+            MachineImage::Home => "HOMEMB",
+            MachineImage::Swap => "SWAPMB",
+        };
+        if st.answers.contains_key(key) {
+            st.answers.insert(key.to_owned(), (bytes >> 20).to_string());
+        }
+        st.installed_at = state::now_secs();
+        let json = serde_json::to_vec_pretty(&st).context("encoding install-state.json")?;
+        state::write_atomic(&prefix.join(STATE_FILE), &json)?;
+        let msg = format!(
+            "{file}: rebuilt, {} MiB{}{}",
+            bytes >> 20,
+            level.map(|l| format!(" {}", l.name())).unwrap_or_default(),
+            if a.keep_backup {
+                format!(", the old one kept as {file}.bak")
+            } else {
+                String::new()
+            }
+        );
+        log.line(&msg);
+        println!("{msg}");
+    }
+    Ok(lost)
+}
+
+fn build_swap(plan: &Plan, new: &Path, size: Option<&str>) -> Result<Option<FsLevel>> {
+    let mut opts = apply::swap_options(plan);
+    if let Some(s) = size {
+        opts.size = image_builder::parse_bytes(s)
+            .map_err(|e| anyhow!(e).context(format!("--size {s} (swap needs a size, not auto)")))?;
+    }
+    image_builder::write_swap(new, &opts)
+        .map_err(anyhow::Error::new)
+        .with_context(|| format!("writing {}", new.display()))?;
+    Ok(None)
+}
+
+/// Builds `new` from `old` (the user's data): returns the losses and the level.
+fn build_home(
+    old: &Path,
+    new: &Path,
+    level: Option<FsLevel>,
+    size: Option<SizeSpec>,
+    rep: &mut Reporter,
+    hooks: &Hooks,
+    interrupt: &AtomicBool,
+) -> Result<(u64, FsLevel)> {
+    let info = image_builder::inspect(old)
+        .with_context(|| format!("{} cannot be read as an ext2/3/4 image", old.display()))?;
+    let level = match level.or_else(|| level_of(old)) {
+        Some(l) => l,
+        None => return Err(anyhow!("{} is not an ext2/3/4 image", old.display())),
+    };
+    let free = info.free_blocks.saturating_mul(u64::from(info.block_size));
+    let size = size.unwrap_or(SizeSpec::Auto(Headroom::Bytes(free)));
+    let mut opts = image_builder::BuildOptions::new(level, size);
+    opts.label = Some(info.label.clone()).filter(|l| !l.is_empty());
+    opts.uuid = uuid::Uuid::parse_str(&info.uuid)
+        .ok()
+        .map(|u| *u.as_bytes());
+    opts.sources = vec![Source::Image(old.to_owned())];
+    let lost = run_build(new, &opts, "home", rep, hooks, interrupt)?;
+    Ok((lost, level))
+}
+
+fn build_root(
+    plan: &Plan,
+    new: &Path,
+    size: Option<SizeSpec>,
+    rep: &mut Reporter,
+    hooks: &Hooks,
+    interrupt: &AtomicBool,
+) -> Result<FsLevel> {
+    let img = plan
+        .images
+        .iter()
+        .find(|i| i.role == Role::Root)
+        .ok_or_else(|| anyhow!("profile {} has no root image", plan.profile))?;
+    let (mut opts, _staged) = apply::image_options(plan, img)?;
+    if let Some(s) = size {
+        opts.size = s;
+    }
+    let level = opts.level;
+    run_build(new, &opts, "root", rep, hooks, interrupt)?;
+    Ok(level)
+}
+
+/// Runs the builder; returns how many entries were lost.
+fn run_build(
+    new: &Path,
+    opts: &image_builder::BuildOptions,
+    name: &str,
+    rep: &mut Reporter,
+    hooks: &Hooks,
+    interrupt: &AtomicBool,
+) -> Result<u64> {
+    let writing = format!("rebuild:{name}:writing");
+    let mut hook_err = None;
+    let mut lost = 0u64;
+    let result = image_builder::build(
+        new,
+        opts,
+        &mut |ev| match ev {
+            image_builder::Event::Phase(p) => {
+                if p == "writing metadata"
+                    && hook_err.is_none()
+                    && let Err(e) = hooks.at(&writing, interrupt)
+                {
+                    hook_err = Some(e);
+                }
+                rep.phase(&format!("{name}: {p}"));
+            }
+            image_builder::Event::Progress { done, total } => rep.progress(done, total),
+            image_builder::Event::Warning(w) => {
+                if w.contains("lost:") {
+                    lost += 1;
+                }
+                rep.warn(&w);
+            }
+        },
+        interrupt,
+    );
+    if let Some(e) = hook_err {
+        return Err(e);
+    }
+    result
+        .map_err(anyhow::Error::new)
+        .with_context(|| format!("building {}", new.display()))?;
+    Ok(lost)
+}
+
+/// `images check` of the new image: structure, and `e2fsck -fn` where installed.
+fn check_new(new: &Path) -> Result<()> {
+    let report = image_builder::check(new)
+        .map_err(anyhow::Error::new)
+        .with_context(|| format!("checking {}", new.display()))?;
+    if !report.problems.is_empty() {
+        return Err(anyhow!("{}", report.problems.join("; ")));
+    }
+    if report.kind != Some(ImageKind::Swap)
+        && let Some((false, out)) = super::images::e2fsck_verdict(new)
+    {
+        return Err(anyhow!("e2fsck -fn found problems:\n{out}"));
+    }
+    Ok(())
+}
+
+/// Puts `new` in place of `target`: `target` is hard-linked to `target.bak`, then `new`
+/// is renamed over `target` (atomic), then the backup is removed unless kept.
+fn replace(
+    target: &Path,
+    new: &Path,
+    keep: bool,
+    hooks: &Hooks,
+    interrupt: &AtomicBool,
+) -> Result<()> {
+    let file = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let bak: PathBuf = target.with_file_name(format!("{file}.bak"));
+    let _ = fs::remove_file(&bak);
+    if target.exists() {
+        fs::hard_link(target, &bak)
+            .or_else(|_| fs::copy(target, &bak).map(|_| ()))
+            .with_context(|| format!("keeping {} as {}", target.display(), bak.display()))?;
+    }
+    let stem = target
+        .file_stem()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if let Err(e) = hooks.at(&format!("rebuild:{stem}:replace"), interrupt) {
+        let _ = fs::remove_file(new);
+        let _ = fs::remove_file(&bak);
+        return Err(e);
+    }
+    fs::rename(new, target).with_context(|| {
+        format!(
+            "renaming {} to {}; the old image is as it was",
+            new.display(),
+            target.display()
+        )
+    })?;
+    if let Some(dir) = target.parent()
+        && let Ok(d) = fs::File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    if !keep {
+        fs::remove_file(&bak).with_context(|| format!("removing {}", bak.display()))?;
+    }
+    Ok(())
+}

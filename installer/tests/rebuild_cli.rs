@@ -1,0 +1,392 @@
+//! `images rebuild`, end to end through the binary: a minimal machine installed into a
+//! temporary folder (no first boot, small sizes), its home.img filled with a few hundred
+//! user files by `images build --force`, then rebuilt; files compared by sha256 after a
+//! `debugfs rdump` (an independent reader), images judged by `e2fsck -fn`, and the
+//! machine booted in User-mode Linux afterwards.
+//!
+//! `COLINUX_SETUP_TEST_PAUSE_AT=rebuild:home:writing|rebuild:home:replace` is a test-only
+//! hook (see installer/src/cmd/rebuild.rs): the rebuild stops there until killed.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_colinux-setup");
+const BUSY: i32 = 1618 & 0xff;
+const SMALL: &[&str] = &[
+    "--set",
+    "NOFIRSTBOOT=1",
+    "--set",
+    "RAMMB=32",
+    "--set",
+    "ROOTMB=64",
+    "--set",
+    "HOMEMB=32",
+    "--set",
+    "SWAPMB=64",
+];
+
+fn cmd(args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(args)
+        .stdin(Stdio::null())
+        .env_remove("COLINUX_SETUP_TEST_PAUSE_AT")
+        .env_remove("COLINUX_SETUP_TEST_FAIL_AT")
+        .env_remove("COLINUX_SETUP_TEST_FIRST_BOOT");
+    c
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+fn run(args: &[&str], code: i32) -> Output {
+    let o = cmd(args).output().expect("run colinux-setup");
+    assert_eq!(o.status.code(), Some(code), "{}", text(&o));
+    o
+}
+
+fn sha256(path: &Path) -> String {
+    let o = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum");
+    String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn debugfs(image: &Path, request: &str) -> String {
+    let o = Command::new(e2e_tests::tools::tool("debugfs").expect("debugfs"))
+        .arg("-R")
+        .arg(request)
+        .arg(image)
+        .output()
+        .expect("debugfs");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A machine with `n` user files in /home/u (and 3 in /home/keep): (tempdir, prefix,
+/// sha256 of each file by its path under /home).
+fn machine(n: usize, fs: &str) -> (tempfile::TempDir, PathBuf, BTreeMap<String, String>) {
+    e2e_tests::require_tools().expect("tools");
+    let t = tempfile::Builder::new()
+        .prefix("rebuild-cli-")
+        .tempdir()
+        .expect("tempdir");
+    let prefix = t.path().join("m");
+    run(
+        &[&["install", "--unattended", "--prefix", p(&prefix)], SMALL].concat(),
+        0,
+    );
+    let data = t.path().join("data");
+    let mut sums = BTreeMap::new();
+    for (dir, count) in [("u", n), ("keep", 3)] {
+        std::fs::create_dir_all(data.join(dir)).expect("mkdir");
+        for i in 0..count {
+            let rel = format!("{dir}/f{i:03}.txt");
+            let body: Vec<u8> = (0..(i * 97 % 9000 + 1))
+                .map(|k| ((k * 31 + i * 7) % 251) as u8)
+                .collect();
+            std::fs::write(data.join(&rel), &body).expect("write");
+            sums.insert(rel.clone(), sha256(&data.join(&rel)));
+        }
+    }
+    run(
+        &[
+            "images",
+            "build",
+            "--force",
+            p(&prefix.join("home.img")),
+            "--fs",
+            fs,
+            "--size",
+            "32M",
+            "--label",
+            "home",
+            "--from",
+            p(&data),
+        ],
+        0,
+    );
+    (t, prefix, sums)
+}
+
+/// Every file of `sums` in `image`, read back by `debugfs rdump`.
+fn assert_files(image: &Path, sums: &BTreeMap<String, String>, skip_dir: Option<&str>) {
+    let out = tempfile::tempdir().expect("tempdir");
+    for dir in ["u", "keep"] {
+        if Some(dir) == skip_dir {
+            continue;
+        }
+        debugfs(image, &format!("rdump /{dir} {}", p(out.path())));
+    }
+    for (rel, sum) in sums {
+        if skip_dir.is_some_and(|d| rel.starts_with(&format!("{d}/"))) {
+            continue;
+        }
+        assert_eq!(&sha256(&out.path().join(rel)), sum, "{rel} in {image:?}");
+    }
+}
+
+/// Boots the machine in UML, lists /home/u and powers off; returns the console.
+fn boot(prefix: &Path) -> String {
+    let log = prefix.with_file_name("boot.out");
+    let f = File::create(&log).expect("log");
+    let mut child = cmd(&["boot", "--prefix", p(prefix), "--timeout", "30"])
+        .stdin(Stdio::piped())
+        .stdout(f.try_clone().expect("clone"))
+        .stderr(f)
+        .spawn()
+        .expect("boot");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(b"echo FILES=$(ls /home/u | wc -l); grep /home /proc/mounts; poweroff\n")
+        .expect("write");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(start.elapsed() < Duration::from_secs(40), "boot hangs");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(stdin);
+    let out = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(status.code(), Some(0), "{out}");
+    assert!(out.contains("guest colinux is up"), "{out}");
+    out
+}
+
+fn status_home(prefix: &Path) -> serde_json::Value {
+    let o = run(&["status", "--json", "--prefix", p(prefix)], 0);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    v["images"]
+        .as_array()
+        .expect("images")
+        .iter()
+        .find(|i| i["role"] == "home")
+        .cloned()
+        .expect("home")
+}
+
+#[test]
+fn rebuilding_home_larger_keeps_every_file_and_the_machine_boots() {
+    let (_t, prefix, sums) = machine(300, "ext3");
+    let home = prefix.join("home.img");
+    let o = run(
+        &[
+            "images",
+            "rebuild",
+            "--prefix",
+            p(&prefix),
+            "home",
+            "--size",
+            "64M",
+        ],
+        0,
+    );
+    assert!(
+        text(&o).contains("home.img: rebuilt, 64 MiB ext3"),
+        "{}",
+        text(&o)
+    );
+    assert!(!prefix.join("home.img.bak").exists());
+    assert!(!prefix.join("home.img.new").exists());
+    e2e_tests::e2fsck_clean(&home).expect("e2fsck -fn clean");
+    assert_files(&home, &sums, None);
+    let h = status_home(&prefix);
+    assert_eq!(h["size_mb"], 64, "{h}");
+    let st: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(prefix.join("install-state.json")).expect("state"))
+            .expect("state json");
+    assert_eq!(st["answers"]["HOMEMB"], "64", "{st}");
+    let rec = st["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .find(|f| f["file"] == "home.img")
+        .cloned()
+        .expect("home record");
+    assert_eq!(rec["bytes"], 64 << 20);
+    assert_eq!(rec["fs"], "ext3");
+    let out = boot(&prefix);
+    assert!(out.contains("FILES=300"), "{out}");
+    assert!(out.contains("/dev/ubdb /home ext3"), "{out}");
+
+    // Shrink back to auto with the backup kept.
+    run(
+        &[
+            "images",
+            "rebuild",
+            "--prefix",
+            p(&prefix),
+            "home",
+            "--size",
+            "auto",
+            "--keep-backup",
+        ],
+        0,
+    );
+    assert!(prefix.join("home.img.bak").exists());
+    assert!(status_home(&prefix)["size_mb"].as_u64().expect("size") < 64);
+    assert_files(&home, &sums, None);
+}
+
+#[test]
+fn sigkill_during_a_rebuild_leaves_home_as_it_was_and_the_machine_bootable() {
+    let (_t, prefix, sums) = machine(200, "ext3");
+    let home = prefix.join("home.img");
+    let before = sha256(&home);
+    for step in ["rebuild:home:writing", "rebuild:home:replace"] {
+        let err = prefix.with_file_name(format!("{}.err", step.replace(':', "-")));
+        let mut child = cmd(&[
+            "images",
+            "rebuild",
+            "--prefix",
+            p(&prefix),
+            "home",
+            "--size",
+            "48M",
+        ])
+        .env("COLINUX_SETUP_TEST_PAUSE_AT", step)
+        .stdout(Stdio::null())
+        .stderr(File::create(&err).expect("err"))
+        .spawn()
+        .expect("rebuild");
+        let start = Instant::now();
+        while !std::fs::read_to_string(&err)
+            .unwrap_or_default()
+            .contains("test hook: paused at")
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "no pause at {step}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The machine is locked while a rebuild runs.
+        let o = cmd(&["images", "rebuild", "--prefix", p(&prefix), "home"])
+            .output()
+            .expect("second rebuild");
+        assert_eq!(o.status.code(), Some(BUSY), "{}", text(&o));
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+        assert_eq!(
+            sha256(&home),
+            before,
+            "home.img changed by a kill at {step}"
+        );
+    }
+    e2e_tests::e2fsck_clean(&home).expect("e2fsck -fn clean");
+    let out = boot(&prefix);
+    assert!(out.contains("FILES=200"), "{out}");
+    // The next rebuild clears what the killed ones left.
+    run(&["images", "rebuild", "--prefix", p(&prefix), "home"], 0);
+    assert_files(&home, &sums, None);
+    let left: Vec<String> = std::fs::read_dir(&prefix)
+        .expect("ls")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".new") || n.contains(".partial") || n.ends_with(".bak"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn converting_home_to_ext4_needs_root_in_the_same_run_and_then_boots() {
+    let (_t, prefix, sums) = machine(300, "ext3");
+    let home = prefix.join("home.img");
+    let before = sha256(&home);
+    let o = run(
+        &[
+            "images",
+            "rebuild",
+            "--prefix",
+            p(&prefix),
+            "home",
+            "--fs",
+            "ext4",
+        ],
+        2,
+    );
+    assert!(
+        text(&o).contains("rebuild root in the same run"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(sha256(&home), before);
+    run(
+        &[
+            "images",
+            "rebuild",
+            "--prefix",
+            p(&prefix),
+            "root",
+            "home",
+            "--fs",
+            "ext4",
+        ],
+        0,
+    );
+    let o = run(&["images", "inspect", "--json", p(&home)], 0);
+    let info: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(info["kind"], "ext4", "{info}");
+    for img in ["root.img", "home.img"] {
+        e2e_tests::e2fsck_clean(&prefix.join(img)).expect("e2fsck -fn clean");
+    }
+    assert_files(&home, &sums, None);
+    assert!(debugfs(&prefix.join("root.img"), "cat /etc/fstab").contains("/home ext4"));
+    let out = boot(&prefix);
+    assert!(out.contains("/dev/ubdb /home ext4"), "{out}");
+    assert!(out.contains("FILES=300"), "{out}");
+}
+
+#[test]
+fn a_damaged_home_rebuilds_clean_with_the_losses_listed() {
+    let (_t, prefix, sums) = machine(300, "ext3");
+    let home = prefix.join("home.img");
+    // Zero the first directory block of /u.
+    let blocks = debugfs(&home, "blocks /u");
+    let block: u64 = blocks
+        .split_whitespace()
+        .next()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or_else(|| panic!("blocks of /u: {blocks}"));
+    let bs: u64 = debugfs(&home, "stats")
+        .lines()
+        .find_map(|l| l.strip_prefix("Block size:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("block size");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&home)
+        .expect("open");
+    use std::io::{Seek, SeekFrom};
+    f.seek(SeekFrom::Start(block * bs)).expect("seek");
+    f.write_all(&vec![0u8; usize::try_from(bs).expect("bs")])
+        .expect("zero");
+    drop(f);
+    let damaged = sha256(&home);
+    let o = run(&["images", "rebuild", "--prefix", p(&prefix), "home"], 0);
+    let t = text(&o);
+    assert!(t.contains("lost:"), "{t}");
+    assert!(t.contains("could not be read"), "{t}");
+    assert_ne!(sha256(&home), damaged);
+    e2e_tests::e2fsck_clean(&home).expect("e2fsck -fn clean after the rebuild");
+    assert_files(&home, &sums, Some("u"));
+}
