@@ -7,15 +7,15 @@
 //! (see installer/src/firstboot.rs): it makes the guest's first-boot script fail or hang,
 //! or the guest kernel panic.
 
+mod common;
+
+use common::{CANCELLED, FAILED, cmd, debugfs, p, status_json, tempdir, text};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_colinux-setup");
-const FAILED: i32 = 1603 & 0xff;
-const CANCELLED: i32 = 1602 & 0xff;
 const SIZES: &[&str] = &[
     "--set",
     "RAMMB=64",
@@ -26,29 +26,6 @@ const SIZES: &[&str] = &[
     "--set",
     "SWAPMB=96",
 ];
-
-fn cmd(args: &[&str]) -> Command {
-    let mut c = Command::new(BIN);
-    c.args(args)
-        .stdin(Stdio::null())
-        .env_remove("COLINUX_SETUP_TEST_PAUSE_AT")
-        .env_remove("COLINUX_SETUP_TEST_FAIL_AT")
-        .env_remove("COLINUX_SETUP_TEST_FIRST_BOOT");
-    c
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
-}
 
 fn install(prefix: &Path, extra: &[&str], hook: Option<&str>) -> Output {
     let mut c = cmd(&[
@@ -71,23 +48,6 @@ fn expect(o: &Output, code: i32, needles: &[&str]) {
     }
 }
 
-fn debugfs(image: &Path, request: &str) -> String {
-    let o = Command::new(e2e_tests::tools::tool("debugfs").expect("debugfs"))
-        .arg("-R")
-        .arg(request)
-        .arg(image)
-        .output()
-        .expect("debugfs");
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn status_json(prefix: &Path) -> serde_json::Value {
-    let o = cmd(&["status", "--json", "--prefix", p(prefix)])
-        .output()
-        .expect("status");
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)))
-}
-
 fn logs(prefix: &Path, kind: &str) -> String {
     let mut all = String::new();
     for e in std::fs::read_dir(prefix.join("logs"))
@@ -102,11 +62,7 @@ fn logs(prefix: &Path, kind: &str) -> String {
 }
 
 fn tmp() -> tempfile::TempDir {
-    e2e_tests::require_tools().expect("tools");
-    tempfile::Builder::new()
-        .prefix("boot-cli-")
-        .tempdir()
-        .expect("tempdir")
+    tempdir("boot-cli-")
 }
 
 #[test]

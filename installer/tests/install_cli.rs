@@ -6,51 +6,17 @@
 //! 1618 & 0xff = 82, 2 for usage. Sizes are small (`--set ROOTMB=64 ...`) except for the
 //! bfin-uclinux profile, whose full sizes (1 GB root, 1.8 GB home) are sparse and fast.
 
+mod common;
+
+use common::{BUSY, CANCELLED, FAILED, SMALL, cmd, debugfs, sha256, status_json, tempdir, text};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_colinux-setup");
-const FAILED: i32 = 1603 & 0xff;
-const CANCELLED: i32 = 1602 & 0xff;
-const BUSY: i32 = 1618 & 0xff;
-/// Small sizes, and no first boot: these tests are about the transactional install
-/// (byte-identical re-runs); the first boot is tested in boot_cli.rs.
-const SMALL: &[&str] = &[
-    "--set",
-    "NOFIRSTBOOT=1",
-    "--set",
-    "RAMMB=32",
-    "--set",
-    "ROOTMB=64",
-    "--set",
-    "HOMEMB=32",
-    "--set",
-    "SWAPMB=64",
-];
-
-fn cmd(args: &[&str]) -> Command {
-    let mut c = Command::new(BIN);
-    c.args(args)
-        .stdin(Stdio::null())
-        .env_remove("COLINUX_SETUP_TEST_PAUSE_AT")
-        .env_remove("COLINUX_SETUP_TEST_FAIL_AT");
-    c
-}
-
 fn run(args: &[&str]) -> Output {
     cmd(args).output().expect("run colinux-setup")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn install(prefix: &Path, extra: &[&str]) -> Output {
@@ -71,21 +37,6 @@ fn fails(o: &Output, code: i32, needles: &[&str]) {
     for n in needles {
         assert!(t.contains(n), "expected `{n}` in:\n{t}");
     }
-}
-
-/// sha256 of a file by coreutils' `sha256sum` (the sha2 crate is slow in debug builds,
-/// and images are hundreds of MB).
-fn sha256(p: &Path) -> String {
-    let o = Command::new("sha256sum")
-        .arg(p)
-        .output()
-        .expect("sha256sum");
-    assert!(o.status.success(), "sha256sum {}", p.display());
-    String::from_utf8_lossy(&o.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap_or("")
-        .to_owned()
 }
 
 /// Every file under `dir` but logs/, with its sha256 (install-state.json without its
@@ -124,37 +75,13 @@ fn snapshot(dir: &Path) -> BTreeMap<String, String> {
     out
 }
 
-fn debugfs_cat(image: &Path, file: &str) -> String {
-    let o = Command::new(e2e_tests::tools::tool("debugfs").expect("debugfs"))
-        .arg("-R")
-        .arg(format!("cat {file}"))
-        .arg(image)
-        .output()
-        .expect("debugfs");
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn status_json(prefix: &Path) -> serde_json::Value {
-    let o = run(&[
-        "status",
-        "--json",
-        "--prefix",
-        prefix.to_str().expect("utf-8"),
-    ]);
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)))
-}
-
 fn config_check(prefix: &Path) {
     let c = prefix.join("config.txt");
     ok(run(&["config", "check", c.to_str().expect("utf-8")]));
 }
 
 fn tmp() -> tempfile::TempDir {
-    e2e_tests::require_tools().expect("tools");
-    tempfile::Builder::new()
-        .prefix("install-cli-")
-        .tempdir()
-        .expect("tempdir")
+    tempdir("install-cli-")
 }
 
 #[test]
@@ -171,16 +98,16 @@ fn minimal_profile_unattended_install_is_clean_and_a_second_run_changes_nothing(
         prefix.join("swap.img").to_str().expect("utf-8"),
     ]));
     config_check(&prefix);
-    let fstab = debugfs_cat(&prefix.join("root.img"), "/etc/fstab");
+    let fstab = debugfs(&prefix.join("root.img"), "cat /etc/fstab");
     assert!(fstab.contains("/dev/ubda / ext4 "), "{fstab}");
     assert!(fstab.contains("/dev/ubdb /home ext3 "), "{fstab}");
     assert!(fstab.contains("/dev/ubdc swap swap "), "{fstab}");
     assert!(!fstab.contains("cobd"), "{fstab}");
     assert_eq!(
-        debugfs_cat(&prefix.join("root.img"), "/etc/hostname"),
+        debugfs(&prefix.join("root.img"), "cat /etc/hostname"),
         "colinux\n"
     );
-    assert!(debugfs_cat(&prefix.join("root.img"), "/etc/shadow").starts_with("root:*:"));
+    assert!(debugfs(&prefix.join("root.img"), "cat /etc/shadow").starts_with("root:*:"));
     let config = std::fs::read_to_string(prefix.join("config.txt")).expect("config");
     assert!(config.contains("root=/dev/ubda"), "{config}");
     assert!(config.contains("mem=32"), "{config}");
@@ -241,7 +168,7 @@ fn bfin_uclinux_profile_follows_the_seed() {
     }
     config_check(&prefix);
     let root = prefix.join("root.img");
-    let fstab = debugfs_cat(&root, "/etc/fstab");
+    let fstab = debugfs(&root, "cat /etc/fstab");
     for line in [
         "/dev/cobd0 / ext3 ",
         "/dev/cobd1 /home ext3 ",
@@ -251,7 +178,7 @@ fn bfin_uclinux_profile_follows_the_seed() {
         assert!(fstab.contains(line), "`{line}` missing from\n{fstab}");
     }
     // Passwords are SHA-512 crypt hashes of bf533 in /etc/shadow.
-    let shadow = debugfs_cat(&root, "/etc/shadow");
+    let shadow = debugfs(&root, "cat /etc/shadow");
     for user in ["root", "uclinux"] {
         let line = shadow
             .lines()
@@ -266,7 +193,7 @@ fn bfin_uclinux_profile_follows_the_seed() {
             .expect("the hash is of bf533");
     }
     assert!(!shadow.contains("bf533"), "clear text password in shadow");
-    assert!(debugfs_cat(&root, "/etc/passwd").contains("uclinux:x:1000:1000:"));
+    assert!(debugfs(&root, "cat /etc/passwd").contains("uclinux:x:1000:1000:"));
     let info = |f: &str| {
         let o = ok(run(&[
             "images",
@@ -463,7 +390,7 @@ fn a_users_home_image_survives_everything_but_purge() {
     let h = &s["images"].as_array().expect("images")[1];
     assert_eq!(h["file"], "home.img");
     assert_eq!(h["origin"], "kept");
-    assert!(debugfs_cat(&home, "/uclinux/project/main.c").contains("int main"));
+    assert!(debugfs(&home, "cat /uclinux/project/main.c").contains("int main"));
 
     ok(install(&prefix, SMALL));
     assert_eq!(sha256(&home), digest, "re-install");

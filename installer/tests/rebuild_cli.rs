@@ -7,77 +7,20 @@
 //! `COLINUX_SETUP_TEST_PAUSE_AT=rebuild:home:writing|rebuild:home:replace` is a test-only
 //! hook (see installer/src/cmd/rebuild.rs): the rebuild stops there until killed.
 
+mod common;
+
+use common::{BUSY, SMALL, cmd, debugfs, p, sha256, text};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_colinux-setup");
-const BUSY: i32 = 1618 & 0xff;
-const SMALL: &[&str] = &[
-    "--set",
-    "NOFIRSTBOOT=1",
-    "--set",
-    "RAMMB=32",
-    "--set",
-    "ROOTMB=64",
-    "--set",
-    "HOMEMB=32",
-    "--set",
-    "SWAPMB=64",
-];
-
-fn cmd(args: &[&str]) -> Command {
-    let mut c = Command::new(BIN);
-    c.args(args)
-        .stdin(Stdio::null())
-        .env_remove("COLINUX_SETUP_TEST_PAUSE_AT")
-        .env_remove("COLINUX_SETUP_TEST_FAIL_AT")
-        .env_remove("COLINUX_SETUP_TEST_FIRST_BOOT");
-    c
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
-}
 
 fn run(args: &[&str], code: i32) -> Output {
     let o = cmd(args).output().expect("run colinux-setup");
     assert_eq!(o.status.code(), Some(code), "{}", text(&o));
     o
-}
-
-fn sha256(path: &Path) -> String {
-    let o = Command::new("sha256sum")
-        .arg(path)
-        .output()
-        .expect("sha256sum");
-    String::from_utf8_lossy(&o.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_owned()
-}
-
-fn debugfs(image: &Path, request: &str) -> String {
-    let o = Command::new(e2e_tests::tools::tool("debugfs").expect("debugfs"))
-        .arg("-R")
-        .arg(request)
-        .arg(image)
-        .output()
-        .expect("debugfs");
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// A machine with `n` user files in /home/u (and 3 in /home/keep): (tempdir, prefix,

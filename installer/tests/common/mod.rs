@@ -1,0 +1,100 @@
+//! What the installer's end-to-end suites share: the binary, exit codes as a POSIX
+//! parent sees them, small install sizes, and the independent readers they judge
+//! machines with (debugfs, sha256sum, `status --json`).
+//!
+//! Each test binary uses a part of this module, hence the allowance for unused items.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_colinux-setup");
+/// 1603 & 0xff.
+pub const FAILED: i32 = 1603 & 0xff;
+/// 1602 & 0xff.
+pub const CANCELLED: i32 = 1602 & 0xff;
+/// 1618 & 0xff.
+pub const BUSY: i32 = 1618 & 0xff;
+/// Small sizes, and no first boot (tested in boot_cli.rs): enough for a machine that
+/// installs in well under a second.
+pub const SMALL: &[&str] = &[
+    "--set",
+    "NOFIRSTBOOT=1",
+    "--set",
+    "RAMMB=32",
+    "--set",
+    "ROOTMB=64",
+    "--set",
+    "HOMEMB=32",
+    "--set",
+    "SWAPMB=64",
+];
+
+/// `colinux-setup ARGS` with no standard input and none of the test-only hooks set.
+pub fn cmd(args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(args)
+        .stdin(Stdio::null())
+        .env_remove("COLINUX_SETUP_TEST_PAUSE_AT")
+        .env_remove("COLINUX_SETUP_TEST_FAIL_AT")
+        .env_remove("COLINUX_SETUP_TEST_FIRST_BOOT");
+    c
+}
+
+/// Exit code and both streams, for assertion messages.
+pub fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A path as the `&str` an argument list takes.
+pub fn p(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+/// A temporary folder named for the suite, after checking the oracles are installed.
+pub fn tempdir(prefix: &str) -> tempfile::TempDir {
+    e2e_tests::require_tools().expect("tools");
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("tempdir")
+}
+
+/// `debugfs -R REQUEST IMAGE`'s standard output.
+pub fn debugfs(image: &Path, request: &str) -> String {
+    let o = Command::new(e2e_tests::tools::tool("debugfs").expect("debugfs"))
+        .arg("-R")
+        .arg(request)
+        .arg(image)
+        .output()
+        .expect("debugfs");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The sha256 of a file, by the host's sha256sum.
+pub fn sha256(path: &Path) -> String {
+    let o = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum");
+    assert!(o.status.success(), "sha256sum {}", path.display());
+    String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// `status --json` of a prefix.
+pub fn status_json(prefix: &Path) -> serde_json::Value {
+    let o = cmd(&["status", "--json", "--prefix", p(prefix)])
+        .output()
+        .expect("status");
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)))
+}
