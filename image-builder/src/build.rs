@@ -40,6 +40,17 @@ pub enum Source {
     Tar(TarInput),
     /// An existing ext2/ext3/ext4 image, read (never written) and copied entry by entry.
     Image(PathBuf),
+    /// Only these absolute paths of an existing image (each a file, or a folder with
+    /// everything below it), placed over what earlier sources put there; the folders on
+    /// the way get the image's metadata where no earlier source made them. A path the
+    /// image lacks is a warning. A root rebuild uses it to keep the user's `preserve`
+    /// paths (e.g. /etc/ssh, /root) from the old root image.
+    ImagePaths {
+        /// The existing image (read, never written).
+        image: PathBuf,
+        /// Absolute paths inside it.
+        paths: Vec<String>,
+    },
     /// One host file placed at `dest` inside the image (`--file SRC:DEST`).
     File {
         /// The host file.
@@ -181,10 +192,12 @@ pub fn build(
     output::check_target(out, opts.force)?;
 
     let bs = u64::from(opts.block_size);
-    let streaming = opts
-        .sources
-        .iter()
-        .any(|s| matches!(s, Source::Tar(_) | Source::Image(_)));
+    let streaming = opts.sources.iter().any(|s| {
+        matches!(
+            s,
+            Source::Tar(_) | Source::Image(_) | Source::ImagePaths { .. }
+        )
+    });
     events(Event::Phase("reading sources"));
     let mut tree = Tree::new(source::default_root(Timestamp {
         secs: opts.source_date_epoch.unwrap_or(0),
@@ -443,7 +456,11 @@ fn read_sources(
             }
             Source::Image(path) => {
                 let sink = sink.as_deref_mut().expect("an image is read with a writer");
-                source::image::add_image(tree, path, sink, &mut warn)?;
+                source::image::add_image(tree, path, None, sink, &mut warn)?;
+            }
+            Source::ImagePaths { image, paths } => {
+                let sink = sink.as_deref_mut().expect("an image is read with a writer");
+                source::image::add_image(tree, image, Some(paths), sink, &mut warn)?;
             }
         }
     }

@@ -333,3 +333,212 @@ fn a_damaged_home_rebuilds_clean_with_the_losses_listed() {
     e2e_tests::e2fsck_clean(&home).expect("e2fsck -fn clean after the rebuild");
     assert_files(&home, &sums, Some("u"));
 }
+
+/// Writes files into an image with `debugfs -w` (the guest's own changes, made without
+/// booting): each `(path, body)`; folders on the way are made.
+fn write_into(image: &Path, files: &[(&str, &[u8])]) {
+    let t = tempfile::tempdir().expect("tempdir");
+    let mut script = String::new();
+    let mut made = std::collections::BTreeSet::new();
+    for (i, (path, body)) in files.iter().enumerate() {
+        let mut dir = String::new();
+        for comp in path
+            .trim_start_matches('/')
+            .split('/')
+            .rev()
+            .skip(1)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+        {
+            dir = format!("{dir}/{comp}");
+            let exists = !debugfs(image, &format!("stat {dir}")).is_empty();
+            if !exists && made.insert(dir.clone()) {
+                script.push_str(&format!("mkdir {dir}\n"));
+            }
+        }
+        let src = t.path().join(format!("f{i}"));
+        std::fs::write(&src, body).expect("write");
+        if !debugfs(image, &format!("stat {path}")).is_empty() {
+            script.push_str(&format!("rm {path}\n"));
+        }
+        script.push_str(&format!("write {} {path}\n", p(&src)));
+    }
+    let cmds = t.path().join("cmds");
+    std::fs::write(&cmds, script).expect("write");
+    let o = std::process::Command::new(e2e_tests::tools::tool("debugfs").expect("debugfs"))
+        .arg("-w")
+        .arg("-f")
+        .arg(&cmds)
+        .arg(image)
+        .output()
+        .expect("debugfs");
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+/// `debugfs cat` of one file.
+fn cat(image: &Path, path: &str) -> String {
+    debugfs(image, &format!("cat {path}"))
+}
+
+#[test]
+fn rebuilding_root_keeps_the_preserved_paths_and_nothing_else_of_the_old_root() {
+    let (_t, prefix, _sums) = machine(5, "ext3");
+    let root = prefix.join("root.img");
+    let fstab_before = cat(&root, "/etc/fstab");
+    write_into(
+        &root,
+        &[
+            ("/etc/ssh/ssh_host_ed25519_key", b"KEY-made-in-the-guest\n"),
+            ("/root/notes.txt", b"notes of root\n"),
+            ("/root/.profile", b"export PS1='# '\n"),
+            ("/etc/dropbear/key", b"DROPBEAR\n"),
+            ("/opt/junk/file", b"not kept\n"),
+        ],
+    );
+    // /etc/fstab damaged in the guest: the rebuild writes the plan's.
+    write_into(&root, &[("/etc/fstab", b"garbage\n")]);
+    e2e_tests::e2fsck_clean(&root).expect("the test's own edits are clean");
+    let o = run(
+        &[
+            "images",
+            "rebuild",
+            "--prefix",
+            p(&prefix),
+            "root",
+            "--preserve",
+            "/etc/dropbear/",
+        ],
+        0,
+    );
+    let out = text(&o);
+    assert!(
+        out.contains("keeping /etc/dropbear, /etc/ssh, /root"),
+        "{out}"
+    );
+    e2e_tests::e2fsck_clean(&root).expect("rebuilt root is clean");
+    assert_eq!(
+        cat(&root, "/etc/ssh/ssh_host_ed25519_key"),
+        "KEY-made-in-the-guest\n"
+    );
+    assert_eq!(cat(&root, "/root/notes.txt"), "notes of root\n");
+    assert_eq!(cat(&root, "/root/.profile"), "export PS1='# '\n");
+    assert_eq!(cat(&root, "/etc/dropbear/key"), "DROPBEAR\n");
+    assert_eq!(cat(&root, "/etc/fstab"), fstab_before);
+    assert!(
+        debugfs(&root, "ls /opt").find("junk").is_none(),
+        "{}",
+        debugfs(&root, "ls -l /opt")
+    );
+    // The kit's files are fresh: busybox is there and the machine boots, reading the kept file.
+    let con = boot_with(&prefix, "cat /root/notes.txt; poweroff\n");
+    assert!(con.contains("notes of root"), "{con}");
+
+    // --no-preserve keeps nothing.
+    run(
+        &[
+            "images",
+            "rebuild",
+            "--prefix",
+            p(&prefix),
+            "root",
+            "--no-preserve",
+        ],
+        0,
+    );
+    assert!(cat(&root, "/root/notes.txt").is_empty());
+    // A bad path is a usage error and changes nothing.
+    let before = sha256(&root);
+    let o = run(
+        &[
+            "images",
+            "rebuild",
+            "--prefix",
+            p(&prefix),
+            "root",
+            "--preserve",
+            "../etc",
+        ],
+        2,
+    );
+    assert!(text(&o).contains("absolute guest path"), "{}", text(&o));
+    assert_eq!(sha256(&root), before);
+}
+
+#[test]
+fn a_kill_after_the_rename_is_finished_by_the_next_rebuild() {
+    let (_t, prefix, sums) = machine(20, "ext3");
+    let home = prefix.join("home.img");
+    let err = prefix.with_file_name("state.err");
+    let mut child = cmd(&[
+        "images",
+        "rebuild",
+        "--prefix",
+        p(&prefix),
+        "home",
+        "--size",
+        "48M",
+    ])
+    .env("COLINUX_SETUP_TEST_PAUSE_AT", "rebuild:home:state")
+    .stdout(Stdio::null())
+    .stderr(File::create(&err).expect("err"))
+    .spawn()
+    .expect("rebuild");
+    let start = Instant::now();
+    while !std::fs::read_to_string(&err)
+        .unwrap_or_default()
+        .contains("test hook: paused at")
+    {
+        assert!(start.elapsed() < Duration::from_secs(20), "no pause");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    // The new image is in place; the state still has the old record.
+    assert_eq!(std::fs::metadata(&home).expect("home").len(), 48 << 20);
+    let recorded = |prefix: &Path| -> u64 {
+        let st: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(prefix.join("install-state.json")).expect("state"),
+        )
+        .expect("json");
+        st["files"]
+            .as_array()
+            .expect("files")
+            .iter()
+            .find(|f| f["file"] == "home.img")
+            .and_then(|f| f["bytes"].as_u64())
+            .expect("home record")
+    };
+    assert_eq!(recorded(&prefix), 32 << 20);
+    // The next rebuild (of another image) records what the killed one put in place.
+    run(&["images", "rebuild", "--prefix", p(&prefix), "swap"], 0);
+    assert_eq!(recorded(&prefix), 48 << 20);
+    assert!(!prefix.join(".rebuild-pending.json").exists());
+    assert_files(&home, &sums, None);
+}
+
+/// Boots the machine in UML, types `input` on its console, returns the console.
+fn boot_with(prefix: &Path, input: &str) -> String {
+    let log = prefix.with_file_name("boot-with.out");
+    let f = File::create(&log).expect("log");
+    let mut child = cmd(&["boot", "--prefix", p(prefix), "--timeout", "30"])
+        .stdin(Stdio::piped())
+        .stdout(f.try_clone().expect("clone"))
+        .stderr(f)
+        .spawn()
+        .expect("boot");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input.as_bytes()).expect("write");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(start.elapsed() < Duration::from_secs(40), "boot hangs");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(stdin);
+    let out = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(status.code(), Some(0), "{out}");
+    out
+}

@@ -359,6 +359,7 @@ impl Read for FileReader<'_> {
 pub(crate) fn add_image(
     tree: &mut Tree,
     path: &Path,
+    only: Option<&[String]>,
     sink: &mut dyn DataSink,
     warn: Warn<'_>,
 ) -> Result<(), Error> {
@@ -432,8 +433,17 @@ pub(crate) fn add_image(
     if root.mode & S_IFMT != 0o040000 {
         return Err(not("inode 2 is not a directory"));
     }
-    tree.nodes[ROOT].meta = meta_of(&img, &root, &mut walk.warn, "/");
-    walk.dir(tree, 2, ROOT, "")?;
+    match only {
+        None => {
+            tree.nodes[ROOT].meta = meta_of(&img, &root, &mut walk.warn, "/");
+            walk.dir(tree, 2, ROOT, "")?;
+        }
+        Some(paths) => {
+            for p in paths {
+                walk.path(tree, p)?;
+            }
+        }
+    }
     if walk.lost > 0 {
         (walk.warn)(format!(
             "{}: {} entries could not be read and were left out (listed above)",
@@ -522,39 +532,141 @@ impl Walk<'_, '_> {
                 continue;
             }
             let cpath = format!("{path}/{}", String::from_utf8_lossy(&name));
-            if let Some(&existing) = self.links.get(&child) {
-                tree.link(node, &name, existing, &cpath)?;
-                continue;
+            self.entry(tree, node, &name, child, &cpath)?;
+        }
+        Ok(())
+    }
+
+    /// Copies inode `child` (and, for a directory, everything below it) into the tree
+    /// as `name` in directory `node`.
+    fn entry(
+        &mut self,
+        tree: &mut Tree,
+        node: NodeId,
+        name: &[u8],
+        child: u32,
+        cpath: &str,
+    ) -> Result<(), Error> {
+        if let Some(&existing) = self.links.get(&child) {
+            tree.link(node, name, existing, cpath)?;
+            return Ok(());
+        }
+        let raw = match self.img.inode(child) {
+            Ok(r) => r,
+            Err(e) => {
+                self.loss(cpath, e);
+                return Ok(());
+            }
+        };
+        let meta = meta_of(self.img, &raw, &mut self.warn, cpath);
+        let kind = match self.kind(&raw, cpath) {
+            Ok(Some(k)) => k,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                self.loss(cpath, e);
+                return Ok(());
+            }
+        };
+        let is_dir = matches!(kind, Kind::Dir(_));
+        let id = tree.add(Node { meta, kind });
+        let id = tree.link(node, name, id, cpath)?;
+        for extents in tree.take_released() {
+            self.sink.release(&extents);
+        }
+        if is_dir {
+            self.dir(tree, child, id, cpath)?;
+        } else {
+            self.links.insert(child, id);
+        }
+        Ok(())
+    }
+
+    /// Copies one absolute path of the image (a file, or a folder with everything below
+    /// it) over what the tree holds there; the folders on the way are created with the
+    /// image's metadata where the tree lacks them. A path the image does not have is
+    /// reported, not a loss: the user asked to keep it, and there is nothing to keep.
+    fn path(&mut self, tree: &mut Tree, want: &str) -> Result<(), Error> {
+        let comps: Vec<&[u8]> = want
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .map(str::as_bytes)
+            .collect();
+        if comps.iter().any(|c| *c == b"..") || comps.is_empty() {
+            return Err(Error::BadEntry {
+                path: want.to_owned(),
+                reason: "a kept path must be absolute, below /, without `..`".into(),
+            });
+        }
+        let mut ino = 2u32;
+        let mut node = ROOT;
+        let mut at = String::new();
+        for (i, comp) in comps.iter().enumerate() {
+            let name_s = String::from_utf8_lossy(comp);
+            let cpath = format!("{at}/{name_s}");
+            let found = match self.lookup(ino, comp) {
+                Ok(f) => f,
+                Err(e) => {
+                    self.loss(&cpath, e);
+                    return Ok(());
+                }
+            };
+            let Some(child) = found else {
+                (self.warn)(format!(
+                    "{want}: not in {} ({cpath} is missing); nothing kept for it",
+                    self.img.path.display()
+                ));
+                return Ok(());
+            };
+            if i + 1 == comps.len() {
+                return self.entry(tree, node, comp, child, &cpath);
             }
             let raw = match self.img.inode(child) {
                 Ok(r) => r,
                 Err(e) => {
                     self.loss(&cpath, e);
-                    continue;
+                    return Ok(());
                 }
             };
-            let meta = meta_of(self.img, &raw, &mut self.warn, &cpath);
-            let kind = match self.kind(&raw, &cpath) {
-                Ok(Some(k)) => k,
-                Ok(None) => continue,
-                Err(e) => {
-                    self.loss(&cpath, e);
-                    continue;
+            if raw.mode & S_IFMT != 0o040000 {
+                (self.warn)(format!(
+                    "{want}: {cpath} is not a folder in {}; nothing kept for it",
+                    self.img.path.display()
+                ));
+                return Ok(());
+            }
+            node = match tree.child(node, comp) {
+                Some(id) if matches!(tree.nodes[id].kind, Kind::Dir(_)) => id,
+                _ => {
+                    let meta = meta_of(self.img, &raw, &mut self.warn, &cpath);
+                    let id = tree.add(Node {
+                        meta,
+                        kind: Kind::Dir(Default::default()),
+                    });
+                    let id = tree.link(node, comp, id, &cpath)?;
+                    for extents in tree.take_released() {
+                        self.sink.release(&extents);
+                    }
+                    id
                 }
             };
-            let is_dir = matches!(kind, Kind::Dir(_));
-            let id = tree.add(Node { meta, kind });
-            let id = tree.link(node, &name, id, &cpath)?;
-            for extents in tree.take_released() {
-                self.sink.release(&extents);
-            }
-            if is_dir {
-                self.dir(tree, child, id, &cpath)?;
-            } else {
-                self.links.insert(child, id);
-            }
+            ino = child;
+            at = cpath;
         }
         Ok(())
+    }
+
+    /// The inode named `name` in directory inode `dir`.
+    fn lookup(&self, dir: u32, name: &[u8]) -> Result<Option<u32>, String> {
+        let raw = self.img.inode(dir)?;
+        let runs = self.img.runs(&raw)?;
+        let mut names = Vec::new();
+        for e in &runs {
+            for i in 0..u64::from(e.len) {
+                let b = self.img.block(e.physical + i)?;
+                parse_dir_block(&b, &mut names)?;
+            }
+        }
+        Ok(names.into_iter().find(|(n, _)| n == name).map(|(_, i)| i))
     }
 
     /// lost+found with nothing in it is the old filesystem's own: the new one makes its

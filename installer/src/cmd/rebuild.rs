@@ -6,8 +6,11 @@
 //!   to another ext level, or rescued from damage (what could not be read is listed as
 //!   `lost:` warnings and the run still exits 0).
 //! - root is rebuilt from the installed plan (the answers in install-state.json, the
-//!   profile and kit) by the install's own code ([`crate::apply::image_options`]); what
-//!   the guest changed in it (the first boot's work) is not kept.
+//!   profile and kit) by the install's own code ([`crate::apply::image_options`]); the
+//!   paths of the profile's `preserve` list (and `--preserve PATH`) are then copied
+//!   from the old root image over the fresh tree, in the same pass
+//!   ([`image_builder::Source::ImagePaths`]); anything else the guest changed in root
+//!   is not kept (`--no-preserve` keeps nothing).
 //! - swap is rewritten as the install writes it.
 //!
 //! Each new image is written beside the old one (`IMAGE.new`), checked by
@@ -25,7 +28,8 @@
 //!
 //! Test-only hook: `COLINUX_SETUP_TEST_PAUSE_AT=rebuild:IMAGE:writing` (while the new
 //! image's metadata is written) or `rebuild:IMAGE:replace` (after the backup link, before
-//! the rename), with IMAGE `root`, `home` or `swap` (the latter only `replace`); see
+//! the rename) or `rebuild:IMAGE:state` (after the rename, before install-state.json
+//! records it), with IMAGE `root`, `home` or `swap` (the latter not `writing`); see
 //! [`crate::apply`] for the hook's behaviour. Not part of the product's interface.
 
 use std::fs;
@@ -169,6 +173,7 @@ fn rebuild(
     let mut targets = a.images.clone();
     targets.sort();
     targets.dedup();
+    finish_pending(prefix, &mut st, log)?;
     let mut plan = installed_plan(&st)?;
     let kernel: image_builder::KernelVersion = plan
         .guest_kernel
@@ -260,7 +265,15 @@ fn rebuild(
                 lost += l;
                 Some(level)
             }),
-            MachineImage::Root => build_root(&plan, &new, size, rep, &hooks, interrupt).map(Some),
+            MachineImage::Root => {
+                let keep = preserve_list(&plan, a)?;
+                build_root(&plan, &target, &new, size, &keep, rep, &hooks, interrupt).map(
+                    |(l, level)| {
+                        lost += l;
+                        Some(level)
+                    },
+                )
+            }
         };
         let level = match built {
             Ok(l) => l,
@@ -289,27 +302,29 @@ fn rebuild(
                 target.display()
             ))));
         }
-        replace(&target, &new, a.keep_backup, &hooks, interrupt).map_err(Stop::Failed)?;
-        let bytes = fs::metadata(&target)
-            .with_context(|| format!("reading {}", target.display()))?
+        let bytes = fs::metadata(&new)
+            .with_context(|| format!("reading {}", new.display()))?
             .len();
-        let digest = state::file_digest(&target)?;
-        let rec = st.files.iter_mut().find(|f| f.file == file);
-        match rec {
-            Some(r) => {
-                r.bytes = bytes;
-                r.digest = Some(digest);
-                r.fs = level.map(|l| l.name().to_owned());
-            }
-            None => st.files.push(state::FileRecord {
-                file: file.clone(),
-                role: name.to_owned(),
-                bytes,
-                digest: Some(digest),
-                origin: "install".into(),
-                fs: level.map(|l| l.name().to_owned()),
-            }),
+        let record = state::FileRecord {
+            file: file.clone(),
+            role: name.to_owned(),
+            bytes,
+            digest: Some(state::file_digest(&new)?),
+            origin: "install".into(),
+            fs: level.map(|l| l.name().to_owned()),
+        };
+        // Written before the rename: a run killed between the rename and the state
+        // write below leaves this note, and the next rebuild adopts it.
+        let note = serde_json::to_vec_pretty(&record).context("encoding the pending record")?;
+        state::write_atomic(&prefix.join(PENDING_FILE), &note)?;
+        if let Err(e) = replace(&target, &new, a.keep_backup, &hooks, interrupt) {
+            let _ = fs::remove_file(prefix.join(PENDING_FILE));
+            return Err(Stop::Failed(e));
         }
+        hooks
+            .at(&format!("rebuild:{name}:state"), interrupt)
+            .map_err(Stop::Failed)?;
+        adopt(&mut st, record);
         let key = match t {
             MachineImage::Root => "ROOTMB",
             MachineImage::Home => "HOMEMB",
@@ -321,6 +336,7 @@ fn rebuild(
         st.installed_at = state::now_secs();
         let json = serde_json::to_vec_pretty(&st).context("encoding install-state.json")?;
         state::write_atomic(&prefix.join(STATE_FILE), &json)?;
+        let _ = fs::remove_file(prefix.join(PENDING_FILE));
         let msg = format!(
             "{file}: rebuilt, {} MiB{}{}",
             bytes >> 20,
@@ -335,6 +351,41 @@ fn rebuild(
         println!("{msg}");
     }
     Ok(lost)
+}
+
+/// The record of an image being put in place, kept until install-state.json has it.
+const PENDING_FILE: &str = ".rebuild-pending.json";
+
+/// Puts `record` into the state, replacing the file's old record.
+fn adopt(st: &mut InstallState, record: state::FileRecord) {
+    match st.files.iter_mut().find(|f| f.file == record.file) {
+        Some(r) => *r = record,
+        None => st.files.push(record),
+    }
+}
+
+/// Finishes what a killed rebuild left: its new image was renamed into place exactly
+/// when `IMAGE.new` is gone (the note is written only once `IMAGE.new` is complete), so
+/// then install-state.json takes the note's record; else the old image is still in
+/// place and the note is dropped.
+fn finish_pending(prefix: &Path, st: &mut InstallState, log: &mut RunLog) -> Result<()> {
+    let path = prefix.join(PENDING_FILE);
+    let Ok(bytes) = fs::read(&path) else {
+        return Ok(());
+    };
+    if let Ok(record) = serde_json::from_slice::<state::FileRecord>(&bytes)
+        && !prefix.join(format!("{}.new", record.file)).exists()
+        && prefix.join(&record.file).exists()
+    {
+        log.line(&format!(
+            "{}: an interrupted rebuild had put it in place; install-state.json now records it",
+            record.file
+        ));
+        adopt(st, record);
+        let json = serde_json::to_vec_pretty(&*st).context("encoding install-state.json")?;
+        state::write_atomic(&prefix.join(STATE_FILE), &json)?;
+    }
+    fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))
 }
 
 fn build_swap(plan: &Plan, new: &Path, size: Option<&str>) -> Result<Option<FsLevel>> {
@@ -377,14 +428,57 @@ fn build_home(
     Ok((lost, level))
 }
 
+/// The paths a root rebuild keeps: the profile's `preserve` list and `--preserve`,
+/// checked, sorted, and without paths inside another listed path (copied with it).
+fn preserve_list(plan: &Plan, a: &RebuildArgs) -> Result<Vec<String>, Stop> {
+    if a.no_preserve {
+        return Ok(Vec::new());
+    }
+    let mut keep: Vec<String> = plan
+        .images
+        .iter()
+        .filter(|i| i.role == Role::Root)
+        .flat_map(|i| i.preserve.iter().cloned())
+        .collect();
+    for p in &a.preserve {
+        crate::profile::check_guest_path(p)
+            .map_err(|e| Stop::Usage(anyhow!("--preserve `{p}` {e}")))?;
+        keep.push(p.clone());
+    }
+    let mut norm: Vec<String> = keep
+        .iter()
+        .map(|p| {
+            let c: Vec<&str> = p.split('/').filter(|c| !c.is_empty()).collect();
+            format!("/{}", c.join("/"))
+        })
+        .collect();
+    norm.sort();
+    norm.dedup();
+    let mut out: Vec<String> = Vec::new();
+    for p in norm {
+        if !out.iter().any(|o| {
+            p.strip_prefix(o.as_str())
+                .is_some_and(|r| r.starts_with('/'))
+        }) {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+/// Builds the new root from the plan, then `keep` from the old root image over it.
+/// Returns the losses (unreadable parts of the kept paths) and the level.
+#[allow(clippy::too_many_arguments)]
 fn build_root(
     plan: &Plan,
+    old: &Path,
     new: &Path,
     size: Option<SizeSpec>,
+    keep: &[String],
     rep: &mut Reporter,
     hooks: &Hooks,
     interrupt: &AtomicBool,
-) -> Result<FsLevel> {
+) -> Result<(u64, FsLevel)> {
     let img = plan
         .images
         .iter()
@@ -394,9 +488,35 @@ fn build_root(
     if let Some(s) = size {
         opts.size = s;
     }
+    if !keep.is_empty() {
+        if image_builder::inspect(old).is_ok_and(|i| i.kind != ImageKind::Swap) {
+            rep.phase(&format!(
+                "root: keeping {} from the old root",
+                keep.join(", ")
+            ));
+            opts.sources.push(Source::ImagePaths {
+                image: old.to_owned(),
+                paths: keep.to_vec(),
+            });
+            // /etc/fstab names this rebuild's devices and types: the plan's wins even
+            // when the user keeps all of /etc.
+            let fstab = opts
+                .sources
+                .iter()
+                .find(|s| matches!(s, Source::File { dest, .. } if dest == "/etc/fstab"))
+                .cloned();
+            opts.sources.extend(fstab);
+        } else {
+            rep.warn(&format!(
+                "{} cannot be read as an ext2/3/4 image: nothing of it is kept ({} lost)",
+                old.display(),
+                keep.join(", ")
+            ));
+        }
+    }
     let level = opts.level;
-    run_build(new, &opts, "root", rep, hooks, interrupt)?;
-    Ok(level)
+    let lost = run_build(new, &opts, "root", rep, hooks, interrupt)?;
+    Ok((lost, level))
 }
 
 /// Runs the builder; returns how many entries were lost.
