@@ -71,6 +71,14 @@ pub fn run(plan: &Plan, ctx: &mut Ctx<'_>, kept: bool, already: Option<&str>) ->
         .tempdir()
         .context("creating the distribution share in the temporary folder")?;
     let files = stage_distribution(plan, dist.path())?;
+    if let Some(m) = &plan.first_boot.modules {
+        ctx.rep.phase(&format!(
+            "staging the kernel modules {} ({} MB)",
+            m.version,
+            m.bytes >> 20
+        ));
+        stage_modules(m, dist.path())?;
+    }
     let target = plan
         .first_boot
         .target
@@ -298,6 +306,53 @@ fn stage_distribution(plan: &Plan, dir: &Path) -> Result<usize> {
         .and_then(|mut w| std::io::Write::flush(&mut w))
         .with_context(|| format!("writing {}", archive.display()))?;
     Ok(n)
+}
+
+/// Writes `modules.tar` (the modules under `lib/modules/VERSION/`) and
+/// `MODULES.SHA256SUMS` (paths from the guest's `/`) into the share.
+fn stage_modules(m: &crate::plan::ModulesPlan, dir: &Path) -> Result<()> {
+    let archive = dir.join("modules.tar");
+    let file =
+        fs::File::create(&archive).with_context(|| format!("creating {}", archive.display()))?;
+    let mut b = tar::Builder::new(std::io::BufWriter::new(file));
+    b.mode(tar::HeaderMode::Deterministic);
+    b.follow_symlinks(false);
+    let inside = format!("lib/modules/{}", m.version);
+    b.append_dir_all(&inside, &m.dir)
+        .and_then(|()| b.into_inner())
+        .and_then(|mut w| std::io::Write::flush(&mut w))
+        .with_context(|| format!("packing the kernel modules of {}", m.dir.display()))?;
+    let mut sums = String::new();
+    let mut stack = vec![m.dir.clone()];
+    while let Some(d) = stack.pop() {
+        let mut entries: Vec<_> = fs::read_dir(&d)
+            .with_context(|| format!("reading {}", d.display()))?
+            .flatten()
+            .collect();
+        entries.sort_by_key(std::fs::DirEntry::file_name);
+        for e in entries {
+            let p = e.path();
+            let ft = e
+                .file_type()
+                .with_context(|| format!("reading {}", p.display()))?;
+            if ft.is_dir() {
+                stack.push(p);
+            } else if ft.is_file() {
+                let mut h = sha2::Sha256::new();
+                let mut f =
+                    fs::File::open(&p).with_context(|| format!("reading {}", p.display()))?;
+                std::io::copy(&mut f, &mut h)
+                    .with_context(|| format!("reading {}", p.display()))?;
+                let rel = p.strip_prefix(&m.dir).unwrap_or(&p).display().to_string();
+                let _ = writeln!(
+                    sums,
+                    "{}  ./{inside}/{rel}",
+                    crate::plan::hex(&h.finalize())
+                );
+            }
+        }
+    }
+    fs::write(dir.join("MODULES.SHA256SUMS"), sums).context("writing MODULES.SHA256SUMS")
 }
 
 fn copy_tree(src: &Path, dst: &Path) -> Result<()> {

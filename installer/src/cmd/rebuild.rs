@@ -353,6 +353,124 @@ fn rebuild(
     Ok(lost)
 }
 
+/// Moves an installed machine to another monitor (`boot --monitor M`): the root image
+/// is rebuilt from itself, everything kept, with the /etc/fstab the plan writes for `to`
+/// (its devices: /dev/ubdX, /dev/vdX, /dev/cobdN), checked and put in place as any
+/// rebuild; then config.txt is rewritten from the plan for `to` (without `initrd=` when
+/// the first boot is done) and install-state.json records the new monitor. The caller
+/// holds the machine's lock.
+pub fn switch_monitor(
+    prefix: &Path,
+    to: crate::profile::Monitor,
+    log: &mut RunLog,
+    interrupt: &AtomicBool,
+) -> Result<()> {
+    let mut st = InstallState::read(prefix)?
+        .ok_or_else(|| anyhow!("no machine is installed in {}", prefix.display()))?;
+    finish_pending(prefix, &mut st, log)?;
+    st.answers
+        .insert("MONITOR".to_owned(), to.as_str().to_owned());
+    let plan = installed_plan(&st)?;
+    let root = plan
+        .images
+        .iter()
+        .find(|i| i.role == Role::Root)
+        .ok_or_else(|| anyhow!("profile {} has no root image", plan.profile))?;
+    let file = root.file.clone();
+    let new = root.path.with_file_name(format!("{file}.new"));
+    apply::remove_partials(&new);
+    let _ = fs::remove_file(&new);
+    let info = image_builder::inspect(&root.path).with_context(|| {
+        format!(
+            "{} cannot be read as an ext2/3/4 image",
+            root.path.display()
+        )
+    })?;
+    let level = level_of(&root.path)
+        .ok_or_else(|| anyhow!("{} is not an ext2/3/4 image", root.path.display()))?;
+    let bytes = fs::metadata(&root.path)
+        .with_context(|| format!("reading {}", root.path.display()))?
+        .len();
+    let staging = tempfile::Builder::new()
+        .prefix("colinux-setup-switch-")
+        .tempdir()
+        .context("creating a staging folder in the temporary folder")?;
+    let fstab = staging.path().join("fstab");
+    fs::write(&fstab, &plan.fstab).with_context(|| format!("writing {}", fstab.display()))?;
+    let mut opts = image_builder::BuildOptions::new(level, SizeSpec::Bytes(bytes));
+    opts.label = Some(info.label.clone()).filter(|l| !l.is_empty());
+    opts.uuid = uuid::Uuid::parse_str(&info.uuid)
+        .ok()
+        .map(|u| *u.as_bytes());
+    opts.sources = vec![
+        Source::Image(root.path.clone()),
+        Source::File {
+            src: fstab,
+            dest: "/etc/fstab".into(),
+        },
+    ];
+    let mut rep = Reporter::new(false);
+    let hooks = Hooks::from_env();
+    let built = run_build(&new, &opts, "root", &mut rep, &hooks, interrupt)
+        .and_then(|lost| {
+            if lost > 0 {
+                Err(anyhow!(
+                    "{lost} entries of {} could not be read; run `colinux-setup images rebuild root` to rescue it first",
+                    root.path.display()
+                ))
+            } else {
+                Ok(())
+            }
+        })
+        .and_then(|()| check_new(&new));
+    rep.finish();
+    if let Err(e) = built {
+        let _ = fs::remove_file(&new);
+        return Err(e);
+    }
+    let record = state::FileRecord {
+        file: file.clone(),
+        role: "root".into(),
+        bytes,
+        digest: Some(state::file_digest(&new)?),
+        origin: "install".into(),
+        fs: Some(level.name().to_owned()),
+    };
+    let note = serde_json::to_vec_pretty(&record).context("encoding the pending record")?;
+    state::write_atomic(&prefix.join(PENDING_FILE), &note)?;
+    if let Err(e) = replace(&root.path, &new, false, &hooks, interrupt) {
+        let _ = fs::remove_file(prefix.join(PENDING_FILE));
+        return Err(e);
+    }
+    adopt(&mut st, record);
+    let mut config = plan.config_txt.clone();
+    if st.first_boot == "done" {
+        config = config
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("initrd="))
+            .map(|l| format!("{l}\n"))
+            .collect();
+    }
+    state::write_atomic(&prefix.join("config.txt"), config.as_bytes())?;
+    if let Some(r) = st.files.iter_mut().find(|f| f.role == "config") {
+        r.bytes = config.len() as u64;
+        r.digest = Some(format!(
+            "sha256:{}",
+            crate::plan::hex(&<sha2::Sha256 as sha2::Digest>::digest(config.as_bytes()))
+        ));
+    }
+    to.as_str().clone_into(&mut st.monitor);
+    st.installed_at = state::now_secs();
+    let json = serde_json::to_vec_pretty(&st).context("encoding install-state.json")?;
+    state::write_atomic(&prefix.join(STATE_FILE), &json)?;
+    let _ = fs::remove_file(prefix.join(PENDING_FILE));
+    log.line(&format!(
+        "switched to the {} monitor: {file}'s /etc/fstab and config.txt rewritten",
+        to.as_str()
+    ));
+    Ok(())
+}
+
 /// The record of an image being put in place, kept until install-state.json has it.
 const PENDING_FILE: &str = ".rebuild-pending.json";
 

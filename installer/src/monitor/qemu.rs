@@ -17,8 +17,19 @@ use config_txt::{Config, Nic};
 
 use super::{BootOptions, Launch, MonitorError};
 
-/// Whether KVM can be used: `/dev/kvm` opens read-write.
+/// The least guest RAM a distribution kernel with its initramfs boots in (Debian's 6.1
+/// cloud kernel stops silently while unpacking its initramfs at 64 MB).
+const MIN_MEM_MB: u32 = 128;
+
+/// Whether KVM is used: `COLINUX_SETUP_QEMU_ACCEL=kvm|tcg` decides when set (nested
+/// virtual machines often have a `/dev/kvm` whose guests hang: measured on this project's
+/// build machines), else whether `/dev/kvm` opens read-write.
 pub fn kvm_usable() -> bool {
+    match std::env::var("COLINUX_SETUP_QEMU_ACCEL").as_deref() {
+        Ok("tcg") => return false,
+        Ok("kvm") => return true,
+        _ => {}
+    }
     std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -35,7 +46,8 @@ fn no_comma(what: &str, p: &str) -> Result<String, MonitorError> {
     Ok(p.to_owned())
 }
 
-fn kernel(config: &Config, config_path: &Path) -> Result<String, MonitorError> {
+/// The kernel, and the initrd that goes with a kernel found beside config.txt.
+fn kernel(config: &Config, config_path: &Path) -> Result<(String, Option<String>), MonitorError> {
     let k = config
         .kernel
         .clone()
@@ -43,19 +55,31 @@ fn kernel(config: &Config, config_path: &Path) -> Result<String, MonitorError> {
     let is_uml = Path::new(&k)
         .file_name()
         .is_some_and(|n| n.to_string_lossy().contains("uml"));
-    if !is_uml {
-        return Ok(k);
+    if !is_uml && Path::new(&k).is_file() {
+        return Ok((k, None));
     }
+    // scripts/qemu-kernel puts a distribution kernel and the initrd with its drivers
+    // (virtio) there; that initrd is the kernel's, not config.txt's first-boot initrd=.
     let dir = config_path.parent().unwrap_or(Path::new("."));
     for name in ["bzImage", "vmlinuz"] {
         if dir.join(name).is_file() {
-            return Ok(dir.join(name).display().to_string());
+            let initrd = dir.join("initrd.img");
+            return Ok((
+                dir.join(name).display().to_string(),
+                initrd.is_file().then(|| initrd.display().to_string()),
+            ));
         }
+    }
+    if !is_uml {
+        // Named in config.txt; QEMU says what is wrong with it.
+        return Ok((k, None));
     }
     Err(MonitorError::NotRunnable(format!(
         "kernel={k} is a User-mode Linux kernel, which QEMU cannot boot; put an x86-64 kernel \
-         (bzImage or vmlinuz) beside {} or boot with --monitor uml",
-        config_path.display()
+         (bzImage or vmlinuz, with its initrd.img) beside {} (scripts/qemu-kernel {} does), \
+         or boot with --monitor uml",
+        config_path.display(),
+        dir.display()
     )))
 }
 
@@ -65,13 +89,13 @@ pub fn command_line(config: &Config, opts: &BootOptions) -> Result<Launch, Monit
         "-accel".into(),
         if opts.kvm { "kvm" } else { "tcg" }.into(),
         "-m".into(),
-        format!("{}", config.mem.unwrap_or(128)),
+        format!("{}", config.mem.unwrap_or(MIN_MEM_MB).max(MIN_MEM_MB)),
         "-nographic".into(),
         "-no-reboot".into(),
-        "-kernel".into(),
-        no_comma("kernel", &kernel(config, &opts.config_path)?)?,
     ];
-    if let Some(i) = &config.initrd {
+    let (kernel, kernel_initrd) = kernel(config, &opts.config_path)?;
+    args.extend(["-kernel".into(), no_comma("kernel", &kernel)?]);
+    if let Some(i) = config.initrd.as_ref().or(kernel_initrd.as_ref()) {
         args.extend(["-initrd".into(), no_comma("initrd", i)?]);
     }
     let mut append = config.boot_line();
