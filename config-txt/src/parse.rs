@@ -390,6 +390,16 @@ impl Parser {
         out
     }
 
+    /// Whether `item` (`keyN`) was defined before: then this definition is reported as
+    /// the daemon reports it (the first one wins) and is to be skipped.
+    fn again(&mut self, key: &str, n: u8, item: Item, loc: &Location) -> bool {
+        let Some(first) = self.spans.get(&item).cloned() else {
+            return false;
+        };
+        self.double_defined(key, n, loc.clone(), Some(&first));
+        true
+    }
+
     fn double_defined(&mut self, key: &str, n: u8, loc: Location, first: Option<&Location>) {
         let msg = if key == "cofs" {
             format!("warning cofs{n} double defined")
@@ -630,9 +640,7 @@ impl Parser {
     fn scsi(&mut self) {
         for (n, hit) in self.indexed("scsi", MAX_SCSI) {
             let loc = hit.tok.loc.clone();
-            if self.cfg.scsi.contains_key(&n) {
-                let first = self.spans.get(&Item::Scsi(n)).cloned();
-                self.double_defined("scsi", n, loc, first.as_ref());
+            if self.again("scsi", n, Item::Scsi(n), &loc) {
                 continue;
             }
             let f = self.split(
@@ -711,9 +719,7 @@ impl Parser {
     fn cobd(&mut self) {
         for (n, hit) in self.indexed("cobd", MAX_COBD) {
             let loc = hit.tok.loc.clone();
-            if self.cfg.cobd.contains_key(&n) {
-                let first = self.spans.get(&Item::Cobd(n)).cloned();
-                self.double_defined("cobd", n, loc, first.as_ref());
+            if self.again("cobd", n, Item::Cobd(n), &loc) {
                 continue;
             }
             if let Some(path) = self.device_path(&format!("cobd{n}"), hit.value(), &hit.value_loc())
@@ -887,9 +893,7 @@ impl Parser {
         for (n, hit) in self.indexed("eth", MAX_ETH) {
             let key = format!("eth{n}");
             let loc = hit.tok.loc.clone();
-            if self.cfg.eth.contains_key(&n) {
-                let first = self.spans.get(&Item::Eth(n)).cloned();
-                self.double_defined("eth", n, loc, first.as_ref());
+            if self.again("eth", n, Item::Eth(n), &loc) {
                 continue;
             }
             let v = hit.value();
@@ -1003,9 +1007,7 @@ impl Parser {
     fn cofs(&mut self) {
         for (n, hit) in self.indexed("cofs", MAX_COFS) {
             let loc = hit.tok.loc.clone();
-            if self.cfg.cofs.contains_key(&n) {
-                let first = self.spans.get(&Item::Cofs(n)).cloned();
-                self.double_defined("cofs", n, loc, first.as_ref());
+            if self.again("cofs", n, Item::Cofs(n), &loc) {
                 continue;
             }
             if let Some(path) = self.device_path(&format!("cofs{n}"), hit.value(), &hit.value_loc())
@@ -1019,9 +1021,7 @@ impl Parser {
     fn pci(&mut self) {
         for (n, hit) in self.indexed("pci", MAX_PCI) {
             let loc = hit.tok.loc.clone();
-            if self.cfg.pci.contains_key(&n) {
-                let first = self.spans.get(&Item::Pci(n)).cloned();
-                self.double_defined("pci", n, loc, first.as_ref());
+            if self.again("pci", n, Item::Pci(n), &loc) {
                 continue;
             }
             let key = format!("pci{n}");
@@ -1092,25 +1092,16 @@ impl Parser {
     fn ttys(&mut self) {
         for (n, hit) in self.indexed("ttys", MAX_TTYS) {
             let loc = hit.tok.loc.clone();
-            if self.cfg.ttys.contains_key(&n) {
-                let first = self.spans.get(&Item::Ttys(n)).cloned();
-                self.double_defined("ttys", n, loc, first.as_ref());
+            if self.again("ttys", n, Item::Ttys(n), &loc) {
                 continue;
             }
-            let key = format!("ttys{n}");
-            let f = self.split(&key, &hit, hit.value_at, &[MAX_NAME, MAX_TTYS_MODE], "");
-            self.name_trap(&key, &hit, hit.value_at, &f[0], "device name");
-            if f[0].bytes.is_empty() {
-                self.error(
-                    "ttys-name",
-                    hit.value_loc(),
-                    format!("missing host serial device name for ttys{n}"),
-                );
-                continue;
-            }
-            let (Some(name), Some(mode)) = (
-                self.utf8(&f[0].bytes, &loc, "the serial device name"),
-                self.utf8(&f[1].bytes, &loc, "the serial mode"),
+            let Some((name, mode)) = self.two_texts(
+                &hit,
+                &format!("ttys{n}"),
+                [MAX_NAME, MAX_TTYS_MODE],
+                Some("device name"),
+                ("ttys-name", "missing host serial device name"),
+                ["the serial device name", "the serial mode"],
             ) else {
                 continue;
             };
@@ -1119,33 +1110,49 @@ impl Parser {
         }
     }
 
+    /// The two comma fields of `ttysN=` / `execN=`: the first required (else the error
+    /// `missing.0` with the message `missing.1 for KEY`), both UTF-8; `trap` names the
+    /// first field for the name traps.
+    fn two_texts(
+        &mut self,
+        hit: &Hit,
+        key: &str,
+        limits: [usize; 2],
+        trap: Option<&str>,
+        missing: (&'static str, &str),
+        whats: [&str; 2],
+    ) -> Option<(String, String)> {
+        let f = self.split(key, hit, hit.value_at, &limits, "");
+        if let Some(what) = trap {
+            self.name_trap(key, hit, hit.value_at, &f[0], what);
+        }
+        if f[0].bytes.is_empty() {
+            self.error(
+                missing.0,
+                hit.value_loc(),
+                format!("{} for {key}", missing.1),
+            );
+            return None;
+        }
+        let loc = &hit.tok.loc;
+        let first = self.utf8(&f[0].bytes, loc, whats[0]);
+        let second = self.utf8(&f[1].bytes, loc, whats[1]);
+        Some((first?, second?))
+    }
+
     fn exec(&mut self) {
         for (n, hit) in self.indexed("exec", MAX_EXEC) {
             let loc = hit.tok.loc.clone();
-            if self.cfg.exec.contains_key(&n) {
-                let first = self.spans.get(&Item::Exec(n)).cloned();
-                self.double_defined("exec", n, loc, first.as_ref());
+            if self.again("exec", n, Item::Exec(n), &loc) {
                 continue;
             }
-            let key = format!("exec{n}");
-            let f = self.split(
-                &key,
+            let Some((program, args)) = self.two_texts(
                 &hit,
-                hit.value_at,
-                &[MAX_EXEC_PROG, MAX_EXEC_ARGS],
-                "",
-            );
-            if f[0].bytes.is_empty() {
-                self.error(
-                    "exec-program",
-                    hit.value_loc(),
-                    format!("missing program path for exec{n}"),
-                );
-                continue;
-            }
-            let (Some(program), Some(args)) = (
-                self.utf8(&f[0].bytes, &loc, "the program"),
-                self.utf8(&f[1].bytes, &loc, "the arguments"),
+                &format!("exec{n}"),
+                [MAX_EXEC_PROG, MAX_EXEC_ARGS],
+                None,
+                ("exec-program", "missing program path"),
+                ["the program", "the arguments"],
             ) else {
                 continue;
             };
