@@ -85,13 +85,26 @@ pub fn run(plan: &Plan, ctx: &mut Ctx<'_>, kept: bool, already: Option<&str>) ->
         .clone()
         .unwrap_or_else(|| "/home".into());
     let dist_path = dist.path().display().to_string();
+    // QEMU: the share is a read-only ext2 image of the staging folder, made by our own
+    // writer and attached after the machine's drives, so a guest kernel without 9p
+    // (Debian's cloud kernel) still reads it; UML reads the folder through hostfs.
+    let mut drives = Vec::new();
+    let share = match plan.monitor {
+        Monitor::Qemu => {
+            let img = run_dir.path().join("dist.img");
+            share_image(dist.path(), &img, ctx)?;
+            drives.push(img);
+            format!(
+                "colinux.dist=disk:/dev/vd{}",
+                char::from(b'a' + u8::try_from(parsed.config.cobd.len()).unwrap_or(25).min(25))
+            )
+        }
+        _ => format!("colinux.dist=hostfs:{dist_path}"),
+    };
     let mut extra = vec![
         "colinux.firstboot".to_owned(),
         format!("colinux.target={target}"),
-        match plan.monitor {
-            Monitor::Qemu => "colinux.dist=9p:colinuxdist".to_owned(),
-            _ => format!("colinux.dist=hostfs:{dist_path}"),
-        },
+        share,
     ];
     match std::env::var("COLINUX_SETUP_TEST_FIRST_BOOT").as_deref() {
         Ok("fail") => extra.push("colinux.firstboot.test=fail".into()),
@@ -106,7 +119,8 @@ pub fn run(plan: &Plan, ctx: &mut Ctx<'_>, kept: bool, already: Option<&str>) ->
         id: format!("colinux-setup-{}", std::process::id()),
         config_path: plan.prefix.join("config.txt"),
         kvm: monitor::qemu::kvm_usable(),
-        extra_shares: vec![("colinuxdist".into(), dist.path().to_owned())],
+        extra_shares: Vec::new(),
+        extra_drives: drives,
     };
     let launch = monitor::command_line(plan.monitor, &parsed.config, &opts)
         .context("the first boot's command line")?;
@@ -297,6 +311,21 @@ fn stage_modules(m: &crate::plan::ModulesPlan, dir: &Path) -> Result<()> {
         .with_context(|| format!("packing the kernel modules of {}", m.dir.display()))?;
     let (sums, _) = sha256_sums(&m.dir, &format!("./{inside}"))?;
     fs::write(dir.join("MODULES.SHA256SUMS"), sums).context("writing MODULES.SHA256SUMS")
+}
+
+/// Writes `img`, a read-only ext2 image holding the staging folder `dir`.
+fn share_image(dir: &Path, img: &Path, ctx: &mut Ctx<'_>) -> Result<()> {
+    let mut opts = image_builder::BuildOptions::new(
+        image_builder::FsLevel::Ext2,
+        image_builder::SizeSpec::Auto(image_builder::Headroom::None),
+    );
+    opts.label = Some("colinux-dist".into());
+    opts.sources = vec![image_builder::Source::Dir(dir.to_owned())];
+    ctx.rep.phase("writing the distribution share image");
+    image_builder::build(img, &opts, &mut |_| {}, ctx.interrupt)
+        .map_err(anyhow::Error::new)
+        .with_context(|| format!("writing the distribution share {}", img.display()))?;
+    Ok(())
 }
 
 /// `sha256sum` lines for every regular file below `root` (sorted by name in each

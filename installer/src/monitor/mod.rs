@@ -61,6 +61,9 @@ pub struct BootOptions {
     /// Read-only folders to share with the guest, by tag (QEMU virtfs; UML reads host
     /// paths through hostfs and needs nothing on the command line).
     pub extra_shares: Vec<(String, PathBuf)>,
+    /// Read-only disk images attached after config.txt's block devices (QEMU: the first
+    /// boot's distribution, since distribution kernels may lack 9p).
+    pub extra_drives: Vec<PathBuf>,
 }
 
 #[cfg(test)]
@@ -76,6 +79,7 @@ impl BootOptions {
             config_path: PathBuf::from("/nowhere/config.txt"),
             kvm: false,
             extra_shares: vec![],
+            extra_drives: vec![],
         }
     }
 }

@@ -119,6 +119,21 @@ pub fn command_line(config: &Config, opts: &BootOptions) -> Result<Launch, Monit
             ),
         ]);
     }
+    let next = config
+        .cobd
+        .keys()
+        .next_back()
+        .map_or(0, |n| u32::from(*n) + 1);
+    for (i, d) in opts.extra_drives.iter().enumerate() {
+        args.extend([
+            "-drive".into(),
+            format!(
+                "file={},format=raw,if=virtio,index={},readonly=on",
+                no_comma("a read-only drive", &d.display().to_string())?,
+                next + i as u32
+            ),
+        ]);
+    }
     for (n, nic) in &config.eth {
         let netdev = match nic {
             Nic::Slirp { redirs, .. } => {
@@ -196,6 +211,7 @@ mod tests {
             config_path: PathBuf::from("/m/config.txt"),
             kvm: false,
             extra_shares: vec![("colinuxdist".into(), PathBuf::from("/tmp/dist"))],
+            extra_drives: vec![PathBuf::from("/tmp/dist.img")],
         };
         let l = command_line(&parsed.config, &opts).expect("launch");
         assert_eq!(
@@ -203,7 +219,7 @@ mod tests {
             "qemu-system-x86_64 -accel tcg -m 128 -nographic -no-reboot -kernel /m/bzImage -initrd /m/initrd.gz \
              -append 'root=/dev/vda ro console=ttyS0 panic=-1 colinux.firstboot' \
              -drive file=/m/root.img,format=raw,if=virtio,index=0 -drive file=/m/home.img,format=raw,if=virtio,index=1 \
-             -drive file=/m/swap.img,format=raw,if=virtio,index=2 \
+             -drive file=/m/swap.img,format=raw,if=virtio,index=2 -drive file=/tmp/dist.img,format=raw,if=virtio,index=3,readonly=on \
              -netdev user,id=net0,hostfwd=tcp::2222-:22,hostfwd=udp::69-:69 -device virtio-net-pci,netdev=net0,mac=02:00:00:00:00:01 \
              -netdev tap,id=net1,ifname=tap0,script=no,downscript=no -device virtio-net-pci,netdev=net1,mac=02:00:00:00:00:02 \
              -virtfs local,path=/srv/share,mount_tag=cofs0,security_model=none \

@@ -144,6 +144,7 @@ mod tests {
             config_path: PathBuf::from("/m/config.txt"),
             kvm: false,
             extra_shares: vec![],
+            extra_drives: vec![],
         }
     }
 
