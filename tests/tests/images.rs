@@ -547,3 +547,91 @@ fn a_damaged_image_is_rescued() -> Result<()> {
     ensure!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
     Ok(())
 }
+
+/// A root rebuild's `preserve` paths (`Source::ImagePaths`): just those paths of an old
+/// image, with every kind of entry and all metadata, placed over a fresh tree in one
+/// pass. The oracle is the same selection copied on the host with `cp -a`.
+#[test]
+fn chosen_paths_of_an_old_image_are_kept_over_a_fresh_tree() -> Result<()> {
+    require_tools()?;
+    let t = tempfile::tempdir()?;
+    let src = t.path().join("src");
+    every_kind_tree(&src)?;
+    let old = t.path().join("old.img");
+    build(&old, "ext4-modern", "auto", &src, &[])?;
+    // The fresh tree: a file in a folder the old image also has (the two merge), and one
+    // the old image does not have.
+    let fresh = t.path().join("fresh");
+    std::fs::create_dir_all(fresh.join("dir"))?;
+    std::fs::create_dir_all(fresh.join("etc"))?;
+    std::fs::write(fresh.join("dir/from-the-kit"), b"kit\n")?;
+    std::fs::write(fresh.join("etc/fstab"), b"/dev/ubda / ext4 defaults 0 1\n")?;
+    let keep = [
+        "/dir",
+        "/hard",
+        "/links",
+        "/modes",
+        "/dev",
+        "/utf8/répertoire",
+        "/no/such",
+    ];
+    // The oracle: the fresh tree, then the same paths copied with `cp -a` (one call, so
+    // hard links between them stay links; --parents gives /utf8 the source's metadata).
+    let expected = t.path().join("expected");
+    let cp = |args: &[&str], dir: &Path| -> Result<()> {
+        let o = run_capture(Command::new("cp").args(args).current_dir(dir))?;
+        ensure!(
+            o.status.success(),
+            "cp {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        Ok(())
+    };
+    cp(&["-a", p(&fresh), p(&expected)], t.path())?;
+    let mut args = vec!["-a", "--parents"];
+    let rels: Vec<String> = keep[..6]
+        .iter()
+        .map(|k| k.trim_start_matches('/').to_owned())
+        .collect();
+    args.extend(rels.iter().map(String::as_str));
+    args.push(p(&expected));
+    cp(&args, &src)?;
+    // Adding entries touched the copy's root folder; the fresh tree's root is the truth.
+    let o = run_capture(Command::new("touch").arg("-r").arg(&fresh).arg(&expected))?;
+    ensure!(o.status.success(), "touch -r");
+
+    let new = t.path().join("new.img");
+    let mut opts = image_builder::BuildOptions::new(
+        image_builder::FsLevel::Ext4Modern,
+        image_builder::SizeSpec::Auto(image_builder::Headroom::None),
+    );
+    opts.sources = vec![
+        image_builder::Source::Dir(fresh.clone()),
+        image_builder::Source::ImagePaths {
+            image: old.clone(),
+            paths: keep.iter().map(|k| (*k).to_owned()).collect(),
+        },
+    ];
+    let mut warnings = Vec::new();
+    let never = std::sync::atomic::AtomicBool::new(false);
+    image_builder::build(
+        &new,
+        &opts,
+        &mut |ev| {
+            if let image_builder::Event::Warning(w) = ev {
+                warnings.push(w);
+            }
+        },
+        &never,
+    )?;
+    ensure!(
+        warnings.len() == 1 && warnings[0].contains("/no/such: not in"),
+        "{warnings:?}"
+    );
+    e2fsck_clean(&new)?;
+    compare_tree(&expected, &new, &CompareOpts::default())
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap_or_default()
+}
