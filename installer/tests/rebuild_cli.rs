@@ -4,7 +4,7 @@
 //! `debugfs rdump` (an independent reader), images judged by `e2fsck -fn`, and the
 //! machine booted in User-mode Linux afterwards.
 //!
-//! `COLINUX_SETUP_TEST_PAUSE_AT=rebuild:home:writing|rebuild:home:replace` is a test-only
+//! `COLINUX_SETUP_TEST_PAUSE_AT=rebuild:home:writing|replace|state` is a test-only
 //! hook (see installer/src/cmd/rebuild.rs): the rebuild stops there until killed.
 
 mod common;
@@ -16,6 +16,37 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
+
+/// `images rebuild home --size 48M` stopped by the test hook at `step` (until killed).
+fn paused_rebuild(prefix: &Path, step: &str) -> std::process::Child {
+    let err = prefix.with_file_name(format!("{}.err", step.replace(':', "-")));
+    let child = cmd(&[
+        "images",
+        "rebuild",
+        "--prefix",
+        p(prefix),
+        "home",
+        "--size",
+        "48M",
+    ])
+    .env("COLINUX_SETUP_TEST_PAUSE_AT", step)
+    .stdout(Stdio::null())
+    .stderr(File::create(&err).expect("err"))
+    .spawn()
+    .expect("rebuild");
+    let start = Instant::now();
+    while !std::fs::read_to_string(&err)
+        .unwrap_or_default()
+        .contains("test hook: paused at")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no pause at {step}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
 
 fn run(args: &[&str], code: i32) -> Output {
     let o = cmd(args).output().expect("run colinux-setup");
@@ -177,32 +208,7 @@ fn sigkill_during_a_rebuild_leaves_home_as_it_was_and_the_machine_bootable() {
     let home = prefix.join("home.img");
     let before = sha256(&home);
     for step in ["rebuild:home:writing", "rebuild:home:replace"] {
-        let err = prefix.with_file_name(format!("{}.err", step.replace(':', "-")));
-        let mut child = cmd(&[
-            "images",
-            "rebuild",
-            "--prefix",
-            p(&prefix),
-            "home",
-            "--size",
-            "48M",
-        ])
-        .env("COLINUX_SETUP_TEST_PAUSE_AT", step)
-        .stdout(Stdio::null())
-        .stderr(File::create(&err).expect("err"))
-        .spawn()
-        .expect("rebuild");
-        let start = Instant::now();
-        while !std::fs::read_to_string(&err)
-            .unwrap_or_default()
-            .contains("test hook: paused at")
-        {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "no pause at {step}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut child = paused_rebuild(&prefix, step);
         // The machine is locked while a rebuild runs.
         let o = cmd(&["images", "rebuild", "--prefix", p(&prefix), "home"])
             .output()
@@ -451,29 +457,7 @@ fn rebuilding_root_keeps_the_preserved_paths_and_nothing_else_of_the_old_root() 
 fn a_kill_after_the_rename_is_finished_by_the_next_rebuild() {
     let (_t, prefix, sums) = machine(20, "ext3");
     let home = prefix.join("home.img");
-    let err = prefix.with_file_name("state.err");
-    let mut child = cmd(&[
-        "images",
-        "rebuild",
-        "--prefix",
-        p(&prefix),
-        "home",
-        "--size",
-        "48M",
-    ])
-    .env("COLINUX_SETUP_TEST_PAUSE_AT", "rebuild:home:state")
-    .stdout(Stdio::null())
-    .stderr(File::create(&err).expect("err"))
-    .spawn()
-    .expect("rebuild");
-    let start = Instant::now();
-    while !std::fs::read_to_string(&err)
-        .unwrap_or_default()
-        .contains("test hook: paused at")
-    {
-        assert!(start.elapsed() < Duration::from_secs(20), "no pause");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut child = paused_rebuild(&prefix, "rebuild:home:state");
     child.kill().expect("SIGKILL");
     let _ = child.wait();
     // The new image is in place; the state still has the old record.
