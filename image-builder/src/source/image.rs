@@ -1,6 +1,8 @@
 //! An existing ext2/ext3/ext4 image as a source: its tree, with all metadata, read
 //! straight from the image file and fed to the writer in one pass, so an image can be
-//! grown, shrunk (`--size auto`), converted to another level, or rescued.
+//! grown, shrunk (`--size auto`), converted to another level, or rescued. Or only
+//! chosen paths of it, over what earlier sources built (a root rebuild's `preserve`
+//! list): each path is looked up folder by folder and copied with everything below it.
 //!
 //! The reader is small and read-only: superblock, group descriptors, inodes, extent
 //! trees and block maps, linear directory blocks (an htree directory's index blocks read
