@@ -1,9 +1,22 @@
 //! Driver bundle: the part of colinux-setup that checks a kit and installs the coLinux
 //! ring-0 driver.
 //!
-//! This crate is a placeholder in the workspace laid out by ../shared/design.md: it
-//! compiles and exports nothing yet. The work is tracked as the "Driver bundle" issue:
-//! kit manifests (`kit.toml`: file, role, size, sha256, signer), Authenticode checks
-//! against a pinned signer, and driver install/remove/status behind one host trait
-//! (Windows service control, Linux module loading, a recording host for tests).
-#![forbid(unsafe_code)]
+//! - [`manifest`]: `kit.toml`, the list of a kit's files with role, size, SHA-256, host,
+//!   architecture and pinned signer; [`manifest::verify_file`] checks one file by
+//!   streaming it. The installer verifies every file it uses before it changes anything.
+//! - [`authenticode`]: Authenticode signatures of PE files (drivers, executables)
+//!   checked without Windows APIs: file digest, signed attributes, signature, chain to
+//!   a pinned certificate or CA, usage and validity; each refusal names its check.
+//! - [`host`]: the ring-0 driver installed, removed and reported on behind one trait,
+//!   [`host::DriverHost`]: Windows (Service Control Manager), Linux (the `colinux`
+//!   module) and a recording host for `--dry-run` and tests.
+//! - `wintrust` (Windows only): `WinVerifyTrust`'s verdict, reported beside ours.
+//!
+//! The crate never prints; the `colinux-setup` binary renders its results.
+#![deny(missing_docs)]
+
+pub mod authenticode;
+pub mod host;
+pub mod manifest;
+#[cfg(windows)]
+pub mod wintrust;

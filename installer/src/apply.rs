@@ -21,7 +21,7 @@
 //! STEP` on stderr) until the process is killed or interrupted (then the run cancels);
 //! `COLINUX_SETUP_TEST_FAIL_AT=STEP` makes the step fail. Steps: `prefix`, `image:root`,
 //! `image:root:writing` (inside the build, its temporary file half written),
-//! `image:home`, `image:home:writing`, `swap`, `config`, `first-boot`, `state`, `commit`.
+//! `image:home`, `image:home:writing`, `swap`, `config`, `tap`, `first-boot`, `state`, `commit`.
 //! `COLINUX_SETUP_TEST_FIRST_BOOT=fail|hang|panic` makes the first boot's guest fail
 //! (see [`crate::firstboot`]). They exist for the tests in installer/tests and are not
 //! part of the product's interface.
@@ -66,6 +66,16 @@ pub enum Entry {
         /// The file.
         path: PathBuf,
     },
+    /// A TAP adapter about to be created (deleted on rollback).
+    Tap {
+        /// Its name.
+        name: String,
+    },
+    /// The ring-0 driver about to be installed (removed on rollback).
+    Driver {
+        /// Its service or module name.
+        name: String,
+    },
     /// A file replaced: the old one was renamed to `backup`.
     Replace {
         /// The file.
@@ -105,7 +115,7 @@ impl Journal {
         }
     }
 
-    fn push(&mut self, e: Entry) -> Result<()> {
+    pub(crate) fn push(&mut self, e: Entry) -> Result<()> {
         if !self.entries.contains(&e) {
             self.entries.push(e);
         }
@@ -120,7 +130,7 @@ impl Journal {
     fn owns(&self, path: &Path) -> bool {
         self.entries.iter().any(|e| match e {
             Entry::File { path: p } | Entry::Replace { path: p, .. } => p == path,
-            Entry::Dir { .. } => false,
+            Entry::Dir { .. } | Entry::Tap { .. } | Entry::Driver { .. } => false,
         })
     }
 
@@ -139,6 +149,17 @@ impl Journal {
                     if backup.exists() && fs::rename(backup, path).is_ok() {
                         done.push(format!("restored {}", path.display()));
                     }
+                }
+                Entry::Tap { name } => {
+                    let mut host = crate::netfacts::host();
+                    match tap_setup::remove(host.as_mut(), name) {
+                        Ok(true) => done.push(format!("removed the TAP adapter {name}")),
+                        Ok(false) => {}
+                        Err(e) => log.line(&format!("rollback: the TAP adapter {name}: {e}")),
+                    }
+                }
+                Entry::Driver { name } => {
+                    done.extend(crate::driver::rollback(name, log));
                 }
                 Entry::Dir { path } => {
                     // Our own bookkeeping files go first; anything else keeps the folder.
@@ -253,12 +274,25 @@ fn cancelled() -> anyhow::Error {
 /// and that every source can be read.
 pub fn check_host(plan: &Plan) -> Result<()> {
     let prefix = &plan.prefix;
+    // The kit first: every file it ships must match its kit.toml before any is used.
+    if let Some(kit) = &plan.kit {
+        crate::kit::load_verified(kit)?;
+    }
     let existing = crate::facts::nearest_existing(prefix).ok_or_else(|| {
         anyhow!(
             "INSTALLDIR={}: no part of this path exists; choose a folder on an existing volume",
             prefix.display()
         )
     })?;
+    // Windows: ACLs decide, so try it (a temporary file that deletes itself).
+    #[cfg(windows)]
+    if tempfile::tempfile_in(&existing).is_err() {
+        bail!(
+            "INSTALLDIR={}: no right to write in {}; run as an administrator (or SYSTEM, as msiexec's custom actions do), or choose another folder",
+            prefix.display(),
+            existing.display()
+        );
+    }
     #[cfg(unix)]
     if rustix::fs::access(
         &existing,
@@ -324,7 +358,11 @@ pub fn check_host(plan: &Plan) -> Result<()> {
 /// Installs `plan`.
 pub fn install(plan: &Plan, ctx: &mut Ctx<'_>) -> Result<Summary, ApplyError> {
     let hooks = Hooks::from_env();
-    ctx.rep.phase("checking the host");
+    ctx.rep.phase(if plan.kit.is_some() {
+        "verifying the kit, checking the host"
+    } else {
+        "checking the host"
+    });
     check_host(plan).map_err(ApplyError::Failed)?;
     if ctx.interrupt.load(Ordering::SeqCst) {
         return Err(ApplyError::Cancelled(cancelled()));
@@ -491,6 +529,16 @@ fn steps(
     });
 
     check_interrupt(ctx.interrupt)?;
+    hooks.at("tap", ctx.interrupt)?;
+    let tap_record = tap_step(plan, ctx, journal, old_state.as_ref(), &mut summary)?;
+
+    check_interrupt(ctx.interrupt)?;
+    hooks.at("driver", ctx.interrupt)?;
+    let (driver_record, driver_file) =
+        crate::driver::step(plan, ctx, journal, old_state.as_ref(), &mut summary)?;
+    records.extend(driver_file);
+
+    check_interrupt(ctx.interrupt)?;
     hooks.at("first-boot", ctx.interrupt)?;
     let kept_image = plan
         .files()
@@ -505,7 +553,7 @@ fn steps(
                 r.bytes = fs::metadata(&path)
                     .with_context(|| format!("reading {}", path.display()))?
                     .len();
-                r.digest = Some(if r.role == "config" {
+                r.digest = Some(if r.role == "config" || r.role == "driver" {
                     let bytes =
                         fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
                     format!("sha256:{}", crate::plan::hex(&sha2::Sha256::digest(&bytes)))
@@ -530,11 +578,8 @@ fn steps(
         plan_digest: digest.to_owned(),
         answers: plan.answers.clone(),
         first_boot: summary.first_boot.clone(),
-        tap: plan.tap.as_ref().map(|t| TapRecord {
-            name: t.name.clone(),
-            subnet: t.subnet.clone(),
-            state: t.state.clone(),
-        }),
+        tap: tap_record,
+        driver: driver_record,
         files: records,
         installed_at: state::now_secs(),
     };
@@ -554,6 +599,123 @@ fn steps(
     Ok(summary)
 }
 
+/// The `tap` step: creates the adapter (or reuses one of the same name) with the host
+/// address of the plan's network. An adapter created here is journalled first, so a
+/// rollback deletes it; one that was there before is never deleted. Without the right
+/// to create it, an optional network is skipped (and recorded so) instead of failing.
+fn tap_step(
+    plan: &Plan,
+    ctx: &mut Ctx<'_>,
+    journal: &mut Journal,
+    old: Option<&InstallState>,
+    summary: &mut Summary,
+) -> Result<Option<TapRecord>> {
+    let Some(t) = &plan.tap else {
+        return Ok(None);
+    };
+    ctx.rep.phase(&format!(
+        "setting up the TAP adapter {} on {}",
+        t.name, t.subnet
+    ));
+    let mut record = TapRecord {
+        name: t.name.clone(),
+        subnet: t.subnet.clone(),
+        state: String::new(),
+        created: false,
+        host_ip: Some(t.host_ip.clone()),
+        guest_ip: Some(t.guest_ip.clone()),
+        skipped: None,
+    };
+    if !t.here {
+        ctx.log
+            .line(&format!("TAP adapter {}: {}", t.name, t.state));
+        record.state = "not created on this host".into();
+        record.skipped = Some(t.state.clone());
+        return Ok(Some(record));
+    }
+    let spec = tap_setup::Spec {
+        name: t.name.clone(),
+        subnet: tap_setup::Subnet::parse(&t.subnet)?,
+        owner: t.owner,
+    };
+    let entry = Entry::Tap {
+        name: t.name.clone(),
+    };
+    let ours_before = journal.entries.contains(&entry)
+        || old
+            .and_then(|s| s.tap.as_ref())
+            .is_some_and(|r| r.created && r.name == t.name);
+    let mut host = crate::netfacts::host();
+    let existed = host
+        .find(&t.name)
+        .with_context(|| format!("looking for the TAP adapter {}", t.name))?
+        .is_some();
+    if !existed {
+        journal.push(entry)?;
+    }
+    match tap_setup::install(host.as_mut(), &spec) {
+        Ok(done) => {
+            record.created = done.created || ours_before;
+            record.state = if done.created {
+                format!("created, {} up", t.host_ip)
+            } else {
+                format!("reused, {} up", t.host_ip)
+            };
+            if done.created {
+                summary.changed.push(format!("TAP adapter {}", t.name));
+            }
+            if done.reboot_required {
+                let w = format!(
+                    "Windows asks for a reboot before the TAP adapter {} can be used",
+                    t.name
+                );
+                ctx.rep.warn(&w);
+                summary.warnings.push(w);
+            }
+            ctx.log.line(&format!(
+                "TAP adapter {}: {} (owner {}, MAC {})",
+                t.name,
+                record.state,
+                done.adapter
+                    .owner
+                    .map_or("none".to_owned(), |u| format!("uid {u}")),
+                done.adapter.mac.as_deref().unwrap_or("unknown")
+            ));
+            Ok(Some(record))
+        }
+        Err(
+            e @ (tap_setup::Error::NoRight { .. }
+            | tap_setup::Error::NoTapSupport { .. }
+            | tap_setup::Error::BadName { .. }),
+        ) if t.optional => {
+            let w = format!(
+                "the TAP adapter {} was not created: {e}; the profile marks networking optional, so the machine is installed without it (create it later with `colinux-setup tap install --prefix {}` as a user who may)",
+                t.name,
+                plan.prefix.display()
+            );
+            ctx.rep.warn(&w);
+            summary.warnings.push(w);
+            record.state = "skipped (networking optional)".into();
+            record.skipped = Some(e.to_string());
+            Ok(Some(record))
+        }
+        Err(e) => {
+            let hint = if matches!(
+                e,
+                tap_setup::Error::NoRight { .. } | tap_setup::Error::NoTapSupport { .. }
+            ) {
+                "; run the install as root or with CAP_NET_ADMIN, or mark networking optional in the profile ([network.tap] optional = true)"
+            } else {
+                ""
+            };
+            Err(anyhow!(e).context(format!(
+                "the TAP adapter {} on {} could not be set up{hint}",
+                t.name, t.subnet
+            )))
+        }
+    }
+}
+
 fn check_interrupt(flag: &AtomicBool) -> Result<()> {
     if flag.load(Ordering::SeqCst) {
         return Err(cancelled());
@@ -563,7 +725,7 @@ fn check_interrupt(flag: &AtomicBool) -> Result<()> {
 
 /// Writes `bytes` to `path` unless it already holds them; a different file is kept in
 /// a backup until the install commits.
-fn write_file(
+pub(crate) fn write_file(
     path: &Path,
     bytes: &[u8],
     journal: &mut Journal,
@@ -664,33 +826,16 @@ fn image_step(
         path: img.path.clone(),
     })?;
     let writing = format!("image:{}:writing", img.role.as_str());
-    let mut hook_err = None;
-    let interrupt = ctx.interrupt;
-    let rep = &mut *ctx.rep;
-    let result = image_builder::build(
+    let (report, _) = build_image(
         &img.path,
         &opts,
-        &mut |ev| match ev {
-            image_builder::Event::Phase(p) => {
-                if p == "writing metadata"
-                    && hook_err.is_none()
-                    && let Err(e) = hooks.at(&writing, interrupt)
-                {
-                    hook_err = Some(e);
-                }
-                rep.phase(&format!("{}: {p}", img.file));
-            }
-            image_builder::Event::Progress { done, total } => rep.progress(done, total),
-            image_builder::Event::Warning(w) => rep.warn(&w),
-        },
-        interrupt,
-    );
-    if let Some(e) = hook_err {
-        // Undo the finished image as the rollback would; the hook stands for a failure
-        // in the middle of the build.
-        return Err(e);
-    }
-    let report = result.map_err(anyhow::Error::new).with_context(|| {
+        &img.file,
+        &writing,
+        ctx.rep,
+        hooks,
+        ctx.interrupt,
+    )
+    .with_context(|| {
         format!(
             "building {} ({} MB {})",
             img.path.display(),
@@ -720,6 +865,49 @@ fn image_step(
 /// it (level, size, label, owner, staged sources, SOURCE_DATE_EPOCH). The returned
 /// [`crate::guest::Staged`] holds the staged sources: keep it until the build ends.
 /// `images rebuild` uses it too, so a rebuilt root is the install's root.
+/// Builds `out`, its phases shown as `LABEL: phase`; the test hook `step` fires while
+/// its metadata is written (standing for a failure in the middle of a build). Returns
+/// the report and how many entries of an image source were lost (`lost:` warnings).
+pub(crate) fn build_image(
+    out: &Path,
+    opts: &image_builder::BuildOptions,
+    label: &str,
+    step: &str,
+    rep: &mut Reporter,
+    hooks: &Hooks,
+    interrupt: &AtomicBool,
+) -> Result<(image_builder::BuildReport, u64)> {
+    let mut hook_err = None;
+    let mut lost = 0u64;
+    let result = image_builder::build(
+        out,
+        opts,
+        &mut |ev| match ev {
+            image_builder::Event::Phase(p) => {
+                if p == "writing metadata"
+                    && hook_err.is_none()
+                    && let Err(e) = hooks.at(step, interrupt)
+                {
+                    hook_err = Some(e);
+                }
+                rep.phase(&format!("{label}: {p}"));
+            }
+            image_builder::Event::Progress { done, total } => rep.progress(done, total),
+            image_builder::Event::Warning(w) => {
+                if w.contains("lost:") {
+                    lost += 1;
+                }
+                rep.warn(&w);
+            }
+        },
+        interrupt,
+    );
+    if let Some(e) = hook_err {
+        return Err(e);
+    }
+    Ok((result.map_err(anyhow::Error::new)?, lost))
+}
+
 pub fn image_options(
     plan: &Plan,
     img: &ImagePlan,
@@ -807,6 +995,8 @@ pub struct Removed {
     pub kept: Vec<String>,
     /// Rolled back from an interrupted install.
     pub rolled_back: Vec<String>,
+    /// The driver is marked for deletion: a reboot finishes the uninstall (3010).
+    pub reboot_required: bool,
 }
 
 /// Uninstalls the machine in `prefix`: config.txt, install-state and the lock go; the
@@ -841,6 +1031,29 @@ pub fn uninstall(
             Some(out)
         });
     };
+    // The TAP adapter goes first, and only when this tool created it: should that fail
+    // (no right), every file is still there and the uninstall can be run again.
+    if let Some(t) = st.tap.as_ref().filter(|t| t.created) {
+        let mut host = crate::netfacts::host();
+        match tap_setup::remove(host.as_mut(), &t.name) {
+            Ok(true) => {
+                log.line(&format!("removed the TAP adapter {}", t.name));
+                out.removed.push(format!("TAP adapter {}", t.name));
+            }
+            Ok(false) => log.line(&format!("the TAP adapter {} was already gone", t.name)),
+            Err(e) => {
+                return Err(ApplyError::Failed(anyhow!(e).context(format!(
+                    "cannot remove the TAP adapter {} this install created; run the uninstall as root or with CAP_NET_ADMIN",
+                    t.name
+                ))));
+            }
+        }
+    }
+    // The driver next, for the same reason, and only when this tool installed it.
+    if let Some(d) = &st.driver {
+        out.reboot_required =
+            crate::driver::uninstall(d, log, &mut out.removed).map_err(ApplyError::Failed)?;
+    }
     let mut remove = |p: PathBuf, out: &mut Removed| -> Result<(), ApplyError> {
         match fs::remove_file(&p) {
             Ok(()) => {
@@ -856,7 +1069,7 @@ pub fn uninstall(
     };
     for f in &st.files {
         let p = prefix.join(&f.file);
-        if f.role == "config" || purge {
+        if f.role == "config" || f.role == "driver" || purge {
             remove(p, &mut out)?;
         } else if p.exists() {
             out.kept.push(p.display().to_string());

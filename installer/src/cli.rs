@@ -50,6 +50,20 @@ pub enum Command {
     /// Check and show coLinux config.txt files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Check a kit folder against its kit.toml, or write one.
+    #[command(subcommand)]
+    Kit(crate::cmd::kit::KitCommand),
+    /// Create, remove or show the host-only TAP adapter (on a private /24 that collides
+    /// with nothing on the host).
+    #[command(subcommand)]
+    Tap(crate::cmd::tap::TapCommand),
+    /// The coLinux ring-0 driver: verify its signature, install, remove, status.
+    #[command(subcommand)]
+    Driver(crate::cmd::driver::DriverCommand),
+    /// What setup.msi's custom actions run: install, uninstall, rollback, driver, with
+    /// the MSI's properties as --property KEY=VALUE (empty values are not given).
+    #[command(subcommand)]
+    Msi(crate::cmd::msi::MsiCommand),
 }
 
 /// `images` subcommands.
@@ -100,6 +114,13 @@ pub struct RebuildArgs {
     /// Keep the old image as IMAGE.bak beside the new one.
     #[arg(long)]
     pub keep_backup: bool,
+    /// A guest path (file or folder) a root rebuild copies from the old root image,
+    /// besides the profile's `preserve` list (repeatable), e.g. --preserve /etc/dropbear.
+    #[arg(long, value_name = "PATH")]
+    pub preserve: Vec<String>,
+    /// Keep nothing of the old root image, not even the profile's `preserve` paths.
+    #[arg(long, conflicts_with = "preserve")]
+    pub no_preserve: bool,
 }
 
 /// `images build`.
@@ -209,10 +230,15 @@ pub struct InstallArgs {
     /// Install folder (INSTALLDIR).
     #[arg(long, value_name = "DIR")]
     pub prefix: Option<PathBuf>,
-    /// Kit folder (KIT); its rootfs/ folder, when present, replaces the busybox root; its
-    /// dist/ folder is the distribution the first boot unpacks.
-    #[arg(long, value_name = "DIR")]
+    /// Kit folder or http(s) URL (KIT); its rootfs/ folder, when present, replaces the
+    /// busybox root; its dist/ folder is the distribution the first boot unpacks. A URL's
+    /// files are fetched into the cache (see --cache) and checked against its kit.toml.
+    #[arg(long, value_name = "DIR|URL")]
     pub kit: Option<PathBuf>,
+    /// Where kits from a URL are cached (default: $XDG_CACHE_HOME/colinux-setup/kits, or
+    /// %ProgramData%\colinux-setup\cache on Windows; COLINUX_SETUP_CACHE also sets it).
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
     /// Answer file (ANSWERFILE): KEY = value lines, as --save-answers writes them.
     #[arg(long, value_name = "FILE")]
     pub answers: Option<PathBuf>,
@@ -220,7 +246,8 @@ pub struct InstallArgs {
     #[arg(long, value_name = "FILE")]
     pub save_answers: Option<PathBuf>,
     /// An answer: INSTALLDIR, RAMMB, ROOTMB, HOMEMB, SWAPMB, TAPNAME, SUBNET, MONITOR,
-    /// NOFIRSTBOOT, HOSTNAME, KIT, PROFILE (repeatable; wins over the answer file).
+    /// NOFIRSTBOOT, HOSTNAME, KIT, PROFILE, SLIRP, SERIAL, STARTMENU, TASKS (repeatable;
+    /// wins over the answer file).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
     /// The monitor the machine is installed for (MONITOR).

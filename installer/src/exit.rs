@@ -22,6 +22,8 @@ pub const FATAL: u16 = 1603;
 pub const CANCELLED: u16 = 1602;
 /// Windows Installer's ERROR_INSTALL_ALREADY_RUNNING.
 pub const ALREADY_RUNNING: u16 = 1618;
+/// Windows Installer's ERROR_SUCCESS_REBOOT_REQUIRED (3010 & 0xff = 194 on POSIX).
+pub const REBOOT_REQUIRED: u16 = 3010;
 
 /// A line printed after an error, last (the path of the run's log).
 static TRAILER: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
@@ -56,6 +58,8 @@ pub enum Outcome {
     Usage(anyhow::Error),
     /// Another install holds the lock (1618); nothing was changed.
     Busy(anyhow::Error),
+    /// Done, but a reboot finishes it (3010), e.g. a driver marked for deletion.
+    RebootRequired,
 }
 
 /// Prints an error chain the way every command does: `error:` line, `caused by:` lines,
@@ -71,6 +75,7 @@ pub fn print_error(err: &anyhow::Error) {
 pub fn report(outcome: Outcome) -> u8 {
     match outcome {
         Outcome::Done => SUCCESS,
+        Outcome::RebootRequired => truncate(REBOOT_REQUIRED),
         Outcome::CheckFailed => CHECK_FAILED,
         Outcome::Usage(err) => {
             print_error(&err);

@@ -93,7 +93,19 @@ fn volume(path: &Path) -> Option<Volume> {
     })
 }
 
-#[cfg(not(unix))]
+#[cfg(windows)]
+fn volume(path: &Path) -> Option<Volume> {
+    let queried = nearest_existing(path)?;
+    let (free_bytes, total_bytes) = crate::host::volume_space(&queried)?;
+    Some(Volume {
+        path: path.to_owned(),
+        free_bytes,
+        total_bytes,
+        queried,
+    })
+}
+
+#[cfg(not(any(unix, windows)))]
 fn volume(_path: &Path) -> Option<Volume> {
     None
 }

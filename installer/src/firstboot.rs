@@ -71,6 +71,8 @@ pub fn run(plan: &Plan, ctx: &mut Ctx<'_>, kept: bool, already: Option<&str>) ->
         .tempdir()
         .context("creating the distribution share in the temporary folder")?;
     let files = stage_distribution(plan, dist.path())?;
+    let unpacked = bytes_by_entry(&dist.path().join("dist.tar"))?;
+    let unpack_total = unpacked.last().copied().unwrap_or(0);
     if let Some(m) = &plan.first_boot.modules {
         ctx.rep.phase(&format!(
             "staging the kernel modules {} ({} MB)",
@@ -167,6 +169,17 @@ pub fn run(plan: &Plan, ctx: &mut Ctx<'_>, kept: bool, already: Option<&str>) ->
                     ok = true;
                 } else if t.starts_with(FIRST_BOOT_FAILED) {
                     failed = Some(t.to_owned());
+                }
+                if let Some(n) = t
+                    .strip_prefix(UNPACKED)
+                    .and_then(|r| r.strip_suffix(" entries"))
+                    .and_then(|n| n.parse::<usize>().ok())
+                {
+                    let done = unpacked
+                        .get(n.saturating_sub(1))
+                        .copied()
+                        .unwrap_or(unpack_total);
+                    rep.progress(done, unpack_total);
                 }
                 if !t.is_empty() {
                     let t = t.strip_prefix("colinux-setup: ").unwrap_or(t);
@@ -328,6 +341,28 @@ fn share_image(dir: &Path, img: &Path, ctx: &mut Ctx<'_>) -> Result<()> {
     Ok(())
 }
 
+/// What the guest's first-boot script prints every 50 entries it unpacks (`… N entries`).
+const UNPACKED: &str = "colinux-setup: first boot: unpacked ";
+
+/// The bytes of file data unpacked once each entry of the tar archive at `path` is
+/// (entry order, as `tar -v` lists them): the guest reports entries, the progress bar
+/// shows bytes.
+fn bytes_by_entry(path: &Path) -> Result<Vec<u64>> {
+    let f = fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut archive = tar::Archive::new(std::io::BufReader::new(f));
+    let mut done = 0u64;
+    let mut out = Vec::new();
+    for e in archive
+        .entries()
+        .with_context(|| format!("reading {}", path.display()))?
+    {
+        let e = e.with_context(|| format!("reading {}", path.display()))?;
+        done += e.header().entry_size().unwrap_or(0);
+        out.push(done);
+    }
+    Ok(out)
+}
+
 /// `sha256sum` lines for every regular file below `root` (sorted by name in each
 /// folder), named `PREFIX/relative/path` as the guest's `sha256sum -c` reads them; and
 /// the number of files.
@@ -378,4 +413,28 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bytes_done_follow_the_archive_order() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let tree = t.path().join("tree");
+        fs::create_dir_all(tree.join("d")).expect("mkdir");
+        fs::write(tree.join("d/a"), vec![1u8; 1000]).expect("write");
+        fs::write(tree.join("b"), vec![2u8; 3000]).expect("write");
+        let archive = t.path().join("x.tar");
+        let mut b = tar::Builder::new(fs::File::create(&archive).expect("create"));
+        b.append_dir_all(".", &tree).expect("append");
+        b.into_inner().expect("finish");
+        let done = bytes_by_entry(&archive).expect("read");
+        // ./, then the entries in the order tar wrote them: each step adds its size.
+        assert_eq!(done.len(), 4, "{done:?}");
+        assert_eq!(done.last(), Some(&4000));
+        assert!(done.windows(2).all(|w| w[0] <= w[1]), "{done:?}");
+        assert!(done.contains(&1000) || done.contains(&3000), "{done:?}");
+    }
 }

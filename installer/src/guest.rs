@@ -136,6 +136,14 @@ fn rcs(plan: &Plan) -> String {
          swapon -a\n\
          hostname -F /etc/hostname\n",
     );
+    if let Some(t) = &plan.tap {
+        // The guest's side of the TAP adapter (the host has .1 of the same /24).
+        let _ = writeln!(
+            s,
+            "ifconfig lo 127.0.0.1 up 2>/dev/null\nifconfig eth{} {} netmask 255.255.255.0 up || echo 'colinux-setup: eth{} (TAP {}) could not be configured'",
+            t.eth, t.guest_ip, t.eth, t.name
+        );
+    }
     for u in plan.users.iter().filter(|u| u.uid != 0) {
         let _ = writeln!(
             s,
@@ -171,9 +179,12 @@ pub const FIRST_BOOT_FAILED: &str = "COLINUX-SETUP-FIRST-BOOT: FAILED";
 /// `/etc/init.d/firstboot`: run by rcS (after `mount -a` and `swapon -a`) when the
 /// kernel command line holds `colinux.firstboot`. It checks that every fstab entry that
 /// is not `noauto` is mounted and every swap is on (printing each), then copies the
-/// distribution from the host share named by `colinux.dist=hostfs:DIR` (UML) or
-/// `colinux.dist=9p:TAG` (QEMU) into `colinux.target=DIR` and checks it against the
-/// share's SHA256SUMS. `colinux.firstboot.test=fail|hang` is a test-only hook.
+/// distribution from the host share named by `colinux.dist=hostfs:DIR` (UML),
+/// `colinux.dist=disk:DEV` (QEMU: a read-only image of the share) or `9p:TAG` into
+/// `colinux.target=DIR` and checks it against the
+/// share's SHA256SUMS; then, when the share holds `modules.tar`, unpacks the kernel
+/// modules into /lib/modules and checks them against MODULES.SHA256SUMS.
+/// `colinux.firstboot.test=fail|hang` is a test-only hook.
 const FIRST_BOOT: &str = r#"#!/bin/sh
 # /etc/init.d/firstboot, written by colinux-setup: the first boot's script (see rcS).
 set -e
@@ -201,12 +212,22 @@ if [ -n "$dist" ] && [ -n "$target" ]; then
   case "$dist" in
     hostfs:*) mount -t hostfs -o "ro,${dist#hostfs:}" none /mnt/dist ;;
     9p:*) mount -t 9p -o ro,trans=virtio,version=9p2000.L "${dist#9p:}" /mnt/dist ;;
+    disk:*) mount -o ro "${dist#disk:}" /mnt/dist ;;
     *) say "unknown distribution share $dist"; exit 1 ;;
   esac
   say "unpacking the distribution into $target"
-  tar -xf /mnt/dist/dist.tar -C "$target"
+  # Every 50 entries a line the host turns into bytes done (it knows the archive's order).
+  set -o pipefail
+  tar -xvf /mnt/dist/dist.tar -C "$target" | awk '{ if (NR % 50 == 0) { print "colinux-setup: first boot: unpacked " NR " entries"; fflush() } } END { print "colinux-setup: first boot: unpacked " NR " entries" }'
+  set +o pipefail
   n=$(wc -l < /mnt/dist/SHA256SUMS)
   (cd "$target" && sha256sum -c -s /mnt/dist/SHA256SUMS) || { say "the files in $target do not match the distribution"; exit 1; }
+  if [ -f /mnt/dist/modules.tar ]; then
+    say "installing the kernel modules into /lib/modules"
+    tar -xf /mnt/dist/modules.tar -C /
+    (cd / && sha256sum -c -s /mnt/dist/MODULES.SHA256SUMS) || { say "the kernel modules in /lib/modules do not match the kit's"; exit 1; }
+    say "kernel modules installed: $(ls /lib/modules) ($(wc -l < /mnt/dist/MODULES.SHA256SUMS) files)"
+  fi
   umount /mnt/dist
   say "unpacked and checked $n files in $target"
 fi
@@ -258,6 +279,10 @@ pub fn stage(plan: &Plan, img: &ImagePlan) -> Result<Staged> {
             sources.extend(etc_files(plan, &etc, None, true)?);
         }
     }
+    // Folders carry no Unix modes here: the staged tree goes to the builder as a tar
+    // stream with the modes recorded while staging.
+    #[cfg(windows)]
+    let sources = crate::host::windows::staged_as_tar(sources, dir.path())?;
     Ok(Staged { sources, _dir: dir })
 }
 
@@ -279,7 +304,8 @@ fn set_mode(p: &Path, mode: u32) -> Result<()> {
 }
 
 #[cfg(not(unix))]
-fn set_mode(_p: &Path, _mode: u32) -> Result<()> {
+fn set_mode(p: &Path, mode: u32) -> Result<()> {
+    crate::host::record_mode(p, mode);
     Ok(())
 }
 
@@ -364,14 +390,7 @@ fn busybox_tree(root: &Path, busybox: &Path) -> Result<()> {
     fs::copy(busybox, &target)
         .with_context(|| format!("copying {} into the root tree", busybox.display()))?;
     set_mode(&target, 0o755)?;
-    let out = std::process::Command::new(busybox)
-        .arg("--list-full")
-        .output()
-        .with_context(|| format!("running {} --list-full", busybox.display()))?;
-    if !out.status.success() {
-        bail!("{} --list-full failed ({})", busybox.display(), out.status);
-    }
-    for applet in String::from_utf8_lossy(&out.stdout).lines() {
+    for applet in applet_list(busybox)?.lines() {
         let applet = applet.trim();
         if applet.is_empty() || applet.contains("..") || applet == "bin/busybox" {
             continue;
@@ -394,11 +413,39 @@ fn symlink(target: &str, link: &Path) -> Result<()> {
 }
 
 #[cfg(not(unix))]
-fn symlink(_target: &str, link: &Path) -> Result<()> {
-    bail!(
-        "{}: a busybox root tree needs a Unix host; give --kit DIR with a rootfs/ folder",
-        link.display()
-    )
+fn symlink(target: &str, link: &Path) -> Result<()> {
+    // No Unix symlinks here: an empty placeholder, written as a symlink into the tar
+    // stream the staged tree becomes (crate::host::windows::staged_as_tar).
+    fs::write(link, b"").with_context(|| format!("creating {}", link.display()))?;
+    crate::host::record_symlink(link, target);
+    Ok(())
+}
+
+/// busybox's applets, one path a line (`busybox --list-full`).
+#[cfg(unix)]
+fn applet_list(busybox: &Path) -> Result<String> {
+    let out = std::process::Command::new(busybox)
+        .arg("--list-full")
+        .output()
+        .with_context(|| format!("running {} --list-full", busybox.display()))?;
+    if !out.status.success() {
+        bail!("{} --list-full failed ({})", busybox.display(), out.status);
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// busybox's applets: a Linux program cannot run here, so the list is the file
+/// `busybox.applets` beside it (its `--list-full`, written when setup.msi is built).
+#[cfg(not(unix))]
+fn applet_list(busybox: &Path) -> Result<String> {
+    let list = busybox.with_file_name("busybox.applets");
+    fs::read_to_string(&list).with_context(|| {
+        format!(
+            "reading {}, the applet list of {} (written by scripts/build-msi beside it)",
+            list.display(),
+            busybox.display()
+        )
+    })
 }
 
 /// The guest has no libc: busybox must be statically linked (no ELF PT_INTERP).

@@ -60,6 +60,15 @@ pub fn model(plan: &Plan) -> Config {
     for s in &plan.shares {
         c.cofs.insert(s.cofs, s.host.clone());
     }
+    if let Some(port) = &plan.serial {
+        c.ttys.insert(
+            0,
+            config_txt::model::Serial {
+                name: port.clone(),
+                mode: String::new(),
+            },
+        );
+    }
     c
 }
 

@@ -7,11 +7,15 @@
 mod apply;
 mod cli;
 mod cmd;
+mod download;
+mod driver;
 mod exit;
 mod facts;
 mod firstboot;
 mod guest;
+mod host;
 mod keys;
+mod kit;
 mod machine;
 mod monitor;
 mod netfacts;
@@ -19,6 +23,7 @@ mod plan;
 mod profile;
 mod progress;
 mod state;
+mod wizard;
 
 use std::process::ExitCode;
 

@@ -37,11 +37,21 @@ pub const KEYS: &[&str] = &[
     "TAPNAME",
     "SUBNET",
     "NOFIRSTBOOT",
+    "MODULES",
     "HOSTNAME",
     "KIT",
+    "SLIRP",
+    "SERIAL",
+    "STARTMENU",
+    "TASKS",
     "ANSWERFILE",
     "PURGE",
+    "TESTSIGNING",
 ];
+
+/// The extra tasks `TASKS` may name (Windows shortcuts and service; recorded by the
+/// install, made by the Windows host integration).
+pub const TASK_WORDS: &[&str] = &["startmenu", "desktop", "service"];
 
 /// One answer and where it came from (`answers.toml:3`, `--set`, `--prefix`, `wizard`).
 #[derive(Clone, Debug, Serialize)]
@@ -154,6 +164,8 @@ pub struct ImagePlan {
     pub device: String,
     /// What fills it.
     pub source: SourcePlan,
+    /// Guest paths a root rebuild keeps from the old image (profile `preserve`).
+    pub preserve: Vec<String>,
 }
 
 /// What fills an image.
@@ -191,7 +203,8 @@ pub struct SwapPlan {
     pub device: String,
 }
 
-/// The TAP adapter (created by issue 8's `tap install`; recorded here).
+/// The TAP adapter: made by the install's `tap` step (and by `colinux-setup tap
+/// install`) on the network chosen here, the guest's address written into its rcS.
 #[derive(Clone, Debug, Serialize)]
 pub struct TapPlan {
     /// Connection name.
@@ -202,6 +215,16 @@ pub struct TapPlan {
     pub host_ip: String,
     /// The guest's address.
     pub guest_ip: String,
+    /// The guest's interface (`eth0`, or `eth1` after a slirp adapter).
+    pub eth: u8,
+    /// The user who will run the monitor and may attach to the adapter (Linux uid).
+    pub owner: Option<u32>,
+    /// The profile marks networking optional: without the right to create the adapter
+    /// the install goes on without it.
+    pub optional: bool,
+    /// The install creates the adapter on this host: `false` for the coLinux monitor
+    /// on a host other than Windows (the adapter belongs where coLinux runs).
+    pub here: bool,
     /// Every candidate, and why it was or was not taken.
     pub candidates: Vec<Candidate>,
     /// What happens to the adapter.
@@ -261,6 +284,20 @@ pub struct FirstBootPlan {
     pub timeout_secs: Option<u64>,
     /// The guest folder the distribution is unpacked into.
     pub target: Option<String>,
+    /// The kernel modules the first boot installs into /lib/modules: the folder
+    /// `VERSION/` and its size in bytes (profile `first_boot.modules`, answer MODULES).
+    pub modules: Option<ModulesPlan>,
+}
+
+/// Kernel modules to install at the first boot.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModulesPlan {
+    /// The host folder named after the kernel version (holds kernel/, modules.dep...).
+    pub dir: PathBuf,
+    /// The kernel version (the folder's name).
+    pub version: String,
+    /// Bytes of all its files.
+    pub bytes: u64,
 }
 
 /// Everything an install will do, every value known.
@@ -294,6 +331,15 @@ pub struct Plan {
     pub slirp: Option<String>,
     /// The TAP adapter.
     pub tap: Option<TapPlan>,
+    /// `ttys0=` of config.txt: the host's serial port given to the guest (`SERIAL`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    /// The start-menu folder of the shortcuts (`STARTMENU`; Windows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_menu: Option<String>,
+    /// Extra tasks (`TASKS`: words of [`TASK_WORDS`]; Windows).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<String>,
     /// Shares.
     pub shares: Vec<SharePlan>,
     /// Users.
@@ -324,6 +370,11 @@ impl Plan {
         p.warnings.clear();
         for i in &mut p.images {
             i.size_rule.clear();
+        }
+        // What the host looks like around the TAP adapter is not part of what is installed.
+        if let Some(t) = &mut p.tap {
+            t.state.clear();
+            t.candidates.clear();
         }
         let json = serde_json::to_vec(&p).unwrap_or_default();
         hex(&Sha256::digest(&json))
@@ -566,6 +617,7 @@ pub fn resolve(answers: &Answers, loaded: &Loaded, host: &HostFacts) -> Result<P
             cobd: spec.cobd,
             device: monitor.device(spec.cobd),
             source,
+            preserve: spec.preserve.clone(),
         });
     }
     images.sort_by_key(|i| (i.role != Role::Root, i.cobd));
@@ -601,9 +653,44 @@ pub fn resolve(answers: &Answers, loaded: &Loaded, host: &HostFacts) -> Result<P
     };
 
     // Network.
-    let slirp = p.network.slirp.as_ref().map(|r| r.join("/"));
+    let slirp = match answers.get("SLIRP") {
+        Some(a) => {
+            let v = a.value.trim();
+            if !v.is_empty() {
+                let parsed = config_txt::parse_redirections(v).map_err(|e| {
+                    anyhow!(
+                        "SLIRP={v} ({}): {e}; write redirections as PROTO:HOSTPORT:GUESTPORT joined by /, e.g. tcp:333:22/udp:69:69",
+                        a.origin
+                    )
+                })?;
+                // The daemon takes any number and truncates it; a port it cannot mean is
+                // refused here instead of redirecting somewhere else.
+                if let Some(r) = parsed.list.iter().find(|r| {
+                    let last = |p: i32| i64::from(p) + i64::from(r.count) - 1;
+                    r.host_port < 1
+                        || r.guest_port < 1
+                        || last(r.host_port) > 65535
+                        || last(r.guest_port) > 65535
+                }) {
+                    bail!(
+                        "SLIRP={v} ({}): {r}: ports are 1..65535; write e.g. tcp:333:22",
+                        a.origin
+                    );
+                }
+                if parsed.ignored_from.is_some() {
+                    bail!(
+                        "SLIRP={v} ({}): colinux-daemon would silently ignore part of it; write redirections as PROTO:HOSTPORT:GUESTPORT joined by /, e.g. tcp:333:22/udp:69:69",
+                        a.origin
+                    );
+                }
+            }
+            Some(v.to_owned())
+        }
+        None => p.network.slirp.as_ref().map(|r| r.join("/")),
+    };
+    let (serial, start_menu, tasks) = extras(answers, p)?;
     let tap = match &p.network.tap {
-        Some(t) => Some(plan_tap(t, answers)?),
+        Some(t) => Some(plan_tap(t, answers, u8::from(slirp.is_some()), monitor)?),
         None => {
             for key in ["TAPNAME", "SUBNET"] {
                 if let Some(a) = answers.get(key) {
@@ -660,14 +747,36 @@ pub fn resolve(answers: &Answers, loaded: &Loaded, host: &HostFacts) -> Result<P
             description: None,
             timeout_secs: None,
             target: None,
+            modules: None,
         },
         Some(fb) => FirstBootPlan {
             state: if no_first_boot { "skipped" } else { "pending" }.into(),
             description: Some(fb.description.clone()),
             timeout_secs: Some(fb.timeout_secs),
             target: Some(fb.target.clone()),
+            modules: match answers.get("MODULES") {
+                Some(a) if !flag(a, "MODULES")? => None,
+                _ if no_first_boot || !fb.modules => None,
+                _ => find_modules(kit.as_deref(), monitor)?,
+            },
         },
     };
+    if let (Some(m), Some(root)) = (
+        &first_boot.modules,
+        images.iter().find(|i| i.role == Role::Root),
+    ) {
+        // What busybox and the metadata take, plus the modules, must fit.
+        let need_mb = (m.bytes >> 20) + 32;
+        if root.size_mb < need_mb {
+            bail!(
+                "ROOTMB={}: the root image is too small for the kernel modules {} ({} MB) the first boot installs; \
+                 give ROOTMB={need_mb} or more, or MODULES=0 to install none",
+                root.size_mb,
+                m.version,
+                m.bytes >> 20
+            );
+        }
+    }
     let kernel = match monitor {
         Monitor::Uml => p
             .kernel
@@ -695,6 +804,9 @@ pub fn resolve(answers: &Answers, loaded: &Loaded, host: &HostFacts) -> Result<P
         swap,
         slirp,
         tap,
+        serial,
+        start_menu,
+        tasks,
         shares,
         users,
         first_boot,
@@ -731,10 +843,107 @@ pub fn resolve(answers: &Answers, loaded: &Loaded, host: &HostFacts) -> Result<P
     if let Some(k) = &plan.kit {
         a.insert("KIT".to_owned(), k.display().to_string());
     }
+    if let Some(m) = answers.get("MODULES") {
+        a.insert("MODULES".to_owned(), m.value.clone());
+    }
+    // Given only when asked for, so the answers of plans without them stay as they were.
+    for key in ["SLIRP", "SERIAL", "STARTMENU", "TASKS", "TESTSIGNING"] {
+        if let Some(given) = answers.get(key) {
+            let v = match key {
+                // TESTSIGNING=1 lets the install accept a test-signed driver (loudly).
+                "TESTSIGNING" => given.value.clone(),
+                "SLIRP" => plan.slirp.clone().unwrap_or_default(),
+                "SERIAL" => plan.serial.clone().unwrap_or_default(),
+                "STARTMENU" => plan.start_menu.clone().unwrap_or_default(),
+                _ if plan.tasks.is_empty() => "none".to_owned(),
+                _ => plan.tasks.join(","),
+            };
+            a.insert(key.to_owned(), v);
+        }
+    }
     plan.answers = a;
+    if monitor == Monitor::Qemu {
+        // virtio disks are named in probe order, so cobd0, cobd2 are vda, vdb: a device
+        // is named by its rank among the machine's indices, not by its index.
+        let mut indices: Vec<u8> = plan.images.iter().map(|i| i.cobd).collect();
+        indices.push(plan.swap.cobd);
+        indices.sort_unstable();
+        let rank = |n: u8| {
+            indices
+                .iter()
+                .position(|&i| i == n)
+                .unwrap_or(usize::from(n))
+        };
+        for img in &mut plan.images {
+            img.device = Monitor::Qemu.device(u8::try_from(rank(img.cobd)).unwrap_or(img.cobd));
+        }
+        plan.swap.device =
+            Monitor::Qemu.device(u8::try_from(rank(plan.swap.cobd)).unwrap_or(plan.swap.cobd));
+    }
     plan.fstab = crate::guest::fstab(&plan);
     plan.config_txt = crate::machine::config_txt(&plan)?;
     Ok(plan)
+}
+
+/// `SERIAL`, `STARTMENU` and `TASKS`, checked; the last two default on Windows only.
+fn extras(
+    answers: &Answers,
+    p: &profile::Profile,
+) -> Result<(Option<String>, Option<String>, Vec<String>)> {
+    let serial = match answers.get("SERIAL") {
+        Some(a) if a.value.is_empty() || a.value.eq_ignore_ascii_case("none") => None,
+        Some(a) => {
+            let v = &a.value;
+            if v.len() > 64 || v.contains([',', '#', '"', ' ']) || v.chars().any(char::is_control) {
+                bail!(
+                    "SERIAL={v} ({}): a serial port is a device name without spaces, commas, # or quotes, e.g. COM1; empty for none",
+                    a.origin
+                );
+            }
+            Some(v.clone())
+        }
+        None => None,
+    };
+    let start_menu = match answers.get("STARTMENU") {
+        Some(a) => {
+            let v = &a.value;
+            if v.is_empty()
+                || v.len() > 120
+                || v.contains(['\\', '/', ':', '*', '?', '"', '<', '>', '|'])
+            {
+                bail!(
+                    "STARTMENU={v} ({}): a start-menu folder name is 1..120 characters without \\ / : * ? \" < > |",
+                    a.origin
+                );
+            }
+            Some(v.clone())
+        }
+        None => cfg!(windows).then(|| format!("coLinux ({})", p.name)),
+    };
+    let tasks = match answers.get("TASKS") {
+        Some(a) if a.value.is_empty() || a.value.eq_ignore_ascii_case("none") => Vec::new(),
+        Some(a) => {
+            let mut v = Vec::new();
+            for w in a.value.split(',').map(|w| w.trim().to_ascii_lowercase()) {
+                if !TASK_WORDS.contains(&w.as_str()) {
+                    bail!(
+                        "TASKS={} ({}): unknown task `{w}`; the tasks are {} (comma-separated), or none",
+                        a.value,
+                        a.origin,
+                        TASK_WORDS.join(", ")
+                    );
+                }
+                if !v.contains(&w) {
+                    v.push(w);
+                }
+            }
+            v.sort_by_key(|w| TASK_WORDS.iter().position(|t| t == w));
+            v
+        }
+        None if cfg!(windows) => vec!["startmenu".to_owned()],
+        None => Vec::new(),
+    };
+    Ok((serial, start_menu, tasks))
 }
 
 fn check_prefix_rules(
@@ -798,61 +1007,69 @@ fn check_prefix_rules(
     Ok(())
 }
 
-fn plan_tap(t: &profile::Tap, answers: &Answers) -> Result<TapPlan> {
+fn plan_tap(t: &profile::Tap, answers: &Answers, eth: u8, monitor: Monitor) -> Result<TapPlan> {
     let name = match answers.get("TAPNAME") {
         Some(a) => {
-            if a.value.is_empty() || a.value.len() > 63 || a.value.contains(['#', ',', '"']) {
-                bail!(
-                    "TAPNAME={} ({}): must be 1..63 characters without # , or \"",
-                    a.value,
-                    a.origin
-                );
-            }
+            tap_setup::check_name(&a.value)
+                .map_err(|e| anyhow!("TAPNAME={} ({}): {e}", a.value, a.origin))?;
             a.value.clone()
         }
         None => t.name.clone(),
     };
-    let routes = crate::netfacts::routes();
-    let mut candidates = Vec::new();
-    let pinned = answers.get("SUBNET");
-    if let Some(a) = pinned {
-        profile::parse_subnet(&a.value).map_err(|e| anyhow!("SUBNET ({}): {e}", a.origin))?;
-    }
-    for s in &t.subnets {
-        let octets = profile::parse_subnet(s)?;
-        let reason = crate::netfacts::conflict(octets, &routes);
-        candidates.push(Candidate {
-            subnet: s.clone(),
-            free: reason.is_none(),
-            reason,
-        });
-    }
-    let subnet = match pinned {
-        Some(a) => a.value.clone(),
-        None => candidates
-            .iter()
-            .find(|c| c.free)
-            .map(|c| c.subnet.clone())
-            .ok_or_else(|| {
-                anyhow!(
-                    "SUBNET: every candidate network is in use on this host ({}); give a free one with SUBNET=10.x.y.0/24",
-                    candidates
-                        .iter()
-                        .map(|c| format!("{}: {}", c.subnet, c.reason.clone().unwrap_or_default()))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                )
-            })?,
+    let pinned = match answers.get("SUBNET") {
+        Some(a) => Some(
+            tap_setup::Subnet::parse(&a.value)
+                .map_err(|e| anyhow!("SUBNET ({}): {e}", a.origin))?,
+        ),
+        None => None,
     };
-    let o = profile::parse_subnet(&subnet)?;
+    let candidates = t
+        .subnets
+        .iter()
+        .map(|s| tap_setup::Subnet::parse(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut host = crate::netfacts::host();
+    let choice =
+        tap_setup::choose_subnet(host.as_mut(), &candidates, pinned, &name).map_err(|e| {
+            let key = if pinned.is_some() {
+                "SUBNET"
+            } else {
+                "SUBNET (from the profile's candidates)"
+            };
+            anyhow!("{key}: {e}; give a free network with SUBNET=10.x.y.0/24")
+        })?;
+    let here = cfg!(windows) || monitor != Monitor::Colinux;
+    let existing = if here {
+        host.find(&name).ok().flatten()
+    } else {
+        None
+    };
+    let state = match existing {
+        _ if !here => "not created on this host: the coLinux monitor runs on Windows; create it there with `colinux-setup tap install`".to_owned(),
+        Some(a) if a.is_tap => format!("exists on this host; reused with the address {}/24", choice.subnet.host_ip()),
+        Some(_) => bail!("TAPNAME={name}: an interface of that name exists on this host and is not a TAP adapter; choose another name"),
+        None => "to be created by the install".to_owned(),
+    };
+    let subnet = choice.subnet;
     Ok(TapPlan {
         name,
-        host_ip: format!("{}.{}.{}.1", o[0], o[1], o[2]),
-        guest_ip: format!("{}.{}.{}.2", o[0], o[1], o[2]),
-        subnet,
-        candidates,
-        state: "pending: the TAP adapter is created by `colinux-setup tap install` (issue 8)"
-            .to_owned(),
+        host_ip: subnet.host_ip().to_string(),
+        guest_ip: subnet.guest_ip().to_string(),
+        subnet: subnet.to_string(),
+        eth,
+        owner: crate::netfacts::monitor_user(),
+        optional: t.optional,
+        here,
+        candidates: choice
+            .candidates
+            .into_iter()
+            .map(|c| Candidate {
+                subnet: c.subnet,
+                free: c.reason.is_none(),
+                reason: c.reason,
+            })
+            .collect(),
+        state,
     })
 }
 
@@ -875,6 +1092,11 @@ pub fn shadow_hash(password: &str, user: &str, hostname: &str, epoch: i64) -> Re
 
 /// The host's static busybox (`/bin/busybox` from busybox-static), or where it should be.
 fn find_busybox() -> PathBuf {
+    // Windows: the static Linux busybox that setup.msi installs in INSTALLDIR\assets.
+    #[cfg(windows)]
+    if let Some(p) = crate::host::windows::bundled_asset("busybox") {
+        return p;
+    }
     for p in ["/bin/busybox", "/usr/bin/busybox"] {
         if Path::new(p).is_file() {
             return PathBuf::from(p);
@@ -910,6 +1132,19 @@ pub fn describe(plan: &Plan) -> String {
         plan.ram_mb, plan.ram_rule
     );
     let _ = writeln!(s, "  kernel:         {}", plan.kernel);
+    if let Some(k) = &plan.kit {
+        let _ = writeln!(
+            s,
+            "  verify kit:     {} (every file against its kit.toml, before any change)",
+            k.display()
+        );
+    }
+    if plan.monitor == Monitor::Colinux {
+        let _ = writeln!(
+            s,
+            "  install driver: the kit's \"driver\" file for this host, copied into the folder, checked against its pinned signer, installed (rolled back on failure)"
+        );
+    }
     for i in &plan.images {
         let src = match &i.source {
             SourcePlan::Busybox { busybox } => format!("busybox tree from {}", busybox.display()),
@@ -958,6 +1193,15 @@ pub fn describe(plan: &Plan) -> String {
             );
         }
     }
+    if let Some(port) = &plan.serial {
+        let _ = writeln!(s, "  serial port:    {port} (ttys0, the guest's ttyS0)");
+    }
+    if let Some(m) = &plan.start_menu {
+        let _ = writeln!(s, "  start menu:     {m}");
+    }
+    if !plan.tasks.is_empty() {
+        let _ = writeln!(s, "  extra tasks:    {}", plan.tasks.join(", "));
+    }
     for sh in &plan.shares {
         let _ = writeln!(
             s,
@@ -989,12 +1233,85 @@ pub fn describe(plan: &Plan) -> String {
             .map(|d| format!(" ({d})"))
             .unwrap_or_default()
     );
+    if let Some(m) = &plan.first_boot.modules {
+        let _ = writeln!(
+            s,
+            "  kernel modules: {} ({} MB, from {}) into /lib/modules at the first boot (MODULES=0: none)",
+            m.version,
+            m.bytes >> 20,
+            m.dir.display()
+        );
+    }
     for w in &plan.warnings {
         let _ = writeln!(s, "  warning: {w}");
     }
     let _ = writeln!(s, "\n/etc/fstab:\n{}", plan.fstab);
     let _ = writeln!(s, "config.txt:\n{}", plan.config_txt);
     s
+}
+
+/// The kernel modules for the first boot: the kit's `modules/VERSION/` folder, or for
+/// User-mode Linux the host's `/usr/lib/uml/modules/VERSION`; none when neither exists.
+fn find_modules(kit: Option<&Path>, monitor: Monitor) -> Result<Option<ModulesPlan>> {
+    let mut bases = Vec::new();
+    if let Some(k) = kit {
+        bases.push(k.join("modules"));
+    }
+    if monitor == Monitor::Uml {
+        bases.push(PathBuf::from("/usr/lib/uml/modules"));
+    }
+    for base in bases {
+        let Ok(rd) = std::fs::read_dir(&base) else {
+            continue;
+        };
+        let mut versions: Vec<PathBuf> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        versions.sort();
+        match versions.as_slice() {
+            [] => continue,
+            [one] => {
+                let version = one
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let bytes = tree_bytes(one)
+                    .with_context(|| format!("reading the kernel modules in {}", one.display()))?;
+                return Ok(Some(ModulesPlan {
+                    dir: one.clone(),
+                    version,
+                    bytes,
+                }));
+            }
+            many => bail!(
+                "{} holds modules for {} kernels ({}); keep only the one the machine boots",
+                base.display(),
+                many.len(),
+                many.iter()
+                    .filter_map(|p| p.file_name())
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+    Ok(None)
+}
+
+fn tree_bytes(dir: &Path) -> std::io::Result<u64> {
+    let mut total = 0;
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let ft = e.file_type()?;
+        if ft.is_dir() {
+            total += tree_bytes(&e.path())?;
+        } else if ft.is_file() {
+            total += e.metadata()?.len();
+        }
+    }
+    Ok(total)
 }
 
 #[cfg(test)]

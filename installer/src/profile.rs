@@ -189,6 +189,11 @@ pub struct ImageSpec {
     pub cobd: u8,
     /// What fills it.
     pub source: ImageSource,
+    /// Guest paths (files or folders) that `images rebuild root` copies from the old
+    /// root image into the new one, e.g. `/etc/ssh` and `/root`: what the user made in
+    /// the guest and wants to outlive a fresh root from the kit.
+    #[serde(default)]
+    pub preserve: Vec<String>,
 }
 
 /// The swap image: `factor` × guest RAM, at least `min_mb`.
@@ -223,8 +228,14 @@ pub struct Network {
 pub struct Tap {
     /// Connection name (`TAPNAME`).
     pub name: String,
-    /// Candidate /24 networks, first free one wins (`SUBNET` pins one).
+    /// Candidate /24 networks, first free one wins (`SUBNET` pins one); none: the
+    /// defaults of `tap_setup::default_candidates`.
+    #[serde(default)]
     pub subnets: Vec<String>,
+    /// Networking is optional: without the right to create the adapter the install goes
+    /// on without it (status says so) instead of rolling back.
+    #[serde(default)]
+    pub optional: bool,
 }
 
 /// One cofs share.
@@ -284,6 +295,12 @@ pub struct FirstBoot {
     /// The guest folder the distribution is unpacked into.
     #[serde(default = "default_first_boot_target")]
     pub target: String,
+    /// Install the monitor kernel's loadable modules into the root image's
+    /// /lib/modules (as coLinux's first boot unpacked vmlinux-modules.tar.gz): the kit's
+    /// `modules/VERSION/` folder, or for User-mode Linux the host's
+    /// /usr/lib/uml/modules/VERSION (Debian package user-mode-linux).
+    #[serde(default)]
+    pub modules: bool,
 }
 
 fn default_first_boot_target() -> String {
@@ -300,11 +317,12 @@ static IMAGE_SCHEMA: Schema = Schema {
         "mount",
         "cobd",
         "source",
+        "preserve",
     ],
     children: &[],
 };
 static TAP_SCHEMA: Schema = Schema {
-    keys: &["name", "subnets"],
+    keys: &["name", "subnets", "optional"],
     children: &[],
 };
 static NETWORK_SCHEMA: Schema = Schema {
@@ -371,7 +389,7 @@ static PROFILE_SCHEMA: Schema = Schema {
         (
             "first_boot",
             &Schema {
-                keys: &["description", "timeout_secs", "target"],
+                keys: &["description", "timeout_secs", "target", "modules"],
                 children: &[],
             },
         ),
@@ -447,6 +465,24 @@ pub fn parse(text: &str, name: &str) -> Result<Profile> {
     Ok(profile)
 }
 
+/// A guest path a user names: absolute, below `/`, no `.` or `..` components, no NUL.
+pub fn check_guest_path(path: &str) -> Result<(), &'static str> {
+    if !path.starts_with('/') {
+        return Err("must be an absolute guest path");
+    }
+    if path.contains('\0') {
+        return Err("must not contain NUL");
+    }
+    let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    if comps.is_empty() {
+        return Err("names the whole root; name the folders to keep");
+    }
+    if comps.iter().any(|c| *c == "." || *c == "..") {
+        return Err("must not contain `.` or `..`");
+    }
+    Ok(())
+}
+
 fn validate(p: &Profile) -> Result<()> {
     if p.name.is_empty()
         || !p
@@ -486,6 +522,9 @@ fn validate(p: &Profile) -> Result<()> {
         }
         if !img.mount.starts_with('/') {
             bail!("{at}.mount: `{}` must be an absolute guest path", img.mount);
+        }
+        for (k, path) in img.preserve.iter().enumerate() {
+            check_guest_path(path).map_err(|e| anyhow!("{at}.preserve[{k}]: `{path}` {e}"))?;
         }
         if img.role == Role::Root && img.mount != "/" {
             bail!(
@@ -535,9 +574,6 @@ fn validate(p: &Profile) -> Result<()> {
                 "network.tap.name: `{}` must be 1..63 characters without # , or \"",
                 tap.name
             );
-        }
-        if tap.subnets.is_empty() {
-            bail!("network.tap.subnets: give at least one candidate /24 network");
         }
         for (i, s) in tap.subnets.iter().enumerate() {
             parse_subnet(s).map_err(|e| anyhow!("network.tap.subnets[{i}]: {e}"))?;

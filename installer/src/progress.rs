@@ -43,6 +43,8 @@ pub enum Reporter {
     Lines { last: Instant },
     /// NDJSON events on stdout.
     Json,
+    /// The wizard's progress page: one bar per step (see [`crate::wizard::progress`]).
+    Steps(crate::wizard::progress::Steps),
 }
 
 impl Reporter {
@@ -74,6 +76,7 @@ impl Reporter {
             Reporter::Bar(b) => b.set_message(name.to_owned()),
             Reporter::Lines { .. } => eprintln!("colinux-setup: {name}"),
             Reporter::Json => emit(&serde_json::json!({"event": "phase", "name": name})),
+            Reporter::Steps(s) => s.phase(name),
         }
     }
 
@@ -93,6 +96,7 @@ impl Reporter {
             Reporter::Json => {
                 emit(&serde_json::json!({"event": "progress", "done": done, "total": total}))
             }
+            Reporter::Steps(s) => s.progress(done, total),
         }
     }
 
@@ -109,6 +113,7 @@ impl Reporter {
                 }
             }
             Reporter::Json => emit(&serde_json::json!({"event": "console", "line": line})),
+            Reporter::Steps(s) => s.status(&line),
         }
     }
 
@@ -118,13 +123,16 @@ impl Reporter {
             Reporter::Bar(b) => b.suspend(|| eprintln!("colinux-setup: warning: {msg}")),
             Reporter::Lines { .. } => eprintln!("colinux-setup: warning: {msg}"),
             Reporter::Json => emit(&serde_json::json!({"event": "warning", "message": msg})),
+            Reporter::Steps(s) => s.warn(msg),
         }
     }
 
     /// Clears the bar.
     pub fn finish(&mut self) {
-        if let Reporter::Bar(b) = self {
-            b.finish_and_clear();
+        match self {
+            Reporter::Bar(b) => b.finish_and_clear(),
+            Reporter::Steps(s) => s.finish(),
+            Reporter::Lines { .. } | Reporter::Json => {}
         }
     }
 }

@@ -49,6 +49,9 @@ pub struct InstallState {
     pub first_boot: String,
     /// The TAP adapter, as planned.
     pub tap: Option<TapRecord>,
+    /// The ring-0 driver (coLinux monitor), when the install handled it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<crate::driver::DriverRecord>,
     /// Files of the machine.
     pub files: Vec<FileRecord>,
     /// Seconds since 1970 of the install that last changed something.
@@ -64,6 +67,20 @@ pub struct TapRecord {
     pub subnet: String,
     /// What happened to it.
     pub state: String,
+    /// This install created the adapter (so uninstall deletes it); `false` for an
+    /// adapter that was there before, or none.
+    #[serde(default)]
+    pub created: bool,
+    /// The host side's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<String>,
+    /// The guest's address (written into the guest's rcS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest_ip: Option<String>,
+    /// Why the adapter was not created: networking was optional and it could not be
+    /// made, or it belongs to another host (coLinux on Windows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 /// One file of the machine.

@@ -483,7 +483,7 @@ fn bad_inputs_fail_with_the_key_and_leave_the_prefix_as_it_was() {
                 t.path().join("no-such-kit").display().to_string(),
             ],
             FAILED,
-            vec!["KIT", "no-such-kit/rootfs"],
+            vec!["KIT", "no-such-kit: no such folder"],
         ),
         (
             vec!["--profile".into(), bad_toml.display().to_string()],

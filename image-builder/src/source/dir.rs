@@ -11,13 +11,16 @@
 //! Unix hosts only. On Windows a folder has no Unix owners, modes or devices; kits ship
 //! their trees as tarballs there, and this source reports that it is not available.
 
+#[cfg(unix)]
 use std::collections::HashMap;
 use std::fs::Metadata;
 use std::path::Path;
 
 use crate::error::Error;
 use crate::source::Warn;
-use crate::tree::{Meta, NodeId, ROOT, Timestamp, Tree};
+use crate::tree::{Timestamp, Tree};
+#[cfg(unix)]
+use crate::tree::{Meta, NodeId, ROOT};
 
 #[cfg(unix)]
 use std::os::unix::fs::MetadataExt;

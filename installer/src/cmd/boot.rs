@@ -46,6 +46,10 @@ pub fn run(
         Err(e) => return Outcome::Failed(e),
     };
     let installed = Monitor::parse(&state.monitor).unwrap_or(Monitor::Uml);
+    // The TAP network was free at install; VPNs and other adapters come and go.
+    if let Err(e) = crate::cmd::tap::boot_check(prefix, &state) {
+        return Outcome::Failed(e.context("the machine's network is not ready"));
+    }
     let monitor = monitor.unwrap_or(installed);
     let mut log = RunLog::start("boot", None);
     let log_path = log.settle(prefix);
@@ -63,23 +67,13 @@ pub fn run(
             )));
         }
     };
-    let parsed = config_txt::parse(&text, &config_path.display().to_string());
+    let mut parsed = config_txt::parse(&text, &config_path.display().to_string());
     if parsed.has_errors() {
         return Outcome::Failed(anyhow!(
             "{} has errors; run `colinux-setup config check {}`",
             config_path.display(),
             config_path.display()
         ));
-    }
-    if monitor != installed {
-        eprintln!(
-            "colinux-setup: warning: this machine was installed for the {} monitor; its fstab and root= name {} devices, \
-             which the {} monitor does not have (re-install with --monitor {} to switch)",
-            installed.as_str(),
-            installed.device(0),
-            monitor.as_str(),
-            monitor.as_str()
-        );
     }
     let lock = match Lock::acquire(prefix) {
         Ok(l) => l,
@@ -107,7 +101,42 @@ pub fn run(
         config_path: config_path.clone(),
         kvm: monitor::qemu::kvm_usable(),
         extra_shares: Vec::new(),
+        extra_drives: Vec::new(),
     };
+    if monitor != installed {
+        // Whether it can run there at all is known before anything is changed.
+        if let Err(e) = monitor::command_line(monitor, &parsed.config, &opts)
+            .and_then(|l| monitor::check_runnable(monitor, &l))
+        {
+            return Outcome::Failed(anyhow!(e).context(format!(
+                "the machine cannot be started in the {} monitor; nothing was changed",
+                monitor.as_str()
+            )));
+        }
+        // The devices differ (/dev/ubda, /dev/vda, /dev/cobd0): root's /etc/fstab and
+        // config.txt are rewritten for the new monitor, which the machine then keeps.
+        eprintln!(
+            "colinux-setup: switching this machine from the {} monitor to {}: /etc/fstab in its root image and config.txt now name {} devices",
+            installed.as_str(),
+            monitor.as_str(),
+            monitor.device(0)
+        );
+        if let Err(e) = super::rebuild::switch_monitor(prefix, monitor, &mut log, interrupt) {
+            return Outcome::Failed(e.context(format!(
+                "switching the machine in {} to the {} monitor; it is as it was",
+                prefix.display(),
+                monitor.as_str()
+            )));
+        }
+        match std::fs::read(&config_path) {
+            Ok(t) => parsed = config_txt::parse(&t, &config_path.display().to_string()),
+            Err(e) => {
+                return Outcome::Failed(
+                    anyhow!(e).context(format!("reading {}", config_path.display())),
+                );
+            }
+        }
+    }
     let launch = match monitor::command_line(monitor, &parsed.config, &opts)
         .and_then(|l| monitor::check_runnable(monitor, &l).map(|()| l))
     {

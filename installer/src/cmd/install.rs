@@ -5,8 +5,8 @@
 //! Without a terminal and without `--unattended`, it fails at once (1603) and says to
 //! use `--unattended`; it never waits for input.
 
-use std::io::{BufRead, IsTerminal, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::io::IsTerminal;
+use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result, anyhow};
 
@@ -90,14 +90,36 @@ pub fn run(args: InstallArgs, interrupt: &AtomicBool) -> Outcome {
             answers.0.insert(k, a);
         }
     }
+    // A kit URL becomes a local kit folder in the cache before anything else reads it.
+    match crate::download::kit_answer(
+        &mut answers,
+        args.cache.as_deref(),
+        args.json,
+        &mut log,
+        interrupt,
+    ) {
+        Ok(_) => {}
+        Err(e @ crate::download::DownloadError::Cancelled { .. }) => {
+            return Outcome::Cancelled(e.into());
+        }
+        Err(e) => {
+            return fail(
+                &args,
+                Some(&mut log),
+                anyhow::Error::new(e)
+                    .context("KIT: the kit could not be fetched; nothing was installed"),
+            );
+        }
+    }
     let plan = match make_plan(&answers) {
         Ok(p) => p,
         Err(e) => return fail(&args, Some(&mut log), e),
     };
     let plan = if interactive {
-        match wizard(answers, plan, interrupt) {
-            Ok(Some(p)) => p,
-            Ok(None) => {
+        match crate::wizard::run(answers, plan, interrupt, args.save_answers.clone()) {
+            Ok(crate::wizard::Outcome::Install(p)) => *p,
+            Ok(crate::wizard::Outcome::Cancelled) => {
+                log.line("cancelled in the wizard; nothing was changed");
                 return Outcome::Cancelled(anyhow!("cancelled in the wizard; nothing was changed"));
             }
             Err(e) => return fail(&args, Some(&mut log), e),
@@ -106,7 +128,11 @@ pub fn run(args: InstallArgs, interrupt: &AtomicBool) -> Outcome {
         plan
     };
     log.line(&plan::describe(&plan));
-    let mut rep = Reporter::new(args.json);
+    let mut rep = if interactive && !args.json {
+        Reporter::Steps(crate::wizard::progress::Steps::new())
+    } else {
+        Reporter::new(args.json)
+    };
     for w in &plan.warnings {
         rep.warn(w);
     }
@@ -136,14 +162,18 @@ pub fn run(args: InstallArgs, interrupt: &AtomicBool) -> Outcome {
     if args.json {
         emit(&serde_json::json!({"event": "plan", "plan": plan}));
     }
-    let result = apply::install(
-        &plan,
-        &mut Ctx {
-            rep: &mut rep,
-            log: &mut log,
-            interrupt,
-        },
-    );
+    let result = if interactive {
+        crate::wizard::progress::apply(&plan, &mut rep, &mut log, interrupt)
+    } else {
+        apply::install(
+            &plan,
+            &mut Ctx {
+                rep: &mut rep,
+                log: &mut log,
+                interrupt,
+            },
+        )
+    };
     rep.finish();
     // A run that found another one at work leaves nothing in its folder, not even a log.
     let log_path = if matches!(result, Err(ApplyError::Busy(_))) {
@@ -161,7 +191,9 @@ pub fn run(args: InstallArgs, interrupt: &AtomicBool) -> Outcome {
                 "done: changed {:?}, kept {:?}",
                 summary.changed, summary.kept
             ));
-            if args.json {
+            if interactive && !args.json {
+                crate::wizard::progress::finish(&plan, &summary, &log_path);
+            } else if args.json {
                 emit(&serde_json::json!({
                     "event": "done", "exit": 0, "prefix": plan.prefix, "profile": plan.profile,
                     "changed": summary.changed, "kept": summary.kept,
@@ -241,63 +273,4 @@ pub fn make_plan(answers: &Answers) -> Result<Plan> {
         .unwrap_or_else(|| plan::default_prefix(&loaded.profile));
     let host = facts::gather(&prefix);
     plan::resolve(answers, &loaded, &host)
-}
-
-/// The wizard: asks for the folder and sizes (Enter keeps the shown value), shows the
-/// plan and asks to go on. `Ok(None)` when the user says no or closes the input.
-fn wizard(mut answers: Answers, mut plan: Plan, interrupt: &AtomicBool) -> Result<Option<Plan>> {
-    let stdin = std::io::stdin();
-    let mut input = stdin.lock();
-    let mut ask = |q: &str, current: &str| -> Option<String> {
-        eprint!("{q} [{current}]: ");
-        let _ = std::io::stderr().flush();
-        let mut line = String::new();
-        match input.read_line(&mut line) {
-            Ok(0) | Err(_) => None,
-            Ok(_) => Some(line.trim().to_owned()),
-        }
-    };
-    eprintln!(
-        "colinux-setup: installing profile {} ({})",
-        plan.profile, plan.profile_origin
-    );
-    let questions: Vec<(&str, &str)> = vec![
-        ("INSTALLDIR", "Install folder"),
-        ("RAMMB", "Guest RAM in MB"),
-        ("ROOTMB", "Root filesystem in MB"),
-        ("HOMEMB", "/home in MB"),
-        ("SWAPMB", "Swap in MB"),
-    ];
-    for (key, q) in questions {
-        loop {
-            if interrupt.load(Ordering::SeqCst) {
-                return Ok(None);
-            }
-            let current = plan.answers.get(key).cloned();
-            let Some(current) = current else { break };
-            let Some(v) = ask(q, &current) else {
-                return Ok(None);
-            };
-            if v.is_empty() {
-                break;
-            }
-            let mut trial = answers.clone();
-            trial.set(key, &v, "wizard")?;
-            match make_plan(&trial) {
-                Ok(p) => {
-                    answers = trial;
-                    plan = p;
-                    break;
-                }
-                Err(e) => eprintln!("  {e:#}"),
-            }
-        }
-    }
-    eprint!("{}", plan::describe(&plan));
-    match ask("Install now? (y/n)", "y") {
-        Some(v) if v.is_empty() || v.eq_ignore_ascii_case("y") || v.eq_ignore_ascii_case("yes") => {
-            Ok(Some(plan))
-        }
-        _ => Ok(None),
-    }
 }

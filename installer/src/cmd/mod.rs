@@ -5,11 +5,15 @@
 
 pub mod boot;
 pub mod config;
+pub mod driver;
 pub mod facts;
 pub mod images;
 pub mod install;
+pub mod kit;
+pub mod msi;
 pub mod rebuild;
 pub mod status;
+pub mod tap;
 pub mod uninstall;
 
 use std::path::PathBuf;
@@ -50,5 +54,9 @@ pub fn run(cli: Cli, interrupt: &AtomicBool) -> Outcome {
         Some(Command::Config(ConfigCommand::Show { file, prefix, json })) => {
             config::show(file.as_deref(), prefix.as_deref(), json)
         }
+        Some(Command::Kit(cmd)) => kit::run(cmd),
+        Some(Command::Tap(cmd)) => tap::run(cmd),
+        Some(Command::Driver(cmd)) => driver::run(cmd),
+        Some(Command::Msi(cmd)) => msi::run(cmd, interrupt),
     }
 }

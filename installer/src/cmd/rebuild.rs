@@ -646,37 +646,8 @@ fn run_build(
     hooks: &Hooks,
     interrupt: &AtomicBool,
 ) -> Result<u64> {
-    let writing = format!("rebuild:{name}:writing");
-    let mut hook_err = None;
-    let mut lost = 0u64;
-    let result = image_builder::build(
-        new,
-        opts,
-        &mut |ev| match ev {
-            image_builder::Event::Phase(p) => {
-                if p == "writing metadata"
-                    && hook_err.is_none()
-                    && let Err(e) = hooks.at(&writing, interrupt)
-                {
-                    hook_err = Some(e);
-                }
-                rep.phase(&format!("{name}: {p}"));
-            }
-            image_builder::Event::Progress { done, total } => rep.progress(done, total),
-            image_builder::Event::Warning(w) => {
-                if w.contains("lost:") {
-                    lost += 1;
-                }
-                rep.warn(&w);
-            }
-        },
-        interrupt,
-    );
-    if let Some(e) = hook_err {
-        return Err(e);
-    }
-    result
-        .map_err(anyhow::Error::new)
+    let step = format!("rebuild:{name}:writing");
+    let (_, lost) = apply::build_image(new, opts, name, &step, rep, hooks, interrupt)
         .with_context(|| format!("building {}", new.display()))?;
     Ok(lost)
 }

@@ -38,7 +38,11 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
         return Outcome::CheckFailed;
     };
     let mut images = Vec::new();
-    for f in st.files.iter().filter(|f| f.role != "config") {
+    for f in st
+        .files
+        .iter()
+        .filter(|f| f.role != "config" && f.role != "driver")
+    {
         let path = prefix.join(&f.file);
         let info = image_builder::inspect(&path).ok();
         let bytes = std::fs::metadata(&path).map(|m| m.len()).ok();
@@ -78,6 +82,11 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
         }
         Err(_) => json!({"file": config, "present": false, "ok": false}),
     };
+    // The adapter as the host has it now (name, MAC, address, up, owner).
+    let tap_live = st
+        .tap
+        .as_ref()
+        .map(|t| crate::cmd::tap::adapter_json(&t.name, t.host_ip.as_deref()));
     let v = json!({
         "installed": true,
         "prefix": prefix,
@@ -88,8 +97,9 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
         "first_boot": st.first_boot,
         "images": images,
         "config": config_check,
-        "driver": {"state": "not managed by this version (driver install is issue 7)"},
+        "driver": crate::driver::status(st.driver.as_ref()),
         "tap": st.tap,
+        "tap_adapter": tap_live.as_ref().map(|(v, _)| v),
         "interrupted_install": interrupted,
         "answers": st.answers,
     });
@@ -134,8 +144,26 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
         println!("  first boot: {}", st.first_boot);
         if let Some(t) = &st.tap {
             println!("  TAP {} on {}: {}", t.name, t.subnet, t.state);
+            match &tap_live {
+                Some((_, true)) => println!("    present and up with its address"),
+                Some((v, false)) if v["present"].as_bool() == Some(true) => {
+                    println!(
+                        "    present, but not up with its address (see `colinux-setup tap status`)"
+                    )
+                }
+                _ if t.skipped.is_some() => println!(
+                    "    not created at install: {}",
+                    t.skipped.as_deref().unwrap_or("")
+                ),
+                _ => println!(
+                    "    missing on this host (recreate it with `colinux-setup tap install --prefix DIR`)"
+                ),
+            }
         }
-        println!("  driver: not managed by this version");
+        println!(
+            "  driver: {}",
+            crate::driver::status_line(&crate::driver::status(st.driver.as_ref()))
+        );
     }
     Outcome::Done
 }

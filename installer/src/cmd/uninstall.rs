@@ -60,6 +60,10 @@ pub fn run(prefix: &Path, purge: bool, json: bool, log_file: Option<&Path>) -> O
                     println!("  kept {k} (remove the images with --purge)");
                 }
             }
+            if r.reboot_required {
+                eprintln!("colinux-setup: the driver is removed at the next reboot (exit 3010)");
+                return Outcome::RebootRequired;
+            }
             Outcome::Done
         }
         Err(ApplyError::Busy(e)) => Outcome::Busy(e),

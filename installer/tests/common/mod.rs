@@ -98,3 +98,18 @@ pub fn status_json(prefix: &Path) -> serde_json::Value {
         .expect("status");
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)))
 }
+
+/// Writes `DIR/kit.toml` for a kit folder with `colinux-setup kit init DIR EXTRA...`
+/// (every file listed with its size and SHA-256), as a kit author would.
+pub fn kit_init(dir: &Path, extra: &[&str]) {
+    let mut args = vec!["kit", "init", p(dir), "--force"];
+    args.extend_from_slice(extra);
+    let o = cmd(&args).output().expect("run kit init");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "kit init {}\n{}",
+        dir.display(),
+        text(&o)
+    );
+}

@@ -1,0 +1,162 @@
+//! The ring-0 driver on the host, behind one trait: install (idempotent), remove (stop
+//! first), status.
+//!
+//! - Windows ([`windows::ScmHost`], `cfg(windows)`): the Service Control Manager, as
+//!   coLinux's own `colinux-daemon --install-driver` does (colinux-spec.md §3): service
+//!   `CoLinuxDriver`, `SERVICE_KERNEL_DRIVER`, auto start, the image path in the install
+//!   folder. A service "marked for deletion" (a handle still open somewhere) is gone
+//!   only after a reboot: remove reports [`Removed::RebootRequired`] (3010).
+//! - Linux ([`linux::ModuleHost`]): the `colinux` kernel module, loaded with `insmod`
+//!   and unloaded with `rmmod`; status from `/proc/modules` (colinux-spec.md §5: the
+//!   module makes `/proc/colinux`, there is no device node).
+//! - [`recording::RecordingHost`]: no host at all; it keeps the driver's state in
+//!   memory (or a JSON file) and records each action, for `--dry-run` and tests.
+//!
+//! The trait does not know about locks or monitors: refusing to install while a
+//! machine runs is the caller's job (the installer holds the machine lock).
+
+pub mod linux;
+pub mod recording;
+#[cfg(windows)]
+pub mod windows;
+
+use std::path::{Path, PathBuf};
+
+/// The coLinux driver's service name on Windows (`driver.h`: `CoLinuxDriver`).
+pub const SERVICE_NAME: &str = "CoLinuxDriver";
+/// The driver file's name on Windows (`os/winnt/os.h`: `linux.sys`).
+pub const WINDOWS_DRIVER_FILE: &str = "linux.sys";
+/// The kernel module's name on Linux.
+pub const MODULE_NAME: &str = "colinux";
+/// The kernel module's file name on Linux.
+pub const LINUX_DRIVER_FILE: &str = "colinux.ko";
+
+/// The driver's file name on the host this program runs on.
+pub fn driver_file_name() -> &'static str {
+    if cfg!(windows) {
+        WINDOWS_DRIVER_FILE
+    } else {
+        LINUX_DRIVER_FILE
+    }
+}
+
+/// What an install did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Installed {
+    /// The driver was registered (and started, when asked).
+    Created,
+    /// It was already installed with this path; nothing changed (started if asked).
+    AlreadyInstalled,
+    /// It was installed with another path, now changed to this one.
+    PathUpdated {
+        /// The path it had.
+        old: PathBuf,
+    },
+}
+
+/// What a remove did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Removed {
+    /// Stopped and deleted.
+    Removed,
+    /// Nothing was installed.
+    NotInstalled,
+    /// Deleted, but the host finishes only after a reboot (Windows: marked for deletion).
+    RebootRequired,
+}
+
+/// The driver's state on the host.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Status {
+    /// The service or module name.
+    pub name: String,
+    /// Whether it is registered (Windows) or loaded (Linux).
+    pub installed: bool,
+    /// `not-installed`, `stopped`, `running`, `start-pending`, `stop-pending`,
+    /// `live` (a loaded module), `loading`, `unloading`, or the host's raw value.
+    pub state: String,
+    /// The driver file the host uses, when it says.
+    pub path: Option<PathBuf>,
+    /// Windows: the service is marked for deletion (gone after a reboot).
+    pub marked_for_deletion: bool,
+}
+
+impl Status {
+    /// The status of a driver that is not there.
+    pub fn absent(name: &str) -> Status {
+        Status {
+            name: name.to_owned(),
+            installed: false,
+            state: "not-installed".to_owned(),
+            path: None,
+            marked_for_deletion: false,
+        }
+    }
+}
+
+/// A host operation that failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HostError {
+    /// The user lacks the rights (Windows: not elevated; Linux: not root).
+    #[error("{op}: access denied; run as an administrator (Windows) or root (Linux)")]
+    AccessDenied {
+        /// What was attempted.
+        op: String,
+    },
+    /// The service is marked for deletion: nothing can be installed until a reboot.
+    #[error("{op}: the {name} service is marked for deletion; reboot, then install again")]
+    MarkedForDeletion {
+        /// What was attempted.
+        op: String,
+        /// The service.
+        name: String,
+    },
+    /// An operating system call failed.
+    #[error("{op}: {message} (error {code})")]
+    Os {
+        /// What was attempted.
+        op: String,
+        /// The OS error code.
+        code: u32,
+        /// Its text.
+        message: String,
+    },
+    /// A helper program or file failed.
+    #[error("{op}: {message}")]
+    Failed {
+        /// What was attempted.
+        op: String,
+        /// What happened.
+        message: String,
+    },
+}
+
+/// Installs, removes and reports the driver on one host.
+pub trait DriverHost {
+    /// Which host this is (`windows-scm`, `linux-module`, `recording`).
+    fn kind(&self) -> &'static str;
+    /// The service or module name.
+    fn name(&self) -> &str;
+    /// Registers the driver file at `path` (absolute); idempotent. With `start`, also
+    /// loads it (a start failure undoes a registration made by this call).
+    fn install(&mut self, path: &Path, start: bool) -> Result<Installed, HostError>;
+    /// Stops and removes the driver; removing what is not there is not an error.
+    fn remove(&mut self) -> Result<Removed, HostError>;
+    /// Reports the driver's state.
+    fn status(&mut self) -> Result<Status, HostError>;
+}
+
+/// The real host of this machine.
+pub fn native() -> Box<dyn DriverHost> {
+    #[cfg(windows)]
+    {
+        Box::new(windows::ScmHost::new(SERVICE_NAME))
+    }
+    #[cfg(not(windows))]
+    {
+        Box::new(linux::ModuleHost::new(MODULE_NAME))
+    }
+}

@@ -1,0 +1,823 @@
+//! The interactive wizard, driven in a real pseudo-terminal (expectrl) like a person
+//! would: arrow keys, Enter, Esc, typed values and Ctrl-C. What the terminal shows is
+//! rendered by a terminal emulator (the vt100 crate), so assertions read the screen a
+//! person would see, and the screens it captures are those of a real run.
+//!
+//! - every page in the seed manual's order, Back from each page before the summary, an
+//!   invalid folder (a space, refused for coLinux) and an invalid RAM value explained and
+//!   asked again, changed defaults, answers saved on the summary, the install; then the
+//!   saved answers replayed with `--unattended` give a byte-identical config.txt and
+//!   byte-identical images;
+//! - Ctrl-C on the sizes page, and Ctrl-C while the root image is being written (the
+//!   test-only hook `COLINUX_SETUP_TEST_PAUSE_AT=image:root:writing`), ask once, then
+//!   exit 1602 (66 on POSIX) leaving nothing of the run in or above the install folder.
+//! - an existing install in the chosen folder: repair (as recorded), keep the images and
+//!   choose the rest again, upgrade; its images stay byte for byte;
+//! - the wizard's own answer keys (SLIRP, SERIAL, STARTMENU, TASKS) refuse bad values with
+//!   the reason, through the same plan as `--set`;
+//! - the default profile's first boot in User-mode Linux under its bar.
+//!
+//! With `COLINUX_SETUP_WRITE_SCREENS=1` the captured screens are written to
+//! docs/wizard-screens.md (scripts/wizard-screens does this).
+
+mod common;
+
+use common::{CANCELLED, cmd, p, sha256, tempdir, text};
+use expectrl::Expect;
+use expectrl::process::unix::WaitStatus;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const UP: &str = "\x1b[A";
+const DOWN: &str = "\x1b[B";
+const ENTER: &str = "\r";
+const ESC: &str = "\x1b";
+const CTRL_C: &str = "\x03";
+const COLS: u16 = 100;
+const ROWS: u16 = 64;
+
+/// The wizard in a pseudo-terminal, with what it has drawn so far.
+struct Tty {
+    s: expectrl::session::OsSession,
+    vt: vt100::Parser,
+    raw: Vec<u8>,
+    shots: Vec<(String, String)>,
+    eof: bool,
+}
+
+impl Tty {
+    fn spawn(args: &[&str], env: &[(&str, &str)]) -> Tty {
+        let mut c = Command::new(common::BIN);
+        c.args(args)
+            .env("TERM", "xterm-256color")
+            .env("COLUMNS", COLS.to_string())
+            .env("LINES", ROWS.to_string())
+            .env_remove("COLINUX_SETUP_TEST_PAUSE_AT")
+            .env_remove("COLINUX_SETUP_TEST_FAIL_AT")
+            .env_remove("COLINUX_SETUP_TEST_FIRST_BOOT");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let mut s = expectrl::session::OsSession::spawn(c).expect("spawn in a pty");
+        s.get_process_mut()
+            .set_window_size(COLS, ROWS)
+            .expect("window size");
+        Tty {
+            s,
+            vt: vt100::Parser::new(ROWS, COLS, 0),
+            raw: Vec::new(),
+            shots: Vec::new(),
+            eof: false,
+        }
+    }
+
+    /// Reads what is there without waiting.
+    fn pump(&mut self) {
+        let mut buf = [0u8; 8192];
+        loop {
+            match self.s.try_read(&mut buf) {
+                Ok(0) => {
+                    self.eof = true;
+                    return;
+                }
+                Ok(n) => {
+                    self.vt.process(&buf[..n]);
+                    self.raw.extend_from_slice(&buf[..n]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    // EIO: the child closed the terminal.
+                    self.eof = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn screen(&self) -> String {
+        self.vt.screen().contents()
+    }
+
+    /// Waits until the screen shows `needle`.
+    fn wait_for(&mut self, needle: &str) {
+        self.wait_until(needle, |t| t.screen().contains(needle));
+    }
+
+    /// Waits until the raw output holds `needle` (text that is drawn over at once).
+    fn wait_raw(&mut self, needle: &str) {
+        self.wait_until(needle, |t| String::from_utf8_lossy(&t.raw).contains(needle));
+    }
+
+    fn wait_until(&mut self, what: &str, done: impl Fn(&Tty) -> bool) {
+        let start = Instant::now();
+        loop {
+            self.pump();
+            if done(self) {
+                // Let the page finish drawing before keys are sent.
+                std::thread::sleep(Duration::from_millis(150));
+                self.pump();
+                return;
+            }
+            if self.eof || start.elapsed() > Duration::from_secs(90) {
+                panic!(
+                    "waited for `{what}` (eof {}); the screen:\n{}\n--- raw tail:\n{}",
+                    self.eof,
+                    self.screen(),
+                    String::from_utf8_lossy(&self.raw[self.raw.len().saturating_sub(3000)..])
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn keys(&mut self, k: &str) {
+        self.s.send(k).expect("send keys");
+        // Esc alone must not run into the next key (it would read as an escape sequence).
+        std::thread::sleep(Duration::from_millis(if k == ESC { 300 } else { 60 }));
+        self.pump();
+    }
+
+    /// Replaces the text of the input field on screen with `value` and presses Enter.
+    fn type_value(&mut self, value: &str) {
+        self.keys(&"\x7f".repeat(120));
+        self.keys(value);
+        self.keys(ENTER);
+    }
+
+    /// Keeps the current screen as a capture named `name`.
+    fn shot(&mut self, name: &str) {
+        // Row by row: a full-width row is not joined to the next one.
+        let text: Vec<String> = self
+            .vt
+            .screen()
+            .rows(0, COLS)
+            .map(|l| l.trim_end().to_owned())
+            .collect();
+        let trimmed = text.join("\n").trim_end().to_owned();
+        self.shots.push((name.to_owned(), trimmed));
+    }
+
+    /// Reads to the end and returns the exit code.
+    fn exit_code(&mut self) -> i32 {
+        let start = Instant::now();
+        while !self.eof && start.elapsed() < Duration::from_secs(120) {
+            self.pump();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        match self.s.get_process().wait().expect("wait") {
+            WaitStatus::Exited(_, code) => code,
+            other => panic!(
+                "the wizard did not exit normally: {other:?}\n{}",
+                self.screen()
+            ),
+        }
+    }
+}
+
+/// Everything in `dir`, recursively, as sorted relative paths.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
+            let path = e.path();
+            out.push(
+                path.strip_prefix(dir)
+                    .unwrap_or(&path)
+                    .display()
+                    .to_string(),
+            );
+            if path.is_dir() {
+                stack.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn write_screens(shots: &[(String, String)]) {
+    if std::env::var_os("COLINUX_SETUP_WRITE_SCREENS").is_none() {
+        return;
+    }
+    let mut md = String::from(
+        "# The install wizard, page by page\n\n\
+         Text captures of a real run: `installer/tests/wizard_cli.rs` drives `colinux-setup`\n\
+         in a pseudo-terminal (100×64) and renders what it draws with a terminal emulator\n\
+         (the vt100 crate); `scripts/wizard-screens` regenerates this page. Colours are not\n\
+         shown. The run installs the seed's `bfin-uclinux` profile with smaller sizes into a\n\
+         temporary folder; then the default profile is installed with its first boot in\n\
+         User-mode Linux, and a last run is cancelled with Ctrl-C while it writes the root\n\
+         image.\n",
+    );
+    for (name, screen) in shots {
+        md.push_str(&format!("\n## {name}\n\n```text\n{screen}\n```\n"));
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/wizard-screens.md");
+    std::fs::create_dir_all(path.parent().expect("docs")).expect("docs folder");
+    std::fs::write(&path, md).expect("write docs/wizard-screens.md");
+}
+
+/// The walk through every page, shared by the capture run.
+fn walk_and_install(tmp: &Path, tty: &mut Tty, shots_out: &mut Vec<(String, String)>) -> PathBuf {
+    let prefix = tmp.join("machine");
+    let answers = tmp.join("answers.toml");
+
+    // Welcome: change the profile to the seed's kit.
+    tty.wait_for("Welcome to the coLinux setup");
+    tty.wait_for("Profile: minimal");
+    tty.shot("Welcome");
+    tty.keys(DOWN);
+    tty.keys(ENTER);
+    tty.wait_for("bfin-uclinux");
+    tty.keys(DOWN);
+    tty.keys(ENTER);
+    tty.wait_for("Profile: bfin-uclinux");
+    tty.wait_for("Monitor: colinux");
+    tty.keys(ENTER);
+
+    // License: not accepting keeps the page; accepting goes on.
+    tty.wait_for("License agreement");
+    tty.wait_for("GNU GENERAL PUBLIC LICENSE");
+    tty.shot("License");
+    tty.keys(ENTER);
+    tty.wait_for("cannot be installed without accepting the license");
+    tty.keys(DOWN);
+    tty.keys(ENTER);
+
+    // The kernel-level component warning (coLinux).
+    tty.wait_for("a kernel-level component is installed");
+    tty.wait_for("can destabilize or crash your system");
+    tty.shot("Kernel-level component (coLinux only)");
+    tty.keys(ENTER);
+
+    // Install folder: a path with a space is refused with the reason, then corrected.
+    tty.wait_for("Install folder:");
+    tty.wait_for("Host check:");
+    tty.keys(UP);
+    tty.keys(ENTER);
+    tty.wait_for("Install folder ›");
+    tty.type_value(p(&tmp.join("with space").join("machine")));
+    tty.wait_for("contains a space; coLinux cannot use an install path with spaces");
+    tty.shot("Install folder: a path with a space is refused");
+    tty.type_value(p(&prefix));
+    tty.wait_for(&format!("Install folder: {}", prefix.display()));
+    tty.wait_for("the folder can be used");
+    tty.shot("Install folder");
+    tty.keys(ENTER);
+
+    // Sizes: an impossible RAM value is explained and asked again; smaller images.
+    tty.wait_for("RAM and image sizes");
+    tty.wait_for("Guest RAM:");
+    tty.shot("RAM and image sizes");
+    for _ in 0..4 {
+        tty.keys(UP);
+    }
+    tty.keys(ENTER);
+    tty.wait_for("Guest RAM in MB ›");
+    tty.type_value("99999");
+    tty.wait_for("RAMMB=99999 (wizard): larger than this host allows");
+    tty.shot("RAM and image sizes: an impossible value is explained and asked again");
+    tty.type_value("128");
+    tty.wait_for("Guest RAM: 128 MB");
+    for (value, shown) in [
+        ("64", "Root filesystem (root.img): 64 MB"),
+        ("32", "/home (home.img): 32 MB"),
+        ("300", "Swap (swap.img): 300 MB"),
+    ] {
+        tty.keys(DOWN);
+        tty.keys(ENTER);
+        tty.wait_for(" in MB ›");
+        tty.type_value(value);
+        tty.wait_for(shown);
+    }
+    tty.wait_for("128 MB for the guest leaves");
+    tty.keys(DOWN);
+    tty.keys(ENTER);
+
+    // Network: other redirections and a serial port; Esc goes back a page and Next returns.
+    tty.wait_for("Network and serial port");
+    tty.wait_for("tcp:333:22/tcp:1000:1000/udp:69:69");
+    tty.shot("Network and serial port");
+    tty.keys(ESC);
+    tty.wait_for("RAM and image sizes");
+    tty.wait_for("Guest RAM: 128 MB");
+    tty.keys(ENTER);
+    tty.wait_for("Network and serial port");
+    for _ in 0..4 {
+        tty.keys(UP);
+    }
+    tty.keys(ENTER);
+    tty.wait_for("Redirections (e.g.");
+    tty.type_value("tcp:2222:22/udp:69:69");
+    tty.wait_for("Slirp port redirections: tcp:2222:22/udp:69:69");
+    for _ in 0..3 {
+        tty.keys(DOWN);
+    }
+    tty.keys(ENTER);
+    tty.wait_for("Serial port (e.g. COM1");
+    tty.type_value("COM1");
+    tty.wait_for("Serial port: COM1");
+    tty.keys(DOWN);
+    tty.keys(ENTER);
+
+    // Summary; then Back through every page to the welcome page, and Next to here again.
+    let titles = [
+        "Network and serial port",
+        "RAM and image sizes",
+        "Install folder",
+        "a kernel-level component is installed",
+        "License agreement",
+        "Welcome to the coLinux setup",
+    ];
+    tty.wait_for("Ready to install");
+    tty.wait_for("serial port:    COM1");
+    tty.shot("Summary");
+    // The config.txt it will write.
+    tty.keys(DOWN);
+    tty.keys(DOWN);
+    tty.keys(ENTER);
+    tty.wait_for("ttys0=COM1");
+    tty.shot("Summary: config.txt and /etc/fstab");
+    tty.keys(ENTER);
+    tty.wait_for("Ready to install");
+    tty.keys(UP);
+    tty.keys(ENTER);
+    for t in titles {
+        tty.wait_for(t);
+        // Back is the last entry of every page's menu (the welcome page has none).
+        if t != titles[titles.len() - 1] {
+            tty.keys(ESC);
+        }
+    }
+    tty.keys(ENTER); // welcome: Next
+    tty.wait_for("License agreement");
+    tty.keys(ENTER); // the license stays accepted: the cursor is on "I accept"
+    tty.wait_for("a kernel-level component is installed");
+    for t in [
+        "Install folder:",
+        "RAM and image sizes",
+        "Network and serial port",
+    ] {
+        tty.keys(ENTER);
+        tty.wait_for(t);
+    }
+    tty.wait_for("Serial port: COM1");
+    tty.keys(ENTER);
+    tty.wait_for("Ready to install");
+
+    // Save the answers, then install.
+    tty.keys(DOWN);
+    tty.keys(ENTER);
+    tty.wait_for("Answer file ›");
+    tty.type_value(p(&answers));
+    tty.wait_for("Saved the answers to");
+    tty.keys(ENTER); // the cursor is back on Install
+    tty.wait_for("Log of this install:");
+    tty.shot("Progress and finish");
+    shots_out.append(&mut tty.shots);
+    prefix
+}
+
+#[test]
+fn every_page_then_the_saved_answers_replay_the_same_install() {
+    let tmp = tempdir("wizard-");
+    let home = tmp.path().join("home");
+    let tmpdir = tmp.path().join("tmp");
+    std::fs::create_dir_all(&home).expect("home");
+    std::fs::create_dir_all(&tmpdir).expect("tmp");
+    let env = [("HOME", p(&home)), ("TMPDIR", p(&tmpdir))];
+    let mut tty = Tty::spawn(&["install"], &env);
+    let mut shots = Vec::new();
+    let prefix = walk_and_install(tmp.path(), &mut tty, &mut shots);
+    let code = tty.exit_code();
+    assert_eq!(code, 0, "{}", tty.screen());
+    assert!(
+        !tmp.path().join("with space").exists(),
+        "the refused folder was made"
+    );
+
+    // What the wizard saved is what it installed.
+    let answers = tmp.path().join("answers.toml");
+    let saved = std::fs::read_to_string(&answers).expect("answer file");
+    for line in [
+        "PROFILE = \"bfin-uclinux\"",
+        "MONITOR = \"colinux\"",
+        "RAMMB = 128",
+        "ROOTMB = 64",
+        "HOMEMB = 32",
+        "SWAPMB = 300",
+        "SLIRP = \"tcp:2222:22/udp:69:69\"",
+        "SERIAL = \"COM1\"",
+    ] {
+        assert!(
+            saved.contains(line),
+            "`{line}` not in the answers:\n{saved}"
+        );
+    }
+    let config = std::fs::read(prefix.join("config.txt")).expect("config.txt");
+    let config_text = String::from_utf8_lossy(&config).into_owned();
+    for needle in ["mem=128", "ttys0=COM1", "tcp:2222:22/udp:69:69"] {
+        assert!(
+            config_text.contains(needle),
+            "`{needle}` not in:\n{config_text}"
+        );
+    }
+    let st = common::status_json(&prefix);
+    assert_eq!(st["profile"], "bfin-uclinux", "{st}");
+
+    // The saved answers, unattended, into the same folder (moved aside first): the same
+    // config.txt and byte-identical images.
+    let first = tmp.path().join("machine.wizard");
+    std::fs::rename(&prefix, &first).expect("move the first install aside");
+    let o = cmd(&["install", "--unattended", "--answers", p(&answers)])
+        .env("HOME", &home)
+        .env("TMPDIR", &tmpdir)
+        .output()
+        .expect("replay");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        std::fs::read(prefix.join("config.txt")).expect("config.txt"),
+        config,
+        "config.txt differs"
+    );
+    for img in ["root.img", "home.img", "swap.img"] {
+        assert_eq!(
+            sha256(&first.join(img)),
+            sha256(&prefix.join(img)),
+            "{img} differs between the wizard's install and the replay"
+        );
+    }
+
+    // A first boot in User-mode Linux under its bar, then a cancel during image writing,
+    // complete the screens.
+    shots.append(&mut first_boot_in_uml(&tmp.path().join("uml")));
+    let (_, mut more) = cancel_while_writing(&tmp.path().join("cancel"));
+    shots.append(&mut more);
+    write_screens(&shots);
+}
+
+/// The default profile (User-mode Linux) with its first boot: the console's last line
+/// stays under the first boot's bar, and the finish page says it is done.
+fn first_boot_in_uml(dir: &Path) -> Vec<(String, String)> {
+    std::fs::create_dir_all(dir.join("tmp")).expect("tmp");
+    let prefix = dir.join("m");
+    let mut tty = Tty::spawn(
+        &[
+            "install",
+            "--prefix",
+            p(&prefix),
+            "--set",
+            "RAMMB=64",
+            "--set",
+            "HOMEMB=32",
+            "--set",
+            "SWAPMB=96",
+        ],
+        &[("TMPDIR", p(&dir.join("tmp")))],
+    );
+    tty.wait_for("Welcome to the coLinux setup");
+    tty.keys(ENTER);
+    tty.wait_for("License agreement");
+    tty.keys(DOWN);
+    tty.keys(ENTER);
+    for t in [
+        "Install folder:",
+        "RAM and image sizes",
+        "Network and serial port",
+    ] {
+        tty.wait_for(t);
+        tty.keys(ENTER);
+    }
+    tty.wait_for("Ready to install");
+    tty.keys(ENTER);
+    // A console line of the guest under the first boot's bar.
+    tty.wait_until("a console line under the first boot's bar", |t| {
+        let rows: Vec<String> = t.vt.screen().rows(0, COLS).collect();
+        rows.iter()
+            .position(|r| r.starts_with("first boot in uml"))
+            .and_then(|i| rows.get(i + 1))
+            .is_some_and(|next| next.starts_with("    ") && next.trim().len() > 3)
+    });
+    tty.shot("Progress: the first boot in User-mode Linux, its console's last line under its bar");
+    tty.wait_for("Log of this install:");
+    tty.wait_for("First boot: done.");
+    let code = tty.exit_code();
+    assert_eq!(code, 0, "{}", tty.screen());
+    assert_eq!(
+        common::status_json(&prefix)["first_boot"],
+        "done",
+        "{}",
+        tty.screen()
+    );
+    std::mem::take(&mut tty.shots)
+}
+
+/// Installs with the pause hook in the root image's writing, presses Ctrl-C, answers
+/// yes; returns the install folder and the captured screens.
+fn cancel_while_writing(dir: &Path) -> (PathBuf, Vec<(String, String)>) {
+    std::fs::create_dir_all(dir.join("tmp")).expect("tmp");
+    let prefix = dir.join("m");
+    let tmpdir = dir.join("tmp");
+    let mut tty = Tty::spawn(
+        &[
+            "install",
+            "--prefix",
+            p(&prefix),
+            "--no-first-boot",
+            "--set",
+            "ROOTMB=64",
+            "--set",
+            "HOMEMB=32",
+            "--set",
+            "SWAPMB=64",
+        ],
+        &[
+            ("TMPDIR", p(&tmpdir)),
+            ("COLINUX_SETUP_TEST_PAUSE_AT", "image:root:writing"),
+        ],
+    );
+    tty.wait_for("Welcome to the coLinux setup");
+    tty.keys(ENTER);
+    tty.wait_for("License agreement");
+    tty.keys(DOWN);
+    tty.keys(ENTER);
+    for t in [
+        "Install folder:",
+        "RAM and image sizes",
+        "Network and serial port",
+    ] {
+        tty.wait_for(t);
+        tty.keys(ENTER);
+    }
+    tty.wait_for("Ready to install");
+    tty.keys(ENTER);
+    tty.wait_raw("test hook: paused at image:root:writing");
+    tty.wait_for("root.img");
+    tty.shot("Progress (paused by a test hook while root.img is written)");
+    let partial = std::fs::read_dir(&prefix)
+        .expect("the install folder exists while it installs")
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().ends_with(".partial"));
+    assert!(partial, "no half-written image: {:?}", listing(&prefix));
+    tty.keys(CTRL_C);
+    tty.wait_for("Cancel the installation and undo what it made?");
+    tty.shot("Ctrl-C during the install asks once");
+    tty.keys("y");
+    tty.wait_raw("cancelled");
+    let code = tty.exit_code();
+    assert_eq!(code, CANCELLED, "{}", tty.screen());
+    assert!(!prefix.exists(), "left behind: {:?}", listing(&prefix));
+    // Nothing but this run's log (kept in the temporary folder, named by the last line).
+    let left = listing(dir);
+    assert!(
+        left.iter()
+            .all(|f| f == "tmp"
+                || (f.starts_with("tmp/colinux-setup-install-") && f.ends_with(".log"))),
+        "left behind: {left:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&tty.raw).contains("the log of this run is"),
+        "{}",
+        tty.screen()
+    );
+    (prefix, std::mem::take(&mut tty.shots))
+}
+
+#[test]
+fn ctrl_c_while_an_image_is_written_asks_then_rolls_back() {
+    let tmp = tempdir("wizard-cancel-");
+    let (prefix, _) = cancel_while_writing(tmp.path());
+    assert!(!prefix.exists());
+}
+
+#[test]
+fn ctrl_c_on_the_sizes_page_asks_then_cancels_with_nothing_made() {
+    let tmp = tempdir("wizard-sizes-");
+    let tmpdir = tmp.path().join("tmp");
+    std::fs::create_dir_all(&tmpdir).expect("tmp");
+    let prefix = tmp.path().join("deep").join("m");
+    let mut tty = Tty::spawn(
+        &["install", "--prefix", p(&prefix)],
+        &[("TMPDIR", p(&tmpdir))],
+    );
+    tty.wait_for("Welcome to the coLinux setup");
+    tty.keys(ENTER);
+    tty.wait_for("License agreement");
+    tty.keys(DOWN);
+    tty.keys(ENTER);
+    tty.wait_for("Install folder:");
+    tty.keys(ENTER);
+    tty.wait_for("RAM and image sizes");
+    // Ctrl-C, then "no": the page stays.
+    tty.keys(CTRL_C);
+    tty.wait_for("Cancel the installation? Nothing has been changed yet");
+    tty.keys("n");
+    tty.wait_for("Choose a value to change, or go on");
+    // Ctrl-C inside a value's prompt, then "yes".
+    tty.keys(UP);
+    tty.keys(ENTER);
+    tty.wait_for(" in MB ›");
+    tty.keys(CTRL_C);
+    tty.wait_for("Cancel the installation? Nothing has been changed yet");
+    tty.keys("y");
+    let code = tty.exit_code();
+    assert_eq!(code, CANCELLED, "{}", tty.screen());
+    assert!(
+        String::from_utf8_lossy(&tty.raw).contains("cancelled in the wizard; nothing was changed"),
+        "{}",
+        tty.screen()
+    );
+    assert!(
+        !tmp.path().join("deep").exists(),
+        "{:?}",
+        listing(tmp.path())
+    );
+    let left = listing(tmp.path());
+    assert!(
+        left.iter()
+            .all(|f| f == "tmp"
+                || (f.starts_with("tmp/colinux-setup-install-") && f.ends_with(".log"))),
+        "left behind: {left:?}"
+    );
+}
+
+#[test]
+fn an_existing_install_is_repaired_upgraded_or_kept_with_its_images() {
+    let tmp = tempdir("wizard-existing-");
+    let tmpdir = tmp.path().join("tmp");
+    std::fs::create_dir_all(&tmpdir).expect("tmp");
+    let prefix = tmp.path().join("m");
+    let o = cmd(&[
+        "install",
+        "--unattended",
+        "--prefix",
+        p(&prefix),
+        "--no-first-boot",
+        "--set",
+        "RAMMB=64",
+        "--set",
+        "HOMEMB=32",
+        "--set",
+        "SWAPMB=96",
+    ])
+    .env("TMPDIR", &tmpdir)
+    .output()
+    .expect("install");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let images = ["root.img", "home.img", "swap.img"];
+    let before: Vec<String> = images.iter().map(|i| sha256(&prefix.join(i))).collect();
+    let config_before = std::fs::read_to_string(prefix.join("config.txt")).expect("config");
+
+    // Repair: the recorded answers, straight to the summary; nothing needs to change.
+    let mut tty = Tty::spawn(
+        &["install", "--prefix", p(&prefix)],
+        &[("TMPDIR", p(&tmpdir))],
+    );
+    tty.wait_for("Welcome to the coLinux setup");
+    tty.keys(ENTER);
+    tty.wait_for("License agreement");
+    tty.keys(DOWN);
+    tty.keys(ENTER);
+    tty.wait_for("An installation is in this folder: profile minimal");
+    tty.shot("Install folder with an existing installation");
+    for _ in 0..3 {
+        tty.keys(UP);
+    }
+    tty.keys(ENTER);
+    tty.wait_for("Ready to install");
+    tty.wait_for("guest RAM:      64 MB");
+    tty.keys(ENTER);
+    tty.wait_for("nothing needed to change");
+    assert_eq!(tty.exit_code(), 0, "{}", tty.screen());
+    assert_eq!(
+        std::fs::read_to_string(prefix.join("config.txt")).expect("config"),
+        config_before
+    );
+
+    // Keep the images, choose the rest again: more RAM; the images stay byte for byte.
+    let mut tty = Tty::spawn(
+        &["install", "--prefix", p(&prefix)],
+        &[("TMPDIR", p(&tmpdir))],
+    );
+    tty.wait_for("Welcome to the coLinux setup");
+    tty.keys(ENTER);
+    tty.wait_for("License agreement");
+    tty.keys(DOWN);
+    tty.keys(ENTER);
+    tty.wait_for("An installation is in this folder");
+    tty.keys(UP);
+    tty.keys(ENTER);
+    tty.wait_for("RAM and image sizes");
+    tty.wait_for("/home (home.img): 32 MB");
+    for _ in 0..4 {
+        tty.keys(UP);
+    }
+    tty.keys(ENTER);
+    tty.wait_for("Guest RAM in MB ›");
+    tty.type_value("80");
+    tty.wait_for("Guest RAM: 80 MB");
+    for _ in 0..4 {
+        tty.keys(DOWN);
+    }
+    tty.keys(ENTER);
+    tty.wait_for("Network and serial port");
+    tty.keys(ENTER);
+    tty.wait_for("Ready to install");
+    tty.keys(ENTER);
+    tty.wait_for("Log of this install:");
+    tty.wait_for("Kept as they were: root.img, home.img, swap.img");
+    assert_eq!(tty.exit_code(), 0, "{}", tty.screen());
+    let config = std::fs::read_to_string(prefix.join("config.txt")).expect("config");
+    assert!(config.contains("mem=80"), "{config}");
+    let after: Vec<String> = images.iter().map(|i| sha256(&prefix.join(i))).collect();
+    assert_eq!(before, after, "an image of the existing install changed");
+
+    // Upgrade: this version's defaults (the recommended RAM again), the recorded profile,
+    // monitor and image sizes; straight to the summary; the images stay byte for byte.
+    let mut tty = Tty::spawn(
+        &["install", "--prefix", p(&prefix)],
+        &[("TMPDIR", p(&tmpdir))],
+    );
+    tty.wait_for("Welcome to the coLinux setup");
+    tty.keys(ENTER);
+    tty.wait_for("License agreement");
+    tty.keys(DOWN);
+    tty.keys(ENTER);
+    tty.wait_for("An installation is in this folder");
+    tty.keys(UP);
+    tty.keys(UP);
+    tty.keys(ENTER);
+    tty.wait_for("Ready to install");
+    tty.wait_for("guest RAM:      ");
+    assert!(
+        !tty.screen().contains("guest RAM:      80 MB (given"),
+        "the upgrade kept the old RAM answer:\n{}",
+        tty.screen()
+    );
+    tty.keys(ENTER);
+    tty.wait_for("Log of this install:");
+    assert_eq!(tty.exit_code(), 0, "{}", tty.screen());
+    let upgraded: Vec<String> = images.iter().map(|i| sha256(&prefix.join(i))).collect();
+    assert_eq!(before, upgraded, "an image changed in the upgrade");
+    let config = std::fs::read_to_string(prefix.join("config.txt")).expect("config");
+    assert!(!config.contains("mem=80\n"), "{config}");
+}
+
+#[test]
+fn the_network_and_windows_answers_refuse_bad_values_with_the_reason() {
+    let tmp = tempdir("wizard-keys-");
+    let prefix = tmp.path().join("m");
+    let dry = |set: &str| {
+        cmd(&[
+            "install",
+            "--unattended",
+            "--dry-run",
+            "--profile",
+            "bfin-uclinux",
+            "--prefix",
+            p(&prefix),
+            "--set",
+            set,
+        ])
+        .env("TMPDIR", tmp.path())
+        .output()
+        .expect("dry run")
+    };
+    for (set, needle) in [
+        ("SLIRP=tcp:99999:22", "tcp:99999:22: ports are 1..65535"),
+        ("SLIRP=tcp:22", "SLIRP=tcp:22 (--set SLIRP)"),
+        ("SLIRP=tcp:333:22x", "would silently ignore part of it"),
+        (
+            "SERIAL=COM 1",
+            "a serial port is a device name without spaces",
+        ),
+        (
+            "TASKS=putty",
+            "unknown task `putty`; the tasks are startmenu, desktop, service",
+        ),
+        (
+            "STARTMENU=a/b",
+            "a start-menu folder name is 1..120 characters",
+        ),
+    ] {
+        let o = dry(set);
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(common::FAILED), "{set}: {t}");
+        assert!(t.contains(needle), "{set}: expected `{needle}` in:\n{t}");
+    }
+    assert!(!prefix.exists(), "a refused dry run made the folder");
+    let o = dry("SERIAL=COM2");
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("\nttys0=COM2\n"), "{t}");
+    let o = dry("SLIRP=");
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(
+        t.lines()
+            .any(|l| l.starts_with("eth0=slirp,") && l.matches(',').count() == 1),
+        "slirp without redirections: {t}"
+    );
+}
