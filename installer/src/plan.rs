@@ -500,8 +500,14 @@ pub fn resolve(answers: &Answers, loaded: &Loaded, host: &HostFacts) -> Result<P
                 a.origin
             )
         })?,
-        None => p.monitor,
+        None => crate::host::default_monitor(p.monitor),
     };
+    #[cfg(windows)]
+    if monitor == Monitor::Uml {
+        bail!(
+            "MONITOR=uml: User-mode Linux runs only on Linux hosts; on Windows use MONITOR=colinux (the default here)"
+        );
+    }
     let prefix = match answers.get("INSTALLDIR") {
         Some(a) if a.value.is_empty() => bail!("INSTALLDIR ({}): empty", a.origin),
         Some(a) => std::path::absolute(&a.value)

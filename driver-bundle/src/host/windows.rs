@@ -61,11 +61,20 @@ fn last_error() -> u32 {
 fn os_error(op: &str, code: u32) -> HostError {
     match code {
         ERROR_ACCESS_DENIED => HostError::AccessDenied { op: op.to_owned() },
-        _ => HostError::Os {
-            op: op.to_owned(),
-            code,
-            message: std::io::Error::from_raw_os_error(code as i32).to_string(),
-        },
+        _ => {
+            // io::Error's text for codes Windows has no message for is noise.
+            let text = std::io::Error::from_raw_os_error(code as i32).to_string();
+            let message = if text.contains("FormatMessageW") {
+                format!("Windows has no text for error {code:#010x}")
+            } else {
+                text
+            };
+            HostError::Os {
+                op: op.to_owned(),
+                code,
+                message,
+            }
+        }
     }
 }
 

@@ -20,7 +20,7 @@ pub fn run(a: &FactsArgs) -> Outcome {
         Err(e) => return Outcome::Failed(e),
     };
     let monitor = match a.monitor.as_deref() {
-        None => loaded.profile.monitor,
+        None => crate::host::default_monitor(loaded.profile.monitor),
         Some(m) => match Monitor::parse(m) {
             Some(m) => m,
             None => return Outcome::Usage(anyhow!("--monitor {m}: use colinux, uml or qemu")),

@@ -70,8 +70,9 @@ pub struct MsiArgs {
     pub log: Option<PathBuf>,
     /// msiexec's own log (the MsiLogFileLocation property, empty without /l): this run's
     /// log is written beside it, as LOG.colinux-setup-ACTION.log.
+    /// A String, not a path: the property is empty when msiexec writes no log.
     #[arg(long, value_name = "FILE")]
-    pub msi_log: Option<PathBuf>,
+    pub msi_log: Option<String>,
 }
 
 /// The given (non-empty) properties, in order; unknown keys are usage errors.
@@ -123,14 +124,12 @@ fn get<'a>(props: &'a [(String, String)], key: &str) -> Option<&'a str> {
 
 /// The log file of this run: `--log`, else beside msiexec's log, else under the state
 /// folder.
-fn log_path(given: Option<PathBuf>, msi_log: Option<PathBuf>, action: &str) -> PathBuf {
+fn log_path(given: Option<PathBuf>, msi_log: Option<String>, action: &str) -> PathBuf {
     if let Some(p) = given {
         return p;
     }
-    if let Some(m) = msi_log.filter(|m| !m.as_os_str().is_empty()) {
-        let mut name = m.into_os_string();
-        name.push(format!(".colinux-setup-{action}.log"));
-        return PathBuf::from(name);
+    if let Some(m) = msi_log.filter(|m| !m.trim().is_empty()) {
+        return PathBuf::from(format!("{}.colinux-setup-{action}.log", m.trim()));
     }
     {
         let dir = crate::host::state_dir().join("logs");
@@ -220,11 +219,19 @@ pub fn run(cmd: MsiCommand, interrupt: &AtomicBool) -> Outcome {
             if action == "driver-remove" {
                 return crate::cmd::driver::run(DriverCommand::Remove(host));
             }
+            // The install step already installs a kit's driver with the kit's pinned
+            // signer; this action only re-pins it to a signer the administrator gives.
+            let Some(signer) = get(&props, "DRIVERSIGNER") else {
+                eprintln!(
+                    "colinux-setup: msi driver: no DRIVERSIGNER; the install step handled the kit's driver"
+                );
+                return Outcome::Done;
+            };
             crate::cmd::driver::run(DriverCommand::Install(InstallArgs {
                 host,
                 file: Some(file),
                 trust: TrustArgs {
-                    signer: get(&props, "DRIVERSIGNER").map(str::to_owned),
+                    signer: Some(signer.to_owned()),
                     allow_test_signing: false,
                 },
                 no_start: false,

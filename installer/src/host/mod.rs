@@ -57,3 +57,15 @@ pub fn record_symlink(link: &Path, target: &str) {
     #[cfg(not(windows))]
     let _ = (link, target);
 }
+
+/// The monitor a profile is installed for here when none is asked for: the profile's,
+/// except that User-mode Linux runs only on Linux hosts, so on Windows a profile made
+/// for it is installed for coLinux, the monitor that runs there.
+pub fn default_monitor(profile: crate::profile::Monitor) -> crate::profile::Monitor {
+    use crate::profile::Monitor;
+    if cfg!(windows) && profile == Monitor::Uml {
+        Monitor::Colinux
+    } else {
+        profile
+    }
+}

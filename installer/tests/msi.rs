@@ -1,0 +1,522 @@
+//! setup.msi, judged by msitools and by Wine's msiexec: the tables (msiinfo), a silent
+//! install with properties (files, config.txt, images e2fsck-clean), an uninstall that
+//! keeps the images and one with PURGE=1 that removes them, and a provisioning failure
+//! that rolls the whole install back with exit 1603 (1627 under Wine).
+//!
+//! The MSI is built once per run by scripts/build-msi into target/msi/setup.msi, with
+//! the Windows exe cached in target-win/ (the first build compiles the standard library,
+//! a few minutes on 2 cores; later ones only what changed). Each test has its own Wine
+//! prefix. Needs wine, wine64, wixl, msitools, e2fsprogs (scripts/test's apt list);
+//! a missing tool fails the test with its name.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_owned()
+}
+
+fn require(tool: &str) {
+    let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .any(|d| d.join(tool).is_file());
+    assert!(
+        found,
+        "{tool} is not installed; scripts/test installs it (packages wine wine64 wixl msitools)"
+    );
+}
+
+/// Builds target/msi/setup.msi once for the whole test binary.
+fn msi() -> &'static Path {
+    static MSI: OnceLock<PathBuf> = OnceLock::new();
+    MSI.get_or_init(|| {
+        let root = repo();
+        let o = Command::new(root.join("scripts/build-msi"))
+            .env("CARGO_TARGET_DIR", root.join("target-win"))
+            .output()
+            .expect("running scripts/build-msi");
+        assert!(
+            o.status.success(),
+            "scripts/build-msi failed\n{}",
+            common::text(&o)
+        );
+        let msi = root.join("target/msi/setup.msi");
+        assert!(msi.is_file(), "{} was not built", msi.display());
+        msi
+    })
+}
+
+/// A Wine prefix of its own, booted.
+struct Wine {
+    dir: tempfile::TempDir,
+}
+
+impl Wine {
+    fn new(name: &str) -> Wine {
+        require("wine");
+        require("wineboot");
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("msi-{name}-"))
+            .tempdir()
+            .expect("tempdir");
+        let w = Wine { dir };
+        let o = w.cmd("wineboot").arg("-i").output().expect("wineboot");
+        assert!(
+            o.status.success(),
+            "wineboot -i failed\n{}",
+            common::text(&o)
+        );
+        w
+    }
+
+    fn prefix(&self) -> PathBuf {
+        self.dir.path().join("pfx")
+    }
+
+    fn cmd(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.env("WINEPREFIX", self.prefix())
+            .env("WINEDEBUG", "-all")
+            .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
+            .stdin(std::process::Stdio::null());
+        c
+    }
+
+    /// `C:\NAME` as the Linux path inside the prefix.
+    fn c_drive(&self, name: &str) -> PathBuf {
+        self.prefix().join("drive_c").join(name)
+    }
+
+    /// Runs `CMDLINE` through `cmd /c` and returns its %ERRORLEVEL% (Wine's own exit
+    /// status is only the low byte) and the output.
+    fn run(&self, cmdline: &str) -> (u32, Output) {
+        let o = self
+            .cmd("wine")
+            .args([
+                "cmd",
+                "/c",
+                &format!("{cmdline} & echo ERRORLEVEL=%ERRORLEVEL%"),
+            ])
+            .output()
+            .expect("wine cmd");
+        let out = String::from_utf8_lossy(&o.stdout);
+        let code = out
+            .lines()
+            .rev()
+            .find_map(|l| l.trim().strip_prefix("ERRORLEVEL="))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no ERRORLEVEL line\n{}", common::text(&o)));
+        (code, o)
+    }
+
+    /// `msiexec ARGS /qn /l*v LOG`; the exit code and the verbose log's text.
+    fn msiexec(&self, args: &str, log_name: &str) -> (u32, String) {
+        let log = self.dir.path().join(log_name);
+        let (code, _) = self.run(&format!(
+            "start /wait msiexec {args} /qn /l*v {}",
+            windows_path(&log)
+        ));
+        let bytes = std::fs::read(&log).unwrap_or_default();
+        (code, decode_log(&bytes))
+    }
+
+    fn reg_query(&self, key: &str) -> Output {
+        self.cmd("wine")
+            .args(["reg", "query", key])
+            .output()
+            .expect("wine reg")
+    }
+}
+
+/// A Linux path as Wine's Z: drive sees it.
+fn windows_path(p: &Path) -> String {
+    format!("Z:{}", p.display()).replace('/', "\\")
+}
+
+/// msiexec writes its log in UTF-16LE under Wine; plain text otherwise.
+fn decode_log(bytes: &[u8]) -> String {
+    if bytes.len() >= 2 && bytes[1] == 0 || bytes.starts_with(&[0xff, 0xfe]) {
+        let units: Vec<u16> = bytes
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        String::from_utf16_lossy(&units)
+    } else {
+        String::from_utf8_lossy(bytes).into_owned()
+    }
+}
+
+fn msiinfo_export(table: &str) -> Vec<Vec<String>> {
+    require("msiinfo");
+    let o = Command::new("msiinfo")
+        .arg("export")
+        .arg(msi())
+        .arg(table)
+        .output()
+        .expect("msiinfo");
+    assert!(
+        o.status.success(),
+        "msiinfo export {table}\n{}",
+        common::text(&o)
+    );
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .skip(3) // column names, types, table name
+        .map(|l| l.split('\t').map(str::to_owned).collect())
+        .collect()
+}
+
+const PUBLIC: &[&str] = &[
+    "INSTALLDIR",
+    "RAMMB",
+    "ROOTMB",
+    "HOMEMB",
+    "SWAPMB",
+    "TAPNAME",
+    "SUBNET",
+    "MONITOR",
+    "NOFIRSTBOOT",
+    "ANSWERFILE",
+    "PURGE",
+    "KIT",
+];
+
+#[test]
+fn tables_say_per_machine_upgradable_and_deferred_no_impersonate() {
+    let props = msiinfo_export("Property");
+    let prop = |k: &str| {
+        props
+            .iter()
+            .find(|r| r[0] == k)
+            .map(|r| r[1].clone())
+            .unwrap_or_else(|| panic!("no Property {k}: {props:?}"))
+    };
+    assert_eq!(prop("ALLUSERS"), "1");
+    assert_eq!(
+        prop("UpgradeCode"),
+        "{6F0C7E2A-3B1D-4C55-9A8E-2D4B7C1E0F93}"
+    );
+    let secure = prop("SecureCustomProperties");
+    let secure: Vec<&str> = secure.split(';').collect();
+    for p in PUBLIC {
+        assert!(
+            secure.contains(p),
+            "SecureCustomProperties lacks {p}: {secure:?}"
+        );
+    }
+
+    // Custom actions: exe from the installed file (0x12), in-script (0x400), not
+    // impersonated (0x800); the two rollback ones also 0x100.
+    let cas = msiinfo_export("CustomAction");
+    let ty = |a: &str| -> u32 {
+        cas.iter()
+            .find(|r| r[0] == a)
+            .and_then(|r| r[1].parse().ok())
+            .unwrap_or_else(|| panic!("no CustomAction {a}: {cas:?}"))
+    };
+    for a in ["Provision", "DriverInstall", "Unprovision", "DriverRemove"] {
+        let t = ty(a);
+        assert_eq!(
+            t & 0x3f,
+            0x12,
+            "{a}: type {t} is not an exe from an installed file"
+        );
+        assert_ne!(t & 0x400, 0, "{a}: type {t} is not deferred");
+        assert_eq!(t & 0x100, 0, "{a}: type {t} must not be a rollback action");
+        assert_ne!(t & 0x800, 0, "{a}: type {t} is impersonated");
+    }
+    for a in ["ProvisionRollback", "DriverRollback"] {
+        let t = ty(a);
+        assert_eq!(t & 0x500, 0x500, "{a}: type {t} is not a rollback action");
+        assert_ne!(t & 0x800, 0, "{a}: type {t} is impersonated");
+    }
+    let provision = cas.iter().find(|r| r[0] == "Provision").expect("Provision");
+    for p in PUBLIC.iter().filter(|p| !matches!(**p, "PURGE")) {
+        assert!(
+            provision[3].contains(&format!("\"{p}=[{p}]")),
+            "Provision does not pass {p}: {}",
+            provision[3]
+        );
+    }
+
+    // The order: each rollback before its action, all inside the script, provisioning
+    // after the files are in place, unprovisioning before they go.
+    let seq = msiinfo_export("InstallExecuteSequence");
+    let at = |a: &str| -> u32 {
+        seq.iter()
+            .find(|r| r[0] == a)
+            .and_then(|r| r[2].parse().ok())
+            .unwrap_or_else(|| panic!("{a} is not in InstallExecuteSequence"))
+    };
+    let (init, fin) = (at("InstallInitialize"), at("InstallFinalize"));
+    assert!(init < at("DriverRemove") && at("DriverRemove") < at("Unprovision"));
+    assert!(at("Unprovision") < at("RemoveFiles"));
+    assert!(at("InstallFiles") < at("ProvisionRollback"));
+    assert!(at("ProvisionRollback") < at("Provision"));
+    assert!(at("Provision") < at("DriverRollback") && at("DriverRollback") < at("DriverInstall"));
+    assert!(at("DriverInstall") < fin);
+    assert!(at("FindRelatedProducts") < init && at("RemoveExistingProducts") < init);
+
+    let upgrade = msiinfo_export("Upgrade");
+    assert!(
+        upgrade
+            .iter()
+            .all(|r| r[0] == "{6F0C7E2A-3B1D-4C55-9A8E-2D4B7C1E0F93}"),
+        "{upgrade:?}"
+    );
+    assert!(
+        upgrade
+            .iter()
+            .any(|r| r.last().is_some_and(|v| v == "WIX_UPGRADE_DETECTED"))
+    );
+
+    let files: Vec<String> = msiinfo_export("File")
+        .into_iter()
+        .map(|r| r[2].clone())
+        .collect();
+    for f in [
+        "colinux-setup.exe",
+        "minimal.toml",
+        "bfin-uclinux.toml",
+        "busybox",
+        "busybox.applets",
+    ] {
+        assert!(
+            files.iter().any(|n| n.ends_with(f)),
+            "File table lacks {f}: {files:?}"
+        );
+    }
+    let reg = msiinfo_export("Registry");
+    // HKLM (2), the key (wixl writes it with a trailing backslash), detection values.
+    for (name, value) in [
+        ("InstallDir", "[INSTALLDIR]"),
+        ("Version", env!("CARGO_PKG_VERSION")),
+    ] {
+        assert!(
+            reg.iter().any(|r| r[1] == "2"
+                && r[2].trim_end_matches('\\') == "Software\\colinux-setup"
+                && r[3] == name
+                && r[4] == value),
+            "no HKLM Software\\colinux-setup {name}={value}: {reg:?}"
+        );
+    }
+    let sc = msiinfo_export("Shortcut");
+    assert_eq!(sc.len(), 4, "{sc:?}");
+}
+
+/// What `msiexec /i` leaves, checked from the Linux side and by the installed exe.
+fn check_installed(w: &Wine, dir: &str) {
+    let root = w.c_drive(dir);
+    assert!(root.join("bin/colinux-setup.exe").is_file());
+    assert!(root.join("profiles/minimal.toml").is_file());
+    let config = std::fs::read_to_string(root.join("config.txt")).expect("config.txt");
+    assert!(
+        config.contains("mem=48"),
+        "RAMMB=48 not in config.txt:\n{config}"
+    );
+    assert!(
+        config.contains(&format!("C:\\{dir}\\root.img")),
+        "root image path:\n{config}"
+    );
+    let (code, o) = w.run(&format!(
+        "C:\\{dir}\\bin\\colinux-setup.exe config check C:\\{dir}\\config.txt"
+    ));
+    assert_eq!(code, 0, "config check\n{}", common::text(&o));
+    for img in ["root.img", "home.img"] {
+        e2e_tests::oracle::e2fsck_clean(&root.join(img)).unwrap_or_else(|e| panic!("{img}: {e:#}"));
+    }
+    let root_mb = std::fs::metadata(root.join("root.img"))
+        .expect("root.img")
+        .len()
+        >> 20;
+    assert_eq!(root_mb, 64, "ROOTMB=64");
+    assert!(root.join("swap.img").is_file());
+    let o = w.reg_query("HKLM\\Software\\colinux-setup");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&format!("C:\\{dir}")),
+        "{}",
+        common::text(&o)
+    );
+}
+
+const PROPS: &str = "RAMMB=48 ROOTMB=64 HOMEMB=32 SWAPMB=64 NOFIRSTBOOT=1";
+
+#[test]
+fn silent_install_then_uninstall_keeps_images_and_purge_removes_them() {
+    let msi = windows_path(msi());
+    let w = Wine::new("install");
+    let (code, log) = w.msiexec(
+        &format!("/i {msi} INSTALLDIR=C:\\cl {PROPS}"),
+        "install.log",
+    );
+    assert_eq!(code, 0, "msiexec /i failed; log:\n{log}");
+    check_installed(&w, "cl");
+
+    let (code, log) = w.msiexec(&format!("/x {msi}"), "uninstall.log");
+    assert_eq!(code, 0, "msiexec /x failed; log:\n{log}");
+    let root = w.c_drive("cl");
+    assert!(
+        !root.join("bin/colinux-setup.exe").exists(),
+        "the program is left"
+    );
+    assert!(!root.join("config.txt").exists(), "config.txt is left");
+    for img in ["root.img", "home.img", "swap.img"] {
+        assert!(root.join(img).is_file(), "{img} was not kept");
+    }
+    e2e_tests::oracle::e2fsck_clean(&root.join("home.img")).expect("kept home.img");
+    let o = w.reg_query("HKLM\\Software\\colinux-setup");
+    assert!(
+        !o.status.success(),
+        "registry key left\n{}",
+        common::text(&o)
+    );
+
+    // Installed again over the kept images, then removed with PURGE=1.
+    let (code, log) = w.msiexec(
+        &format!("/i {msi} INSTALLDIR=C:\\cl {PROPS}"),
+        "install2.log",
+    );
+    assert_eq!(code, 0, "msiexec /i over kept images failed; log:\n{log}");
+    assert!(root.join("config.txt").is_file());
+    let (code, log) = w.msiexec(&format!("/x {msi} PURGE=1"), "purge.log");
+    assert_eq!(code, 0, "msiexec /x PURGE=1 failed; log:\n{log}");
+    for img in [
+        "root.img",
+        "home.img",
+        "swap.img",
+        "config.txt",
+        "bin/colinux-setup.exe",
+    ] {
+        assert!(!root.join(img).exists(), "{img} left after PURGE=1");
+    }
+}
+
+#[test]
+fn invalid_subnet_rolls_the_whole_install_back() {
+    let msi = windows_path(msi());
+    let w = Wine::new("rollback");
+    let (code, log) = w.msiexec(
+        &format!("/i {msi} INSTALLDIR=C:\\bad {PROPS} SUBNET=300.1.2.0/24"),
+        "bad.log",
+    );
+    // Windows reports 1603; Wine's msiexec reports 1627 for the same failure.
+    assert!(code == 1603 || code == 1627, "exit {code}; log:\n{log}");
+    assert!(
+        log.contains("Provision"),
+        "the log does not name the failed action:\n{log}"
+    );
+    let root = w.c_drive("bad");
+    let left: Vec<_> = std::fs::read_dir(&root)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left after the rollback: {left:?}");
+    let o = w.reg_query("HKLM\\Software\\colinux-setup");
+    assert!(
+        !o.status.success(),
+        "registry key left\n{}",
+        common::text(&o)
+    );
+    // The exe's own log, under ProgramData or beside msiexec's, says why.
+    let beside = w.dir.path().join("bad.log.colinux-setup-install.log");
+    let ours = std::fs::read_to_string(&beside).unwrap_or_default();
+    let program_data = w.c_drive("ProgramData/colinux-setup/logs");
+    let any = ours.contains("SUBNET")
+        || std::fs::read_dir(&program_data).is_ok_and(|d| {
+            d.filter_map(Result::ok)
+                .any(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("SUBNET")))
+        });
+    assert!(
+        any,
+        "no colinux-setup log names SUBNET (beside {} or in {})",
+        beside.display(),
+        program_data.display()
+    );
+}
+
+/// The Windows exe itself under Wine: help, host facts from Windows APIs, an image built
+/// from a tarball (e2fsck-clean), and a folder source refused with the reason.
+#[test]
+fn windows_exe_answers_facts_and_builds_images_under_wine() {
+    msi();
+    let exe =
+        windows_path(&repo().join("target-win/x86_64-win7-windows-gnu/release/colinux-setup.exe"));
+    let w = Wine::new("exe");
+    let (code, o) = w.run(&format!("{exe} --help"));
+    assert_eq!(code, 0, "{}", common::text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("msi"),
+        "{}",
+        common::text(&o)
+    );
+
+    let o = w
+        .cmd("wine")
+        .args([&exe, "facts", "--json"])
+        .output()
+        .expect("wine facts");
+    let facts: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("facts --json: {e}\n{}", common::text(&o)));
+    assert!(
+        facts["host"]["os"]
+            .as_str()
+            .is_some_and(|s| s.contains("Windows")),
+        "{facts}"
+    );
+    assert!(
+        facts["host"]["volume"]["free_bytes"]
+            .as_u64()
+            .is_some_and(|v| v > 0),
+        "{facts}"
+    );
+    assert_eq!(
+        facts["monitor"], "colinux",
+        "a UML profile is installed for coLinux on Windows"
+    );
+
+    // A tarball made by the host's tar, with a mode and an owner NTFS could not hold.
+    let dir = w.dir.path();
+    std::fs::create_dir_all(dir.join("src/etc")).expect("mkdir");
+    std::fs::write(dir.join("src/etc/secret"), "s3cret\n").expect("write");
+    let o = Command::new("tar")
+        .current_dir(dir)
+        .args([
+            "--owner=0",
+            "--group=0",
+            "--mode=go-rwx",
+            "-cf",
+            "src.tar",
+            "-C",
+            "src",
+            ".",
+        ])
+        .output()
+        .expect("tar");
+    assert!(o.status.success(), "{}", common::text(&o));
+    let img = dir.join("out.img");
+    let (code, o) = w.run(&format!(
+        "{exe} images build {} --fs ext4 --size 8M --from {}",
+        windows_path(&img),
+        windows_path(&dir.join("src.tar"))
+    ));
+    assert_eq!(code, 0, "images build\n{}", common::text(&o));
+    e2e_tests::oracle::e2fsck_clean(&img).expect("image built on Windows");
+    assert!(common::debugfs(&img, "stat /etc/secret").contains("Mode:  0600"));
+
+    let (code, o) = w.run(&format!(
+        "{exe} images build {} --fs ext4 --size 8M --from {}",
+        windows_path(&dir.join("dir.img")),
+        windows_path(&dir.join("src"))
+    ));
+    assert_ne!(code, 0, "a folder source must be refused on Windows");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("give a tarball instead"),
+        "{}",
+        common::text(&o)
+    );
+    assert!(!dir.join("dir.img").exists());
+}
