@@ -9,10 +9,10 @@
 
 mod common;
 
-use common::{CANCELLED, FAILED, cmd, debugfs, kit_init, p, status_json, tempdir, text};
-use std::io::{Read, Write};
+use common::{Booting, CANCELLED, FAILED, cmd, debugfs, kit_init, p, status_json, tempdir, text};
+use std::io::Read;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -194,83 +194,13 @@ fn the_colinux_profile_skips_the_first_boot_on_this_host_with_a_warning() {
     assert_eq!(status_json(&prefix)["first_boot"], "pending");
 }
 
-/// A `boot` with its console on a pipe: its output gathered as it comes.
-struct Booting {
-    child: Child,
-    out: Arc<Mutex<Vec<u8>>>,
-}
-
-impl Booting {
-    fn start(prefix: &Path, extra: &[&str]) -> Booting {
-        Booting::start_env(prefix, extra, &[])
+/// `boot --prefix PREFIX EXTRA...` (with `env` set) and its console on pipes.
+fn booting(prefix: &Path, extra: &[&str], env: &[(&str, &str)]) -> Booting {
+    let mut c = cmd(&[&["boot", "--prefix", p(prefix)], extra].concat());
+    for (k, v) in env {
+        c.env(k, v);
     }
-
-    fn start_env(prefix: &Path, extra: &[&str], env: &[(&str, &str)]) -> Booting {
-        let mut c = cmd(&[&["boot", "--prefix", p(prefix)], extra].concat());
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        let mut child = c
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("boot");
-        let out = Arc::new(Mutex::new(Vec::new()));
-        for mut r in [
-            Box::new(child.stdout.take().expect("stdout")) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().expect("stderr")),
-        ] {
-            let out = Arc::clone(&out);
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = r.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    out.lock().expect("lock").extend_from_slice(&buf[..n]);
-                }
-            });
-        }
-        Booting { child, out }
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.out.lock().expect("lock")).into_owned()
-    }
-
-    fn wait_for(&self, needle: &str, secs: u64) {
-        let start = Instant::now();
-        while !self.text().contains(needle) {
-            assert!(
-                start.elapsed() < Duration::from_secs(secs),
-                "`{needle}` did not come in {secs} s:\n{}",
-                self.text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn type_line(&mut self, line: &str) {
-        let stdin = self.child.stdin.as_mut().expect("stdin");
-        stdin.write_all(line.as_bytes()).expect("write");
-        stdin.flush().expect("flush");
-    }
-
-    fn wait(mut self, secs: u64) -> (Option<i32>, String) {
-        let start = Instant::now();
-        loop {
-            if let Some(st) = self.child.try_wait().expect("wait") {
-                std::thread::sleep(Duration::from_millis(200));
-                return (st.code(), self.text());
-            }
-            if start.elapsed() > Duration::from_secs(secs) {
-                let _ = self.child.kill();
-                panic!("boot did not end in {secs} s:\n{}", self.text());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
+    Booting::spawn(c)
 }
 
 fn installed(t: &tempfile::TempDir) -> std::path::PathBuf {
@@ -319,7 +249,7 @@ fn the_first_boot_installs_the_uml_kernel_modules_and_the_guest_loads_one() {
         common::sha256(&host.join(&version).join(rel))
     );
     // The guest kernel loads it.
-    let mut b = Booting::start(&prefix, &["--timeout", "30"]);
+    let mut b = booting(&prefix, &["--timeout", "30"], &[]);
     b.wait_for("/ # ", 20);
     b.type_line("modprobe loop && grep -c '^loop ' /proc/modules && echo MOD=OK; poweroff\n");
     let (code, out) = b.wait(20);
@@ -356,7 +286,7 @@ fn qemu_kernel(prefix: &Path) {
 /// waits for the shell, types `line`; returns the exit code and the console.
 fn boot_in(prefix: &Path, monitor: &str, line: &str) -> (Option<i32>, String) {
     // TCG: /dev/kvm of nested virtual machines opens, but its guests may hang.
-    let mut b = Booting::start_env(
+    let mut b = booting(
         prefix,
         &["--monitor", monitor, "--timeout", "150"],
         &[("COLINUX_SETUP_QEMU_ACCEL", "tcg")],
@@ -449,7 +379,7 @@ fn an_install_for_qemu_first_boots_in_qemu_from_a_share_image() {
 fn boot_reaches_a_shell_on_the_populated_system_and_powers_off_on_request() {
     let t = tmp();
     let prefix = installed(&t);
-    let mut b = Booting::start(&prefix, &["--timeout", "30"]);
+    let mut b = booting(&prefix, &["--timeout", "30"], &[]);
     b.wait_for("colinux-setup: guest colinux is up", 20);
     b.wait_for("/ # ", 10);
     b.type_line("cat /home/colinux/README; poweroff\n");
@@ -489,10 +419,10 @@ fn boot_timeout_stops_the_guest_with_1603() {
 fn ctrl_c_stops_the_guest_cleanly_with_1602() {
     let t = tmp();
     let prefix = installed(&t);
-    let b = Booting::start(&prefix, &["--timeout", "30"]);
+    let mut b = booting(&prefix, &["--timeout", "30"], &[]);
     b.wait_for("/ # ", 20);
     let st = Command::new("kill")
-        .args(["-INT", &b.child.id().to_string()])
+        .args(["-INT", &b.id().to_string()])
         .status()
         .expect("kill");
     assert!(st.success());

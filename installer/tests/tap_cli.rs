@@ -9,12 +9,10 @@
 
 mod common;
 
-use common::{FAILED, SMALL, p, tempdir, text};
-use std::io::{Read, Write};
+use common::{Booting, FAILED, SMALL, p, tempdir, text};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -540,74 +538,12 @@ fn a_failure_after_the_tap_step_removes_the_adapter_it_made_but_not_one_it_found
     assert!(ns.link("tapc5").is_some(), "not ours: kept");
 }
 
-/// A `boot` inside the namespace with its console on a pipe.
-struct Booting {
-    child: Child,
-    out: Arc<Mutex<Vec<u8>>>,
-}
-
-impl Booting {
-    fn start(ns: &Netns, prefix: &Path) -> Booting {
-        let mut child = ns
-            .exec(
-                common::BIN,
-                &["boot", "--prefix", p(prefix), "--timeout", "120"],
-            )
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("boot");
-        let out = Arc::new(Mutex::new(Vec::new()));
-        for mut r in [
-            Box::new(child.stdout.take().expect("stdout")) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().expect("stderr")),
-        ] {
-            let out = Arc::clone(&out);
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = r.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    out.lock().expect("lock").extend_from_slice(&buf[..n]);
-                }
-            });
-        }
-        Booting { child, out }
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.out.lock().expect("lock")).into_owned()
-    }
-
-    fn wait_for(&mut self, needle: &str, secs: u64) {
-        let start = Instant::now();
-        while !self.text().contains(needle) {
-            if start.elapsed() > Duration::from_secs(secs)
-                || self.child.try_wait().ok().flatten().is_some()
-            {
-                let _ = self.child.kill();
-                panic!("`{needle}` did not come in {secs} s:\n{}", self.text());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn type_line(&mut self, line: &str) {
-        let stdin = self.child.stdin.as_mut().expect("stdin");
-        stdin.write_all(line.as_bytes()).expect("write");
-        stdin.flush().expect("flush");
-    }
-}
-
-impl Drop for Booting {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// A `boot` inside the namespace with its console on pipes.
+fn booting(ns: &Netns, prefix: &Path) -> Booting {
+    Booting::spawn(ns.exec(
+        common::BIN,
+        &["boot", "--prefix", p(prefix), "--timeout", "120"],
+    ))
 }
 
 #[test]
@@ -636,7 +572,7 @@ fn a_uml_guest_on_the_tap_answers_the_host_and_uninstall_leaves_no_adapter() {
     assert_eq!(ns.addrs("tape2e"), ["10.71.7.1/24"]);
 
     let start = Instant::now();
-    let mut boot = Booting::start(&ns, &prefix);
+    let mut boot = booting(&ns, &prefix);
     boot.wait_for("is up", 60);
     // The guest serves one line over TCP; the host reaches it by ping and by connect.
     boot.type_line("echo guest-tcp-ok | nc -l -p 7777 &\n");
@@ -675,16 +611,7 @@ fn a_uml_guest_on_the_tap_answers_the_host_and_uninstall_leaves_no_adapter() {
     );
     eprintln!("boot to ping and TCP answer: {:?}", start.elapsed());
     boot.type_line("poweroff -f\n");
-    let end = Instant::now();
-    while boot.child.try_wait().ok().flatten().is_none() {
-        assert!(
-            end.elapsed() < Duration::from_secs(60),
-            "no poweroff:\n{}",
-            boot.text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    drop(boot);
+    let _ = boot.wait(60);
 
     // The host's network changed: boot says so before starting anything.
     ns.ip(&["tuntap", "add", "dev", "vpn0", "mode", "tap"]);

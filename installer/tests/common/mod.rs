@@ -5,8 +5,11 @@
 //! Each test binary uses a part of this module, hence the allowance for unused items.
 #![allow(dead_code)]
 
+use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_colinux-setup");
@@ -112,4 +115,97 @@ pub fn kit_init(dir: &Path, extra: &[&str]) {
         dir.display(),
         text(&o)
     );
+}
+
+/// A running `boot` (or any command) with its console on pipes: what it prints is
+/// gathered as it comes, lines can be typed into it, and it is killed when dropped (a
+/// failed test leaves no guest running).
+pub struct Booting {
+    child: Child,
+    out: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Booting {
+    /// Starts `c` with piped standard input, output and error.
+    pub fn spawn(mut c: Command) -> Booting {
+        let mut child = c
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let out = Arc::new(Mutex::new(Vec::new()));
+        for mut r in [
+            Box::new(child.stdout.take().expect("stdout")) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().expect("stderr")),
+        ] {
+            let out = Arc::clone(&out);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = r.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    out.lock().expect("lock").extend_from_slice(&buf[..n]);
+                }
+            });
+        }
+        Booting { child, out }
+    }
+
+    /// Everything printed so far (standard output and error, interleaved).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.out.lock().expect("lock")).into_owned()
+    }
+
+    /// Waits until `needle` was printed; fails after `secs` or when the process ended.
+    pub fn wait_for(&mut self, needle: &str, secs: u64) {
+        let start = Instant::now();
+        while !self.text().contains(needle) {
+            if start.elapsed() > Duration::from_secs(secs)
+                || self.child.try_wait().ok().flatten().is_some()
+            {
+                let _ = self.child.kill();
+                panic!("`{needle}` did not come in {secs} s:\n{}", self.text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The process id (to send it a signal).
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Types `line` on the console.
+    pub fn type_line(&mut self, line: &str) {
+        let stdin = self.child.stdin.as_mut().expect("stdin");
+        stdin.write_all(line.as_bytes()).expect("write");
+        stdin.flush().expect("flush");
+    }
+
+    /// Waits for the end (at most `secs`): the exit code and everything printed.
+    pub fn wait(mut self, secs: u64) -> (Option<i32>, String) {
+        let start = Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().expect("wait") {
+                std::thread::sleep(Duration::from_millis(200));
+                return (st.code(), self.text());
+            }
+            if start.elapsed() > Duration::from_secs(secs) {
+                let _ = self.child.kill();
+                panic!("it did not end in {secs} s:\n{}", self.text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Booting {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
