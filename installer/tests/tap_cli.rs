@@ -410,21 +410,7 @@ fn without_cap_net_admin_the_install_fails_naming_the_right_and_rolls_back() {
     let profile = tap_profile(t.path(), "tapc3", &["10.68.1.0/24"], false);
     let prefix = t.path().join("m");
     let drop_cap = ["--inh-caps=-net_admin", "--bounding-set=-net_admin"];
-    let o = ns.bin_as(
-        &drop_cap,
-        &[
-            &[
-                "install",
-                "--unattended",
-                "--prefix",
-                p(&prefix),
-                "--profile",
-                p(&profile),
-            ],
-            SMALL,
-        ]
-        .concat(),
-    );
+    let o = ns.bin_as(&drop_cap, &install_args(&prefix, &profile));
     expect(&o, FAILED, &["TAP adapter tapc3", "CAP_NET_ADMIN"]);
     assert!(!prefix.exists(), "rolled back: the folder it made is gone");
     assert!(ns.link("tapc3").is_none());
@@ -453,18 +439,7 @@ fn an_optional_network_is_skipped_without_the_right_and_status_says_so() {
     let prefix = t.path().join("m");
     let o = ns.bin_as(
         &["--inh-caps=-net_admin", "--bounding-set=-net_admin"],
-        &[
-            &[
-                "install",
-                "--unattended",
-                "--prefix",
-                p(&prefix),
-                "--profile",
-                p(&profile),
-            ],
-            SMALL,
-        ]
-        .concat(),
+        &install_args(&prefix, &profile),
     );
     expect(&o, 0, &["networking optional", "CAP_NET_ADMIN"]);
     assert!(ns.link("tapc4").is_none());
@@ -499,18 +474,7 @@ fn a_failure_after_the_tap_step_removes_the_adapter_it_made_but_not_one_it_found
     let ns = Netns::new();
     let profile = tap_profile(t.path(), "tapc5", &["10.70.1.0/24"], false);
     let prefix = t.path().join("m");
-    let args = [
-        &[
-            "install",
-            "--unattended",
-            "--prefix",
-            p(&prefix),
-            "--profile",
-            p(&profile),
-        ],
-        SMALL,
-    ]
-    .concat();
+    let args = install_args(&prefix, &profile);
     let o = ns
         .exec(common::BIN, &args)
         .env("COLINUX_SETUP_TEST_FAIL_AT", "state")
@@ -538,6 +502,22 @@ fn a_failure_after_the_tap_step_removes_the_adapter_it_made_but_not_one_it_found
     assert!(ns.link("tapc5").is_some(), "not ours: kept");
 }
 
+/// `install --unattended --prefix PREFIX --profile PROFILE` with the small sizes.
+fn install_args<'a>(prefix: &'a Path, profile: &'a Path) -> Vec<&'a str> {
+    [
+        &[
+            "install",
+            "--unattended",
+            "--prefix",
+            p(prefix),
+            "--profile",
+            p(profile),
+        ],
+        SMALL,
+    ]
+    .concat()
+}
+
 /// A `boot` inside the namespace with its console on pipes.
 fn booting(ns: &Netns, prefix: &Path) -> Booting {
     Booting::spawn(ns.exec(
@@ -552,20 +532,7 @@ fn a_uml_guest_on_the_tap_answers_the_host_and_uninstall_leaves_no_adapter() {
     let ns = Netns::new();
     let profile = tap_profile(t.path(), "tape2e", &["10.71.7.0/24"], false);
     let prefix = t.path().join("m");
-    let o = ns.bin(
-        &[
-            &[
-                "install",
-                "--unattended",
-                "--prefix",
-                p(&prefix),
-                "--profile",
-                p(&profile),
-            ],
-            SMALL,
-        ]
-        .concat(),
-    );
+    let o = ns.bin(&install_args(&prefix, &profile));
     expect(&o, 0, &[]);
     let config = std::fs::read_to_string(prefix.join("config.txt")).expect("config.txt");
     assert!(config.contains("eth0=tuntap,tape2e,"), "{config}");
@@ -641,18 +608,7 @@ fn an_uninstall_without_the_right_keeps_everything_and_can_be_run_again() {
     let ns = Netns::new();
     let profile = tap_profile(t.path(), "tapc6", &["10.72.1.0/24"], false);
     let prefix = t.path().join("m");
-    let args = [
-        &[
-            "install",
-            "--unattended",
-            "--prefix",
-            p(&prefix),
-            "--profile",
-            p(&profile),
-        ],
-        SMALL,
-    ]
-    .concat();
+    let args = install_args(&prefix, &profile);
     expect(&ns.bin(&args), 0, &["TAP adapter tapc6"]);
     let s = json(&ns.bin(&["status", "--json", "--prefix", p(&prefix)]));
     assert_eq!(s["tap"]["created"], true, "{s}");
