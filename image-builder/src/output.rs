@@ -8,8 +8,9 @@
 //! # Platform specific behavior
 //!
 //! On Unix, unwritten ranges are holes of the sparse file. On Windows NTFS files are
-//! only sparse once marked so (FSCTL_SET_SPARSE); until the Windows build marks them,
-//! unwritten ranges read as zeros but take disk space.
+//! only sparse once marked so: the temporary file is marked with FSCTL_SET_SPARSE
+//! before its length is set; where the volume cannot (FAT32, exFAT) unwritten ranges
+//! read as zeros but take disk space.
 
 use std::fs::File;
 use std::io;
@@ -47,6 +48,8 @@ impl Output {
             tmp,
             target: target.to_owned(),
         };
+        #[cfg(windows)]
+        set_sparse(out.file());
         out.file().set_len(len).map_err(|e| out.err(e))?;
         Ok(out)
     }
@@ -117,6 +120,32 @@ pub(crate) fn parent_dir(target: &Path) -> PathBuf {
 #[cfg(unix)]
 fn write_all_at(f: &File, data: &[u8], offset: u64) -> io::Result<()> {
     std::os::unix::fs::FileExt::write_all_at(f, data, offset)
+}
+
+/// Marks `f` sparse, so the ranges never written take no disk space. Best effort: a
+/// volume without sparse files (FAT32, exFAT) refuses, and the image is still correct.
+#[cfg(windows)]
+#[allow(unsafe_code)]
+fn set_sparse(f: &File) {
+    use std::os::windows::io::AsRawHandle as _;
+    use windows_sys::Win32::System::IO::DeviceIoControl;
+    use windows_sys::Win32::System::Ioctl::FSCTL_SET_SPARSE;
+    let mut returned = 0u32;
+    // SAFETY: the handle is the open file's and outlives the call; FSCTL_SET_SPARSE
+    // takes no input or output buffer (null, 0), `returned` is a valid u32, and the
+    // call is synchronous (no OVERLAPPED).
+    let _ = unsafe {
+        DeviceIoControl(
+            f.as_raw_handle(),
+            FSCTL_SET_SPARSE,
+            std::ptr::null(),
+            0,
+            std::ptr::null_mut(),
+            0,
+            &mut returned,
+            std::ptr::null_mut(),
+        )
+    };
 }
 
 #[cfg(windows)]

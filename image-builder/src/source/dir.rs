@@ -18,9 +18,9 @@ use std::path::Path;
 
 use crate::error::Error;
 use crate::source::Warn;
-use crate::tree::{Timestamp, Tree};
 #[cfg(unix)]
 use crate::tree::{Meta, NodeId, ROOT};
+use crate::tree::{Timestamp, Tree};
 
 #[cfg(unix)]
 use std::os::unix::fs::MetadataExt;

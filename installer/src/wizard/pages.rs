@@ -48,6 +48,32 @@ fn monitor_text(m: Monitor) -> &'static str {
 
 impl Wizard<'_> {
     /// A page's menu: its own entries, then "Next >" (returned: its index) and "< Back".
+    /// The "change a value or go on" menu of a page of `(key, label)` fields: the field
+    /// chosen (remembered in `cursor` for the next round), or where to go.
+    fn choose_field(
+        &self,
+        fields: &[(&str, String)],
+        cursor: &mut Option<usize>,
+    ) -> Result<std::result::Result<usize, Nav>> {
+        let (items, next) = self.next_back(fields.iter().map(|f| f.1.clone()).collect());
+        Ok(
+            match self.menu(
+                "Choose a value to change, or go on",
+                &items,
+                cursor.unwrap_or(next),
+            )? {
+                Got::Cancel => Err(Nav::Cancel),
+                Got::Back => Err(Nav::Back),
+                Got::Value(i) if i == next => Err(Nav::Next),
+                Got::Value(i) if i > next => Err(Nav::Back),
+                Got::Value(i) => {
+                    *cursor = Some(i);
+                    Ok(i)
+                }
+            },
+        )
+    }
+
     fn next_back(&self, extra: Vec<String>) -> (Vec<String>, usize) {
         let mut items = extra;
         let next = items.len();
@@ -417,18 +443,9 @@ impl Wizard<'_> {
                     self.plan.swap.file, self.plan.swap.size_mb
                 ),
             ));
-            let (items, next) = self.next_back(fields.iter().map(|f| f.1.clone()).collect());
-            match self.menu(
-                "Choose a value to change, or go on",
-                &items,
-                cursor.unwrap_or(next),
-            )? {
-                Got::Cancel => return Ok(Nav::Cancel),
-                Got::Back => return Ok(Nav::Back),
-                Got::Value(i) if i == next => return Ok(Nav::Next),
-                Got::Value(i) if i > next => return Ok(Nav::Back),
-                Got::Value(i) => {
-                    cursor = Some(i);
+            match self.choose_field(&fields, &mut cursor)? {
+                Err(nav) => return Ok(nav),
+                Ok(i) => {
                     let key = fields[i].0;
                     let cur = self.plan.answers.get(key).cloned().unwrap_or_default();
                     let label = match key {
@@ -533,18 +550,9 @@ impl Wizard<'_> {
                 ),
             ));
             self.header(Page::Network, "Network and serial port", &body);
-            let (items, next) = self.next_back(fields.iter().map(|f| f.1.clone()).collect());
-            match self.menu(
-                "Choose a value to change, or go on",
-                &items,
-                cursor.unwrap_or(next),
-            )? {
-                Got::Cancel => return Ok(Nav::Cancel),
-                Got::Back => return Ok(Nav::Back),
-                Got::Value(i) if i == next => return Ok(Nav::Next),
-                Got::Value(i) if i > next => return Ok(Nav::Back),
-                Got::Value(i) => {
-                    cursor = Some(i);
+            match self.choose_field(&fields, &mut cursor)? {
+                Err(nav) => return Ok(nav),
+                Ok(i) => {
                     let key = fields[i].0;
                     let cur = self
                         .plan
