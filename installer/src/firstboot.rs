@@ -248,12 +248,15 @@ fn remove_initrd(config: &Path) -> Result<()> {
     if !text.lines().any(|l| l.trim_start().starts_with("initrd=")) {
         return Ok(());
     }
-    let kept: String = text
-        .lines()
+    crate::state::write_atomic(config, without_initrd(&text).as_bytes())
+}
+
+/// config.txt's text without its first-boot-only `initrd=` lines.
+pub fn without_initrd(text: &str) -> String {
+    text.lines()
         .filter(|l| !l.trim_start().starts_with("initrd="))
         .map(|l| format!("{l}\n"))
-        .collect();
-    crate::state::write_atomic(config, kept.as_bytes())
+        .collect()
 }
 
 /// Fills `dir` with `tree/` (the distribution), `dist.tar` (the same, one archive) and
@@ -349,11 +352,12 @@ const UNPACKED: &str = "colinux-setup: first boot: unpacked ";
 /// shows bytes.
 fn bytes_by_entry(path: &Path) -> Result<Vec<u64>> {
     let f = fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut archive = tar::Archive::new(std::io::BufReader::new(f));
+    let mut archive = tar::Archive::new(f);
     let mut done = 0u64;
     let mut out = Vec::new();
+    // Headers only: the file data just written is seeked over, not read again.
     for e in archive
-        .entries()
+        .entries_with_seek()
         .with_context(|| format!("reading {}", path.display()))?
     {
         let e = e.with_context(|| format!("reading {}", path.display()))?;

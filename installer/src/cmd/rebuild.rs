@@ -302,29 +302,16 @@ fn rebuild(
                 target.display()
             ))));
         }
-        let bytes = fs::metadata(&new)
-            .with_context(|| format!("reading {}", new.display()))?
-            .len();
-        let record = state::FileRecord {
-            file: file.clone(),
-            role: name.to_owned(),
-            bytes,
-            digest: Some(state::file_digest(&new)?),
-            origin: "install".into(),
-            fs: level.map(|l| l.name().to_owned()),
-        };
-        // Written before the rename: a run killed between the rename and the state
-        // write below leaves this note, and the next rebuild adopts it.
-        let note = serde_json::to_vec_pretty(&record).context("encoding the pending record")?;
-        state::write_atomic(&prefix.join(PENDING_FILE), &note)?;
-        if let Err(e) = replace(&target, &new, a.keep_backup, &hooks, interrupt) {
-            let _ = fs::remove_file(prefix.join(PENDING_FILE));
-            return Err(Stop::Failed(e));
-        }
-        hooks
-            .at(&format!("rebuild:{name}:state"), interrupt)
-            .map_err(Stop::Failed)?;
-        adopt(&mut st, record);
+        let bytes = put_in_place(
+            prefix,
+            &mut st,
+            (&target, &new),
+            name,
+            level,
+            a.keep_backup,
+            (&hooks, Some(&format!("rebuild:{name}:state"))),
+            interrupt,
+        )?;
         let key = match t {
             MachineImage::Root => "ROOTMB",
             MachineImage::Home => "HOMEMB",
@@ -428,29 +415,21 @@ pub fn switch_monitor(
         let _ = fs::remove_file(&new);
         return Err(e);
     }
-    let record = state::FileRecord {
-        file: file.clone(),
-        role: "root".into(),
-        bytes,
-        digest: Some(state::file_digest(&new)?),
-        origin: "install".into(),
-        fs: Some(level.name().to_owned()),
+    put_in_place(
+        prefix,
+        &mut st,
+        (&root.path, &new),
+        "root",
+        Some(level),
+        false,
+        (&hooks, None),
+        interrupt,
+    )?;
+    let config = if st.first_boot == "done" {
+        crate::firstboot::without_initrd(&plan.config_txt)
+    } else {
+        plan.config_txt.clone()
     };
-    let note = serde_json::to_vec_pretty(&record).context("encoding the pending record")?;
-    state::write_atomic(&prefix.join(PENDING_FILE), &note)?;
-    if let Err(e) = replace(&root.path, &new, false, &hooks, interrupt) {
-        let _ = fs::remove_file(prefix.join(PENDING_FILE));
-        return Err(e);
-    }
-    adopt(&mut st, record);
-    let mut config = plan.config_txt.clone();
-    if st.first_boot == "done" {
-        config = config
-            .lines()
-            .filter(|l| !l.trim_start().starts_with("initrd="))
-            .map(|l| format!("{l}\n"))
-            .collect();
-    }
     state::write_atomic(&prefix.join("config.txt"), config.as_bytes())?;
     if let Some(r) = st.files.iter_mut().find(|f| f.role == "config") {
         r.bytes = config.len() as u64;
@@ -473,6 +452,49 @@ pub fn switch_monitor(
 
 /// The record of an image being put in place, kept until install-state.json has it.
 const PENDING_FILE: &str = ".rebuild-pending.json";
+
+/// Puts the checked image `paths.1` in place of `paths.0` ([`replace`]) and its record
+/// into `st` (not yet written: the caller writes the state). The record is noted in
+/// [`PENDING_FILE`] before the rename, so a run killed between the rename and the
+/// caller's state write is finished by the next one ([`finish_pending`]); `hook.1` is the
+/// test hook after the rename. Returns the new image's size.
+#[allow(clippy::too_many_arguments)]
+fn put_in_place(
+    prefix: &Path,
+    st: &mut InstallState,
+    (target, new): (&Path, &Path),
+    role: &str,
+    level: Option<FsLevel>,
+    keep_backup: bool,
+    (hooks, state_hook): (&Hooks, Option<&str>),
+    interrupt: &AtomicBool,
+) -> Result<u64> {
+    let bytes = fs::metadata(new)
+        .with_context(|| format!("reading {}", new.display()))?
+        .len();
+    let record = state::FileRecord {
+        file: target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        role: role.to_owned(),
+        bytes,
+        digest: Some(state::file_digest(new)?),
+        origin: "install".into(),
+        fs: level.map(|l| l.name().to_owned()),
+    };
+    let note = serde_json::to_vec_pretty(&record).context("encoding the pending record")?;
+    state::write_atomic(&prefix.join(PENDING_FILE), &note)?;
+    if let Err(e) = replace(target, new, keep_backup, hooks, interrupt) {
+        let _ = fs::remove_file(prefix.join(PENDING_FILE));
+        return Err(e);
+    }
+    if let Some(step) = state_hook {
+        hooks.at(step, interrupt)?;
+    }
+    adopt(st, record);
+    Ok(bytes)
+}
 
 /// Puts `record` into the state, replacing the file's old record.
 fn adopt(st: &mut InstallState, record: state::FileRecord) {
