@@ -234,16 +234,24 @@ fn install_remove_status_through_the_host_trait() {
         .stdin(Stdio::null())
         .spawn()
         .expect("flock (util-linux)");
-    let mut o = driver(&host, &["remove", "--prefix", p(&prefix)]);
-    for _ in 0..100 {
-        if o.status.code() == Some(BUSY) {
+    // Only once flock holds the lock (a second, non-blocking flock then fails) is the
+    // remove tried: before that it would run, and rightly.
+    let mut held = false;
+    for _ in 0..200 {
+        let probe = Command::new("flock")
+            .args(["--nonblock", "--conflict-exit-code", "9"])
+            .arg(&lock)
+            .arg("true")
+            .status()
+            .expect("flock");
+        if probe.code() == Some(9) {
+            held = true;
             break;
         }
-        // flock may not hold the lock yet; the first remove must not have run then.
-        assert_eq!(host_state(&host)["installed"], true, "{}", text(&o));
         std::thread::sleep(std::time::Duration::from_millis(50));
-        o = driver(&host, &["remove", "--prefix", p(&prefix)]);
     }
+    assert!(held, "flock did not take the lock");
+    let o = driver(&host, &["remove", "--prefix", p(&prefix)]);
     let _ = holder.kill();
     let _ = holder.wait();
     expect(&o, BUSY, &["running", "stop it first"]);
