@@ -1,5 +1,5 @@
-//! Drives the host's [`DriverHost`] from the command line, to prove the Windows Service
-//! Control Manager code under Wine (scripts/windows-driver-test) without the installer:
+//! Drives the host's [`DriverHost`] from the command line, to try the Windows Service
+//! Control Manager code (under Wine too) without the installer:
 //! `scm install PATH [--start] | remove | status`. Prints one JSON line per call.
 
 use driver_bundle::host;

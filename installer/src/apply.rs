@@ -21,7 +21,7 @@
 //! STEP` on stderr) until the process is killed or interrupted (then the run cancels);
 //! `COLINUX_SETUP_TEST_FAIL_AT=STEP` makes the step fail. Steps: `prefix`, `image:root`,
 //! `image:root:writing` (inside the build, its temporary file half written),
-//! `image:home`, `image:home:writing`, `swap`, `config`, `tap`, `first-boot`, `state`, `commit`.
+//! `image:home`, `image:home:writing`, `swap`, `machine-files`, `config`, `tap`, `driver`, `service`, `putty`, `first-boot`, `state`, `commit`.
 //! `COLINUX_SETUP_TEST_FIRST_BOOT=fail|hang|panic` makes the first boot's guest fail
 //! (see [`crate::firstboot`]). They exist for the tests in installer/tests and are not
 //! part of the product's interface.
@@ -74,6 +74,18 @@ pub enum Entry {
     /// The ring-0 driver about to be installed (removed on rollback).
     Driver {
         /// Its service or module name.
+        name: String,
+    },
+    /// The machine's Windows service about to be created (deleted on rollback).
+    Service {
+        /// Its name.
+        name: String,
+    },
+    /// A PuTTY session about to be saved (removed on rollback).
+    Putty {
+        /// Where PuTTY keeps it.
+        store: crate::putty::Store,
+        /// Its name.
         name: String,
     },
     /// A file replaced: the old one was renamed to `backup`.
@@ -130,7 +142,11 @@ impl Journal {
     fn owns(&self, path: &Path) -> bool {
         self.entries.iter().any(|e| match e {
             Entry::File { path: p } | Entry::Replace { path: p, .. } => p == path,
-            Entry::Dir { .. } | Entry::Tap { .. } | Entry::Driver { .. } => false,
+            Entry::Dir { .. }
+            | Entry::Tap { .. }
+            | Entry::Driver { .. }
+            | Entry::Service { .. }
+            | Entry::Putty { .. } => false,
         })
     }
 
@@ -160,6 +176,12 @@ impl Journal {
                 }
                 Entry::Driver { name } => {
                     done.extend(crate::driver::rollback(name, log));
+                }
+                Entry::Service { name } => {
+                    done.extend(crate::service::step::rollback(name, log));
+                }
+                Entry::Putty { store, name } => {
+                    done.extend(crate::putty::step::rollback(store, name, log));
                 }
                 Entry::Dir { path } => {
                     // Our own bookkeeping files go first; anything else keeps the folder.
@@ -512,17 +534,24 @@ fn steps(
     )?);
 
     check_interrupt(ctx.interrupt)?;
+    hooks.at("machine-files", ctx.interrupt)?;
+    let machine_files =
+        crate::kit_files::step(plan, ctx, journal, old_state.as_ref(), &mut summary)?;
+
+    check_interrupt(ctx.interrupt)?;
     hooks.at("config", ctx.interrupt)?;
     ctx.rep.phase("writing config.txt");
     let config = plan.prefix.join("config.txt");
-    write_file(&config, plan.config_txt.as_bytes(), journal, &mut summary)?;
+    // initrd= is first-boot-only: a re-install after the first boot does not bring it back.
+    let config_txt = crate::kit_files::config_after(plan, old_state.as_ref());
+    write_file(&config, config_txt.as_bytes(), journal, &mut summary)?;
     records.push(FileRecord {
         file: "config.txt".into(),
         role: "config".into(),
-        bytes: plan.config_txt.len() as u64,
+        bytes: config_txt.len() as u64,
         digest: Some(format!(
             "sha256:{}",
-            crate::plan::hex(&sha2::Sha256::digest(plan.config_txt.as_bytes()))
+            crate::plan::hex(&sha2::Sha256::digest(config_txt.as_bytes()))
         )),
         origin: "install".into(),
         fs: None,
@@ -537,6 +566,16 @@ fn steps(
     let (driver_record, driver_file) =
         crate::driver::step(plan, ctx, journal, old_state.as_ref(), &mut summary)?;
     records.extend(driver_file);
+
+    check_interrupt(ctx.interrupt)?;
+    hooks.at("service", ctx.interrupt)?;
+    let service_record =
+        crate::service::step::step(plan, ctx, journal, old_state.as_ref(), &mut summary)?;
+
+    check_interrupt(ctx.interrupt)?;
+    hooks.at("putty", ctx.interrupt)?;
+    let putty_record =
+        crate::putty::step::step(plan, ctx, journal, old_state.as_ref(), &mut summary)?;
 
     check_interrupt(ctx.interrupt)?;
     hooks.at("first-boot", ctx.interrupt)?;
@@ -567,6 +606,9 @@ fn steps(
         crate::firstboot::Done::NotRun(s) => s,
     };
 
+    // After the first boot's re-digest of the images: these are the kit's, unchanged.
+    records.extend(machine_files);
+
     check_interrupt(ctx.interrupt)?;
     hooks.at("state", ctx.interrupt)?;
     let mut st = InstallState {
@@ -580,6 +622,8 @@ fn steps(
         first_boot: summary.first_boot.clone(),
         tap: tap_record,
         driver: driver_record,
+        service: service_record,
+        putty: putty_record,
         files: records,
         installed_at: state::now_secs(),
     };
@@ -999,12 +1043,24 @@ pub struct Removed {
     pub reboot_required: bool,
 }
 
+/// Which images an uninstall removes (config.txt, the driver file and the state always go).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purge {
+    /// None: they hold the user's data.
+    No,
+    /// All of them, the logs, and the folder when it is then empty (`--purge`, PURGE=1).
+    All,
+    /// Only those the install made; images it found and kept (e.g. left by an earlier
+    /// uninstall) stay. The MSI's rollback of a machine it created.
+    MadeByInstall,
+}
+
 /// Uninstalls the machine in `prefix`: config.txt, install-state and the lock go; the
-/// images stay unless `purge` (then the images, logs and the folder, when empty, go).
-/// `Ok(None)` when nothing is installed there.
+/// images go as `purge` says (with [`Purge::All`] or [`Purge::MadeByInstall`] the logs
+/// and the folder, when empty, go too). `Ok(None)` when nothing is installed there.
 pub fn uninstall(
     prefix: &Path,
-    purge: bool,
+    purge: Purge,
     log: &mut RunLog,
 ) -> Result<Option<Removed>, ApplyError> {
     if !prefix.is_dir() {
@@ -1049,9 +1105,18 @@ pub fn uninstall(
             }
         }
     }
+    // The PuTTY session (never a reason to stop: the user's hive may not be loaded).
+    if let Some(p) = &st.putty {
+        crate::putty::step::uninstall(p, log, &mut out.removed);
+    }
+    // The machine service before the driver it depends on, only when this tool made it.
+    if let Some(s) = &st.service {
+        out.reboot_required |= crate::service::step::uninstall(s, log, &mut out.removed)
+            .map_err(ApplyError::Failed)?;
+    }
     // The driver next, for the same reason, and only when this tool installed it.
     if let Some(d) = &st.driver {
-        out.reboot_required =
+        out.reboot_required |=
             crate::driver::uninstall(d, log, &mut out.removed).map_err(ApplyError::Failed)?;
     }
     let mut remove = |p: PathBuf, out: &mut Removed| -> Result<(), ApplyError> {
@@ -1069,7 +1134,13 @@ pub fn uninstall(
     };
     for f in &st.files {
         let p = prefix.join(&f.file);
-        if f.role == "config" || f.role == "driver" || purge {
+        let made_here = f.origin == "install";
+        if f.role == "config"
+            || f.role == "driver"
+            || crate::kit_files::is_machine_role(&f.role)
+            || purge == Purge::All
+            || (purge == Purge::MadeByInstall && made_here)
+        {
             remove(p, &mut out)?;
         } else if p.exists() {
             out.kept.push(p.display().to_string());
@@ -1080,7 +1151,7 @@ pub fn uninstall(
     let lock_path = lock.path.clone();
     drop(lock);
     let _ = fs::remove_file(&lock_path);
-    if purge {
+    if purge != Purge::No {
         let _ = fs::remove_dir_all(prefix.join(state::LOGS_DIR));
         if fs::remove_dir(prefix).is_ok() {
             out.removed.push(prefix.display().to_string());

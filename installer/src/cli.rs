@@ -60,6 +60,13 @@ pub enum Command {
     /// The coLinux ring-0 driver: verify its signature, install, remove, status.
     #[command(subcommand)]
     Driver(crate::cmd::driver::DriverCommand),
+    /// The machine as a Windows service at boot (coLinux monitor): install, remove, status.
+    #[command(subcommand)]
+    Service(crate::cmd::service::ServiceCommand),
+    /// The PuTTY saved session that opens ssh to an installed machine: install, remove,
+    /// show (for the user who runs it).
+    #[command(subcommand)]
+    Putty(crate::cmd::putty::PuttyCommand),
     /// What setup.msi's custom actions run: install, uninstall, rollback, driver, with
     /// the MSI's properties as --property KEY=VALUE (empty values are not given).
     #[command(subcommand)]

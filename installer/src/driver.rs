@@ -10,7 +10,9 @@
 //! installed without one, with a warning that says how to add it.
 //!
 //! Test-signing is accepted only with the answer `TESTSIGNING=1`, and then warned
-//! about in the output and the log.
+//! about in the output and the log. The answer `DRIVERSIGNER` (a CA certificate file or
+//! `sha256:THUMBPRINT`, as `driver verify --signer`) pins the signer instead of the
+//! kit's own pin: an administrator's trust decision, e.g. setup.msi's DRIVERSIGNER.
 
 use std::time::SystemTime;
 
@@ -113,14 +115,19 @@ pub fn step(
         e
     })
     .map_err(|e| anyhow!("the driver copied into the install folder: {e}"))?;
-    let pin = match &entry.signer {
-        Some(Signer::Thumbprint(t)) => Pin::thumbprint(t),
-        Some(Signer::Ca(ca)) => {
+    // DRIVERSIGNER (an administrator's pin: a CA file or sha256:THUMBPRINT) replaces
+    // the kit's own.
+    let pin = match (plan.answers.get("DRIVERSIGNER"), &entry.signer) {
+        (Some(given), _) => Some(
+            crate::cmd::driver::pin_from_arg(given).map_err(|e| anyhow!("DRIVERSIGNER: {e}"))?,
+        ),
+        (None, Some(Signer::Thumbprint(t))) => Pin::thumbprint(t),
+        (None, Some(Signer::Ca(ca))) => {
             let p = driver_bundle::manifest::host_path(&kit, ca);
             let b = std::fs::read(&p).with_context(|| format!("reading the kit's {ca}"))?;
             Some(Pin::ca(&b).map_err(|e| anyhow!("the kit's {ca}: not a certificate: {e}"))?)
         }
-        None => None,
+        (None, None) => None,
     };
     if pin.is_none() && crate::cmd::driver::is_pe(&dest) && !allow_test {
         bail!(

@@ -233,7 +233,10 @@ pub fn run(plan: &Plan, ctx: &mut Ctx<'_>, kept: bool, already: Option<&str>) ->
             result.tail_text(15)
         );
     }
-    remove_initrd(&plan.prefix.join("config.txt"))?;
+    // QEMU's initrd= is the kit kernel's initramfs (its drivers), needed at every boot.
+    if plan.monitor != Monitor::Qemu {
+        remove_initrd(&plan.prefix.join("config.txt"))?;
+    }
     ctx.log.line(&format!(
         "first boot done in {:.1} s",
         result.elapsed.as_secs_f64()

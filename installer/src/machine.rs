@@ -24,6 +24,7 @@ fn mac(plan: &Plan, index: u8) -> Mac {
 pub fn model(plan: &Plan) -> Config {
     let mut c = Config::new(plan.kernel.clone());
     c.mem = Some(plan.ram_mb);
+    c.initrd = plan.initrd.clone();
     for i in &plan.images {
         c.cobd
             .insert(i.cobd, Cobd::new(i.path.display().to_string()));

@@ -16,12 +16,15 @@ mod guest;
 mod host;
 mod keys;
 mod kit;
+mod kit_files;
 mod machine;
 mod monitor;
 mod netfacts;
 mod plan;
 mod profile;
 mod progress;
+mod putty;
+mod service;
 mod state;
 mod wizard;
 

@@ -47,6 +47,11 @@ pub const KEYS: &[&str] = &[
     "ANSWERFILE",
     "PURGE",
     "TESTSIGNING",
+    "SERVICE",
+    "SERVICENAME",
+    "PUTTYSESSION",
+    "PUTTYUSER",
+    "DRIVERSIGNER",
 ];
 
 /// The extra tasks `TASKS` may name (Windows shortcuts and service; recorded by the
@@ -323,6 +328,13 @@ pub struct Plan {
     pub guest_kernel: String,
     /// `--kit DIR`.
     pub kit: Option<PathBuf>,
+    /// The kit's monitor, kernel and initrd files copied into the install folder
+    /// ([`crate::kit_files`]); config.txt's `kernel=` and `initrd=` name the copies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub machine_files: Vec<crate::kit_files::MachineFile>,
+    /// `initrd=` of config.txt (the kit's initrd, copied).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initrd: Option<String>,
     /// Filesystem images, root first.
     pub images: Vec<ImagePlan>,
     /// Swap.
@@ -794,6 +806,23 @@ pub fn resolve(answers: &Answers, loaded: &Loaded, host: &HostFacts) -> Result<P
             .display()
             .to_string(),
     };
+    // The kit's machine files, copied into the prefix: config.txt names the copies.
+    let machine = match &kit {
+        Some(k) => {
+            let mut reserved: Vec<String> = images.iter().map(|i| i.file.clone()).collect();
+            reserved.extend([
+                swap.file.clone(),
+                "config.txt".to_owned(),
+                crate::state::STATE_FILE.to_owned(),
+            ]);
+            crate::kit_files::select(k, monitor, p.kernel.as_deref(), &reserved)?
+        }
+        None => crate::kit_files::Selection::default(),
+    };
+    let kernel = machine
+        .kernel
+        .as_ref()
+        .map_or(kernel, |f| prefix.join(f).display().to_string());
 
     let mut plan = Plan {
         profile: p.name.clone(),
@@ -806,6 +835,11 @@ pub fn resolve(answers: &Answers, loaded: &Loaded, host: &HostFacts) -> Result<P
         kernel,
         guest_kernel: p.guest_kernel.clone(),
         kit,
+        machine_files: machine.files,
+        initrd: machine
+            .initrd
+            .as_ref()
+            .map(|f| prefix.join(f).display().to_string()),
         images,
         swap,
         slirp,
@@ -867,6 +901,16 @@ pub fn resolve(answers: &Answers, loaded: &Loaded, host: &HostFacts) -> Result<P
             a.insert(key.to_owned(), v);
         }
     }
+    // SERVICE=1 (the machine as a Windows service) is checked here, before any change.
+    a.extend(crate::service::step::plan_answers(answers, monitor)?);
+    // PUTTYSESSION / PUTTYUSER: checked against config.txt once it is made (below).
+    a.extend(crate::putty::step::plan_answers(answers)?);
+    // DRIVERSIGNER: the administrator's pin for the kit's driver, checked now.
+    if let Some(given) = answers.get("DRIVERSIGNER") {
+        crate::cmd::driver::pin_from_arg(&given.value)
+            .map_err(|e| anyhow!("DRIVERSIGNER ({}): {e}", given.origin))?;
+        a.insert("DRIVERSIGNER".to_owned(), given.value.clone());
+    }
     plan.answers = a;
     if monitor == Monitor::Qemu {
         // virtio disks are named in probe order, so cobd0, cobd2 are vda, vdb: a device
@@ -888,6 +932,7 @@ pub fn resolve(answers: &Answers, loaded: &Loaded, host: &HostFacts) -> Result<P
     }
     plan.fstab = crate::guest::fstab(&plan);
     plan.config_txt = crate::machine::config_txt(&plan)?;
+    crate::putty::step::check(&plan)?;
     Ok(plan)
 }
 
@@ -1151,6 +1196,7 @@ pub fn describe(plan: &Plan) -> String {
             "  install driver: the kit's \"driver\" file for this host, copied into the folder, checked against its pinned signer, installed (rolled back on failure)"
         );
     }
+    s.push_str(&crate::kit_files::describe(plan));
     for i in &plan.images {
         let src = match &i.source {
             SourcePlan::Busybox { busybox } => format!("busybox tree from {}", busybox.display()),
@@ -1207,6 +1253,12 @@ pub fn describe(plan: &Plan) -> String {
     }
     if !plan.tasks.is_empty() {
         let _ = writeln!(s, "  extra tasks:    {}", plan.tasks.join(", "));
+    }
+    if let Some(line) = crate::service::step::describe(plan) {
+        let _ = writeln!(s, "{line}");
+    }
+    if let Some(line) = crate::putty::step::describe(plan) {
+        let _ = writeln!(s, "{line}");
     }
     for sh in &plan.shares {
         let _ = writeln!(

@@ -52,6 +52,12 @@ pub struct InstallState {
     /// The ring-0 driver (coLinux monitor), when the install handled it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driver: Option<crate::driver::DriverRecord>,
+    /// The machine's Windows service (answer SERVICE=1), when the install made or reused one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<crate::service::step::ServiceRecord>,
+    /// The PuTTY session (answer PUTTYSESSION), when the install saved or found one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub putty: Option<crate::putty::step::PuttyRecord>,
     /// Files of the machine.
     pub files: Vec<FileRecord>,
     /// Seconds since 1970 of the install that last changed something.

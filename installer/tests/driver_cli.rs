@@ -4,7 +4,7 @@
 //! The host side runs through the recording host of the test hook
 //! (`COLINUX_SETUP_TEST_DRIVER_HOST=FILE`, the JSON state of a simulated service
 //! manager): the Windows Service Control Manager itself is exercised under Wine by
-//! scripts/windows-driver-test.
+//! tests/msi.rs (a test driver Wine really loads, installed and removed by setup.msi).
 
 mod common;
 #[path = "../../driver-bundle/tests/support/mod.rs"]

@@ -1,7 +1,10 @@
 //! setup.msi, judged by msitools and by Wine's msiexec: the tables (msiinfo), a silent
 //! install with properties (files, config.txt, images e2fsck-clean), an uninstall that
-//! keeps the images and one with PURGE=1 that removes them, and a provisioning failure
-//! that rolls the whole install back with exit 1603 (1627 under Wine).
+//! keeps the images and one with PURGE=1 that removes them, a provisioning failure
+//! that rolls the whole install back with exit 1603 (1627 under Wine), and the ring-0
+//! driver from a kit: a signed test driver that Wine really loads (its service key,
+//! Type 1, running) and one whose DriverEntry fails, which rolls back images already
+//! built while keeping images and machines that were there before.
 //!
 //! The MSI is built once per run by scripts/build-msi into target/msi/setup.msi, with
 //! the Windows exe cached in target-win/ (the first build compiles the standard library,
@@ -10,6 +13,8 @@
 //! a missing tool fails the test with its name.
 
 mod common;
+#[path = "../../driver-bundle/tests/support/mod.rs"]
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -125,6 +130,35 @@ impl Wine {
         (code, decode_log(&bytes))
     }
 
+    /// The text of the exe's logs of one msiexec run: those beside msiexec's log
+    /// `LOG_NAME` (`LOG_NAME.colinux-setup-ACTION.log`, when msiexec passed its log's
+    /// name) and all under ProgramData, which the exe uses when it did not (Wine leaves
+    /// MsiLogFileLocation empty).
+    fn exe_logs(&self, log_name: &str) -> String {
+        let beside = format!("{log_name}.colinux-setup-");
+        let mut logs: Vec<PathBuf> = Vec::new();
+        for dir in [
+            self.dir.path().to_owned(),
+            self.c_drive("ProgramData/colinux-setup/logs"),
+        ] {
+            if let Ok(d) = std::fs::read_dir(&dir) {
+                logs.extend(d.filter_map(Result::ok).map(|e| e.path()).filter(|p| {
+                    p.file_name().is_some_and(|n| {
+                        let n = n.to_string_lossy();
+                        n.starts_with(&beside) || n.starts_with("msi-")
+                    })
+                }));
+            }
+        }
+        logs.sort();
+        let mut text = String::new();
+        for l in logs {
+            text += &format!("== {}\n", l.display());
+            text += &std::fs::read_to_string(l).unwrap_or_default();
+        }
+        text
+    }
+
     fn reg_query(&self, key: &str) -> Output {
         self.cmd("wine")
             .args(["reg", "query", key])
@@ -184,6 +218,13 @@ const PUBLIC: &[&str] = &[
     "ANSWERFILE",
     "PURGE",
     "KIT",
+    "PROFILE",
+    "HOSTNAME",
+    "DRIVERSIGNER",
+    "SLIRP",
+    "SERVICE",
+    "SERVICENAME",
+    "PUTTYSESSION",
 ];
 
 #[test]
@@ -211,7 +252,7 @@ fn tables_say_per_machine_upgradable_and_deferred_no_impersonate() {
     }
 
     // Custom actions: exe from the installed file (0x12), in-script (0x400), not
-    // impersonated (0x800); the two rollback ones also 0x100.
+    // impersonated (0x800); the rollback one also 0x100.
     let cas = msiinfo_export("CustomAction");
     let ty = |a: &str| -> u32 {
         cas.iter()
@@ -219,7 +260,7 @@ fn tables_say_per_machine_upgradable_and_deferred_no_impersonate() {
             .and_then(|r| r[1].parse().ok())
             .unwrap_or_else(|| panic!("no CustomAction {a}: {cas:?}"))
     };
-    for a in ["Provision", "DriverInstall", "Unprovision", "DriverRemove"] {
+    for a in ["Provision", "Unprovision"] {
         let t = ty(a);
         assert_eq!(
             t & 0x3f,
@@ -230,10 +271,21 @@ fn tables_say_per_machine_upgradable_and_deferred_no_impersonate() {
         assert_eq!(t & 0x100, 0, "{a}: type {t} must not be a rollback action");
         assert_ne!(t & 0x800, 0, "{a}: type {t} is impersonated");
     }
-    for a in ["ProvisionRollback", "DriverRollback"] {
-        let t = ty(a);
-        assert_eq!(t & 0x500, 0x500, "{a}: type {t} is not a rollback action");
-        assert_ne!(t & 0x800, 0, "{a}: type {t} is impersonated");
+    let t = ty("ProvisionRollback");
+    assert_eq!(
+        t & 0x500,
+        0x500,
+        "ProvisionRollback: type {t} is not a rollback action"
+    );
+    assert_ne!(t & 0x800, 0, "ProvisionRollback: type {t} is impersonated");
+    // The features ask the provisioning for their part by setting a property (51).
+    for (a, property) in [
+        ("PuttyFromFeature", "PUTTYSESSION"),
+        ("ServiceFromFeature", "SERVICE"),
+    ] {
+        assert_eq!(ty(a) & 0x3f, 51, "{a}");
+        let row = cas.iter().find(|r| r[0] == a).expect("row");
+        assert_eq!((row[2].as_str(), row[3].as_str()), (property, "1"), "{a}");
     }
     let provision = cas.iter().find(|r| r[0] == "Provision").expect("Provision");
     for p in PUBLIC.iter().filter(|p| !matches!(**p, "PURGE")) {
@@ -243,9 +295,27 @@ fn tables_say_per_machine_upgradable_and_deferred_no_impersonate() {
             provision[3]
         );
     }
+    assert!(
+        provision[3].contains("\"USERSID=[UserSID]\""),
+        "Provision does not pass the installing user's SID: {}",
+        provision[3]
+    );
+    let features = msiinfo_export("Feature");
+    let level = |f: &str| -> u32 {
+        features
+            .iter()
+            .find(|r| r[0] == f)
+            .and_then(|r| r[5].parse().ok())
+            .unwrap_or_else(|| panic!("no Feature {f}: {features:?}"))
+    };
+    assert_eq!(level("Program"), 1);
+    for f in ["PuttySession", "MachineService"] {
+        assert!(level(f) > 1, "{f} is optional (ADDLOCAL=Program,{f})");
+    }
 
-    // The order: each rollback before its action, all inside the script, provisioning
-    // after the files are in place, unprovisioning before they go.
+    // The order: the features' properties are set once feature states are known and
+    // before the script; the rollback before its action, all inside the script,
+    // provisioning after the files are in place, unprovisioning before they go.
     let seq = msiinfo_export("InstallExecuteSequence");
     let at = |a: &str| -> u32 {
         seq.iter()
@@ -254,12 +324,12 @@ fn tables_say_per_machine_upgradable_and_deferred_no_impersonate() {
             .unwrap_or_else(|| panic!("{a} is not in InstallExecuteSequence"))
     };
     let (init, fin) = (at("InstallInitialize"), at("InstallFinalize"));
-    assert!(init < at("DriverRemove") && at("DriverRemove") < at("Unprovision"));
-    assert!(at("Unprovision") < at("RemoveFiles"));
+    for a in ["PuttyFromFeature", "ServiceFromFeature"] {
+        assert!(at("CostFinalize") < at(a) && at(a) < init, "{a}");
+    }
+    assert!(init < at("Unprovision") && at("Unprovision") < at("RemoveFiles"));
     assert!(at("InstallFiles") < at("ProvisionRollback"));
-    assert!(at("ProvisionRollback") < at("Provision"));
-    assert!(at("Provision") < at("DriverRollback") && at("DriverRollback") < at("DriverInstall"));
-    assert!(at("DriverInstall") < fin);
+    assert!(at("ProvisionRollback") < at("Provision") && at("Provision") < fin);
     assert!(at("FindRelatedProducts") < init && at("RemoveExistingProducts") < init);
 
     let upgrade = msiinfo_export("Upgrade");
@@ -357,6 +427,13 @@ fn silent_install_then_uninstall_keeps_images_and_purge_removes_them() {
     assert_eq!(code, 0, "msiexec /i failed; log:\n{log}");
     check_installed(&w, "cl");
 
+    let o = w.reg_query(PUTTY_KEY);
+    assert!(
+        !o.status.success(),
+        "a PuTTY session without the feature\n{}",
+        common::text(&o)
+    );
+
     let (code, log) = w.msiexec(&format!("/x {msi}"), "uninstall.log");
     assert_eq!(code, 0, "msiexec /x failed; log:\n{log}");
     let root = w.c_drive("cl");
@@ -422,19 +499,10 @@ fn invalid_subnet_rolls_the_whole_install_back() {
         common::text(&o)
     );
     // The exe's own log, under ProgramData or beside msiexec's, says why.
-    let beside = w.dir.path().join("bad.log.colinux-setup-install.log");
-    let ours = std::fs::read_to_string(&beside).unwrap_or_default();
-    let program_data = w.c_drive("ProgramData/colinux-setup/logs");
-    let any = ours.contains("SUBNET")
-        || std::fs::read_dir(&program_data).is_ok_and(|d| {
-            d.filter_map(Result::ok)
-                .any(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("SUBNET")))
-        });
+    let ours = w.exe_logs("bad.log");
     assert!(
-        any,
-        "no colinux-setup log names SUBNET (beside {} or in {})",
-        beside.display(),
-        program_data.display()
+        ours.contains("SUBNET"),
+        "no colinux-setup log names SUBNET:\n{ours}"
     );
 }
 
@@ -519,4 +587,325 @@ fn windows_exe_answers_facts_and_builds_images_under_wine() {
         common::text(&o)
     );
     assert!(!dir.join("dir.img").exists());
+}
+
+/// A kit in `C:\NAME` holding the ring-0 driver, `loadable_driver(status)` signed by a
+/// test CA pinned in kit.toml (`signer_ca`), and stand-ins for the daemon and the kernel
+/// (role monitor and kernel: copied into INSTALLDIR, never run here).
+fn driver_kit(w: &Wine, name: &str, status: u32) -> String {
+    let pki = support::Pki::new(&w.dir.path().join(format!("pki-{name}")));
+    let kit = w.c_drive(name);
+    std::fs::create_dir_all(kit.join("certs")).expect("mkdir kit");
+    std::fs::write(
+        kit.join("colinux-daemon.exe"),
+        b"MZ stand-in for colinux-daemon",
+    )
+    .expect("write daemon");
+    std::fs::write(kit.join("vmlinux"), b"stand-in for the coLinux kernel").expect("write kernel");
+    let unsigned = w.dir.path().join(format!("{name}-unsigned.sys"));
+    std::fs::write(&unsigned, support::loadable_driver(status)).expect("write driver");
+    pki.sign("chain.pem", "leaf.key", &unsigned, &kit.join("linux.sys"));
+    std::fs::copy(pki.path("ca.pem"), kit.join("certs/ca.pem")).expect("copy CA");
+    common::kit_init(&kit, &["--signer", "linux.sys=certs/ca.pem"]);
+    format!("C:\\{name}")
+}
+
+const DRIVER_KEY: &str = "HKLM\\System\\CurrentControlSet\\Services\\CoLinuxDriver";
+
+/// `NAME  REG_TYPE  VALUE` lines of `reg query`, as (name, value).
+fn reg_values(o: &Output) -> Vec<(String, String)> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let name = f.next()?;
+            let ty = f.next()?;
+            ty.starts_with("REG_")
+                .then(|| (name.to_owned(), f.collect::<Vec<_>>().join(" ")))
+        })
+        .collect()
+}
+
+const SERVICE_KEY: &str = "HKLM\\System\\CurrentControlSet\\Services\\coLinux";
+
+#[test]
+fn a_signed_driver_from_the_kit_is_a_running_kernel_service_until_the_uninstall() {
+    let msi = windows_path(msi());
+    let w = Wine::new("driver");
+    let kit = driver_kit(&w, "kit", 0);
+    let (code, log) = w.msiexec(
+        &format!("/i {msi} INSTALLDIR=C:\\drv KIT={kit} {PROPS} ADDLOCAL=Program,MachineService"),
+        "install.log",
+    );
+    assert_eq!(code, 0, "msiexec /i with a driver kit failed; log:\n{log}");
+    let root = w.c_drive("drv");
+    assert_eq!(
+        std::fs::read(root.join("linux.sys")).expect("linux.sys in INSTALLDIR"),
+        std::fs::read(w.c_drive("kit/linux.sys")).expect("kit driver"),
+        "the installed driver is not the kit's"
+    );
+
+    let o = w.reg_query(DRIVER_KEY);
+    assert!(o.status.success(), "no service key\n{}", common::text(&o));
+    let values = reg_values(&o);
+    let value = |n: &str| {
+        values
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("{DRIVER_KEY} has no {n}: {values:?}"))
+    };
+    assert_eq!(value("Type"), "0x1", "SERVICE_KERNEL_DRIVER");
+    assert_eq!(
+        value("Start"),
+        "0x2",
+        "SERVICE_AUTO_START, as colinux-daemon"
+    );
+    assert_eq!(value("ImagePath"), "C:\\drv\\linux.sys");
+
+    // Wine's winedevice loaded it: DriverEntry ran and returned STATUS_SUCCESS.
+    let (code, o) = w.run("C:\\drv\\bin\\colinux-setup.exe driver status --prefix C:\\drv");
+    assert_eq!(code, 0, "{}", common::text(&o));
+    let said =
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    assert!(
+        said.contains("running") && said.contains("C:\\drv\\linux.sys"),
+        "driver status: {said}"
+    );
+    // The MachineService feature: the machine as a service at boot, after the driver,
+    // running the daemon the kit brought into INSTALLDIR.
+    assert!(
+        root.join("colinux-daemon.exe").is_file(),
+        "the kit's daemon was not copied"
+    );
+    let config = std::fs::read_to_string(root.join("config.txt")).expect("config.txt");
+    assert!(config.contains("kernel=C:\\drv\\vmlinux"), "{config}");
+    let o = w.reg_query(SERVICE_KEY);
+    assert!(
+        o.status.success(),
+        "no machine service\n{}",
+        common::text(&o)
+    );
+    let svc = reg_values(&o);
+    let has = |n: &str, v: &str| svc.iter().any(|(k, x)| k == n && x == v);
+    assert!(has("Type", "0x10"), "own process: {svc:?}");
+    assert!(has("Start", "0x2"), "starts at boot: {svc:?}");
+    assert!(
+        svc.iter()
+            .any(|(k, v)| k == "DependOnService" && v.contains("CoLinuxDriver")),
+        "{svc:?}"
+    );
+    assert!(
+        has(
+            "ImagePath",
+            "\"C:\\drv\\colinux-daemon.exe\" @C:\\drv\\config.txt --run-service coLinux"
+        ),
+        "{svc:?}"
+    );
+
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root.join("install-state.json")).expect("install-state.json"),
+    )
+    .expect("state json");
+    assert_eq!(state["service"]["created"], true, "{state}");
+    assert_eq!(state["driver"]["name"], "CoLinuxDriver", "{state}");
+    assert_eq!(state["driver"]["created"], true, "{state}");
+    assert!(
+        state["driver"]["signer"]
+            .as_str()
+            .is_some_and(|s| s.contains("coLinux Test")),
+        "{state}"
+    );
+
+    let (code, log) = w.msiexec(&format!("/x {msi}"), "uninstall.log");
+    assert_eq!(code, 0, "msiexec /x failed; log:\n{log}");
+    let o = w.reg_query(DRIVER_KEY);
+    assert!(
+        !o.status.success(),
+        "the driver service outlived the uninstall\n{}",
+        common::text(&o)
+    );
+    let o = w.reg_query(SERVICE_KEY);
+    assert!(
+        !o.status.success(),
+        "the machine service outlived the uninstall\n{}",
+        common::text(&o)
+    );
+    assert!(
+        !root.join("colinux-daemon.exe").exists(),
+        "the daemon is left"
+    );
+    assert!(!root.join("linux.sys").exists(), "linux.sys left");
+    for img in ["root.img", "home.img", "swap.img"] {
+        assert!(root.join(img).is_file(), "{img} was not kept");
+    }
+}
+
+fn digests(dir: &Path, files: &[&str]) -> Vec<(String, String)> {
+    files
+        .iter()
+        .map(|f| (f.to_string(), common::sha256(&dir.join(f))))
+        .collect()
+}
+
+/// A driver whose DriverEntry fails makes the driver step fail after the images were
+/// built: the MSI rolls back what this install made and nothing else.
+#[test]
+fn a_driver_that_fails_to_start_rolls_back_only_what_this_install_made() {
+    let msi = windows_path(msi());
+    let w = Wine::new("badriver");
+    let kit = driver_kit(&w, "badkit", 0xC000_0001);
+    let failed = |code: u32, log: &str| {
+        assert!(code == 1603 || code == 1627, "exit {code}; log:\n{log}");
+        let o = w.reg_query(DRIVER_KEY);
+        assert!(!o.status.success(), "service left\n{}", common::text(&o));
+        let o = w.reg_query("HKLM\\Software\\colinux-setup");
+        assert!(!o.status.success(), "registry left\n{}", common::text(&o));
+    };
+
+    // 1. A fresh folder: the images were built, then removed with everything else.
+    let (code, log) = w.msiexec(
+        &format!("/i {msi} INSTALLDIR=C:\\fresh KIT={kit} {PROPS}"),
+        "fresh.log",
+    );
+    failed(code, &log);
+    let ours = w.exe_logs("fresh.log");
+    assert!(
+        ours.contains("starting the CoLinuxDriver driver"),
+        "the log does not say the driver did not start:\n{ours}"
+    );
+    assert!(
+        ours.contains("rollback: removed") && ours.contains("root.img"),
+        "root.img was not built and rolled back:\n{ours}"
+    );
+    let left: Vec<_> = std::fs::read_dir(w.c_drive("fresh"))
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left after the rollback: {left:?}");
+
+    // 2. Images kept by an earlier uninstall are not this install's to remove.
+    let (code, log) = w.msiexec(&format!("/i {msi} INSTALLDIR=C:\\again {PROPS}"), "a1.log");
+    assert_eq!(code, 0, "{log}");
+    let (code, log) = w.msiexec(&format!("/x {msi}"), "a2.log");
+    assert_eq!(code, 0, "{log}");
+    let again = w.c_drive("again");
+    let images = ["root.img", "home.img", "swap.img"];
+    let before = digests(&again, &images);
+    let (code, log) = w.msiexec(
+        &format!("/i {msi} INSTALLDIR=C:\\again KIT={kit} {PROPS}"),
+        "a3.log",
+    );
+    failed(code, &log);
+    assert_eq!(digests(&again, &images), before, "kept images changed");
+    for f in [
+        "config.txt",
+        "install-state.json",
+        "bin",
+        ".msi-provisioned",
+    ] {
+        assert!(!again.join(f).exists(), "{f} left after the rollback");
+    }
+
+    // 3. A machine provisioned before (by the program itself, outside the MSI) is left
+    //    exactly as it was: images, config.txt and its install-state.
+    let tools = w.c_drive("tools");
+    let stage = repo().join("target/msi/stage");
+    for (from, to) in [("bin", "bin"), ("assets", "assets")] {
+        std::fs::create_dir_all(tools.join(to)).expect("mkdir");
+        for e in std::fs::read_dir(stage.join(from)).expect("stage") {
+            let e = e.expect("entry");
+            std::fs::copy(e.path(), tools.join(to).join(e.file_name())).expect("copy");
+        }
+    }
+    let (code, o) = w.run(
+        "C:\\tools\\bin\\colinux-setup.exe install --unattended --prefix C:\\keep \
+         --set RAMMB=48 --set ROOTMB=64 --set HOMEMB=32 --set SWAPMB=64 --set NOFIRSTBOOT=1",
+    );
+    assert_eq!(code, 0, "install by the exe\n{}", common::text(&o));
+    let keep = w.c_drive("keep");
+    let files = [
+        "root.img",
+        "home.img",
+        "swap.img",
+        "config.txt",
+        "install-state.json",
+    ];
+    let before = digests(&keep, &files);
+    let (code, log) = w.msiexec(
+        &format!("/i {msi} INSTALLDIR=C:\\keep KIT={kit} RAMMB=64"),
+        "keep.log",
+    );
+    failed(code, &log);
+    let log = log + &w.exe_logs("keep.log");
+    assert_eq!(
+        digests(&keep, &files),
+        before,
+        "the existing machine changed"
+    );
+    assert!(
+        !keep.join(".msi-provisioned").exists(),
+        "a failed provisioning left its note for the rollback; msiexec log:\n{log}"
+    );
+    assert!(!keep.join("bin").exists(), "the MSI's program left");
+    e2e_tests::oracle::e2fsck_clean(&keep.join("home.img")).expect("home.img");
+}
+
+const PUTTY_KEY: &str = "HKCU\\Software\\SimonTatham\\PuTTY\\Sessions\\coLinux";
+
+#[test]
+fn the_putty_session_feature_saves_the_users_session_from_config_txt() {
+    let msi = windows_path(msi());
+    let w = Wine::new("putty");
+    let (code, log) = w.msiexec(
+        &format!(
+            "/i {msi} INSTALLDIR=C:\\pt {PROPS} SLIRP=tcp:2222:22 ADDLOCAL=Program,PuttySession"
+        ),
+        "install.log",
+    );
+    assert_eq!(code, 0, "msiexec /i failed; log:\n{log}");
+    let config = std::fs::read_to_string(w.c_drive("pt/config.txt")).expect("config.txt");
+    assert!(
+        config
+            .lines()
+            .any(|l| l.starts_with("eth0=slirp,") && l.ends_with(",tcp:2222:22")),
+        "{config}"
+    );
+    let o = w.reg_query(PUTTY_KEY);
+    assert!(o.status.success(), "no session\n{}", common::text(&o));
+    let values = reg_values(&o);
+    for (name, value) in [
+        ("HostName", "localhost"),
+        ("PortNumber", "0x8ae"),
+        ("Protocol", "ssh"),
+    ] {
+        assert!(
+            values.iter().any(|(k, v)| k == name && v == value),
+            "{name}={value} not in {values:?}"
+        );
+    }
+
+    let (code, log) = w.msiexec(&format!("/x {msi}"), "uninstall.log");
+    assert_eq!(code, 0, "msiexec /x failed; log:\n{log}");
+    let o = w.reg_query(PUTTY_KEY);
+    assert!(
+        !o.status.success(),
+        "the session outlived the uninstall\n{}",
+        common::text(&o)
+    );
+
+    // Asked for without a way to the guest's ssh port: refused before any change.
+    let (code, log) = w.msiexec(
+        &format!("/i {msi} INSTALLDIR=C:\\pt2 {PROPS} ADDLOCAL=Program,PuttySession"),
+        "noport.log",
+    );
+    assert!(code == 1603 || code == 1627, "exit {code}; log:\n{log}");
+    assert!(
+        !w.c_drive("pt2/config.txt").exists(),
+        "the provisioning was not rolled back"
+    );
+    let ours = w.exe_logs("noport.log");
+    assert!(
+        ours.contains("PUTTYSESSION") && ours.contains("SLIRP=tcp:2222:22"),
+        "the log does not say why:\n{ours}"
+    );
 }

@@ -7,7 +7,9 @@
 //!   another path gets the new path (`ChangeServiceConfigW`); a start failure deletes a
 //!   service this call created, as the daemon does.
 //! - remove: stop (`ControlService(STOP)`, waiting up to 10 s for STOPPED), then
-//!   `DeleteService`; `ERROR_SERVICE_MARKED_FOR_DELETE` means a reboot finishes it.
+//!   `DeleteService`; `ERROR_SERVICE_MARKED_FOR_DELETE`, or a driver that cannot be
+//!   stopped (no unload routine), means a reboot finishes it.
+//! - start: `ERROR_SERVICE_DATABASE_LOCKED` (another service is starting) is retried.
 //! - status: `QueryServiceStatus` and `QueryServiceConfigW` (state and image path).
 //!
 //! The image path of a kernel driver is not quoted (the kernel's loader does not
@@ -21,9 +23,9 @@ use std::ptr::{null, null_mut};
 use std::time::{Duration, Instant};
 
 use windows_sys::Win32::Foundation::{
-    ERROR_ACCESS_DENIED, ERROR_INSUFFICIENT_BUFFER, ERROR_SERVICE_ALREADY_RUNNING,
-    ERROR_SERVICE_DOES_NOT_EXIST, ERROR_SERVICE_EXISTS, ERROR_SERVICE_MARKED_FOR_DELETE,
-    ERROR_SERVICE_NOT_ACTIVE, GetLastError,
+    ERROR_ACCESS_DENIED, ERROR_INSUFFICIENT_BUFFER, ERROR_INVALID_SERVICE_CONTROL,
+    ERROR_SERVICE_ALREADY_RUNNING, ERROR_SERVICE_DATABASE_LOCKED, ERROR_SERVICE_DOES_NOT_EXIST,
+    ERROR_SERVICE_EXISTS, ERROR_SERVICE_MARKED_FOR_DELETE, ERROR_SERVICE_NOT_ACTIVE, GetLastError,
 };
 use windows_sys::Win32::System::Services::{
     ChangeServiceConfigW, CloseServiceHandle, ControlService, CreateServiceW, DeleteService,
@@ -171,18 +173,29 @@ impl ScmHost {
         Ok(Some(PathBuf::from(s)))
     }
 
+    /// Starts the driver. `ERROR_SERVICE_DATABASE_LOCKED` is transient (the manager is
+    /// starting another service, e.g. right after boot, and refuses a second start
+    /// meanwhile), so it is retried for up to 30 s before it counts as a failure.
     fn start(&self, svc: &Handle) -> Result<(), HostError> {
-        // SAFETY: svc is an open service handle; no arguments are passed.
-        if unsafe { StartServiceW(svc.0, 0, null()) } == 0 {
-            let code = last_error();
-            if code != ERROR_SERVICE_ALREADY_RUNNING {
-                return Err(os_error(
-                    &format!("starting the {} driver", self.name),
-                    code,
-                ));
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            // SAFETY: svc is an open service handle; no arguments are passed.
+            if unsafe { StartServiceW(svc.0, 0, null()) } != 0 {
+                return Ok(());
+            }
+            match last_error() {
+                ERROR_SERVICE_ALREADY_RUNNING => return Ok(()),
+                ERROR_SERVICE_DATABASE_LOCKED if Instant::now() < until => {
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                code => {
+                    return Err(os_error(
+                        &format!("starting the {} driver", self.name),
+                        code,
+                    ));
+                }
             }
         }
-        Ok(())
     }
 
     fn delete(&self, svc: &Handle) -> Result<Removed, HostError> {
@@ -312,6 +325,14 @@ impl DriverHost for ScmHost {
         // SAFETY: svc is open; st is a valid SERVICE_STATUS to fill.
         if unsafe { ControlService(svc.0, SERVICE_CONTROL_STOP, &mut st) } == 0 {
             let code = last_error();
+            if code == ERROR_INVALID_SERVICE_CONTROL {
+                // A driver without an unload routine cannot be stopped: it stays loaded
+                // until the next boot, which also finishes the deletion.
+                return match self.delete(&svc)? {
+                    Removed::NotInstalled => Ok(Removed::NotInstalled),
+                    _ => Ok(Removed::RebootRequired),
+                };
+            }
             if code != ERROR_SERVICE_NOT_ACTIVE {
                 return Err(os_error(
                     &format!("stopping the {} driver", self.name),

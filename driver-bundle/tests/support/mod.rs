@@ -73,6 +73,21 @@ pub fn minimal_pe(body: &[u8]) -> Vec<u8> {
     d
 }
 
+/// A kernel driver that really loads (Windows, or Wine's winedevice): its `DriverEntry`
+/// sets an empty `DriverUnload` (so the service can be stopped) and returns `status`:
+/// 0 (STATUS_SUCCESS) starts, anything else (e.g. 0xC000_0001, STATUS_UNSUCCESSFUL)
+/// makes `StartService` fail. x86-64 code, position-independent:
+/// `lea rax, [rip+10]; mov [rcx+0x68], rax; mov eax, status; ret; unload: ret`
+/// (0x68 is `DRIVER_OBJECT.DriverUnload` on x64).
+pub fn loadable_driver(status: u32) -> Vec<u8> {
+    let mut code = vec![
+        0x48, 0x8d, 0x05, 0x0a, 0, 0, 0, 0x48, 0x89, 0x41, 0x68, 0xb8,
+    ];
+    code.extend_from_slice(&status.to_le_bytes());
+    code.extend_from_slice(&[0xc3, 0xc3]);
+    minimal_pe(&code)
+}
+
 /// A test PKI in a folder: `ca.pem`/`ca.key` (root), `leaf.pem`/`leaf.key` (code
 /// signing, valid now), `chain.pem` (leaf + CA), `expired.pem`/`expired-chain.pem`
 /// (code signing, valid 2020 to 2021 only), `other-ca.pem` (an unrelated root).

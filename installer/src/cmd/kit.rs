@@ -6,8 +6,9 @@
 //! also checked for a valid Authenticode signature by that signer.
 //! `init` describes every file under the folder: its role comes from `--role PATH=ROLE`
 //! (PATH a file or a folder), else from where it is (`rootfs/` -> rootfs, `dist/` ->
-//! distribution) and its name (`*.sys` -> driver, `linux.uml`/`vmlinux*` -> kernel,
-//! `initrd*` -> initrd), else `other`.
+//! distribution) and its name (`*.sys` -> driver, `linux.uml`/`vmlinux*`/`vmlinuz*`/
+//! `bzImage*` -> kernel, `colinux-*.exe`/`colinux-*` -> monitor, `initrd*` -> initrd),
+//! else `other`.
 
 use std::path::{Path, PathBuf};
 
@@ -170,8 +171,15 @@ fn default_role(path: &str) -> Role {
         Role::Distribution
     } else if name.ends_with(".sys") {
         Role::Driver
-    } else if name == "linux.uml" || name.starts_with("vmlinux") {
+    } else if name == "linux.uml"
+        || name.starts_with("vmlinux")
+        || name.starts_with("vmlinuz")
+        || name.starts_with("bzImage")
+    {
         Role::Kernel
+    } else if name.starts_with("colinux-") && (name.ends_with(".exe") || !name.contains('.')) {
+        // colinux-daemon and its helpers, started from the daemon's own folder.
+        Role::Monitor
     } else if name.starts_with("initrd") {
         Role::Initrd
     } else {

@@ -11,7 +11,9 @@ pub mod images;
 pub mod install;
 pub mod kit;
 pub mod msi;
+pub mod putty;
 pub mod rebuild;
+pub mod service;
 pub mod status;
 pub mod tap;
 pub mod uninstall;
@@ -38,9 +40,16 @@ pub fn run(cli: Cli, interrupt: &AtomicBool) -> Outcome {
     match cli.command {
         None => install::run(cli.install, interrupt),
         Some(Command::Install(a)) => install::run(a, interrupt),
-        Some(Command::Uninstall(a)) => {
-            uninstall::run(&default_prefix(a.prefix), a.purge, a.json, a.log.as_deref())
-        }
+        Some(Command::Uninstall(a)) => uninstall::run(
+            &default_prefix(a.prefix),
+            if a.purge {
+                crate::apply::Purge::All
+            } else {
+                crate::apply::Purge::No
+            },
+            a.json,
+            a.log.as_deref(),
+        ),
         Some(Command::Boot(a)) => boot::run(
             &default_prefix(a.prefix),
             a.monitor.as_deref(),
@@ -57,6 +66,8 @@ pub fn run(cli: Cli, interrupt: &AtomicBool) -> Outcome {
         Some(Command::Kit(cmd)) => kit::run(cmd),
         Some(Command::Tap(cmd)) => tap::run(cmd),
         Some(Command::Driver(cmd)) => driver::run(cmd),
+        Some(Command::Service(cmd)) => service::run(cmd),
+        Some(Command::Putty(cmd)) => putty::run(cmd),
         Some(Command::Msi(cmd)) => msi::run(cmd, interrupt),
     }
 }

@@ -1,6 +1,15 @@
-//! `msi install | uninstall | rollback | driver`: the entry points setup.msi's deferred
-//! custom actions run (wix/main.wxs), with the MSI's public properties as
-//! `--property KEY=VALUE` arguments.
+//! `msi install | uninstall | rollback`: the entry points setup.msi's deferred custom
+//! actions run (wix/main.wxs), with the MSI's public properties as `--property KEY=VALUE`
+//! arguments.
+//!
+//! Everything the MSI provisions (images, config.txt, the kit's files, TAP, the driver
+//! with DRIVERSIGNER as its pin, the machine service of the MachineService feature, the
+//! PuTTY session of the PuttySession feature in the installing user's hive, UserSID) is
+//! one `msi install`: one journal, so a failure anywhere undoes all of it before the
+//! action returns. The MSI's own rollback action (`msi rollback`) is for a failure of a
+//! later standard action; it removes what this install made and leaves a machine that
+//! was there before alone. (Under Wine it never runs: Wine's msiexec removes the
+//! installed program before it runs rollback actions.)
 //!
 //! Why a command of its own and not `install --set ...`: Windows Installer formats the
 //! custom action's command line with every property, given or not, so an unset
@@ -38,11 +47,21 @@ pub const PROPERTIES: &[&str] = &[
     "PROFILE",
     "HOSTNAME",
     "DRIVERSIGNER",
+    "SLIRP",
+    "SERVICE",
+    "SERVICENAME",
+    "PUTTYSESSION",
+    "USERSID",
 ];
 
-/// Written by `msi install` in a folder that already held a machine: its rollback then
-/// keeps the images.
-const KEEP_MARKER: &str = ".msi-kept-machine";
+/// Written by `msi install` when the provisioning succeeded: `new` when the folder held
+/// no machine before, `existing` when it did. The MSI's rollback action reads it: no
+/// marker means the provisioning failed and its own journal has already undone it
+/// (nothing more to do); `new` means a later failure must remove the machine this
+/// install made (not images it found and kept); `existing` means the machine that was
+/// there before is left alone. Removed at the start of every `msi install` (so a stale
+/// one never decides), by the rollback and by the uninstall.
+const MARKER: &str = ".msi-provisioned";
 
 /// `msi` subcommands.
 #[derive(Debug, Subcommand)]
@@ -51,12 +70,9 @@ pub enum MsiCommand {
     Install(MsiArgs),
     /// Remove the machine; its images are kept unless PURGE=1 (the uninstall action).
     Uninstall(MsiArgs),
-    /// Undo a provisioning this install made, images included (the rollback action).
+    /// Undo a provisioning this install made, with the images it made (the rollback
+    /// action); a machine that was there before is left as it is.
     Rollback(MsiArgs),
-    /// Install the ring-0 driver when INSTALLDIR holds linux.sys (the driver action).
-    Driver(MsiArgs),
-    /// Remove the ring-0 driver when INSTALLDIR holds linux.sys (uninstall and rollback).
-    DriverRemove(MsiArgs),
 }
 
 /// The properties, as the custom action passes them.
@@ -148,8 +164,6 @@ pub fn run(cmd: MsiCommand, interrupt: &AtomicBool) -> Outcome {
         MsiCommand::Install(a) => ("install", a),
         MsiCommand::Uninstall(a) => ("uninstall", a),
         MsiCommand::Rollback(a) => ("rollback", a),
-        MsiCommand::Driver(a) => ("driver", a),
-        MsiCommand::DriverRemove(a) => ("driver-remove", a),
     };
     let props = match parse(&args.properties) {
         Ok(p) => p,
@@ -164,16 +178,28 @@ pub fn run(cmd: MsiCommand, interrupt: &AtomicBool) -> Outcome {
     eprintln!("colinux-setup: msi {action}: log {}", log.display());
     match action {
         "install" => {
-            // A machine that was there before this install is never purged by the
-            // rollback of this one (its images may hold the user's data).
-            if prefix.join(crate::state::STATE_FILE).is_file() {
-                let _ = std::fs::write(prefix.join(KEEP_MARKER), b"");
+            let marker = prefix.join(MARKER);
+            if let Err(e) = std::fs::remove_file(&marker)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                return Outcome::Failed(anyhow!(
+                    "cannot remove the stale {}: {e}",
+                    marker.display()
+                ));
             }
+            let existed = prefix.join(crate::state::STATE_FILE).is_file();
             let mut set = Vec::new();
             for (k, v) in &props {
-                if !matches!(k.as_str(), "ANSWERFILE" | "PURGE" | "DRIVERSIGNER") {
+                if !matches!(k.as_str(), "ANSWERFILE" | "PURGE" | "USERSID") {
                     set.push(format!("{k}={v}"));
                 }
+            }
+            // The install runs as LocalSystem: a PuTTY session goes to the hive of the
+            // user who started msiexec (the UserSID property), where their PuTTY looks.
+            if let (Some(sid), Some(p)) = (get(&props, "USERSID"), get(&props, "PUTTYSESSION"))
+                && p != "0"
+            {
+                set.push(format!("PUTTYUSER={sid}"));
             }
             let a = InstallArgs {
                 prefix: Some(prefix),
@@ -183,9 +209,35 @@ pub fn run(cmd: MsiCommand, interrupt: &AtomicBool) -> Outcome {
                 log: Some(log),
                 ..InstallArgs::default()
             };
-            crate::cmd::install::run(a, interrupt)
+            let outcome = crate::cmd::install::run(a, interrupt);
+            if matches!(outcome, Outcome::Done | Outcome::RebootRequired) {
+                let what: &[u8] = if existed { b"existing" } else { b"new" };
+                if let Err(e) = crate::state::write_atomic(&marker, what) {
+                    return Outcome::Failed(e.context(
+                        "the machine is provisioned, but the note for the MSI's rollback could not be written",
+                    ));
+                }
+            }
+            outcome
         }
         "uninstall" | "rollback" => {
+            let marker = prefix.join(MARKER);
+            let provisioned = std::fs::read(&marker).ok();
+            let _ = std::fs::remove_file(&marker);
+            if action == "rollback" {
+                let why = match provisioned.as_deref() {
+                    None => Some("the provisioning did not complete and has undone itself"),
+                    Some(b"new") => None,
+                    Some(_) => Some("the machine was there before this install"),
+                };
+                if let Some(why) = why {
+                    let mut run_log = crate::state::RunLog::start("rollback", Some(&log));
+                    let msg = format!("msi rollback: {why}; {} is left as it is", prefix.display());
+                    run_log.line(&msg);
+                    eprintln!("colinux-setup: {msg}");
+                    return Outcome::Done;
+                }
+            }
             if !prefix.join(crate::state::STATE_FILE).is_file() {
                 // Nothing was provisioned (or it was already removed): nothing to undo.
                 eprintln!(
@@ -194,50 +246,23 @@ pub fn run(cmd: MsiCommand, interrupt: &AtomicBool) -> Outcome {
                 );
                 return Outcome::Done;
             }
+            use crate::apply::Purge;
             let purge = if action == "rollback" {
-                !prefix.join(KEEP_MARKER).is_file()
+                Purge::MadeByInstall
+            } else if get(&props, "PURGE").is_some_and(|v| v == "1") {
+                Purge::All
             } else {
-                get(&props, "PURGE").is_some_and(|v| v == "1")
+                Purge::No
             };
             crate::cmd::uninstall::run(&prefix, purge, false, Some(&log))
         }
-        _ => {
-            use crate::cmd::driver::{DriverCommand, HostArgs, InstallArgs, TrustArgs};
-            let file = prefix.join("linux.sys");
-            if !file.is_file() {
-                eprintln!(
-                    "colinux-setup: msi {action}: {} holds no linux.sys (the kit has no driver); skipped",
-                    prefix.display()
-                );
-                return Outcome::Done;
-            }
-            let host = HostArgs {
-                prefix: Some(prefix),
-                dry_run: false,
-                json: false,
-            };
-            if action == "driver-remove" {
-                return crate::cmd::driver::run(DriverCommand::Remove(host));
-            }
-            // The install step already installs a kit's driver with the kit's pinned
-            // signer; this action only re-pins it to a signer the administrator gives.
-            let Some(signer) = get(&props, "DRIVERSIGNER") else {
-                eprintln!(
-                    "colinux-setup: msi driver: no DRIVERSIGNER; the install step handled the kit's driver"
-                );
-                return Outcome::Done;
-            };
-            crate::cmd::driver::run(DriverCommand::Install(InstallArgs {
-                host,
-                file: Some(file),
-                trust: TrustArgs {
-                    signer: Some(signer.to_owned()),
-                    allow_test_signing: false,
-                },
-                no_start: false,
-            }))
-        }
+        _ => unreachable_action(action),
     }
+}
+
+/// Every action is matched above; this keeps the match total without a panic.
+fn unreachable_action(action: &str) -> Outcome {
+    Outcome::Usage(anyhow!("msi {action}: not an action"))
 }
 
 #[cfg(test)]

@@ -42,6 +42,7 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
         .files
         .iter()
         .filter(|f| f.role != "config" && f.role != "driver")
+        .filter(|f| !crate::kit_files::is_machine_role(&f.role))
     {
         let path = prefix.join(&f.file);
         let info = image_builder::inspect(&path).ok();
@@ -97,7 +98,10 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
         "first_boot": st.first_boot,
         "images": images,
         "config": config_check,
+        "machine_files": crate::kit_files::status(prefix, &st),
         "driver": crate::driver::status(st.driver.as_ref()),
+        "service": crate::service::step::status(st.service.as_ref()),
+        "putty": st.putty,
         "tap": st.tap,
         "tap_adapter": tap_live.as_ref().map(|(v, _)| v),
         "interrupted_install": interrupted,
@@ -133,6 +137,20 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
                 }
             );
         }
+        for m in v["machine_files"].as_array().into_iter().flatten() {
+            println!(
+                "  {:<10} {:<7} {}",
+                m["file"].as_str().unwrap_or(""),
+                m["role"].as_str().unwrap_or(""),
+                match m["state"].as_str() {
+                    Some("ok") => "ok (as copied from the kit)",
+                    Some("changed") => {
+                        "changed since the install (run the install again to restore it)"
+                    }
+                    _ => "missing (run the install again to restore it)",
+                }
+            );
+        }
         println!(
             "  config.txt {}",
             if config_check["ok"].as_bool() == Some(true) {
@@ -164,6 +182,28 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
             "  driver: {}",
             crate::driver::status_line(&crate::driver::status(st.driver.as_ref()))
         );
+        if let Some(p) = &st.putty {
+            println!(
+                "  PuTTY session: \"{}\": ssh {} port {} ({}{})",
+                p.name,
+                p.host,
+                p.port,
+                p.store.location(&p.name),
+                if p.created {
+                    ""
+                } else {
+                    "; it was there before, uninstall keeps it"
+                }
+            );
+        }
+        if st.service.is_some() || st.monitor == "colinux" {
+            println!(
+                "  service: {}",
+                crate::service::step::status_line(&crate::service::step::status(
+                    st.service.as_ref()
+                ))
+            );
+        }
     }
     Outcome::Done
 }

@@ -5,12 +5,12 @@
 
 use std::path::Path;
 
-use crate::apply::{self, ApplyError};
+use crate::apply::{self, ApplyError, Purge};
 use crate::exit::{self, Outcome};
 use crate::state::RunLog;
 
 /// Runs `uninstall`.
-pub fn run(prefix: &Path, purge: bool, json: bool, log_file: Option<&Path>) -> Outcome {
+pub fn run(prefix: &Path, purge: Purge, json: bool, log_file: Option<&Path>) -> Outcome {
     let mut log = RunLog::start("uninstall", log_file);
     exit::set_trailer(format!(
         "colinux-setup: the log of this run is {}",
@@ -48,7 +48,7 @@ pub fn run(prefix: &Path, purge: bool, json: bool, log_file: Option<&Path>) -> O
             if json {
                 println!(
                     "{}",
-                    serde_json::json!({"event": "done", "prefix": prefix, "purge": purge, "removed": r.removed, "kept": r.kept, "rolled_back": r.rolled_back, "log": log_path})
+                    serde_json::json!({"event": "done", "prefix": prefix, "purge": purge == Purge::All, "removed": r.removed, "kept": r.kept, "rolled_back": r.rolled_back, "log": log_path})
                 );
             } else {
                 println!(
@@ -57,11 +57,17 @@ pub fn run(prefix: &Path, purge: bool, json: bool, log_file: Option<&Path>) -> O
                     r.removed.len()
                 );
                 for k in &r.kept {
-                    println!("  kept {k} (remove the images with --purge)");
+                    if purge == Purge::MadeByInstall {
+                        println!("  kept {k} (it was there before this install)");
+                    } else {
+                        println!("  kept {k} (remove the images with --purge)");
+                    }
                 }
             }
             if r.reboot_required {
-                eprintln!("colinux-setup: the driver is removed at the next reboot (exit 3010)");
+                eprintln!(
+                    "colinux-setup: Windows finishes removing the driver or the machine service at the next reboot (exit 3010)"
+                );
                 return Outcome::RebootRequired;
             }
             Outcome::Done

@@ -1,0 +1,218 @@
+//! The install's "PuTTY session" step (answer `PUTTYSESSION=1` or a session name), its
+//! rollback, and the session's part of `status` and `uninstall`.
+//!
+//! The session is part of the install, not a separate action, so it is undone with
+//! everything else when a later step fails (setup.msi's own rollback actions cannot be
+//! relied on for that: Wine's msiexec removes the program before it runs them). It is
+//! checked when the plan is made ([`check`]): a machine whose config.txt gives no way
+//! to the guest's port 22 is refused before anything is changed. A session of the same
+//! name with other settings that this tool did not make is never overwritten.
+//!
+//! `PUTTYUSER=SID` (Windows) puts the session into that user's hive: setup.msi runs the
+//! install as LocalSystem and passes the installing user's SID, so the session lands
+//! where that user's PuTTY looks.
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::{Deserialize, Serialize};
+
+use super::{DEFAULT_NAME, Session, Store};
+use crate::apply::{Ctx, Entry, Journal, Summary};
+use crate::plan::{Answers, Plan};
+use crate::state::{InstallState, RunLog};
+
+/// The session, as install-state.json records it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PuttyRecord {
+    /// The session's name as PuTTY lists it.
+    pub name: String,
+    /// Where it is kept (`HKCU`, `HKU\SID`, or the sessions folder).
+    pub store: Store,
+    /// What it connects to.
+    pub host: String,
+    /// The TCP port.
+    pub port: u16,
+    /// This tool wrote it (so uninstall removes it).
+    #[serde(default)]
+    pub created: bool,
+}
+
+/// Checks `PUTTYSESSION` and `PUTTYUSER`; returns the answers to record.
+pub fn plan_answers(answers: &Answers) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    if let Some(a) = answers.get("PUTTYSESSION") {
+        let v = match a.value.to_ascii_lowercase().as_str() {
+            "1" | "yes" | "true" | "on" => "1".to_owned(),
+            "0" | "no" | "false" | "off" | "" => "0".to_owned(),
+            _ => {
+                super::check_name(&a.value)
+                    .map_err(|e| anyhow!("PUTTYSESSION ({}): {e}", a.origin))?;
+                a.value.clone()
+            }
+        };
+        out.push(("PUTTYSESSION".to_owned(), v));
+    }
+    if let Some(a) = answers.get("PUTTYUSER") {
+        Store::user(&a.value).map_err(|e| anyhow!("{e} ({})", a.origin))?;
+        out.push(("PUTTYUSER".to_owned(), a.value.clone()));
+    }
+    Ok(out)
+}
+
+/// The session name the plan asks for, when it asks for one.
+pub fn wanted(plan: &Plan) -> Option<String> {
+    match plan.answers.get("PUTTYSESSION").map(String::as_str) {
+        None | Some("0") => None,
+        Some("1") => Some(DEFAULT_NAME.to_owned()),
+        Some(name) => Some(name.to_owned()),
+    }
+}
+
+fn store(plan: &Plan) -> Result<Store> {
+    match plan.answers.get("PUTTYUSER") {
+        Some(sid) => Store::user(sid),
+        None => Store::current(),
+    }
+}
+
+/// The session of a plan (from its config.txt and TAP adapter), when it asks for one.
+fn session(plan: &Plan) -> Result<Option<Session>> {
+    let Some(name) = wanted(plan) else {
+        return Ok(None);
+    };
+    let user = plan
+        .users
+        .iter()
+        .find(|u| u.uid != 0)
+        .map(|u| u.name.clone());
+    super::from_config(
+        plan.config_txt.as_bytes(),
+        "config.txt",
+        plan.tap.as_ref().map(|t| t.guest_ip.clone()),
+        &name,
+        user,
+    )
+    .map(Some)
+    .map_err(|e| anyhow!("PUTTYSESSION: {e}"))
+}
+
+/// Refuses, before any change, a plan that asks for a session its network cannot give.
+pub fn check(plan: &Plan) -> Result<()> {
+    session(plan)?;
+    if wanted(plan).is_some() {
+        store(plan)?;
+    }
+    Ok(())
+}
+
+/// The `--dry-run` line of the step, when the plan has it.
+pub fn describe(plan: &Plan) -> Option<String> {
+    match (session(plan), store(plan)) {
+        (Ok(Some(s)), Ok(st)) => Some(format!(
+            "  PuTTY session: \"{}\": ssh {}{} port {} ({}; from {})",
+            s.name,
+            s.user
+                .as_deref()
+                .map(|u| format!("{u}@"))
+                .unwrap_or_default(),
+            s.host,
+            s.port,
+            st.location(&s.name),
+            s.from
+        )),
+        (Ok(None), _) => None,
+        (Err(e), _) | (_, Err(e)) => Some(format!("  PuTTY session: {e:#}")),
+    }
+}
+
+/// The `putty` step. Returns the record for install-state.json.
+pub fn step(
+    plan: &Plan,
+    ctx: &mut Ctx<'_>,
+    journal: &mut Journal,
+    old: Option<&InstallState>,
+    summary: &mut Summary,
+) -> Result<Option<PuttyRecord>> {
+    let old_rec = old.and_then(|s| s.putty.clone());
+    let Some(s) = session(plan)? else {
+        return Ok(old_rec.filter(|r| r.created));
+    };
+    let store = store(plan)?;
+    ctx.rep
+        .phase(&format!("saving the PuTTY session {}", s.name));
+    let at = store.location(&s.name);
+    let ours_before = old_rec
+        .as_ref()
+        .is_some_and(|r| r.created && r.name == s.name && r.store == store);
+    let exists = store.read(&s.name)?.is_some();
+    let same = store.holds(&s)?;
+    if exists && !same && !ours_before {
+        bail!(
+            "a PuTTY session \"{}\" with other settings is already there ({at}) and was not made by colinux-setup: it is kept; choose another name with PUTTYSESSION=NAME",
+            s.name
+        );
+    }
+    if !same {
+        let entry = Entry::Putty {
+            store: store.clone(),
+            name: s.name.clone(),
+        };
+        if !exists {
+            journal.push(entry)?;
+        }
+        store
+            .save(&s)
+            .with_context(|| format!("saving the PuTTY session \"{}\" ({at})", s.name))?;
+        summary.changed.push(format!("PuTTY session {}", s.name));
+    }
+    ctx.log.line(&format!(
+        "PuTTY session \"{}\": ssh {}:{} ({at}; from {}){}",
+        s.name,
+        s.host,
+        s.port,
+        s.from,
+        if same { ", already there" } else { "" }
+    ));
+    Ok(Some(PuttyRecord {
+        name: s.name,
+        store,
+        host: s.host,
+        port: s.port,
+        created: !exists || ours_before,
+    }))
+}
+
+/// Rollback of a journalled session: remove it; returns what was done.
+pub fn rollback(store: &Store, name: &str, log: &mut RunLog) -> Option<String> {
+    match store.remove(name) {
+        Ok(true) => Some(format!("removed the PuTTY session {name}")),
+        Ok(false) => None,
+        Err(e) => {
+            log.line(&format!("rollback: the PuTTY session {name}: {e:#}"));
+            None
+        }
+    }
+}
+
+/// Uninstall: removes a session this tool wrote. A failure is a warning in the log (the
+/// user's hive may not be loaded when someone else uninstalls), never a stop.
+pub fn uninstall(rec: &PuttyRecord, log: &mut RunLog, removed: &mut Vec<String>) {
+    if !rec.created {
+        log.line(&format!(
+            "the PuTTY session {} was there before this install: kept",
+            rec.name
+        ));
+        return;
+    }
+    match rec.store.remove(&rec.name) {
+        Ok(true) => {
+            log.line(&format!("removed the PuTTY session {}", rec.name));
+            removed.push(format!("PuTTY session {}", rec.name));
+        }
+        Ok(false) => log.line(&format!("the PuTTY session {} was already gone", rec.name)),
+        Err(e) => log.line(&format!(
+            "WARNING: the PuTTY session {} ({}) was not removed: {e:#}",
+            rec.name,
+            rec.store.location(&rec.name)
+        )),
+    }
+}
