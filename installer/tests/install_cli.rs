@@ -708,7 +708,7 @@ fn the_installed_minimal_machine_boots_in_user_mode_linux() {
     let img = |f: &str| prefix.join(f).display().to_string();
     let mut child = Command::new(e2e_tests::tools::tool("linux.uml").expect("linux.uml"))
         .args([
-            "mem=64M",
+            "mem=128M",
             "root=/dev/ubda",
             "con=null",
             "con0=null,fd:1",

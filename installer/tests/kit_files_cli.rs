@@ -479,3 +479,28 @@ fn a_uml_kit_kernel_is_copied_and_the_machine_boots_it_without_the_kit() {
     assert!(!copy.exists());
     assert!(prefix.join("root.img").exists());
 }
+
+/// coLinux kernels are 32-bit x86: a built-in root made from a busybox of another
+/// architecture is said to be unbootable; a kit's own rootfs/ is not second-guessed.
+#[test]
+fn a_colinux_machine_whose_root_busybox_is_not_i386_is_warned_about() {
+    let t = tempdir("kit-files-");
+    let prefix = t.path().join("machine");
+    let bare = kit(t.path(), "bare", &[("notes.txt", b"no rootfs")], &[]);
+    let o = install(&bare, &prefix, &["--dry-run"]);
+    let machine = std::fs::read("/bin/busybox").expect("busybox-static")[18];
+    if machine == 3 {
+        expect(&o, 0, &[]);
+        assert!(!text(&o).contains("not i386"), "{}", text(&o));
+    } else {
+        expect(
+            &o,
+            0,
+            &["not i386", "a coLinux kernel (32-bit x86) cannot run it"],
+        );
+    }
+    let with_root = kit(t.path(), "rooted", &[("rootfs/etc/motd", b"hello\n")], &[]);
+    let o = install(&with_root, &prefix, &["--dry-run"]);
+    expect(&o, 0, &[]);
+    assert!(!text(&o).contains("not i386"), "{}", text(&o));
+}

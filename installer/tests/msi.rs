@@ -17,24 +17,10 @@ mod common;
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::OnceLock;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_owned()
-}
-
-fn require(tool: &str) {
-    let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .any(|d| d.join(tool).is_file());
-    assert!(
-        found,
-        "{tool} is not installed; scripts/test installs it (packages wine wine64 wixl msitools)"
-    );
-}
+use common::wine::{Wine, reg_value, reg_values, repo, require, windows_path};
 
 /// Builds target/msi/setup.msi once for the whole test binary.
 fn msi() -> &'static Path {
@@ -56,69 +42,8 @@ fn msi() -> &'static Path {
     })
 }
 
-/// A Wine prefix of its own, booted.
-struct Wine {
-    dir: tempfile::TempDir,
-}
-
+/// What setup.msi's tests do with a Wine prefix besides running commands.
 impl Wine {
-    fn new(name: &str) -> Wine {
-        require("wine");
-        require("wineboot");
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("msi-{name}-"))
-            .tempdir()
-            .expect("tempdir");
-        let w = Wine { dir };
-        let o = w.cmd("wineboot").arg("-i").output().expect("wineboot");
-        assert!(
-            o.status.success(),
-            "wineboot -i failed\n{}",
-            common::text(&o)
-        );
-        w
-    }
-
-    fn prefix(&self) -> PathBuf {
-        self.dir.path().join("pfx")
-    }
-
-    fn cmd(&self, program: &str) -> Command {
-        let mut c = Command::new(program);
-        c.env("WINEPREFIX", self.prefix())
-            .env("WINEDEBUG", "-all")
-            .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
-            .stdin(std::process::Stdio::null());
-        c
-    }
-
-    /// `C:\NAME` as the Linux path inside the prefix.
-    fn c_drive(&self, name: &str) -> PathBuf {
-        self.prefix().join("drive_c").join(name)
-    }
-
-    /// Runs `CMDLINE` through `cmd /c` and returns its %ERRORLEVEL% (Wine's own exit
-    /// status is only the low byte) and the output.
-    fn run(&self, cmdline: &str) -> (u32, Output) {
-        let o = self
-            .cmd("wine")
-            .args([
-                "cmd",
-                "/c",
-                &format!("{cmdline} & echo ERRORLEVEL=%ERRORLEVEL%"),
-            ])
-            .output()
-            .expect("wine cmd");
-        let out = String::from_utf8_lossy(&o.stdout);
-        let code = out
-            .lines()
-            .rev()
-            .find_map(|l| l.trim().strip_prefix("ERRORLEVEL="))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no ERRORLEVEL line\n{}", common::text(&o)));
-        (code, o)
-    }
-
     /// `msiexec ARGS /qn /l*v LOG`; the exit code and the verbose log's text.
     fn msiexec(&self, args: &str, log_name: &str) -> (u32, String) {
         let log = self.dir.path().join(log_name);
@@ -158,18 +83,6 @@ impl Wine {
         }
         text
     }
-
-    fn reg_query(&self, key: &str) -> Output {
-        self.cmd("wine")
-            .args(["reg", "query", key])
-            .output()
-            .expect("wine reg")
-    }
-}
-
-/// A Linux path as Wine's Z: drive sees it.
-fn windows_path(p: &Path) -> String {
-    format!("Z:{}", p.display()).replace('/', "\\")
 }
 
 /// msiexec writes its log in UTF-16LE under Wine; plain text otherwise.
@@ -612,20 +525,6 @@ fn driver_kit(w: &Wine, name: &str, status: u32) -> String {
 
 const DRIVER_KEY: &str = "HKLM\\System\\CurrentControlSet\\Services\\CoLinuxDriver";
 
-/// `NAME  REG_TYPE  VALUE` lines of `reg query`, as (name, value).
-fn reg_values(o: &Output) -> Vec<(String, String)> {
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .filter_map(|l| {
-            let mut f = l.split_whitespace();
-            let name = f.next()?;
-            let ty = f.next()?;
-            ty.starts_with("REG_")
-                .then(|| (name.to_owned(), f.collect::<Vec<_>>().join(" ")))
-        })
-        .collect()
-}
-
 const SERVICE_KEY: &str = "HKLM\\System\\CurrentControlSet\\Services\\coLinux";
 
 #[test]
@@ -649,11 +548,7 @@ fn a_signed_driver_from_the_kit_is_a_running_kernel_service_until_the_uninstall(
     assert!(o.status.success(), "no service key\n{}", common::text(&o));
     let values = reg_values(&o);
     let value = |n: &str| {
-        values
-            .iter()
-            .find(|(k, _)| k == n)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_else(|| panic!("{DRIVER_KEY} has no {n}: {values:?}"))
+        reg_value(&values, n).unwrap_or_else(|| panic!("{DRIVER_KEY} has no {n}: {values:?}"))
     };
     assert_eq!(value("Type"), "0x1", "SERVICE_KERNEL_DRIVER");
     assert_eq!(
@@ -687,12 +582,12 @@ fn a_signed_driver_from_the_kit_is_a_running_kernel_service_until_the_uninstall(
         common::text(&o)
     );
     let svc = reg_values(&o);
-    let has = |n: &str, v: &str| svc.iter().any(|(k, x)| k == n && x == v);
+    let has = |n: &str, v: &str| reg_value(&svc, n).as_deref() == Some(v);
     assert!(has("Type", "0x10"), "own process: {svc:?}");
     assert!(has("Start", "0x2"), "starts at boot: {svc:?}");
     assert!(
         svc.iter()
-            .any(|(k, v)| k == "DependOnService" && v.contains("CoLinuxDriver")),
+            .any(|v| v.name == "DependOnService" && v.value.contains("CoLinuxDriver")),
         "{svc:?}"
     );
     assert!(
@@ -879,7 +774,7 @@ fn the_putty_session_feature_saves_the_users_session_from_config_txt() {
         ("Protocol", "ssh"),
     ] {
         assert!(
-            values.iter().any(|(k, v)| k == name && v == value),
+            reg_value(&values, name).as_deref() == Some(value),
             "{name}={value} not in {values:?}"
         );
     }

@@ -493,3 +493,32 @@ fn an_uninstall_whose_service_windows_deletes_at_reboot_exits_3010() {
     );
     assert!(!prefix.join("install-state.json").exists());
 }
+
+#[test]
+fn the_wizards_service_task_makes_the_service_unless_service_says_otherwise() {
+    let t = tempdir("service-task");
+    let host = t.path().join("host.json");
+    let prefix = t.path().join("machine");
+    expect(
+        &install(&host, &prefix, &["--set", "TASKS=startmenu,service"]),
+        0,
+        &["service coLinux"],
+    );
+    assert!(
+        host_state(&host)["services"]["coLinux"].is_object(),
+        "{}",
+        host_state(&host)
+    );
+    let other = t.path().join("other");
+    let host2 = t.path().join("host2.json");
+    expect(
+        &install(
+            &host2,
+            &other,
+            &["--set", "TASKS=service", "--set", "SERVICE=0"],
+        ),
+        0,
+        &[],
+    );
+    assert!(!host2.exists() || host_state(&host2)["services"] == serde_json::json!({}));
+}

@@ -1,8 +1,10 @@
 //! User-mode Linux (`linux.uml`, Debian package `user-mode-linux`).
 //!
 //! config.txt to UML: `cobdN=FILE` → `ubdN=FILE` (guest `/dev/ubda`, `/dev/ubdb`, …),
-//! `mem=N` → `mem=NM` (at least 64 MB: measured here, Debian 12's 6.1 UML kernel
-//! deadlocks on memory at 32 MB), `initrd=` → `initrd=`, `root=` and the other kernel
+//! `mem=N` → `mem=NM` (at least 128 MB: measured here, Debian 12's 6.1 UML kernel
+//! deadlocks on memory at 32 MB, and at 64 MB it once failed to open its root device
+//! with ENOMEM on a loaded host; the memory is a sparse host file, so a larger floor
+//! costs only what the guest touches), `initrd=` → `initrd=`, `root=` and the other kernel
 //! parameters as they are, `ethN=slirp,MAC` → `ethN=slirp,MAC,slirp` (UML runs the host's
 //! `slirp` program; UML's slirp transport has no port redirections, so they are not
 //! applied), `ethN=tuntap,NAME,MAC` → `ethN=tuntap,NAME,MAC`. `cofsN` shares need nothing
@@ -23,7 +25,7 @@ use config_txt::{Config, Nic};
 use super::{BootOptions, Launch, MonitorError};
 
 /// The least guest memory UML is started with, in MB.
-pub const MIN_MEM_MB: u32 = 64;
+pub const MIN_MEM_MB: u32 = 128;
 
 /// UML splits its arguments on `,` and `=`: refuse values it would misread.
 fn arg_path(what: &str, p: &str) -> Result<String, MonitorError> {
@@ -155,7 +157,7 @@ mod tests {
         let l = command_line(&parsed.config, &opts(false)).expect("launch");
         assert_eq!(
             l.display(),
-            "TMPDIR=/run/m /usr/bin/linux.uml mem=64M ubd0=/m/root.img ubd1=/m/home.img ubd2=/m/swap.img \
+            "TMPDIR=/run/m /usr/bin/linux.uml mem=128M ubd0=/m/root.img ubd1=/m/home.img ubd2=/m/swap.img \
              root=/dev/ubda ro quiet eth0=slirp,02:00:00:00:00:01,slirp eth1=tuntap,tap0,02:00:00:00:00:02 \
              con=null con0=null,fd:1 uml_dir=/run/m umid=m1 colinux.firstboot"
         );

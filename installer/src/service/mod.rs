@@ -296,19 +296,8 @@ pub enum Installed {
     },
 }
 
-/// What a remove did.
-// The same words as driver_bundle::host's outcomes, on purpose.
-#[allow(clippy::enum_variant_names)]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Removed {
-    /// Stopped (when running) and deleted.
-    Removed,
-    /// There was no such service.
-    NotInstalled,
-    /// Deleted, but Windows finishes only after a reboot (marked for deletion).
-    RebootRequired,
-}
+/// What a remove did: the same outcomes as the driver's.
+pub use driver_bundle::host::Removed;
 
 /// A service's state on the host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -70,11 +70,14 @@ pub fn plan_answers(answers: &Answers, monitor: Monitor) -> Result<Vec<(String, 
     Ok(out)
 }
 
-/// The service name a plan asks for, when it asks for one.
+/// The service name a plan asks for, when it asks for one: `SERVICE=1`, or the
+/// wizard's "service" task (`TASKS=service`) when SERVICE is not given.
 pub fn wanted(plan: &Plan) -> Option<String> {
-    (plan.monitor == Monitor::Colinux
-        && plan.answers.get("SERVICE").map(String::as_str) == Some("1"))
-    .then(|| {
+    let asked = match plan.answers.get("SERVICE").map(String::as_str) {
+        Some(v) => v == "1",
+        None => plan.tasks.iter().any(|t| t == "service"),
+    };
+    (plan.monitor == Monitor::Colinux && asked).then(|| {
         plan.answers
             .get("SERVICENAME")
             .cloned()

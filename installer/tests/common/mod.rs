@@ -5,6 +5,8 @@
 //! Each test binary uses a part of this module, hence the allowance for unused items.
 #![allow(dead_code)]
 
+pub mod wine;
+
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
