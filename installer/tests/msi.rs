@@ -25,21 +25,25 @@ use common::wine::{Wine, reg_value, reg_values, repo, require, windows_path};
 /// Builds target/msi/setup.msi once for the whole test binary.
 fn msi() -> &'static Path {
     static MSI: OnceLock<PathBuf> = OnceLock::new();
-    MSI.get_or_init(|| {
-        let root = repo();
-        let o = Command::new(root.join("scripts/build-msi"))
-            .env("CARGO_TARGET_DIR", root.join("target-win"))
-            .output()
-            .expect("running scripts/build-msi");
-        assert!(
-            o.status.success(),
-            "scripts/build-msi failed\n{}",
-            common::text(&o)
-        );
-        let msi = root.join("target/msi/setup.msi");
-        assert!(msi.is_file(), "{} was not built", msi.display());
-        msi
-    })
+    MSI.get_or_init(|| build_msi("x64", "setup.msi"))
+}
+
+/// Runs scripts/build-msi for `arch` and returns target/msi/NAME.
+fn build_msi(arch: &str, name: &str) -> PathBuf {
+    let root = repo();
+    let o = Command::new(root.join("scripts/build-msi"))
+        .args(["--arch", arch])
+        .env("CARGO_TARGET_DIR", root.join("target-win"))
+        .output()
+        .expect("running scripts/build-msi");
+    assert!(
+        o.status.success(),
+        "scripts/build-msi --arch {arch} failed\n{}",
+        common::text(&o)
+    );
+    let msi = root.join("target/msi").join(name);
+    assert!(msi.is_file(), "{} was not built", msi.display());
+    msi
 }
 
 /// What setup.msi's tests do with a Wine prefix besides running commands.
@@ -99,10 +103,14 @@ fn decode_log(bytes: &[u8]) -> String {
 }
 
 fn msiinfo_export(table: &str) -> Vec<Vec<String>> {
+    export_from(msi(), table)
+}
+
+fn export_from(msi: &Path, table: &str) -> Vec<Vec<String>> {
     require("msiinfo");
     let o = Command::new("msiinfo")
         .arg("export")
-        .arg(msi())
+        .arg(msi)
         .arg(table)
         .output()
         .expect("msiinfo");
@@ -704,7 +712,7 @@ fn a_driver_that_fails_to_start_rolls_back_only_what_this_install_made() {
     // 3. A machine provisioned before (by the program itself, outside the MSI) is left
     //    exactly as it was: images, config.txt and its install-state.
     let tools = w.c_drive("tools");
-    let stage = repo().join("target/msi/stage");
+    let stage = repo().join("target/msi/stage-x64");
     for (from, to) in [("bin", "bin"), ("assets", "assets")] {
         std::fs::create_dir_all(tools.join(to)).expect("mkdir");
         for e in std::fs::read_dir(stage.join(from)).expect("stage") {
@@ -803,4 +811,97 @@ fn the_putty_session_feature_saves_the_users_session_from_config_txt() {
         ours.contains("PUTTYSESSION") && ours.contains("SLIRP=tcp:2222:22"),
         "the log does not say why:\n{ours}"
     );
+}
+
+/// The `Machine` field of a PE file's COFF header.
+fn pe_machine(path: &Path) -> u16 {
+    let b = std::fs::read(path).expect("read PE");
+    let at = u32::from_le_bytes(b[0x3c..0x40].try_into().expect("e_lfanew")) as usize;
+    assert_eq!(
+        &b[at..at + 4],
+        b"PE\0\0",
+        "{} is not a PE file",
+        path.display()
+    );
+    u16::from_le_bytes([b[at + 4], b[at + 5]])
+}
+
+/// The `e_machine` field of an ELF file.
+fn elf_machine(path: &Path) -> u16 {
+    let b = std::fs::read(path).expect("read ELF");
+    assert_eq!(&b[..4], b"\x7fELF", "{} is not an ELF file", path.display());
+    u16::from_le_bytes([b[18], b[19]])
+}
+
+/// setup-x86.msi is for the 32-bit Windows where coLinux runs: an Intel package of
+/// 32-bit components carrying the i686 exe and Debian's i386 busybox (a coLinux kernel
+/// is 32-bit x86), while setup.msi carries x86-64 ones. Read back with msitools'
+/// msiextract and the files' own headers. (This machine's Wine is 64-bit only, so the
+/// x86 package is not installed here.)
+#[test]
+fn the_x86_msi_carries_32_bit_components_the_i686_exe_and_an_i386_busybox() {
+    require("msiextract");
+    let x86 = build_msi("x86", "setup-x86.msi");
+    for (msi, template, bit64, pe, elf) in [
+        (x86.as_path(), "Intel;1033", false, 0x14c, 3),
+        (msi(), "x64;1033", true, 0x8664, 62),
+    ] {
+        let o = Command::new("msiinfo")
+            .arg("suminfo")
+            .arg(msi)
+            .output()
+            .expect("msiinfo suminfo");
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains(&format!("Template: {template}")),
+            "{}: {}",
+            msi.display(),
+            common::text(&o)
+        );
+        for c in export_from(msi, "Component") {
+            let attributes: u32 = c[3].parse().expect("Attributes");
+            assert_eq!(
+                attributes & 256 != 0,
+                bit64,
+                "{}: component {} has attributes {attributes}",
+                msi.display(),
+                c[0]
+            );
+        }
+        let out = tempfile::tempdir().expect("tempdir");
+        let o = Command::new("msiextract")
+            .arg("-C")
+            .arg(out.path())
+            .arg(msi)
+            .output()
+            .expect("msiextract");
+        assert!(o.status.success(), "{}", common::text(&o));
+        let root = out.path().join("coLinux");
+        assert_eq!(
+            pe_machine(&root.join("bin/colinux-setup.exe")),
+            pe,
+            "{}",
+            msi.display()
+        );
+        let busybox = root.join("assets/busybox");
+        assert_eq!(elf_machine(&busybox), elf, "{}", msi.display());
+        // The applet list shipped beside it is the binary's own (a static i386 program
+        // runs on this x86-64 kernel too).
+        // An MSI keeps no Unix modes.
+        std::fs::set_permissions(
+            &busybox,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .expect("chmod");
+        let o = Command::new(&busybox)
+            .arg("--list-full")
+            .output()
+            .expect("run the shipped busybox");
+        assert!(o.status.success(), "{}", common::text(&o));
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            std::fs::read_to_string(root.join("assets/busybox.applets")).expect("applets"),
+            "{}",
+            msi.display()
+        );
+    }
 }

@@ -74,6 +74,19 @@ impl Wine {
             "wineboot -i failed\n{}",
             super::text(&o)
         );
+        // Wait until the boot's wineserver (and its services.exe, winedevice.exe) has
+        // gone: Wine 8 cannot start a kernel driver in the session that booted the
+        // prefix (StartService times out, 1053), only in a fresh one.
+        let o = w
+            .cmd("wineserver")
+            .arg("-w")
+            .output()
+            .expect("wineserver -w");
+        assert!(
+            o.status.success(),
+            "wineserver -w failed\n{}",
+            super::text(&o)
+        );
         w
     }
 
