@@ -1148,6 +1148,7 @@ pub fn uninstall(
     }
     remove(prefix.join("config.txt"), &mut out)?;
     remove(prefix.join(STATE_FILE), &mut out)?;
+    remove(prefix.join(state::MSI_NOTE_FILE), &mut out)?;
     let lock_path = lock.path.clone();
     drop(lock);
     let _ = fs::remove_file(&lock_path);

@@ -50,6 +50,16 @@ fn the_rollback_removes_a_machine_this_install_made() {
         "left after the rollback: {:?}",
         std::fs::read_dir(&dir).map(|d| d.count())
     );
+
+    // The note goes with any uninstall: `uninstall --purge` leaves no folder behind.
+    let o = msi("install", &dir, PROPS);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(dir.join(MARKER).is_file());
+    let o = cmd(&["uninstall", "--purge", "--prefix", p(&dir)])
+        .output()
+        .expect("uninstall");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(!dir.exists(), "uninstall --purge left the folder");
 }
 
 #[test]

@@ -61,7 +61,7 @@ pub const PROPERTIES: &[&str] = &[
 /// install made (not images it found and kept); `existing` means the machine that was
 /// there before is left alone. Removed at the start of every `msi install` (so a stale
 /// one never decides), by the rollback and by the uninstall.
-const MARKER: &str = ".msi-provisioned";
+const MARKER: &str = crate::state::MSI_NOTE_FILE;
 
 /// `msi` subcommands.
 #[derive(Debug, Subcommand)]
