@@ -218,6 +218,57 @@ impl Journal {
     }
 }
 
+/// What a rollback says about a host object it removed (`what`: `driver NAME`,
+/// `service NAME`): the line for the summary, or `None` when nothing was there; a
+/// failure is logged, since a rollback goes on with the rest.
+pub(crate) fn rolled_back(
+    what: &str,
+    result: Result<driver_bundle::host::Removed>,
+    log: &mut RunLog,
+) -> Option<String> {
+    use driver_bundle::host::Removed;
+    match result {
+        Ok(Removed::Removed) => Some(format!("removed the {what}")),
+        Ok(Removed::RebootRequired) => Some(format!(
+            "removed the {what} (Windows finishes at the next reboot)"
+        )),
+        Ok(Removed::NotInstalled) => None,
+        Err(e) => {
+            log.line(&format!("rollback: the {what}: {e:#}"));
+            None
+        }
+    }
+}
+
+/// What an uninstall says about a host object it removed (`what`: `driver NAME`,
+/// `service NAME`); `true` when a reboot finishes the removal.
+pub(crate) fn uninstalled(
+    what: &str,
+    outcome: driver_bundle::host::Removed,
+    log: &mut RunLog,
+    removed: &mut Vec<String>,
+) -> bool {
+    use driver_bundle::host::Removed;
+    match outcome {
+        Removed::Removed => {
+            log.line(&format!("removed the {what}"));
+            removed.push(what.to_owned());
+            false
+        }
+        Removed::RebootRequired => {
+            log.line(&format!(
+                "the {what} is marked for deletion: a reboot finishes it"
+            ));
+            removed.push(format!("{what} (after a reboot)"));
+            true
+        }
+        Removed::NotInstalled => {
+            log.line(&format!("the {what} was already gone"));
+            false
+        }
+    }
+}
+
 /// Removes the image builder's temporary siblings of `target` (`.NAME.*.partial`), which
 /// a SIGKILL during a build leaves behind.
 pub(crate) fn remove_partials(target: &Path) {

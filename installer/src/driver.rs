@@ -18,7 +18,7 @@ use std::time::SystemTime;
 
 use anyhow::{Context, Result, anyhow, bail};
 use driver_bundle::authenticode::{Pin, Policy};
-use driver_bundle::host::{Installed, Removed};
+use driver_bundle::host::Installed;
 use driver_bundle::manifest::{Host, Manifest, Role, Signer};
 use serde::{Deserialize, Serialize};
 
@@ -205,24 +205,9 @@ pub fn step(
 
 /// Rollback of a journalled driver: remove it; returns what was done.
 pub fn rollback(name: &str, log: &mut RunLog) -> Option<String> {
-    let mut host = match crate::cmd::driver::host_for(false) {
-        Ok(h) => h,
-        Err(e) => {
-            log.line(&format!("rollback: the driver {name}: {e:#}"));
-            return None;
-        }
-    };
-    match host.remove() {
-        Ok(Removed::Removed) => Some(format!("removed the driver {name}")),
-        Ok(Removed::RebootRequired) => Some(format!(
-            "removed the driver {name} (Windows finishes at the next reboot)"
-        )),
-        Ok(Removed::NotInstalled) => None,
-        Err(e) => {
-            log.line(&format!("rollback: the driver {name}: {e}"));
-            None
-        }
-    }
+    let result =
+        crate::cmd::driver::host_for(false).and_then(|mut h| h.remove().map_err(|e| anyhow!(e)));
+    crate::apply::rolled_back(&format!("driver {name}"), result, log)
 }
 
 /// Uninstall: removes a driver this tool installed. `Ok(true)` when a reboot finishes it.
@@ -231,30 +216,18 @@ pub fn uninstall(rec: &DriverRecord, log: &mut RunLog, removed: &mut Vec<String>
         return Ok(false);
     }
     let mut host = crate::cmd::driver::host_for(false)?;
-    match host.remove().map_err(|e| {
+    let outcome = host.remove().map_err(|e| {
         anyhow!(e).context(format!(
             "cannot remove the driver {} this install made; run the uninstall as an administrator (Windows) or root (Linux)",
             rec.name
         ))
-    })? {
-        Removed::Removed => {
-            log.line(&format!("removed the driver {}", rec.name));
-            removed.push(format!("driver {}", rec.name));
-            Ok(false)
-        }
-        Removed::RebootRequired => {
-            log.line(&format!(
-                "the driver {} is marked for deletion: a reboot finishes it",
-                rec.name
-            ));
-            removed.push(format!("driver {} (after a reboot)", rec.name));
-            Ok(true)
-        }
-        Removed::NotInstalled => {
-            log.line(&format!("the driver {} was already gone", rec.name));
-            Ok(false)
-        }
-    }
+    })?;
+    Ok(crate::apply::uninstalled(
+        &format!("driver {}", rec.name),
+        outcome,
+        log,
+        removed,
+    ))
 }
 
 /// The driver's part of `status --json`: the record and what the host says now.

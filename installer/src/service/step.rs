@@ -11,7 +11,7 @@
 use anyhow::{Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
-use super::{DEFAULT_NAME, Installed, Removed};
+use super::{DEFAULT_NAME, Installed};
 use crate::apply::{Ctx, Entry, Journal, Summary};
 use crate::plan::{Answers, Plan};
 use crate::profile::Monitor;
@@ -197,17 +197,7 @@ pub fn step(
 pub fn rollback(name: &str, log: &mut RunLog) -> Option<String> {
     let result = crate::cmd::service::host_for(false)
         .and_then(|mut h| h.remove(name).map_err(|e| anyhow!(e)));
-    match result {
-        Ok(Removed::Removed) => Some(format!("removed the service {name}")),
-        Ok(Removed::RebootRequired) => Some(format!(
-            "removed the service {name} (Windows finishes at the next reboot)"
-        )),
-        Ok(Removed::NotInstalled) => None,
-        Err(e) => {
-            log.line(&format!("rollback: the service {name}: {e:#}"));
-            None
-        }
-    }
+    crate::apply::rolled_back(&format!("service {name}"), result, log)
 }
 
 /// Uninstall: removes a service this tool created. `Ok(true)` when a reboot finishes it.
@@ -220,30 +210,18 @@ pub fn uninstall(rec: &ServiceRecord, log: &mut RunLog, removed: &mut Vec<String
         return Ok(false);
     }
     let mut host = crate::cmd::service::host_for(false)?;
-    match host.remove(&rec.name).map_err(|e| {
+    let outcome = host.remove(&rec.name).map_err(|e| {
         anyhow!(e).context(format!(
             "cannot remove the service {} this install made; run the uninstall as an administrator",
             rec.name
         ))
-    })? {
-        Removed::Removed => {
-            log.line(&format!("removed the service {}", rec.name));
-            removed.push(format!("service {}", rec.name));
-            Ok(false)
-        }
-        Removed::RebootRequired => {
-            log.line(&format!(
-                "the service {} is marked for deletion: a reboot finishes it",
-                rec.name
-            ));
-            removed.push(format!("service {} (after a reboot)", rec.name));
-            Ok(true)
-        }
-        Removed::NotInstalled => {
-            log.line(&format!("the service {} was already gone", rec.name));
-            Ok(false)
-        }
-    }
+    })?;
+    Ok(crate::apply::uninstalled(
+        &format!("service {}", rec.name),
+        outcome,
+        log,
+        removed,
+    ))
 }
 
 /// The service's part of `status --json`: the record and what the host says now.
