@@ -40,6 +40,15 @@ pub struct Session {
 }
 
 impl Session {
+    /// Whether `stored` (as [`Store::read`] gives it) holds exactly these settings.
+    pub fn is_stored_as(&self, stored: &[(String, String)]) -> bool {
+        let mine = self.settings();
+        stored.len() == mine.len()
+            && mine
+                .iter()
+                .all(|(k, v, _)| stored.iter().any(|(sk, sv)| sk == k && sv == v))
+    }
+
     /// The settings PuTTY reads: (key, value, is a number).
     pub fn settings(&self) -> Vec<(&'static str, String, bool)> {
         let mut s = vec![
@@ -248,17 +257,6 @@ impl Store {
         {
             unix::read(self, name)
         }
-    }
-
-    /// Whether the stored session `s.name` already holds exactly `s`'s settings.
-    pub fn holds(&self, s: &Session) -> Result<bool> {
-        let Some(stored) = self.read(&s.name)? else {
-            return Ok(false);
-        };
-        Ok(s.settings()
-            .iter()
-            .all(|(k, v, _)| stored.iter().any(|(sk, sv)| sk == k && sv == v))
-            && stored.len() == s.settings().len())
     }
 }
 

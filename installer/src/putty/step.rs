@@ -143,8 +143,9 @@ pub fn step(
     let ours_before = old_rec
         .as_ref()
         .is_some_and(|r| r.created && r.name == s.name && r.store == store);
-    let exists = store.read(&s.name)?.is_some();
-    let same = store.holds(&s)?;
+    let stored = store.read(&s.name)?;
+    let exists = stored.is_some();
+    let same = stored.is_some_and(|st| s.is_stored_as(&st));
     if exists && !same && !ours_before {
         bail!(
             "a PuTTY session \"{}\" with other settings is already there ({at}) and was not made by colinux-setup: it is kept; choose another name with PUTTYSESSION=NAME",
