@@ -635,8 +635,11 @@ fn steps(
         .iter()
         .any(|(file, _, _)| summary.kept.contains(file));
     let already = old_state.as_ref().map(|s| s.first_boot.as_str());
+    // QEMU's accelerator: the probe's, or TCG when a KVM first boot hung and was retried.
+    let mut accel = plan.monitor_choice.accel;
     summary.first_boot = match crate::firstboot::run(plan, ctx, kept_image, already)? {
-        crate::firstboot::Done::Ran => {
+        crate::firstboot::Done::Ran(used) => {
+            accel = used.or(accel);
             // The first boot wrote into the images (and may have changed config.txt).
             for r in records.iter_mut().filter(|r| r.origin == "install") {
                 let path = plan.prefix.join(&r.file);
@@ -667,6 +670,8 @@ fn steps(
         version: env!("CARGO_PKG_VERSION").to_owned(),
         profile: plan.profile.clone(),
         monitor: plan.monitor.as_str().to_owned(),
+        accel,
+        monitor_why: Some(plan.monitor_choice.why.clone()),
         prefix: plan.prefix.clone(),
         plan_digest: digest.to_owned(),
         answers: plan.answers.clone(),

@@ -257,8 +257,9 @@ pub struct InstallArgs {
     /// wins over the answer file).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
-    /// The monitor the machine is installed for (MONITOR).
-    #[arg(long, value_name = "colinux|uml|qemu")]
+    /// The monitor the machine is installed for (MONITOR); `auto`: the first that runs
+    /// guests here (uml, then qemu with KVM, then qemu without), found by a probe.
+    #[arg(long, value_name = "auto|colinux|uml|qemu")]
     pub monitor: Option<String>,
     /// Do not run the first boot (NOFIRSTBOOT=1).
     #[arg(long)]
@@ -314,9 +315,14 @@ pub struct FactsArgs {
     /// The profile whose rules give the recommendations.
     #[arg(long, value_name = "NAME|FILE")]
     pub profile: Option<String>,
-    /// The monitor (default: the profile's).
-    #[arg(long, value_name = "colinux|uml|qemu")]
+    /// The monitor the recommendations are for (default: the profile's; `auto`: the
+    /// first that runs guests here).
+    #[arg(long, value_name = "auto|colinux|uml|qemu")]
     pub monitor: Option<String>,
+    /// A kit whose kernels the monitor probe boots (without one: the host's linux.uml,
+    /// and no kernel for QEMU).
+    #[arg(long, value_name = "DIR")]
+    pub kit: Option<PathBuf>,
     /// JSON on stdout.
     #[arg(long)]
     pub json: bool,

@@ -32,15 +32,17 @@ use sha2::Digest as _;
 
 use crate::apply::Ctx;
 use crate::guest::{FIRST_BOOT_FAILED, FIRST_BOOT_OK};
-use crate::monitor::{self, BootOptions, MonitorError, RunOptions};
+use crate::monitor::probe::{Accel, Engine};
+use crate::monitor::{self, BootOptions, MonitorError, RunOptions, RunResult};
 use crate::plan::Plan;
 use crate::profile::Monitor;
 
 /// What the first boot ended with, when it did not fail.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Done {
-    /// It ran and succeeded.
-    Ran,
+    /// It ran and succeeded, with QEMU's accelerator it ended with (KVM, or TCG after
+    /// a KVM guest hung).
+    Ran(Option<Accel>),
     /// It was not run; the state keeps this word (`pending`, `skipped`, `none`, `done`).
     NotRun(String),
 }
@@ -114,13 +116,14 @@ pub fn run(plan: &Plan, ctx: &mut Ctx<'_>, kept: bool, already: Option<&str>) ->
         Ok("panic") => extra.push("init=/colinux-setup-test-no-such-init".into()),
         _ => {}
     }
-    let opts = BootOptions {
+    let mut engine = plan.monitor_choice.engine();
+    let mut opts = BootOptions {
         interactive: false,
         extra_params: extra,
         run_dir: run_dir.path().to_owned(),
         id: format!("colinux-setup-{}", std::process::id()),
         config_path: plan.prefix.join("config.txt"),
-        kvm: monitor::qemu::kvm_usable(),
+        accel: engine.accel().unwrap_or(Accel::Tcg),
         extra_shares: Vec::new(),
         extra_drives: drives,
     };
@@ -138,64 +141,38 @@ pub fn run(plan: &Plan, ctx: &mut Ctx<'_>, kept: bool, already: Option<&str>) ->
             other => Err(anyhow!(other)),
         };
     }
-    let timeout = plan.first_boot.timeout_secs.unwrap_or(600);
-    ctx.rep.phase(&format!(
-        "first boot in {} (at most {timeout} s): {}",
-        plan.monitor.as_str(),
-        plan.first_boot.description.clone().unwrap_or_default()
-    ));
     ctx.log.line(&format!(
-        "first boot: {files} distribution files; command line: {}",
-        launch.display()
+        "first boot: {files} distribution files; monitor {} ({})",
+        engine.title(),
+        plan.monitor_choice.why
     ));
-    let mut ok = false;
-    let mut failed = None;
-    let result = {
-        let log = &mut *ctx.log;
-        let rep = &mut *ctx.rep;
-        monitor::run(
-            &launch,
-            &RunOptions {
-                timeout: Some(Duration::from_secs(timeout)),
-                interrupt: ctx.interrupt,
-                echo: false,
-                stdin: false,
-                clean_stop: false,
-            },
-            &mut |line| {
-                log.line(&format!("console: {line}"));
-                let t = line.trim();
-                if t == FIRST_BOOT_OK {
-                    ok = true;
-                } else if t.starts_with(FIRST_BOOT_FAILED) {
-                    failed = Some(t.to_owned());
-                }
-                if let Some(n) = t
-                    .strip_prefix(UNPACKED)
-                    .and_then(|r| r.strip_suffix(" entries"))
-                    .and_then(|n| n.parse::<usize>().ok())
-                {
-                    let done = unpacked
-                        .get(n.saturating_sub(1))
-                        .copied()
-                        .unwrap_or(unpack_total);
-                    rep.progress(done, unpack_total);
-                }
-                if !t.is_empty() {
-                    let t = t.strip_prefix("colinux-setup: ").unwrap_or(t);
-                    rep.status(&format!(
-                        "first boot: {}",
-                        t.trim_start_matches("first boot: ")
-                    ));
-                }
-            },
-        )
-        .context("running the first boot")?
+    let progress = Progress {
+        unpacked: &unpacked,
+        total: unpack_total,
     };
+    let mut attempt = boot_once(plan, ctx, &launch, engine, &progress)?;
+    if attempt.result.stalled && engine == Engine::Qemu(Accel::Kvm) {
+        ctx.rep.warn(&format!(
+            "the KVM guest printed nothing after the firmware within {} s: KVM guests hang on this host; \
+             the first boot is retried once without KVM (QEMU's own emulation, about ten times slower)",
+            FIRMWARE_STALL.as_secs()
+        ));
+        engine = Engine::Qemu(Accel::Tcg);
+        opts.accel = Accel::Tcg;
+        let launch = monitor::command_line(plan.monitor, &parsed.config, &opts)
+            .context("the first boot's command line")?;
+        attempt = boot_once(plan, ctx, &launch, engine, &progress)?;
+    }
+    let Attempt {
+        result,
+        ok,
+        failed,
+        timeout,
+    } = attempt;
     ctx.log.line(&format!(
-        "first boot ended after {:.1} s: exit {:?}, timed out {}, panic {}, marker ok {ok}",
+        "first boot ended after {:.1} s: {}, timed out {}, panic {}, marker ok {ok}",
         result.elapsed.as_secs_f64(),
-        result.exit_code,
+        monitor::exit_words(result.exit_code),
         result.timed_out,
         result.panicked
     ));
@@ -204,7 +181,8 @@ pub fn run(plan: &Plan, ctx: &mut Ctx<'_>, kept: bool, already: Option<&str>) ->
     }
     let why = if result.timed_out {
         Some(format!(
-            "it did not finish within the profile's {timeout} s (first_boot.timeout_secs); the guest was stopped"
+            "it did not finish within {timeout} s (the profile's first_boot.timeout_secs, for {}); the guest was stopped",
+            engine.title()
         ))
     } else if result.panicked {
         Some(format!(
@@ -215,13 +193,13 @@ pub fn run(plan: &Plan, ctx: &mut Ctx<'_>, kept: bool, already: Option<&str>) ->
         Some(format!("the first-boot script failed ({f})"))
     } else if !ok {
         Some(format!(
-            "the monitor ended (exit {:?}) before the first-boot script reported success",
-            result.exit_code
+            "the monitor ended ({}) before the first-boot script reported success",
+            monitor::exit_words(result.exit_code)
         ))
     } else if result.exit_code != Some(0) {
         Some(format!(
-            "the monitor exited with {:?} after the script succeeded",
-            result.exit_code
+            "the monitor ended ({}) after the script succeeded",
+            monitor::exit_words(result.exit_code)
         ))
     } else {
         None
@@ -241,7 +219,110 @@ pub fn run(plan: &Plan, ctx: &mut Ctx<'_>, kept: bool, already: Option<&str>) ->
         "first boot done in {:.1} s",
         result.elapsed.as_secs_f64()
     ));
-    Ok(Done::Ran)
+    Ok(Done::Ran(engine.accel()))
+}
+
+/// How long a KVM guest may print nothing after the firmware before the first boot
+/// counts it as hung and retries without KVM (a working one prints its first kernel
+/// line within a second; a distribution kernel with `quiet` within a few).
+const FIRMWARE_STALL: Duration = Duration::from_secs(20);
+
+/// The distribution's unpack progress: bytes done after each archive entry.
+struct Progress<'a> {
+    unpacked: &'a [u64],
+    total: u64,
+}
+
+/// One run of the first boot and what its console said.
+struct Attempt {
+    result: RunResult,
+    /// The success marker was printed.
+    ok: bool,
+    /// The failure marker's line, if it was printed.
+    failed: Option<String>,
+    /// The timeout it ran under, in seconds.
+    timeout: u64,
+}
+
+/// Boots the first boot once in `engine`, streaming its console into the log and the
+/// progress line. The profile's timeout is for a monitor at hardware speed; QEMU's
+/// own emulation gets it times [`Engine::slowdown`].
+fn boot_once(
+    plan: &Plan,
+    ctx: &mut Ctx<'_>,
+    launch: &monitor::Launch,
+    engine: Engine,
+    progress: &Progress<'_>,
+) -> Result<Attempt> {
+    let profile_timeout = plan.first_boot.timeout_secs.unwrap_or(600);
+    let timeout = profile_timeout.saturating_mul(u64::from(engine.slowdown()));
+    let scaled = if timeout == profile_timeout {
+        String::new()
+    } else {
+        format!(
+            "; the profile's {profile_timeout} s times {} for emulation",
+            engine.slowdown()
+        )
+    };
+    ctx.rep.phase(&format!(
+        "first boot in {} (at most {timeout} s{scaled}): {}",
+        engine.title(),
+        plan.first_boot.description.clone().unwrap_or_default()
+    ));
+    ctx.log
+        .line(&format!("first boot: command line: {}", launch.display()));
+    let mut ok = false;
+    let mut failed = None;
+    let result = {
+        let log = &mut *ctx.log;
+        let rep = &mut *ctx.rep;
+        monitor::run(
+            launch,
+            &RunOptions {
+                timeout: Some(Duration::from_secs(timeout)),
+                interrupt: ctx.interrupt,
+                echo: false,
+                stdin: false,
+                clean_stop: false,
+                stall_after: (engine == Engine::Qemu(Accel::Kvm)).then_some(FIRMWARE_STALL),
+            },
+            &mut |line| {
+                log.line(&format!("console: {line}"));
+                let t = line.trim();
+                if t == FIRST_BOOT_OK {
+                    ok = true;
+                } else if t.starts_with(FIRST_BOOT_FAILED) {
+                    failed = Some(t.to_owned());
+                }
+                if let Some(n) = t
+                    .strip_prefix(UNPACKED)
+                    .and_then(|r| r.strip_suffix(" entries"))
+                    .and_then(|n| n.parse::<usize>().ok())
+                {
+                    let done = progress
+                        .unpacked
+                        .get(n.saturating_sub(1))
+                        .copied()
+                        .unwrap_or(progress.total);
+                    rep.progress(done, progress.total);
+                }
+                if !t.is_empty() {
+                    let t = t.strip_prefix("colinux-setup: ").unwrap_or(t);
+                    rep.status(&format!(
+                        "first boot: {}",
+                        t.trim_start_matches("first boot: ")
+                    ));
+                }
+            },
+        )
+        .context("running the first boot")?
+    };
+    Ok(Attempt {
+        result,
+        ok,
+        failed,
+        timeout,
+    })
 }
 
 /// Removes the first-boot-only `initrd=` line from config.txt, if there is one.

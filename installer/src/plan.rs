@@ -23,7 +23,8 @@ use toml::de::{DeTable, DeValue};
 
 use crate::facts::{self, HostFacts};
 use crate::keys;
-use crate::profile::{self, ImageSource, Loaded, Monitor, Role};
+use crate::monitor::probe::{self, Choice, Kernels, Prober};
+use crate::profile::{self, ImageSource, Loaded, Monitor, MonitorRequest, Role};
 
 /// Every key an answer file or `--set` may give.
 pub const KEYS: &[&str] = &[
@@ -316,6 +317,9 @@ pub struct Plan {
     pub prefix: PathBuf,
     /// Monitor.
     pub monitor: Monitor,
+    /// How the monitor was chosen: what was asked, the probe's verdicts, and QEMU's
+    /// accelerator ([`crate::monitor::probe`]).
+    pub monitor_choice: Choice,
     /// Hostname.
     pub hostname: String,
     /// Guest RAM.
@@ -377,6 +381,12 @@ impl Plan {
     /// same values given by `--set` or by an answer file give the same digest.
     pub fn digest(&self) -> String {
         let mut p = self.clone();
+        // How the monitor was found (and the accelerator, which decides only how fast it
+        // runs) is not part of what is installed: the monitor itself is.
+        p.monitor_choice.verdicts.clear();
+        p.monitor_choice.why.clear();
+        p.monitor_choice.requested.clear();
+        p.monitor_choice.accel = None;
         p.ram_rule.clear();
         p.swap.size_rule.clear();
         p.warnings.clear();
@@ -500,22 +510,35 @@ fn flag(a: &Answer, key: &str) -> Result<bool> {
     }
 }
 
-/// Resolves answers against the profile and the host into one plan.
-pub fn resolve(answers: &Answers, loaded: &Loaded, host: &HostFacts) -> Result<Plan> {
+/// Resolves answers against the profile and the host into one plan; `prober` finds
+/// the monitors that run guests here (a real boot of the smallest guest, or a table in
+/// tests).
+pub fn resolve(
+    answers: &Answers,
+    loaded: &Loaded,
+    host: &HostFacts,
+    prober: &dyn Prober,
+) -> Result<Plan> {
     let p = &loaded.profile;
     let mut warnings = Vec::new();
-    let monitor = match answers.get("MONITOR") {
-        Some(a) => Monitor::parse(&a.value).ok_or_else(|| {
-            anyhow!(
-                "MONITOR={} ({}): unknown monitor; use colinux, uml or qemu",
-                a.value,
-                a.origin
-            )
-        })?,
-        None => crate::host::default_monitor(p.monitor),
+    let (request, request_origin) = match answers.get("MONITOR") {
+        Some(a) => (
+            MonitorRequest::parse(&a.value).ok_or_else(|| {
+                anyhow!(
+                    "MONITOR={} ({}): unknown monitor; use auto, colinux, uml or qemu",
+                    a.value,
+                    a.origin
+                )
+            })?,
+            a.origin.clone(),
+        ),
+        None => (
+            crate::host::default_monitor(p.monitor),
+            format!("profile {}", p.name),
+        ),
     };
     #[cfg(windows)]
-    if monitor == Monitor::Uml {
+    if request == MonitorRequest::Given(Monitor::Uml) {
         bail!(
             "MONITOR=uml: User-mode Linux runs only on Linux hosts; on Windows use MONITOR=colinux (the default here)"
         );
@@ -526,6 +549,22 @@ pub fn resolve(answers: &Answers, loaded: &Loaded, host: &HostFacts) -> Result<P
             .with_context(|| format!("INSTALLDIR={} ({}): not a usable path", a.value, a.origin))?,
         None => default_prefix(p),
     };
+    let kit = match answers.get("KIT") {
+        Some(a) => Some(
+            std::path::absolute(&a.value)
+                .with_context(|| format!("KIT={} ({}): not a usable path", a.value, a.origin))?,
+        ),
+        None => None,
+    };
+    let no_first_boot = match answers.get("NOFIRSTBOOT") {
+        Some(a) => flag(a, "NOFIRSTBOOT")?,
+        None => false,
+    };
+    // The monitor must run guests here when the plan boots the machine.
+    let boots = p.first_boot.is_some() && !no_first_boot;
+    let kernels = probe_kernels(kit.as_deref(), p, &prefix);
+    let monitor_choice = probe::choose(request, &request_origin, boots, &kernels, prober)?;
+    let monitor = monitor_choice.monitor;
     check_prefix_rules(&prefix, monitor, p, answers)?;
     let hostname = match answers.get("HOSTNAME") {
         Some(a) => {
@@ -578,13 +617,6 @@ pub fn resolve(answers: &Answers, loaded: &Loaded, host: &HostFacts) -> Result<P
         .guest_kernel
         .parse()
         .map_err(|e| anyhow!("profile {}: guest_kernel: {e}", p.name))?;
-    let kit = match answers.get("KIT") {
-        Some(a) => Some(
-            std::path::absolute(&a.value)
-                .with_context(|| format!("KIT={} ({}): not a usable path", a.value, a.origin))?,
-        ),
-        None => None,
-    };
     let mut images = Vec::new();
     for spec in &p.images {
         let key = spec.role.size_key();
@@ -767,10 +799,6 @@ pub fn resolve(answers: &Answers, loaded: &Loaded, host: &HostFacts) -> Result<P
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let no_first_boot = match answers.get("NOFIRSTBOOT") {
-        Some(a) => flag(a, "NOFIRSTBOOT")?,
-        None => false,
-    };
     let first_boot = match &p.first_boot {
         None => FirstBootPlan {
             state: "none".into(),
@@ -813,8 +841,14 @@ pub fn resolve(answers: &Answers, loaded: &Loaded, host: &HostFacts) -> Result<P
             .as_ref()
             .map(|k| prefix.join(k).display().to_string())
             .unwrap_or_else(|| find_tool("linux.uml").display().to_string()),
-        Monitor::Colinux | Monitor::Qemu => prefix
+        Monitor::Colinux => prefix
             .join(p.kernel.as_deref().unwrap_or("vmlinux"))
+            .display()
+            .to_string(),
+        // A kernel put beside config.txt before (scripts/qemu-kernel), else the name the
+        // kit's copy or scripts/qemu-kernel gives it.
+        Monitor::Qemu => prefix_qemu_kernel(&prefix)
+            .unwrap_or_else(|| prefix.join("vmlinuz"))
             .display()
             .to_string(),
     };
@@ -835,12 +869,25 @@ pub fn resolve(answers: &Answers, loaded: &Loaded, host: &HostFacts) -> Result<P
         .kernel
         .as_ref()
         .map_or(kernel, |f| prefix.join(f).display().to_string());
+    // QEMU's kernel needs its initramfs (the virtio drivers) at every boot.
+    let qemu_initrd = (monitor == Monitor::Qemu && machine.initrd.is_none())
+        .then(|| prefix.join("initrd.img"))
+        .filter(|i| i.is_file());
+    if monitor == Monitor::Qemu && !Path::new(&kernel).is_file() && machine.kernel.is_none() {
+        warnings.push(format!(
+            "config.txt names {kernel} as the QEMU kernel, which is not there yet; the machine boots in QEMU \
+             once an x86-64 kernel and its initrd.img are there (`scripts/qemu-kernel {}` puts them there), \
+             or install it from a kit that carries one (--kit DIR)",
+            prefix.display()
+        ));
+    }
 
     let mut plan = Plan {
         profile: p.name.clone(),
         profile_origin: loaded.origin.clone(),
         prefix: prefix.clone(),
         monitor,
+        monitor_choice,
         hostname,
         ram_mb,
         ram_rule,
@@ -851,7 +898,9 @@ pub fn resolve(answers: &Answers, loaded: &Loaded, host: &HostFacts) -> Result<P
         initrd: machine
             .initrd
             .as_ref()
-            .map(|f| prefix.join(f).display().to_string()),
+            .map(|f| prefix.join(f))
+            .or(qemu_initrd)
+            .map(|f| f.display().to_string()),
         images,
         swap,
         slirp,
@@ -877,7 +926,8 @@ pub fn resolve(answers: &Answers, loaded: &Loaded, host: &HostFacts) -> Result<P
         },
     );
     a.insert("INSTALLDIR".to_owned(), prefix.display().to_string());
-    a.insert("MONITOR".to_owned(), monitor.as_str().to_owned());
+    // What was asked (`auto` stays `auto`: an answer file adapts to each host).
+    a.insert("MONITOR".to_owned(), request.as_str().to_owned());
     a.insert("HOSTNAME".to_owned(), plan.hostname.clone());
     a.insert("RAMMB".to_owned(), ram_mb.to_string());
     for img in &plan.images {
@@ -1177,6 +1227,58 @@ fn find_tool(name: &str) -> PathBuf {
         .unwrap_or_else(|| Path::new("/usr/bin").join(name))
 }
 
+/// An x86-64 kernel already beside config.txt (put there by `scripts/qemu-kernel`).
+fn prefix_qemu_kernel(prefix: &Path) -> Option<PathBuf> {
+    ["vmlinuz", "bzImage"]
+        .into_iter()
+        .map(|n| prefix.join(n))
+        .find(|p| p.is_file())
+}
+
+/// The kernels the monitor probe boots: the ones this machine would boot. User-mode
+/// Linux: the kit's UML kernel, else the profile's kernel already in the folder, else
+/// `linux.uml` on PATH. QEMU: the kit's x86-64 kernel, else one already beside
+/// config.txt, else none (and why).
+pub fn probe_kernels(kit: Option<&Path>, p: &profile::Profile, prefix: &Path) -> Kernels {
+    let mut reserved: Vec<String> = p.images.iter().map(|i| i.file.clone()).collect();
+    reserved.extend([
+        p.swap.file.clone(),
+        "config.txt".to_owned(),
+        crate::state::STATE_FILE.to_owned(),
+    ]);
+    let in_kit = |m: Monitor| -> Option<std::result::Result<PathBuf, String>> {
+        let k = kit?;
+        Some(
+            crate::kit_files::select(k, m, p.kernel.as_deref(), &reserved)
+                .map_err(|e| format!("{e:#}"))
+                .and_then(|sel| {
+                    sel.files
+                        .iter()
+                        .find(|f| f.role == driver_bundle::manifest::Role::Kernel)
+                        .map(|f| driver_bundle::manifest::host_path(k, &f.kit_path))
+                        .ok_or_else(probe::no_qemu_kernel)
+                }),
+        )
+    };
+    let uml = match in_kit(Monitor::Uml) {
+        Some(Ok(k)) => Some(k),
+        _ => p
+            .kernel
+            .as_ref()
+            .map(|k| prefix.join(k))
+            .filter(|k| k.is_file())
+            .or_else(|| crate::monitor::find_program("linux.uml")),
+    };
+    let qemu = match in_kit(Monitor::Qemu) {
+        Some(Ok(k)) => Ok(k),
+        found => prefix_qemu_kernel(prefix).ok_or_else(|| match found {
+            Some(Err(e)) => e,
+            _ => probe::no_qemu_kernel(),
+        }),
+    };
+    Kernels { uml, qemu }
+}
+
 /// Human text of a plan (`--dry-run`).
 pub fn describe(plan: &Plan) -> String {
     let mut s = String::new();
@@ -1187,6 +1289,15 @@ pub fn describe(plan: &Plan) -> String {
         plan.profile_origin,
         plan.monitor.as_str()
     );
+    let _ = writeln!(
+        s,
+        "  monitor:        {} ({})",
+        plan.monitor_choice.engine().title(),
+        plan.monitor_choice.why
+    );
+    for v in &plan.monitor_choice.verdicts {
+        let _ = writeln!(s, "    probe {}", v.line());
+    }
     let _ = writeln!(s, "  install folder: {}", plan.prefix.display());
     let _ = writeln!(s, "  hostname:       {}", plan.hostname);
     let _ = writeln!(

@@ -75,6 +75,49 @@ impl Monitor {
     }
 }
 
+/// The monitor a profile or an answer asks for: one, or `auto` (the first that runs
+/// guests on this host, found by the monitor probe: see `monitor::probe`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum MonitorRequest {
+    /// The first monitor that works here.
+    Auto,
+    /// This monitor.
+    Given(Monitor),
+}
+
+impl MonitorRequest {
+    /// `auto`, or a monitor's word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MonitorRequest::Auto => "auto",
+            MonitorRequest::Given(m) => m.as_str(),
+        }
+    }
+
+    /// Parses `auto`, `colinux`, `uml` or `qemu` (any case).
+    pub fn parse(s: &str) -> Option<MonitorRequest> {
+        if s.eq_ignore_ascii_case("auto") {
+            return Some(MonitorRequest::Auto);
+        }
+        Monitor::parse(s).map(MonitorRequest::Given)
+    }
+}
+
+impl TryFrom<String> for MonitorRequest {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        MonitorRequest::parse(&s)
+            .ok_or_else(|| format!("unknown monitor {s:?}; use auto, colinux, uml or qemu"))
+    }
+}
+
+impl From<MonitorRequest> for String {
+    fn from(r: MonitorRequest) -> String {
+        r.as_str().to_owned()
+    }
+}
+
 /// A whole profile, as written in TOML.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -83,8 +126,8 @@ pub struct Profile {
     pub name: String,
     /// One line saying what it installs.
     pub description: String,
-    /// The monitor the machine is installed for.
-    pub monitor: Monitor,
+    /// The monitor the machine is installed for: one, or `auto`.
+    pub monitor: MonitorRequest,
     /// The guest's hostname.
     pub hostname: String,
     /// The oldest guest kernel that must mount the images (chooses filesystem features).
@@ -685,6 +728,17 @@ mod tests {
         let err = parse(&text, "x").expect_err("unknown key").to_string();
         assert!(err.contains("image[0].size_rul"), "{err}");
         assert!(err.contains("did you mean `size_rule`"), "{err}");
+    }
+
+    #[test]
+    fn monitor_requests_parse_auto_and_every_monitor_in_any_case() {
+        assert_eq!(MonitorRequest::parse("AUTO"), Some(MonitorRequest::Auto));
+        assert_eq!(
+            MonitorRequest::parse("Qemu"),
+            Some(MonitorRequest::Given(Monitor::Qemu))
+        );
+        assert_eq!(MonitorRequest::parse("vmware"), None);
+        assert_eq!(MonitorRequest::Auto.as_str(), "auto");
     }
 
     #[test]

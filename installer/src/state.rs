@@ -41,6 +41,12 @@ pub struct InstallState {
     pub profile: String,
     /// Monitor.
     pub monitor: String,
+    /// QEMU's accelerator, as the probe (or a first boot that fell back) found it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accel: Option<crate::monitor::probe::Accel>,
+    /// Why this monitor (auto's choice, or who gave it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor_why: Option<String>,
     /// Install folder.
     pub prefix: PathBuf,
     /// Digest of the plan.

@@ -10,12 +10,16 @@
 //! - [`uml::UmlRun`]: a real Linux kernel (User-mode Linux) mounts the images and runs a
 //!   shell script against them.
 //!
+//! Guests boot on the monitor the host offers ([`host_monitor::host_monitor`]: the
+//! product's own probe decides, with the default kit's kernels), never on an assumed one.
+//!
 //! Test trees come from [`tree::gen_tree`] (the team's `gen-tree.py`, copied into
 //! `tests/fixtures/`) and [`tree::every_kind_tree`] (one entry of every kind).
 //!
 //! Every test starts with [`require_tools`]: a missing tool is a failure that names the
 //! Debian package to install, never a silent skip.
 
+pub mod host_monitor;
 pub mod oracle;
 pub mod tools;
 pub mod tree;
@@ -23,6 +27,7 @@ pub mod uml;
 
 mod debugfs;
 
+pub use host_monitor::{HostMonitor, host_monitor};
 pub use oracle::{CompareOpts, compare_tree, e2fsck_clean, image_inodes};
 pub use tools::{colinux_setup_bin, require_tools};
 pub use tree::{EveryKind, TreeStats, every_kind_tree, gen_tree};

@@ -16,9 +16,14 @@ use std::time::Duration;
 use anyhow::anyhow;
 
 use crate::exit::{self, Outcome};
+use crate::monitor::probe::{self, Accel, Engine, HostProber, Kernels};
 use crate::monitor::{self, BootOptions, RunOptions};
 use crate::profile::Monitor;
 use crate::state::{InstallState, Lock, LockError, RunLog};
+
+/// How long a KVM guest may print nothing after the firmware before it counts as hung
+/// and the machine is started again without KVM.
+const KVM_STALL: Duration = Duration::from_secs(20);
 
 /// Runs `boot`.
 pub fn run(
@@ -91,15 +96,41 @@ pub fn run(
             );
         }
     };
+    // The monitor is probed once now: what ran at install may not run today (another
+    // host, a new kernel, nested virtualisation switched off).
+    let kernels = Kernels {
+        uml: Some(monitor::uml::program(&parsed.config, &config_path)),
+        qemu: monitor::qemu::kernel(&parsed.config, &config_path)
+            .map(|(k, _)| k.into())
+            .map_err(|e| e.to_string()),
+    };
+    let choice = match probe::for_boot(monitor, state.accel, &kernels, &HostProber) {
+        Ok(c) => c,
+        Err(e) => {
+            return Outcome::Failed(anyhow!(e).context(if monitor == installed {
+                "the machine cannot be started here".to_owned()
+            } else {
+                format!(
+                    "the machine cannot be started in the {} monitor; nothing was changed",
+                    monitor.as_str()
+                )
+            }));
+        }
+    };
+    let mut engine = choice.engine();
+    log.line(&format!("monitor: {} ({})", engine.title(), choice.why));
+    for v in &choice.verdicts {
+        log.line(&format!("probe {}", v.line()));
+    }
     // The console reads our standard input, a terminal or not (a pipe can drive the guest).
     let interactive = true;
-    let opts = BootOptions {
+    let mut opts = BootOptions {
         interactive,
         extra_params: Vec::new(),
         run_dir: run_dir.path().to_owned(),
         id: format!("colinux-setup-{}", std::process::id()),
         config_path: config_path.clone(),
-        kvm: monitor::qemu::kvm_usable(),
+        accel: engine.accel().unwrap_or(Accel::Tcg),
         extra_shares: Vec::new(),
         extra_drives: Vec::new(),
     };
@@ -144,26 +175,42 @@ pub fn run(
         Err(e) => return Outcome::Failed(anyhow!(e).context("the machine cannot be started")),
     };
     log.line(&format!("command line: {}", launch.display()));
-    let result = monitor::run(
-        &launch,
-        &RunOptions {
-            timeout: timeout.map(Duration::from_secs),
-            interrupt,
-            echo: true,
-            stdin: true,
-            clean_stop: true,
-        },
-        &mut |line| log.line(&format!("console: {line}")),
-    );
+    let run = |launch: &monitor::Launch, engine: Engine, log: &mut RunLog| {
+        monitor::run(
+            launch,
+            &RunOptions {
+                timeout: timeout.map(Duration::from_secs),
+                interrupt,
+                echo: true,
+                stdin: true,
+                clean_stop: true,
+                stall_after: (engine == Engine::Qemu(Accel::Kvm)).then_some(KVM_STALL),
+            },
+            &mut |line| log.line(&format!("console: {line}")),
+        )
+    };
+    let mut result = run(&launch, engine, &mut log);
+    if matches!(&result, Ok(r) if r.stalled) {
+        eprintln!(
+            "\ncolinux-setup: the KVM guest printed nothing after the firmware within {} s: KVM guests hang on \
+             this host; starting it again without KVM (QEMU's own emulation, about ten times slower)",
+            KVM_STALL.as_secs()
+        );
+        log.line("KVM guest stalled after the firmware; booting again with TCG");
+        engine = Engine::Qemu(Accel::Tcg);
+        opts.accel = Accel::Tcg;
+        result = monitor::command_line(monitor, &parsed.config, &opts)
+            .and_then(|l| run(&l, engine, &mut log));
+    }
     drop(lock);
     let r = match result {
         Ok(r) => r,
         Err(e) => return Outcome::Failed(anyhow!(e)),
     };
     log.line(&format!(
-        "ended after {:.1} s: exit {:?}, timed out {}, interrupted {}, panic {}",
+        "ended after {:.1} s: {}, timed out {}, interrupted {}, panic {}",
         r.elapsed.as_secs_f64(),
-        r.exit_code,
+        monitor::exit_words(r.exit_code),
         r.timed_out,
         r.interrupted,
         r.panicked
@@ -196,7 +243,8 @@ pub fn run(
                 _ => "the monitor failed",
             };
             Outcome::Failed(anyhow!(
-                "{meaning} (exit {code:?}); the last console lines:\n{}",
+                "{meaning} ({}); the last console lines:\n{}",
+                monitor::exit_words(code),
                 r.tail_text(15)
             ))
         }

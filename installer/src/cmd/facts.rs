@@ -1,6 +1,8 @@
 //! `facts [--json]`: the host's RAM, CPUs, OS, architecture and the free space of the
-//! install folder's volume, and the recommended guest RAM, swap, root and home sizes
-//! with the rule behind each.
+//! install folder's volume; which monitors run guests here, each found by the monitor
+//! probe (a real boot of the smallest guest: see `monitor::probe`) with the reason in
+//! the host's words, and the one `auto` picks; and the recommended guest RAM, swap,
+//! root and home sizes with the rule behind each.
 
 use std::path::PathBuf;
 
@@ -10,8 +12,9 @@ use serde_json::json;
 use crate::cli::FactsArgs;
 use crate::exit::Outcome;
 use crate::facts;
+use crate::monitor::probe::{self, Accel, Engine, HostProber, Prober, Verdict};
 use crate::plan;
-use crate::profile::{self, Monitor};
+use crate::profile::{self, Monitor, MonitorRequest};
 
 /// Runs `facts`.
 pub fn run(a: &FactsArgs) -> Outcome {
@@ -19,16 +22,34 @@ pub fn run(a: &FactsArgs) -> Outcome {
         Ok(l) => l,
         Err(e) => return Outcome::Failed(e),
     };
-    let monitor = match a.monitor.as_deref() {
+    let request = match a.monitor.as_deref() {
         None => crate::host::default_monitor(loaded.profile.monitor),
-        Some(m) => match Monitor::parse(m) {
+        Some(m) => match MonitorRequest::parse(m) {
             Some(m) => m,
-            None => return Outcome::Usage(anyhow!("--monitor {m}: use colinux, uml or qemu")),
+            None => {
+                return Outcome::Usage(anyhow!("--monitor {m}: use auto, colinux, uml or qemu"));
+            }
         },
     };
     let prefix: PathBuf = match &a.prefix {
         Some(p) => std::path::absolute(p).unwrap_or_else(|_| p.clone()),
         None => plan::default_prefix(&loaded.profile),
+    };
+    let kit = a
+        .kit
+        .as_ref()
+        .map(|k| std::path::absolute(k).unwrap_or_else(|_| k.clone()));
+    let kernels = plan::probe_kernels(kit.as_deref(), &loaded.profile, &prefix);
+    let verdicts: Vec<Verdict> = every_engine()
+        .into_iter()
+        .map(|e| HostProber.probe(e, &kernels))
+        .collect();
+    // `auto`, from the verdicts just found (the probe keeps them for this process).
+    let auto = probe::choose(MonitorRequest::Auto, "auto", true, &kernels, &HostProber);
+    let monitor = match (request, &auto) {
+        (MonitorRequest::Given(m), _) => m,
+        (MonitorRequest::Auto, Ok(c)) => c.monitor,
+        (MonitorRequest::Auto, Err(_)) => Monitor::Uml,
     };
     let host = facts::gather(&prefix);
     let rec = facts::recommend(&host, &loaded.profile, monitor);
@@ -36,7 +57,15 @@ pub fn run(a: &FactsArgs) -> Outcome {
     if a.json {
         println!(
             "{}",
-            json!({"host": host, "profile": loaded.profile.name, "monitor": monitor, "ram_limits": limits, "recommended": rec})
+            json!({
+                "host": host, "profile": loaded.profile.name, "monitor": monitor,
+                "monitors": verdicts,
+                "auto": match &auto {
+                    Ok(c) => json!({"monitor": c.monitor, "accel": c.accel, "why": c.why}),
+                    Err(e) => json!({"monitor": null, "why": e.to_string()}),
+                },
+                "ram_limits": limits, "recommended": rec,
+            })
         );
         return Outcome::Done;
     }
@@ -57,6 +86,19 @@ pub fn run(a: &FactsArgs) -> Outcome {
         ),
         None => println!("  free space:   unknown for {}", prefix.display()),
     }
+    println!("monitors (each probed by booting the smallest guest here):");
+    for v in &verdicts {
+        let e = v.engine();
+        if v.works {
+            println!("  {:<10} works: {} ({})", e.name(), e.title(), v.reason);
+        } else {
+            println!("  {:<10} does not work: {}", e.name(), v.reason);
+        }
+    }
+    match &auto {
+        Ok(c) => println!("  {:<10} {}: {}", "auto", c.engine().name(), c.why),
+        Err(e) => println!("  {:<10} none: {e}", "auto"),
+    }
     println!(
         "recommended for profile {} on the {} monitor:",
         loaded.profile.name,
@@ -75,4 +117,19 @@ pub fn run(a: &FactsArgs) -> Outcome {
         println!("  note: {n}");
     }
     Outcome::Done
+}
+
+/// Every engine this host could have, in the order `auto` tries them (coLinux last:
+/// `auto` takes it only on Windows).
+fn every_engine() -> Vec<Engine> {
+    if cfg!(windows) {
+        vec![Engine::Colinux]
+    } else {
+        vec![
+            Engine::Uml,
+            Engine::Qemu(Accel::Kvm),
+            Engine::Qemu(Accel::Tcg),
+            Engine::Colinux,
+        ]
+    }
 }

@@ -45,9 +45,9 @@ pub fn run(args: InstallArgs, interrupt: &AtomicBool) -> Outcome {
         }
     }
     if let Some(m) = &args.monitor
-        && profile::Monitor::parse(m).is_none()
+        && profile::MonitorRequest::parse(m).is_none()
     {
-        return Outcome::Usage(anyhow!("--monitor {m}: use colinux, uml or qemu"));
+        return Outcome::Usage(anyhow!("--monitor {m}: use auto, colinux, uml or qemu"));
     }
     let mut answers = Answers::default();
     let file = args
@@ -261,8 +261,17 @@ fn fail(args: &InstallArgs, log: Option<&mut RunLog>, e: anyhow::Error) -> Outco
     Outcome::Failed(e)
 }
 
-/// Loads the profile the answers name and resolves the plan against the host.
+/// Loads the profile the answers name and resolves the plan against the host, probing
+/// the monitors that may run it.
 pub fn make_plan(answers: &Answers) -> Result<Plan> {
+    make_plan_with(answers, &crate::monitor::probe::HostProber)
+}
+
+/// [`make_plan`] with the monitor probe given (a rebuild trusts the installed monitor).
+pub fn make_plan_with(
+    answers: &Answers,
+    prober: &dyn crate::monitor::probe::Prober,
+) -> Result<Plan> {
     let name = answers
         .get("PROFILE")
         .map_or(profile::DEFAULT.to_owned(), |a| a.value.clone());
@@ -272,5 +281,5 @@ pub fn make_plan(answers: &Answers) -> Result<Plan> {
         .map(|a| std::path::absolute(&a.value).unwrap_or_else(|_| a.value.clone().into()))
         .unwrap_or_else(|| plan::default_prefix(&loaded.profile));
     let host = facts::gather(&prefix);
-    plan::resolve(answers, &loaded, &host)
+    plan::resolve(answers, &loaded, &host, prober)
 }

@@ -148,7 +148,9 @@ fn installed_plan(st: &InstallState) -> Result<Plan> {
     for (k, v) in &st.answers {
         answers.set(k, v, "install-state.json")?;
     }
-    let mut plan = super::install::make_plan(&answers)
+    // The machine's monitor, whatever was asked at install (`auto` chose it then).
+    answers.set("MONITOR", &st.monitor, "install-state.json")?;
+    let mut plan = super::install::make_plan_with(&answers, &crate::monitor::probe::Trusting)
         .context("the installed machine's answers no longer make a plan")?;
     let found: Vec<(Role, FsLevel)> = plan
         .images

@@ -94,6 +94,8 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
         "version": st.version,
         "profile": st.profile,
         "monitor": st.monitor,
+        "accel": st.accel,
+        "monitor_why": st.monitor_why,
         "installed_at": st.installed_at,
         "first_boot": st.first_boot,
         "images": images,
@@ -117,6 +119,11 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
             st.monitor,
             st.version
         );
+        if let Some(why) = &st.monitor_why {
+            let title = crate::profile::Monitor::parse(&st.monitor)
+                .map_or("unknown", |m| crate::monitor::probe::title_of(m, st.accel));
+            println!("  monitor: {title} ({why})");
+        }
         for i in &images {
             println!(
                 "  {:<10} {:<5} {}",

@@ -60,12 +60,14 @@ pub fn record_symlink(link: &Path, target: &str) {
 
 /// The monitor a profile is installed for here when none is asked for: the profile's,
 /// except that User-mode Linux runs only on Linux hosts, so on Windows a profile made
-/// for it is installed for coLinux, the monitor that runs there.
-pub fn default_monitor(profile: crate::profile::Monitor) -> crate::profile::Monitor {
-    use crate::profile::Monitor;
-    if cfg!(windows) && profile == Monitor::Uml {
-        Monitor::Colinux
-    } else {
-        profile
+/// for it is installed for coLinux, the monitor that runs there (`auto` finds that by
+/// itself).
+pub fn default_monitor(profile: crate::profile::MonitorRequest) -> crate::profile::MonitorRequest {
+    use crate::profile::{Monitor, MonitorRequest};
+    match profile {
+        MonitorRequest::Given(Monitor::Uml) if cfg!(windows) => {
+            MonitorRequest::Given(Monitor::Colinux)
+        }
+        other => other,
     }
 }

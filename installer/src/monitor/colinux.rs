@@ -58,15 +58,15 @@ fn host_release() -> Option<String> {
         .map(|s| s.trim().to_owned())
 }
 
-/// Whether coLinux can run here; the message says why not and what to use instead.
-pub fn check_runnable(launch: &Launch) -> Result<(), MonitorError> {
-    let installed = launch.program.is_file() || super::find_program("colinux-daemon").is_some();
+/// Whether this host is one coLinux runs on (32-bit Windows 2000..7, or a Linux 2.6
+/// host), or why not.
+pub fn host_supports() -> Result<(), String> {
     let host_ok = if cfg!(windows) {
         cfg!(target_pointer_width = "32")
     } else {
         host_release().is_some_and(|r| r.starts_with("2.6."))
     };
-    if host_ok && installed {
+    if host_ok {
         return Ok(());
     }
     let host = if cfg!(windows) {
@@ -78,13 +78,28 @@ pub fn check_runnable(launch: &Launch) -> Result<(), MonitorError> {
             host_release().unwrap_or_default()
         )
     };
+    Err(format!(
+        "coLinux cannot run on {host}: colinux-daemon runs only on 32-bit Windows 2000..7 and Linux 2.6 hosts"
+    ))
+}
+
+/// Whether coLinux can run here; the message says why not and what to use instead.
+pub fn check_runnable(launch: &Launch) -> Result<(), MonitorError> {
+    let installed = launch.program.is_file() || super::find_program("colinux-daemon").is_some();
+    let host = host_supports();
+    if host.is_ok() && installed {
+        return Ok(());
+    }
+    let why = match host {
+        Err(why) => why,
+        Ok(()) => "colinux-daemon is not installed here".to_owned(),
+    };
     Err(MonitorError::NotRunnable(format!(
-        "coLinux cannot run on {host}: colinux-daemon runs only on 32-bit Windows 2000..7 and Linux 2.6 hosts{}; \
-         boot this machine with --monitor uml (User-mode Linux) or --monitor qemu",
-        if installed {
+        "{why}{}; boot this machine with --monitor uml (User-mode Linux) or --monitor qemu",
+        if installed || host_supports().is_ok() {
             ""
         } else {
-            ", and it is not installed here"
+            ", and colinux-daemon is not installed here"
         }
     )))
 }

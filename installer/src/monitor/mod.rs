@@ -8,6 +8,8 @@
 //! into a poweroff), by killing the process group otherwise.
 
 pub mod colinux;
+pub mod probe;
+pub mod probe_guest;
 pub mod qemu;
 pub mod uml;
 
@@ -56,8 +58,8 @@ pub struct BootOptions {
     pub id: String,
     /// The config.txt file (coLinux reads it itself: `@FILE`).
     pub config_path: PathBuf,
-    /// QEMU: use KVM (else TCG).
-    pub kvm: bool,
+    /// QEMU's accelerator.
+    pub accel: probe::Accel,
     /// Read-only folders to share with the guest, by tag (QEMU virtfs; UML reads host
     /// paths through hostfs and needs nothing on the command line).
     pub extra_shares: Vec<(String, PathBuf)>,
@@ -77,7 +79,7 @@ impl BootOptions {
             run_dir: PathBuf::from("/run/m"),
             id: "m1".into(),
             config_path: PathBuf::from("/nowhere/config.txt"),
-            kvm: false,
+            accel: probe::Accel::Tcg,
             extra_shares: vec![],
             extra_drives: vec![],
         }
@@ -182,6 +184,9 @@ pub struct RunResult {
     pub interrupted: bool,
     /// The guest kernel panicked (the run was stopped).
     pub panicked: bool,
+    /// The guest printed nothing after the firmware within
+    /// [`RunOptions::stall_after`]; the run was stopped.
+    pub stalled: bool,
     /// The kernel's panic line, when it panicked.
     pub panic_line: Option<String>,
     /// The last console lines.
@@ -191,6 +196,15 @@ pub struct RunResult {
 }
 
 impl RunResult {
+    /// The last console line that says something.
+    pub fn last_line(&self) -> Option<&str> {
+        self.tail
+            .iter()
+            .rev()
+            .map(|l| l.trim())
+            .find(|l| !l.is_empty())
+    }
+
     /// The last `n` console lines, one string.
     pub fn tail_text(&self, n: usize) -> String {
         let skip = self.tail.len().saturating_sub(n);
@@ -216,6 +230,75 @@ pub struct RunOptions<'a> {
     /// On Ctrl-C, ask the guest to power off (and wait up to 15 s) before killing it;
     /// otherwise kill at once (a first boot is rolled back anyway).
     pub clean_stop: bool,
+    /// Stop the run when the guest has printed nothing but firmware lines after this
+    /// long (see [`is_firmware_line`]): a KVM guest that hangs after the firmware.
+    pub stall_after: Option<Duration>,
+}
+
+/// Lines printed before a guest's kernel runs: the PC firmware's on the serial console
+/// (`SeaBIOS (version …)`, `iPXE (…)`, `Booting from ROM..`, `Probing EDD (edd=off to
+/// disable)... ok` from the kernel's real-mode setup), QEMU's own warnings on its
+/// standard error (`qemu-system-x86_64: warning: host doesn't support requested
+/// feature …`), blank lines. A guest whose console shows only these has not reached
+/// its kernel.
+pub fn is_firmware_line(line: &str) -> bool {
+    let l = line.trim();
+    l.is_empty()
+        || [
+            "SeaBIOS",
+            "iPXE",
+            "Booting from",
+            "Probing EDD",
+            "Press ESC",
+            "Machine UUID",
+            "qemu-system",
+        ]
+        .iter()
+        .any(|p| l.starts_with(p))
+}
+
+/// A console line as text: ANSI escape sequences (`ESC [ … letter`, `ESC ] … BEL`,
+/// two-byte `ESC c`) and other control characters removed, tabs kept. The guest's
+/// firmware resets and clears the terminal (`ESC c ESC [?7l ESC [2J`); such bytes must
+/// reach neither a log nor a progress line.
+pub fn clean_line(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => match chars.next() {
+                Some('[') => {
+                    // CSI: parameters and intermediates, then one final byte @..~.
+                    for c in chars.by_ref() {
+                        if ('@'..='~').contains(&c) {
+                            break;
+                        }
+                    }
+                }
+                Some(']') => {
+                    // OSC: up to BEL or ESC \.
+                    while let Some(c) = chars.next() {
+                        if c == '\u{7}' {
+                            break;
+                        }
+                        if c == '\u{1b}' {
+                            chars.next();
+                            break;
+                        }
+                    }
+                }
+                Some(c) if ('('..='/').contains(&c) => {
+                    // Character set selection: one more byte.
+                    chars.next();
+                }
+                _ => {}
+            },
+            '\t' => out.push(c),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Starts `launch` in its own process group and waits for it; `on_line` gets every
@@ -274,7 +357,7 @@ pub fn run(
             }
             for &b in chunk {
                 if b == b'\n' {
-                    let s = String::from_utf8_lossy(&line).replace('\r', "");
+                    let s = clean_line(&String::from_utf8_lossy(&line));
                     line.clear();
                     if tx.send(s).is_err() {
                         return;
@@ -285,29 +368,33 @@ pub fn run(
             }
         }
         if !line.is_empty() {
-            let _ = tx.send(String::from_utf8_lossy(&line).replace('\r', ""));
+            let _ = tx.send(clean_line(&String::from_utf8_lossy(&line)));
         }
     });
     let mut tail = VecDeque::new();
     let mut timed_out = false;
     let mut interrupted = false;
     let mut panicked = false;
+    let mut stalled = false;
+    let mut alive = false;
     let mut panic_line: Option<String> = None;
     let mut stop_requested: Option<Instant> = None;
-    let mut take = |l: String, tail: &mut VecDeque<String>, panicked: &mut bool| {
-        if l.contains(PANIC_MARKER) && !*panicked {
-            *panicked = true;
-            panic_line = Some(l.clone());
-        }
-        on_line(&l);
-        tail.push_back(l);
-        if tail.len() > 40 {
-            tail.pop_front();
-        }
-    };
+    let mut take =
+        |l: String, tail: &mut VecDeque<String>, panicked: &mut bool, alive: &mut bool| {
+            *alive |= !is_firmware_line(&l);
+            if l.contains(PANIC_MARKER) && !*panicked {
+                *panicked = true;
+                panic_line = Some(l.clone());
+            }
+            on_line(&l);
+            tail.push_back(l);
+            if tail.len() > 40 {
+                tail.pop_front();
+            }
+        };
     let status = loop {
         while let Ok(l) = rx.try_recv() {
-            take(l, &mut tail, &mut panicked);
+            take(l, &mut tail, &mut panicked, &mut alive);
         }
         match child.try_wait() {
             Ok(Some(st)) => break Some(st),
@@ -316,8 +403,10 @@ pub fn run(
         }
         let over = opts.timeout.is_some_and(|t| start.elapsed() >= t);
         let stop_overdue = stop_requested.is_some_and(|t| t.elapsed() >= Duration::from_secs(15));
-        if over || stop_overdue || (panicked && stop_requested.is_none()) {
+        let silent = !alive && opts.stall_after.is_some_and(|t| start.elapsed() >= t);
+        if over || stop_overdue || silent || (panicked && stop_requested.is_none()) {
             timed_out |= over;
+            stalled |= silent && !over;
             kill_group(&child);
             break child.wait().ok();
         }
@@ -331,14 +420,14 @@ pub fn run(
             }
         }
         if let Ok(l) = rx.recv_timeout(Duration::from_millis(20)) {
-            take(l, &mut tail, &mut panicked);
+            take(l, &mut tail, &mut panicked, &mut alive);
         }
     };
     // Helpers of the engine may hold the pipe a moment longer; drain what is there.
     let deadline = Instant::now() + Duration::from_secs(2);
     while Instant::now() < deadline {
         match rx.recv_timeout(Duration::from_millis(50)) {
-            Ok(l) => take(l, &mut tail, &mut panicked),
+            Ok(l) => take(l, &mut tail, &mut panicked, &mut alive),
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 if reader_thread.is_finished() {
@@ -352,10 +441,19 @@ pub fn run(
         timed_out,
         interrupted,
         panicked,
+        stalled,
         panic_line,
         tail,
         elapsed: start.elapsed(),
     })
+}
+
+/// How a monitor process ended, in words: `exit 3`, or `killed by a signal`.
+pub fn exit_words(code: Option<i32>) -> String {
+    match code {
+        Some(c) => format!("exit {c}"),
+        None => "killed by a signal".to_owned(),
+    }
 }
 
 /// Kills the child's whole process group (the engine and its helpers).
@@ -368,5 +466,50 @@ fn kill_group(child: &std::process::Child) {
     #[cfg(not(unix))]
     {
         let _ = child;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_lines_lose_escape_sequences_and_control_bytes_but_keep_text() {
+        // What QEMU's firmware prints before its banner: reset, no wrap, clear screen.
+        assert_eq!(
+            clean_line("\u{1b}c\u{1b}[?7l\u{1b}[2J\u{1b}[0mSeaBIOS (version 1.16.2)\r"),
+            "SeaBIOS (version 1.16.2)"
+        );
+        assert_eq!(
+            clean_line("\u{1b}]0;title\u{7}a\tb\u{1b}(Bc"),
+            "a\tbc",
+            "OSC, a tab kept, a charset selection"
+        );
+        assert_eq!(
+            clean_line("[    0.000000] Linux version 6.1"),
+            "[    0.000000] Linux version 6.1"
+        );
+        assert_eq!(clean_line("héllo\u{0}"), "héllo");
+    }
+
+    #[test]
+    fn firmware_and_qemu_lines_do_not_count_as_a_running_guest() {
+        for l in [
+            "",
+            "SeaBIOS (version 1.16.2-debian-1.16.2-1)",
+            "iPXE (https://ipxe.org) 00:03.0 CA00 PCI2.10 PnP PMM+06FCB4A0+06F0B4A0 CA00",
+            "Booting from ROM..",
+            "Probing EDD (edd=off to disable)... ok",
+            "qemu-system-x86_64: warning: host doesn't support requested feature: CPUID.01H:ECX.pni [bit 0]",
+        ] {
+            assert!(is_firmware_line(l), "{l}");
+        }
+        for l in [
+            "[    0.000000] Linux version 6.1.0-57-cloud-amd64",
+            "Run /init as init process",
+            "COLINUX-SETUP-PROBE-OK",
+        ] {
+            assert!(!is_firmware_line(l), "{l}");
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! QEMU (`qemu-system-x86_64`), with KVM when `/dev/kvm` is usable, else TCG.
+//! QEMU (`qemu-system-x86_64`), with the accelerator the monitor probe found
+//! ([`super::probe`]: KVM where its guests run, else QEMU's own TCG emulation).
 //!
 //! config.txt to QEMU: `kernel=` → `-kernel` (a UML kernel cannot boot in QEMU: then
 //! `bzImage` or `vmlinuz` beside config.txt, from a kit, is used), `initrd=` →
@@ -21,21 +22,8 @@ use super::{BootOptions, Launch, MonitorError};
 /// cloud kernel stops silently while unpacking its initramfs at 64 MB).
 const MIN_MEM_MB: u32 = 128;
 
-/// Whether KVM is used: `COLINUX_SETUP_QEMU_ACCEL=kvm|tcg` decides when set (nested
-/// virtual machines often have a `/dev/kvm` whose guests hang: measured on this project's
-/// build machines), else whether `/dev/kvm` opens read-write.
-pub fn kvm_usable() -> bool {
-    match std::env::var("COLINUX_SETUP_QEMU_ACCEL").as_deref() {
-        Ok("tcg") => return false,
-        Ok("kvm") => return true,
-        _ => {}
-    }
-    std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-        .is_ok()
-}
+/// QEMU's program.
+pub const PROGRAM: &str = "qemu-system-x86_64";
 
 fn no_comma(what: &str, p: &str) -> Result<String, MonitorError> {
     if p.contains(',') {
@@ -47,7 +35,10 @@ fn no_comma(what: &str, p: &str) -> Result<String, MonitorError> {
 }
 
 /// The kernel, and the initrd that goes with a kernel found beside config.txt.
-fn kernel(config: &Config, config_path: &Path) -> Result<(String, Option<String>), MonitorError> {
+pub fn kernel(
+    config: &Config,
+    config_path: &Path,
+) -> Result<(String, Option<String>), MonitorError> {
     let k = config
         .kernel
         .clone()
@@ -87,7 +78,7 @@ fn kernel(config: &Config, config_path: &Path) -> Result<(String, Option<String>
 pub fn command_line(config: &Config, opts: &BootOptions) -> Result<Launch, MonitorError> {
     let mut args: Vec<String> = vec![
         "-accel".into(),
-        if opts.kvm { "kvm" } else { "tcg" }.into(),
+        opts.accel.as_str().into(),
         "-m".into(),
         format!("{}", config.mem.unwrap_or(MIN_MEM_MB).max(MIN_MEM_MB)),
         "-nographic".into(),
@@ -184,7 +175,7 @@ pub fn command_line(config: &Config, opts: &BootOptions) -> Result<Launch, Monit
         ]);
     }
     Ok(Launch {
-        program: PathBuf::from("qemu-system-x86_64"),
+        program: PathBuf::from(PROGRAM),
         args,
         env: Vec::new(),
         mconsole: None,
@@ -209,7 +200,7 @@ mod tests {
             run_dir: PathBuf::from("/run/m"),
             id: "m1".into(),
             config_path: PathBuf::from("/m/config.txt"),
-            kvm: false,
+            accel: super::super::probe::Accel::Tcg,
             extra_shares: vec![("colinuxdist".into(), PathBuf::from("/tmp/dist"))],
             extra_drives: vec![PathBuf::from("/tmp/dist.img")],
         };
@@ -225,7 +216,14 @@ mod tests {
              -virtfs local,path=/srv/share,mount_tag=cofs0,security_model=none \
              -virtfs local,path=/tmp/dist,mount_tag=colinuxdist,security_model=none,readonly=on"
         );
-        let kvm = command_line(&parsed.config, &BootOptions { kvm: true, ..opts }).expect("kvm");
+        let kvm = command_line(
+            &parsed.config,
+            &BootOptions {
+                accel: super::super::probe::Accel::Kvm,
+                ..opts
+            },
+        )
+        .expect("kvm");
         assert_eq!(kvm.args.get(1).map(String::as_str), Some("kvm"));
     }
 

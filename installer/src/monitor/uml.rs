@@ -144,7 +144,7 @@ mod tests {
             run_dir: PathBuf::from("/run/m"),
             id: "m1".into(),
             config_path: PathBuf::from("/m/config.txt"),
-            kvm: false,
+            accel: super::super::probe::Accel::Tcg,
             extra_shares: vec![],
             extra_drives: vec![],
         }
