@@ -340,7 +340,10 @@ pub struct Summary {
 }
 
 fn cancelled() -> anyhow::Error {
-    anyhow!("cancelled (Ctrl-C); what this install made has been removed")
+    anyhow!(
+        "cancelled ({}); what this install made has been removed",
+        crate::progress::stop_reason()
+    )
 }
 
 /// Checks the host without changing anything: rights, free space (with the numbers),

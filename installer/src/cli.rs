@@ -71,6 +71,13 @@ pub enum Command {
     /// the MSI's properties as --property KEY=VALUE (empty values are not given).
     #[command(subcommand)]
     Msi(crate::cmd::msi::MsiCommand),
+    /// Internal: kills a guest's process group when the run that started it ends
+    /// without saying it is done (see monitor::reaper).
+    #[command(hide = true)]
+    ReapGuest {
+        /// The guest's process group.
+        pgid: u32,
+    },
 }
 
 /// `images` subcommands.

@@ -124,6 +124,7 @@ pub fn run(plan: &Plan, ctx: &mut Ctx<'_>, kept: bool, already: Option<&str>) ->
         id: format!("colinux-setup-{}", std::process::id()),
         config_path: plan.prefix.join("config.txt"),
         accel: engine.accel().unwrap_or(Accel::Tcg),
+        forward_host: plan.slirp_host.unwrap_or(crate::plan::SLIRP_HOST_DEFAULT),
         extra_shares: Vec::new(),
         extra_drives: drives,
     };
@@ -177,7 +178,10 @@ pub fn run(plan: &Plan, ctx: &mut Ctx<'_>, kept: bool, already: Option<&str>) ->
         result.panicked
     ));
     if result.interrupted || ctx.interrupt.load(Ordering::SeqCst) {
-        bail!("cancelled (Ctrl-C) during the first boot");
+        bail!(
+            "cancelled ({}) during the first boot",
+            crate::progress::stop_reason()
+        );
     }
     let why = if result.timed_out {
         Some(format!(
@@ -266,7 +270,7 @@ fn boot_once(
     };
     ctx.rep.phase(&format!(
         "first boot in {} (at most {timeout} s{scaled}): {}",
-        engine.title(),
+        engine.name(),
         plan.first_boot.description.clone().unwrap_or_default()
     ));
     ctx.log

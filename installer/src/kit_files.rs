@@ -399,7 +399,10 @@ pub fn step(
     let mut records = Vec::new();
     for f in &plan.machine_files {
         if ctx.interrupt.load(std::sync::atomic::Ordering::SeqCst) {
-            bail!("cancelled (Ctrl-C) while placing the kit's machine files");
+            bail!(
+                "cancelled ({}) while placing the kit's machine files",
+                crate::progress::stop_reason()
+            );
         }
         let dest = plan.prefix.join(&f.file);
         crate::apply::remove_partials(&dest);

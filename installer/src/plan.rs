@@ -42,6 +42,7 @@ pub const KEYS: &[&str] = &[
     "HOSTNAME",
     "KIT",
     "SLIRP",
+    "SLIRPHOST",
     "SERIAL",
     "STARTMENU",
     "TASKS",
@@ -345,6 +346,11 @@ pub struct Plan {
     pub swap: SwapPlan,
     /// eth0 slirp redirections (`None`: no slirp adapter).
     pub slirp: Option<String>,
+    /// The host address the redirections listen on (`SLIRPHOST`; 127.0.0.1 unless an
+    /// answer asks for another: a forwarded ssh port must not face the network by
+    /// default). coLinux's slirp always listens on every interface (0.0.0.0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slirp_host: Option<std::net::IpAddr>,
     /// The TAP adapter.
     pub tap: Option<TapPlan>,
     /// `ttys0=` of config.txt: the host's serial port given to the guest (`SERIAL`).
@@ -750,6 +756,7 @@ pub fn resolve(
         }
         None => p.network.slirp.as_ref().map(|r| r.join("/")),
     };
+    let slirp_host = slirp_host(answers, slirp.as_deref(), monitor, &mut warnings)?;
     let (serial, start_menu, tasks) = extras(answers, p)?;
     let tap = match &p.network.tap {
         Some(t) => Some(plan_tap(t, answers, u8::from(slirp.is_some()), monitor)?),
@@ -904,6 +911,7 @@ pub fn resolve(
         images,
         swap,
         slirp,
+        slirp_host,
         tap,
         serial,
         start_menu,
@@ -949,12 +957,22 @@ pub fn resolve(
         a.insert("MODULES".to_owned(), m.value.clone());
     }
     // Given only when asked for, so the answers of plans without them stay as they were.
-    for key in ["SLIRP", "SERIAL", "STARTMENU", "TASKS", "TESTSIGNING"] {
+    for key in [
+        "SLIRP",
+        "SLIRPHOST",
+        "SERIAL",
+        "STARTMENU",
+        "TASKS",
+        "TESTSIGNING",
+    ] {
         if let Some(given) = answers.get(key) {
             let v = match key {
                 // TESTSIGNING=1 lets the install accept a test-signed driver (loudly).
                 "TESTSIGNING" => given.value.clone(),
                 "SLIRP" => plan.slirp.clone().unwrap_or_default(),
+                "SLIRPHOST" => plan
+                    .slirp_host
+                    .map_or_else(|| given.value.clone(), |h| h.to_string()),
                 "SERIAL" => plan.serial.clone().unwrap_or_default(),
                 "STARTMENU" => plan.start_menu.clone().unwrap_or_default(),
                 _ if plan.tasks.is_empty() => "none".to_owned(),
@@ -996,6 +1014,67 @@ pub fn resolve(
     plan.config_txt = crate::machine::config_txt(&plan)?;
     crate::putty::step::check(&plan)?;
     Ok(plan)
+}
+
+/// The loopback address slirp port forwards listen on unless `SLIRPHOST` asks.
+pub const SLIRP_HOST_DEFAULT: std::net::IpAddr =
+    std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+/// Where the machine's slirp port forwards listen (`None` without forwards), what each
+/// monitor really does with them said in a warning: QEMU listens where asked (127.0.0.1
+/// by default); coLinux's slirp always listens on every interface (`slirp/socket.c`,
+/// colinux-spec.md §4.3), so another address is refused; User-mode Linux's slirp has no
+/// forwards at all.
+fn slirp_host(
+    answers: &Answers,
+    redirs: Option<&str>,
+    monitor: Monitor,
+    warnings: &mut Vec<String>,
+) -> Result<Option<std::net::IpAddr>> {
+    let given = match answers.get("SLIRPHOST") {
+        Some(a) => Some((
+            a.value.trim().parse::<std::net::IpAddr>().map_err(|_| {
+                anyhow!(
+                    "SLIRPHOST={} ({}): not an IP address; give the host address the port forwards listen on, \
+                     e.g. 127.0.0.1 (this host only, the default) or 0.0.0.0 (every interface)",
+                    a.value,
+                    a.origin
+                )
+            })?,
+            a.origin.clone(),
+        )),
+        None => None,
+    };
+    let Some(redirs) = redirs.filter(|r| !r.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let host = match (monitor, given) {
+        (Monitor::Colinux, Some((h, origin))) if !h.is_unspecified() => bail!(
+            "SLIRPHOST={h} ({origin}): coLinux's slirp always listens on every interface of the host; \
+             it cannot be limited to one address: give SLIRPHOST=0.0.0.0, or no redirections (SLIRP=)"
+        ),
+        (Monitor::Colinux, _) => {
+            warnings.push(format!(
+                "the port forwards {redirs} listen on every interface of the host (coLinux's slirp cannot be \
+                 limited to this host): machines on the network can reach them; keep them to this host with a firewall rule"
+            ));
+            std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+        }
+        (Monitor::Uml, given) => {
+            warnings.push(format!(
+                "the port forwards {redirs} are not applied in User-mode Linux (its slirp has none); \
+                 reach the guest through a TAP adapter, or boot it with --monitor qemu"
+            ));
+            given.map_or(SLIRP_HOST_DEFAULT, |(h, _)| h)
+        }
+        (Monitor::Qemu, given) => given.map_or(SLIRP_HOST_DEFAULT, |(h, _)| h),
+    };
+    if host.is_unspecified() && monitor == Monitor::Qemu {
+        warnings.push(format!(
+            "SLIRPHOST={host}: the port forwards {redirs} listen on every interface of the host; machines on the network can reach them"
+        ));
+    }
+    Ok(Some(host))
 }
 
 /// `SERIAL`, `STARTMENU` and `TASKS`, checked; the last two default on Windows only.

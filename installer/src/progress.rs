@@ -1,22 +1,69 @@
 //! How long work shows itself: an indicatif bar on a terminal, plain lines in logs, and
-//! NDJSON events with `--json`; plus the Ctrl-C flag that long work polls.
+//! NDJSON events with `--json`; plus the interrupt flag that long work polls.
+//!
+//! # Platform specific behavior
+//!
+//! On Unix, SIGINT (Ctrl-C), SIGTERM (service managers, `kill`, IT tools) and SIGHUP (a
+//! closed terminal or SSH session) all set the interrupt flag: the work in progress
+//! stops, rolls back what it did and exits 1602. On Windows, Ctrl-C, Ctrl-Break and
+//! closing the console do (crate ctrlc).
 
 use std::io::{IsTerminal, Write};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// Installs the Ctrl-C handler once and returns the flag it sets. Work checks the flag,
+/// The signal that set the interrupt flag (0: none yet, or Ctrl-C on Windows).
+static SIGNAL: OnceLock<Arc<AtomicUsize>> = OnceLock::new();
+
+/// Installs the handlers once and returns the flag they set. Work checks the flag,
 /// undoes what it did and returns; nothing is killed half-written.
 pub fn install_interrupt_handler() -> Arc<AtomicBool> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let f = Arc::clone(&flag);
-    // A second handler cannot be installed (tests call run() repeatedly): keep the first.
-    let _ = ctrlc::set_handler(move || f.store(true, Ordering::SeqCst));
+    static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    // Once per process: tests call run() repeatedly.
+    let flag = FLAG.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        #[cfg(unix)]
+        {
+            use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+            let which = SIGNAL.get_or_init(|| Arc::new(AtomicUsize::new(0)));
+            for sig in [SIGINT, SIGTERM, SIGHUP] {
+                // Which one first, then the flag: the flag's reader may ask which.
+                let _ = signal_hook::flag::register_usize(
+                    sig,
+                    Arc::clone(which),
+                    usize::try_from(sig).unwrap_or(0),
+                );
+                let _ = signal_hook::flag::register(sig, Arc::clone(&flag));
+            }
+        }
+        #[cfg(windows)]
+        {
+            let f = Arc::clone(&flag);
+            let _ = ctrlc::set_handler(move || f.store(true, Ordering::SeqCst));
+        }
+        flag
+    });
     ignore_file_size_signal();
-    flag
+    Arc::clone(flag)
+}
+
+/// What stopped the work, in words for messages: `Ctrl-C`, `SIGTERM` or `SIGHUP`.
+pub fn stop_reason() -> &'static str {
+    #[cfg(unix)]
+    {
+        use signal_hook::consts::{SIGHUP, SIGTERM};
+        let sig = SIGNAL.get().map_or(0, |s| s.load(Ordering::SeqCst));
+        if sig == usize::try_from(SIGTERM).unwrap_or(0) {
+            return "SIGTERM";
+        }
+        if sig == usize::try_from(SIGHUP).unwrap_or(0) {
+            return "SIGHUP";
+        }
+    }
+    "Ctrl-C"
 }
 
 /// With `ulimit -f`, a write past the limit raises SIGXFSZ, which kills the process by

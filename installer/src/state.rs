@@ -8,8 +8,10 @@
 //! ## Limitations
 //!
 //! The lock is an advisory file lock (`File::try_lock`): it keeps out other
-//! colinux-setup runs, not other programs. A SIGKILL releases it (the kernel closes the
-//! file), which is what lets a re-run finish an interrupted install.
+//! colinux-setup runs, not other programs. A SIGKILL releases it once every process
+//! holding it is gone (the kernel closes the file), which is what lets a re-run finish
+//! an interrupted install: colinux-setup itself, and the guest it started, which
+//! inherits the lock and is killed with it (see `monitor::run`).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -214,6 +216,31 @@ pub struct Lock {
     pub path: PathBuf,
 }
 
+/// Second handles on the locks this process holds, by path. A guest started while one
+/// is held inherits it ([`held_locks`]), so the machine stays locked as long as any
+/// process of the guest lives, even after this process was killed (the lock is the
+/// open file's: every handle of it must be closed before another run gets it).
+static HELD: std::sync::Mutex<Vec<(PathBuf, File)>> = std::sync::Mutex::new(Vec::new());
+
+/// Handles on every lock this process holds now (see [`HELD`]).
+pub fn held_locks() -> Vec<File> {
+    HELD.lock()
+        .map(|held| {
+            held.iter()
+                .filter_map(|(_, f)| f.try_clone().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        if let Ok(mut held) = HELD.lock() {
+            held.retain(|(p, _)| p != &self.path);
+        }
+    }
+}
+
 /// Why the lock was not taken.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
@@ -250,7 +277,12 @@ impl Lock {
         // process dies, however it dies, so a SIGKILLed install never blocks the next.
         let locked = file.try_lock();
         match locked {
-            Ok(()) => Ok(Lock { _file: file, path }),
+            Ok(()) => {
+                if let (Ok(mut held), Ok(second)) = (HELD.lock(), file.try_clone()) {
+                    held.push((path.clone(), second));
+                }
+                Ok(Lock { _file: file, path })
+            }
             Err(std::fs::TryLockError::WouldBlock) => {
                 Err(LockError::Busy(prefix.display().to_string()))
             }

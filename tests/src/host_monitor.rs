@@ -11,8 +11,8 @@
 //! The kit is the default one (`scripts/make-default-kit`: Debian's UML kernel, a QEMU
 //! kernel and initramfs, busybox), made once per target folder (`target/guest-kit`)
 //! under a file lock, so that the test binaries running side by side share one. The
-//! probe's answer is kept beside it (`probe.json`) for the rest of the suite run: it
-//! is made again when the binary under test is newer.
+//! probe's answer is kept beside it (`target/guest-kit.probe.json`) for the rest of the
+//! suite run: it is made again when the binary under test is newer.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -167,7 +167,8 @@ pub fn host_monitor() -> Result<&'static HostMonitor> {
 fn probe() -> Result<HostMonitor> {
     let kit = kit()?;
     let bin = colinux_setup_bin()?;
-    let cache = kit.join("probe.json");
+    // Beside the kit, not in it: a kit holds only what its kit.toml lists.
+    let cache = kit.with_extension("probe.json");
     let _lock = FileLock::take(&kit.with_extension("probe.lock"))?;
     let fresh = |p: &Path| -> bool {
         let m = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();

@@ -131,6 +131,11 @@ pub fn run(
         id: format!("colinux-setup-{}", std::process::id()),
         config_path: config_path.clone(),
         accel: engine.accel().unwrap_or(Accel::Tcg),
+        forward_host: state
+            .answers
+            .get("SLIRPHOST")
+            .and_then(|h| h.parse().ok())
+            .unwrap_or(crate::plan::SLIRP_HOST_DEFAULT),
         extra_shares: Vec::new(),
         extra_drives: Vec::new(),
     };
@@ -217,7 +222,8 @@ pub fn run(
     ));
     if r.interrupted {
         return Outcome::Cancelled(anyhow!(
-            "stopped by Ctrl-C after {:.0} s",
+            "stopped by {} after {:.0} s",
+            crate::progress::stop_reason(),
             r.elapsed.as_secs_f64()
         ));
     }

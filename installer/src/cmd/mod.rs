@@ -69,5 +69,6 @@ pub fn run(cli: Cli, interrupt: &AtomicBool) -> Outcome {
         Some(Command::Service(cmd)) => service::run(cmd),
         Some(Command::Putty(cmd)) => putty::run(cmd),
         Some(Command::Msi(cmd)) => msi::run(cmd, interrupt),
+        Some(Command::ReapGuest { pgid }) => crate::monitor::reaper::serve(pgid),
     }
 }

@@ -232,7 +232,8 @@ fn rebuild(
         }
         if interrupt.load(Ordering::SeqCst) {
             return Err(Stop::Cancelled(anyhow!(
-                "cancelled (Ctrl-C); the images not yet replaced are as they were"
+                "cancelled ({}); the images not yet replaced are as they were",
+                crate::progress::stop_reason()
             )));
         }
         let (name, role) = match t {

@@ -3,14 +3,25 @@
 //! [`command_line`] turns the config.txt model into the program and arguments of one
 //! engine; [`run`] starts it in its own process group, streams its console (to the
 //! terminal when asked, and line by line to a callback that logs it), enforces a
-//! timeout, and stops the guest on Ctrl-C: cleanly where the engine allows it (UML:
-//! ctrl-alt-del through its management console, which the busybox root's inittab turns
-//! into a poweroff), by killing the process group otherwise.
+//! timeout, and stops the guest on Ctrl-C (or SIGTERM, SIGHUP): cleanly where the engine
+//! allows it (UML: ctrl-alt-del through its management console, which the busybox
+//! root's inittab turns into a poweroff), by killing the process group otherwise.
+//!
+//! A guest never outlives the run that started it: it is killed with it (a parent-death
+//! signal), and it holds the machine's lock as long as it lives (it inherits the lock's
+//! file), so a killed `boot` or install leaves neither a running guest nor a machine
+//! that another run could take while the guest still writes to it.
+//!
+//! # Platform specific behavior
+//!
+//! The parent-death signal and the inherited lock are Unix's; on Windows the coLinux
+//! daemon is its own service-like program and stops with its driver.
 
 pub mod colinux;
 pub mod probe;
 pub mod probe_guest;
 pub mod qemu;
+pub mod reaper;
 pub mod uml;
 
 use std::collections::VecDeque;
@@ -60,6 +71,8 @@ pub struct BootOptions {
     pub config_path: PathBuf,
     /// QEMU's accelerator.
     pub accel: probe::Accel,
+    /// The host address slirp port forwards listen on (QEMU).
+    pub forward_host: std::net::IpAddr,
     /// Read-only folders to share with the guest, by tag (QEMU virtfs; UML reads host
     /// paths through hostfs and needs nothing on the command line).
     pub extra_shares: Vec<(String, PathBuf)>,
@@ -80,6 +93,7 @@ impl BootOptions {
             id: "m1".into(),
             config_path: PathBuf::from("/nowhere/config.txt"),
             accel: probe::Accel::Tcg,
+            forward_host: crate::plan::SLIRP_HOST_DEFAULT,
             extra_shares: vec![],
             extra_drives: vec![],
         }
@@ -333,12 +347,25 @@ pub fn run(
     {
         use std::os::unix::process::CommandExt as _;
         cmd.process_group(0);
+        die_with_parent(&mut cmd);
+    }
+    // The guest holds the machine's lock too: while any of its processes lives, no other
+    // run can take the machine, even after this process was killed.
+    let locks = crate::state::held_locks();
+    #[cfg(unix)]
+    for l in &locks {
+        rustix::io::fcntl_setfd(l, rustix::io::FdFlags::empty())
+            .map_err(|e| io("passing the machine's lock to the guest")(e.into()))?;
     }
     let start = Instant::now();
     let mut child = cmd
         .spawn()
         .map_err(io(&format!("starting {}", launch.program.display())))?;
     drop(cmd);
+    drop(locks);
+    // The guest's process group dies with this run, however it ends. Without a reaper
+    // (it could not be started) the monitor still dies with us; its helpers might not.
+    let reaper = reaper::Reaper::watch(child.id()).ok();
     let (tx, rx) = mpsc::channel::<String>();
     let echo = opts.echo;
     let reader_thread = std::thread::spawn(move || {
@@ -436,6 +463,12 @@ pub fn run(
             }
         }
     }
+    // Whatever of the guest is left once its monitor ended goes with it; then the
+    // reaper can go without killing anything.
+    kill_group(&child);
+    if let Some(r) = reaper {
+        r.release();
+    }
     Ok(RunResult {
         exit_code: status.and_then(|s| s.code()),
         timed_out,
@@ -446,6 +479,31 @@ pub fn run(
         tail,
         elapsed: start.elapsed(),
     })
+}
+
+/// Makes the monitor die with this process: the kernel sends it SIGKILL when the thread
+/// that started it ends (`PR_SET_PDEATHSIG`), so a guest never outlives the run that
+/// owns the machine, however that run ends (SIGKILL included). The monitor's own
+/// children are the [`reaper`]'s.
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt as _;
+    let parent = rustix::process::getpid();
+    // SAFETY: the closure runs in the child between fork and exec, where only
+    // async-signal-safe calls are allowed: it makes two system calls (prctl, getppid)
+    // through rustix, which allocate nothing and take no lock, and builds its error from
+    // an errno without allocating.
+    unsafe {
+        cmd.pre_exec(move || {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+            // The parent may have died before the prctl: then nothing would ever come.
+            if rustix::process::getppid() != Some(parent) {
+                return Err(rustix::io::Errno::SRCH.into());
+            }
+            Ok(())
+        });
+    }
 }
 
 /// How a monitor process ended, in words: `exit 3`, or `killed by a signal`.

@@ -708,6 +708,7 @@ fn boot(
         id: format!("probe-{}", std::process::id()),
         config_path: dir.join("config.txt"),
         accel: engine.accel().unwrap_or(Accel::Tcg),
+        forward_host: crate::plan::SLIRP_HOST_DEFAULT,
         extra_shares: Vec::new(),
         extra_drives: Vec::new(),
     };

@@ -7,7 +7,8 @@
 //! `console=ttyS0` and `panic=-1`, the serial console on standard input and output:
 //! `-nographic`), `cobdN=FILE` → `-drive file=FILE,format=raw,if=virtio,index=N` (guest
 //! `/dev/vda`, `/dev/vdb`, …), `ethN=slirp,MAC,REDIRS` → `-netdev user` with one
-//! `hostfwd=PROTO::HOST-:GUEST` per redirected port and a virtio-net adapter with the MAC,
+//! `hostfwd=PROTO:ADDR:HOST-:GUEST` per redirected port (ADDR: 127.0.0.1 unless the
+//! machine's `SLIRPHOST` answer says otherwise) and a virtio-net adapter with the MAC,
 //! `ethN=tuntap,NAME,MAC` → `-netdev tap,ifname=NAME,script=no,downscript=no`, `cofsN=DIR`
 //! → `-virtfs local,path=DIR,mount_tag=cofsN,security_model=none` (the fstab written for
 //! QEMU mounts tag `cofsN` with 9p). `-no-reboot`: a guest reboot ends the run.
@@ -129,13 +130,19 @@ pub fn command_line(config: &Config, opts: &BootOptions) -> Result<Launch, Monit
         let netdev = match nic {
             Nic::Slirp { redirs, .. } => {
                 let mut s = format!("user,id=net{n}");
+                // QEMU writes an IPv6 listen address in brackets.
+                let host = match opts.forward_host {
+                    std::net::IpAddr::V4(a) => a.to_string(),
+                    std::net::IpAddr::V6(a) => format!("[{a}]"),
+                };
                 let parsed = config_txt::slirp::parse_redirections(redirs)
                     .map_err(|e| MonitorError::Config(format!("eth{n} redirections: {e}")))?;
                 for r in &parsed.list {
                     for i in 0..r.count.max(1) {
                         s.push_str(&format!(
-                            ",hostfwd={}::{}-:{}",
+                            ",hostfwd={}:{}:{}-:{}",
                             r.protocol.as_str(),
+                            host,
                             r.host_port.saturating_add(i),
                             r.guest_port.saturating_add(i)
                         ));
@@ -201,6 +208,7 @@ mod tests {
             id: "m1".into(),
             config_path: PathBuf::from("/m/config.txt"),
             accel: super::super::probe::Accel::Tcg,
+            forward_host: crate::plan::SLIRP_HOST_DEFAULT,
             extra_shares: vec![("colinuxdist".into(), PathBuf::from("/tmp/dist"))],
             extra_drives: vec![PathBuf::from("/tmp/dist.img")],
         };
@@ -211,7 +219,7 @@ mod tests {
              -append 'root=/dev/vda ro console=ttyS0 panic=-1 colinux.firstboot' \
              -drive file=/m/root.img,format=raw,if=virtio,index=0 -drive file=/m/home.img,format=raw,if=virtio,index=1 \
              -drive file=/m/swap.img,format=raw,if=virtio,index=2 -drive file=/tmp/dist.img,format=raw,if=virtio,index=3,readonly=on \
-             -netdev user,id=net0,hostfwd=tcp::2222-:22,hostfwd=udp::69-:69 -device virtio-net-pci,netdev=net0,mac=02:00:00:00:00:01 \
+             -netdev user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=udp:127.0.0.1:69-:69 -device virtio-net-pci,netdev=net0,mac=02:00:00:00:00:01 \
              -netdev tap,id=net1,ifname=tap0,script=no,downscript=no -device virtio-net-pci,netdev=net1,mac=02:00:00:00:00:02 \
              -virtfs local,path=/srv/share,mount_tag=cofs0,security_model=none \
              -virtfs local,path=/tmp/dist,mount_tag=colinuxdist,security_model=none,readonly=on"

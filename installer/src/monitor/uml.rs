@@ -145,6 +145,7 @@ mod tests {
             id: "m1".into(),
             config_path: PathBuf::from("/m/config.txt"),
             accel: super::super::probe::Accel::Tcg,
+            forward_host: crate::plan::SLIRP_HOST_DEFAULT,
             extra_shares: vec![],
             extra_drives: vec![],
         }
