@@ -111,7 +111,7 @@ pub struct Journal {
 impl Journal {
     fn load(prefix: &Path) -> Result<Option<Journal>> {
         let path = prefix.join(JOURNAL_FILE);
-        match fs::read(&path) {
+        match crate::input::read(&path, crate::input::STATE_LIMIT, "an install's journal") {
             Ok(b) => {
                 let mut j: Journal = serde_json::from_slice(&b).with_context(|| {
                     format!(
@@ -122,8 +122,11 @@ impl Journal {
                 j.path = path;
                 Ok(Some(j))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(anyhow::Error::new(e).context(format!(
+                "{} (an interrupted install's journal) cannot be read; move it away and run the install again",
+                path.display()
+            ))),
         }
     }
 

@@ -311,9 +311,11 @@ fn fix_mode(_path: &Path, _executable: bool) -> Result<bool> {
     Ok(false)
 }
 
-/// SHA-256 and size of a file, streamed; `None` when it cannot be read.
+/// SHA-256 and size of a regular file, streamed; `None` when it cannot be read (or is
+/// not a regular file: a FIFO would never end).
 fn digest_of(path: &Path) -> Option<(String, u64)> {
-    fs::File::open(path).and_then(manifest::sha256_reader).ok()
+    let f = crate::input::open_regular(path).ok()?;
+    manifest::sha256_reader(f).ok()
 }
 
 /// As a kit entry named by its place in the install folder (for the check of the copy).

@@ -112,9 +112,8 @@ impl Answers {
     /// Reads an answer file (TOML: `KEY = value` lines, as `--save-answers` writes them).
     pub fn read_file(&mut self, path: &Path) -> Result<()> {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).with_context(|| {
-            format!("ANSWERFILE: cannot read the answer file {name}; check the path and that it is readable")
-        })?;
+        let text = crate::input::read_text(path, crate::input::ANSWERS_LIMIT, "an answer file")
+            .map_err(|e| anyhow!("ANSWERFILE: {e}; give an answer file (TOML `KEY = value` lines, as --save-answers writes them)"))?;
         let doc = DeTable::parse(&text).map_err(|e| {
             let line = e.span().map(|s| keys::line_of(&text, s.start)).unwrap_or(1);
             anyhow!(

@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 use toml::de::DeTable;
 
@@ -430,12 +430,10 @@ pub fn load(name_or_path: &str) -> Result<Loaded> {
         });
     }
     let path = Path::new(name_or_path);
-    let text = std::fs::read_to_string(path).with_context(|| {
-        format!(
-            "PROFILE: cannot read the profile file {}; check the path and that it is readable UTF-8 text",
-            path.display()
-        )
-    })?;
+    let text =
+        crate::input::read_text(path, crate::input::PROFILE_LIMIT, "a profile").map_err(|e| {
+            anyhow!("PROFILE: {e}; give a profile file (TOML, like profiles/minimal.toml)")
+        })?;
     let profile = parse(&text, &path.display().to_string())?;
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
     Ok(Loaded {

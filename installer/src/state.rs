@@ -113,17 +113,20 @@ pub struct FileRecord {
 
 impl InstallState {
     /// Reads `<prefix>/install-state.json`; `Ok(None)` when there is none.
+    /// It is read as untrusted input: a regular file of at most
+    /// [`crate::input::STATE_LIMIT`].
     pub fn read(prefix: &Path) -> Result<Option<InstallState>> {
         let path = prefix.join(STATE_FILE);
-        match fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b).map(Some).with_context(|| {
-                format!(
-                    "{} is damaged; move it away and run the install again to rewrite it",
-                    path.display()
-                )
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        let damaged = || {
+            format!(
+                "{} is damaged; move it away and run the install again to rewrite it",
+                path.display()
+            )
+        };
+        match crate::input::read(&path, crate::input::STATE_LIMIT, "an install-state.json") {
+            Ok(b) => serde_json::from_slice(&b).map(Some).with_context(damaged),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(anyhow::Error::new(e).context(damaged())),
         }
     }
 }

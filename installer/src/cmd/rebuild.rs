@@ -510,7 +510,7 @@ fn adopt(st: &mut InstallState, record: state::FileRecord) {
 /// place and the note is dropped.
 fn finish_pending(prefix: &Path, st: &mut InstallState, log: &mut RunLog) -> Result<()> {
     let path = prefix.join(PENDING_FILE);
-    let Ok(bytes) = fs::read(&path) else {
+    let Ok(bytes) = crate::input::read(&path, crate::input::STATE_LIMIT, "a rebuild's note") else {
         return Ok(());
     };
     if let Ok(record) = serde_json::from_slice::<state::FileRecord>(&bytes)

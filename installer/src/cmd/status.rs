@@ -61,7 +61,7 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
         }));
     }
     let config = prefix.join("config.txt");
-    let config_check = match std::fs::read(&config) {
+    let config_check = match crate::cmd::config::read_config(&config) {
         Ok(bytes) => {
             let name = config.display().to_string();
             let parsed = config_txt::parse(&bytes, &name);
