@@ -609,6 +609,7 @@ fn steps(
         )),
         origin: "install".into(),
         fs: None,
+        uuid: None,
     });
 
     check_interrupt(ctx.interrupt)?;
@@ -881,6 +882,7 @@ fn image_step(
                 digest: Some(state::file_digest(&img.path)?),
                 origin: "install".into(),
                 fs: None,
+                uuid: image_uuid(&img.path),
             });
         }
         if let Some(r) = recorded {
@@ -916,6 +918,7 @@ fn image_step(
             digest: None,
             origin: "kept".into(),
             fs: None,
+            uuid: image_uuid(&img.path),
         });
     }
     ctx.rep.phase(&format!("building {}", img.file));
@@ -956,6 +959,7 @@ fn image_step(
         digest: Some(state::file_digest(&img.path)?),
         origin: "install".into(),
         fs: None,
+        uuid: Some(report.uuid.clone()),
     })
 }
 
@@ -1054,6 +1058,7 @@ fn swap_step(
                 digest: Some(state::file_digest(&s.path)?),
                 origin: "install".into(),
                 fs: None,
+                uuid: image_uuid(&s.path),
             });
         }
         summary.kept.push(s.file.clone());
@@ -1064,6 +1069,7 @@ fn swap_step(
             digest: None,
             origin: "kept".into(),
             fs: None,
+            uuid: image_uuid(&s.path),
         }));
     }
     ctx.rep.phase(&format!("writing {}", s.file));
@@ -1081,7 +1087,13 @@ fn swap_step(
         digest: Some(state::file_digest(&s.path)?),
         origin: "install".into(),
         fs: None,
+        uuid: Some(r.uuid.clone()),
     })
+}
+
+/// The filesystem or swap UUID of an image, for its record (see [`FileRecord::uuid`]).
+fn image_uuid(path: &Path) -> Option<String> {
+    image_builder::inspect(path).ok().map(|i| i.uuid)
 }
 
 /// What `uninstall` did.
@@ -1093,6 +1105,10 @@ pub struct Removed {
     pub kept: Vec<String>,
     /// Rolled back from an interrupted install.
     pub rolled_back: Vec<String>,
+    /// Files install-state.json names that were not removed although the uninstall
+    /// would have: not what the install recorded, or named outside the install
+    /// folder. One sentence each.
+    pub not_removed: Vec<String>,
     /// The driver is marked for deletion: a reboot finishes the uninstall (3010).
     pub reboot_required: bool,
 }
@@ -1161,19 +1177,20 @@ pub fn uninstall(
     }
     // The PuTTY session (never a reason to stop: the user's hive may not be loaded).
     if let Some(p) = &st.putty {
-        crate::putty::step::uninstall(p, log, &mut out.removed);
+        crate::putty::step::uninstall(p, log, &mut out.removed, &mut out.not_removed);
     }
     // The machine service before the driver it depends on, only when this tool made it.
     if let Some(s) = &st.service {
-        out.reboot_required |= crate::service::step::uninstall(s, log, &mut out.removed)
-            .map_err(ApplyError::Failed)?;
+        out.reboot_required |=
+            crate::service::step::uninstall(s, log, &mut out.removed, &mut out.not_removed)
+                .map_err(ApplyError::Failed)?;
     }
     // The driver next, for the same reason, and only when this tool installed it.
     if let Some(d) = &st.driver {
         out.reboot_required |=
             crate::driver::uninstall(d, log, &mut out.removed).map_err(ApplyError::Failed)?;
     }
-    let mut remove = |p: PathBuf, out: &mut Removed| -> Result<(), ApplyError> {
+    let remove = |p: PathBuf, out: &mut Removed, log: &mut RunLog| -> Result<(), ApplyError> {
         match fs::remove_file(&p) {
             Ok(()) => {
                 log.line(&format!("removed {}", p.display()));
@@ -1186,23 +1203,48 @@ pub fn uninstall(
             )),
         }
     };
+    // install-state.json is untrusted input: a file it names is removed only when the
+    // name is a plain name in this folder and the file is still what the install
+    // recorded (state::find); anything else is kept and said.
     for f in &st.files {
-        let p = prefix.join(&f.file);
-        let made_here = f.origin == "install";
-        if f.role == "config"
+        let goes = f.role == "config"
             || f.role == "driver"
             || crate::kit_files::is_machine_role(&f.role)
             || purge == Purge::All
-            || (purge == Purge::MadeByInstall && made_here)
-        {
-            remove(p, &mut out)?;
-        } else if p.exists() {
-            out.kept.push(p.display().to_string());
+            || (purge == Purge::MadeByInstall && f.origin == "install");
+        let found = match state::find(prefix, f) {
+            Ok(found) => found,
+            Err(why) => {
+                let line = format!(
+                    "install-state.json names the file {why}; it was not looked at (the install only records plain names in its folder)"
+                );
+                log.line(&line);
+                out.not_removed.push(line);
+                continue;
+            }
+        };
+        let p = prefix.join(&f.file);
+        match found {
+            state::Found::Missing => {}
+            _ if !goes => out.kept.push(p.display().to_string()),
+            state::Found::Same => remove(p, &mut out, log)?,
+            state::Found::Other(why) => {
+                let line = format!(
+                    "{} {why}; it is not what the install made, so it was kept",
+                    p.display()
+                );
+                log.line(&line);
+                out.not_removed.push(line);
+            }
         }
     }
-    remove(prefix.join("config.txt"), &mut out)?;
-    remove(prefix.join(STATE_FILE), &mut out)?;
-    remove(prefix.join(state::MSI_NOTE_FILE), &mut out)?;
+    // config.txt is recorded (and checked above) by every install; a state without its
+    // record is from no install of ours, and the fixed name is removed as before.
+    if !st.files.iter().any(|f| f.file == "config.txt") {
+        remove(prefix.join("config.txt"), &mut out, log)?;
+    }
+    remove(prefix.join(STATE_FILE), &mut out, log)?;
+    remove(prefix.join(state::MSI_NOTE_FILE), &mut out, log)?;
     let lock_path = lock.path.clone();
     drop(lock);
     let _ = fs::remove_file(&lock_path);

@@ -474,6 +474,7 @@ pub fn step(
             digest: Some(format!("sha256:{}", f.sha256)),
             origin: "install".into(),
             fs: None,
+            uuid: None,
         });
     }
     Ok(records)
@@ -516,6 +517,9 @@ pub fn status(prefix: &Path, st: &InstallState) -> Vec<serde_json::Value> {
     st.files
         .iter()
         .filter(|r| is_machine_role(&r.role))
+        // A name that is not a plain name in the folder is never opened (status lists
+        // it as a problem of install-state.json).
+        .filter(|r| crate::state::check_name(&r.file).is_ok())
         .map(|r| {
             let path = prefix.join(&r.file);
             let now = digest_of(&path);

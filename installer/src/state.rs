@@ -109,12 +109,152 @@ pub struct FileRecord {
     /// recorded it; absent in states written by the install (the profile names it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fs: Option<String>,
+    /// An image's filesystem or swap UUID when recorded: what identifies the image
+    /// once the guest has written into it (which changes its digest). Absent for other
+    /// files and in states written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+}
+
+/// The roles of disk images among [`FileRecord::role`].
+pub fn is_image_role(role: &str) -> bool {
+    matches!(role, "root" | "home" | "swap")
+}
+
+/// Checks a file name read from install-state.json (or a rebuild's note): it must be
+/// one plain name in the install folder, the only kind the install records. A name
+/// with a folder separator, `.` or `..`, a drive or stream colon, or a control
+/// character could reach outside the folder (an absolute path replaces the folder in
+/// a join; `C:x` does on Windows), so it is never used. Since the name is one
+/// component, its only parent is the install folder itself: no symbolic link inside
+/// the folder can lead a path out of it.
+pub fn check_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("is empty");
+    }
+    if name == "." || name == ".." {
+        return Err("names a folder, not a file in the install folder");
+    }
+    if name.contains(['/', '\\']) {
+        return Err("is a path, not a plain file name in the install folder");
+    }
+    if name.contains(':') {
+        return Err("has a drive or stream colon");
+    }
+    if name.chars().any(char::is_control) {
+        return Err("has control characters");
+    }
+    Ok(())
+}
+
+/// What is at the place a [`FileRecord`] names, compared with what the install recorded.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Found {
+    /// The file the install recorded: same size and digest (for an image, which the
+    /// guest writes into: the same kind of image, size and UUID).
+    Same,
+    /// Nothing is there.
+    Missing,
+    /// Something else is there; why, in words (`is 11 bytes, the install recorded ...`).
+    Other(String),
+}
+
+/// Compares the file `rec` names in `prefix` with what the install recorded. `Err`
+/// when the record's name is not a plain name in the folder ([`check_name`]): then
+/// nothing was looked at. Reads at most the file itself (streamed, never a FIFO or a
+/// device), so a hostile record costs no more than hashing one regular file.
+pub fn find(prefix: &Path, rec: &FileRecord) -> Result<Found, String> {
+    check_name(&rec.file).map_err(|why| format!("`{}`, which {why}", rec.file))?;
+    let path = prefix.join(&rec.file);
+    let meta = match fs::symlink_metadata(&path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Found::Missing),
+        Err(e) => return Ok(Found::Other(format!("cannot be read ({e})"))),
+    };
+    if meta.file_type().is_symlink() {
+        return Ok(Found::Other(
+            "is a symbolic link, which the install never makes".to_owned(),
+        ));
+    }
+    if !meta.is_file() {
+        return Ok(Found::Other(format!(
+            "is {}, not the file the install made",
+            crate::input::kind_of(&meta.file_type())
+        )));
+    }
+    if is_image_role(&rec.role) {
+        if meta.len() != rec.bytes {
+            return Ok(Found::Other(format!(
+                "is {} bytes, the install recorded {} bytes",
+                meta.len(),
+                rec.bytes
+            )));
+        }
+        return Ok(same_image(&path, rec));
+    }
+    if meta.len() != rec.bytes {
+        return Ok(Found::Other(format!(
+            "changed since the install (it is {} bytes, the install recorded {})",
+            meta.len(),
+            rec.bytes
+        )));
+    }
+    let Some(want) = rec.digest.as_deref() else {
+        return Ok(Found::Other(
+            "has no recorded digest to compare it with".to_owned(),
+        ));
+    };
+    match digest_like(&path, want) {
+        Ok(now) if now == want => Ok(Found::Same),
+        Ok(_) => Ok(Found::Other("changed since the install".to_owned())),
+        Err(e) => Ok(Found::Other(format!("cannot be read ({e:#})"))),
+    }
+}
+
+/// An image is the one the install recorded when it is still an image of its role's
+/// kind and, where recorded, has the same UUID (or else the same digest: states
+/// written before UUIDs were recorded identify a booted image by kind and size).
+fn same_image(path: &Path, rec: &FileRecord) -> Found {
+    let info = match crate::input::open_regular(path) {
+        Ok(_) => image_builder::inspect(path).ok(),
+        Err(e) => return Found::Other(e.to_string()),
+    };
+    let Some(info) = info else {
+        return Found::Other("is not a disk image".to_owned());
+    };
+    let swap = info.kind == image_builder::ImageKind::Swap;
+    if swap != (rec.role == "swap") {
+        return Found::Other(format!(
+            "is {}, not the {} image the install recorded",
+            if swap { "a swap area" } else { "a filesystem" },
+            rec.role
+        ));
+    }
+    match &rec.uuid {
+        Some(u) if !u.eq_ignore_ascii_case(&info.uuid) => Found::Other(format!(
+            "is another image (UUID {}; the install recorded {u})",
+            info.uuid
+        )),
+        _ => Found::Same,
+    }
+}
+
+/// The digest of `path` in the form of `want` (`sha256:` or `sparse-sha256:`).
+fn digest_like(path: &Path, want: &str) -> Result<String> {
+    if want.starts_with("sparse-sha256:") {
+        return file_digest(path);
+    }
+    let f = crate::input::open_regular(path)?;
+    let (hex, _) = driver_bundle::manifest::sha256_reader(f)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(format!("sha256:{hex}"))
 }
 
 impl InstallState {
     /// Reads `<prefix>/install-state.json`; `Ok(None)` when there is none.
     /// It is read as untrusted input: a regular file of at most
-    /// [`crate::input::STATE_LIMIT`].
+    /// [`crate::input::STATE_LIMIT`]; the file names it records are checked where they
+    /// are used ([`find`]).
     pub fn read(prefix: &Path) -> Result<Option<InstallState>> {
         let path = prefix.join(STATE_FILE);
         let damaged = || {
@@ -365,6 +505,26 @@ impl RunLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recorded_names_are_plain_names_in_the_folder() {
+        for ok in ["root.img", "config.txt", "vmlinux-2.6.33", "..x"] {
+            assert_eq!(check_name(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../victim.txt",
+            "/etc/passwd",
+            "a/b",
+            "a\\b",
+            "C:x",
+            "x\ny",
+        ] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn stamps_are_utc_calendar_dates() {

@@ -1,6 +1,9 @@
 //! Issue 19's regressions in the installer: what it reads from disk is untrusted input.
 //! Each test is named after the item of the issue it guards and failed before its fix.
 //!
+//! - item 1: install-state.json may name any file; uninstall removes only a plain name
+//!   in the install folder whose file is still what the install recorded (size and
+//!   digest; an image: kind, size and UUID), and `status` reports the rest;
 //! - item 10: readers (config check|show, answer files, profile files, kit.toml,
 //!   install-state.json) refuse what is not a regular file and read at most a stated
 //!   limit, so a FIFO or /dev/zero neither blocks nor fills memory.
@@ -14,7 +17,8 @@ use std::fs;
 use std::path::Path;
 use std::process::Output;
 
-use common::{FAILED, cmd, mkfifo, output_within, p, tempdir, text};
+use common::{FAILED, SMALL, cmd, mkfifo, output_within, p, status_json, tempdir, text};
+use serde_json::{Value, json};
 
 /// `colinux-setup ARGS`, failing the test if it is still running after 60 s.
 fn run(args: &[&str]) -> Output {
@@ -191,5 +195,220 @@ fn issue19_item10_kit_toml_must_be_a_regular_file_of_at_most_64_mib() {
         &run(&["kit", "verify", p(&kit)]),
         1,
         &["kit.toml is larger than 64 MiB"],
+    );
+}
+
+/// `install --unattended --prefix PREFIX` with the small sizes and no first boot.
+fn install(prefix: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["install", "--unattended", "--prefix", p(prefix)];
+    args.extend_from_slice(SMALL);
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+fn read_state(prefix: &Path) -> Value {
+    serde_json::from_slice(&fs::read(prefix.join("install-state.json")).expect("state"))
+        .expect("json")
+}
+
+fn write_state(prefix: &Path, v: &Value) {
+    fs::write(
+        prefix.join("install-state.json"),
+        serde_json::to_vec_pretty(v).expect("json"),
+    )
+    .expect("write state");
+}
+
+/// A record of install-state.json for `file`, made by the install, with a digest that
+/// the file itself has (so only its place can make an uninstall refuse it).
+fn record_of(file: &str, path: &Path, role: &str) -> Value {
+    let bytes = fs::read(path).expect("read");
+    let digest = common::sha256(path);
+    json!({"file": file, "role": role, "bytes": bytes.len(), "digest": format!("sha256:{digest}"), "origin": "install"})
+}
+
+#[test]
+fn issue19_item1_uninstall_removes_no_file_the_state_names_outside_the_folder() {
+    let t = tempdir("untrusted-");
+    let prefix = t.path().join("m");
+    says(&install(&prefix, &[]), 0, &[]);
+    let victim = t.path().join("victim.txt");
+    fs::write(&victim, "not the machine's\n").expect("write");
+    let abs = t.path().join("absolute.txt");
+    fs::write(&abs, "not the machine's either\n").expect("write");
+    // A folder inside the prefix that is a symbolic link to the parent folder.
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(t.path(), prefix.join("link")).expect("symlink");
+    let mut st = read_state(&prefix);
+    let files = st["files"].as_array_mut().expect("files");
+    files.push(record_of("../victim.txt", &victim, "config"));
+    files.push(record_of(p(&abs), &abs, "kernel"));
+    files.push(record_of("link/victim.txt", &victim, "home"));
+    write_state(&prefix, &st);
+
+    // status names each, and a machine whose state names files outside is not "fine".
+    let o = run(&["status", "--prefix", p(&prefix)]);
+    says(
+        &o,
+        1,
+        &[
+            "problem: install-state.json names the file `../victim.txt`",
+            &format!("problem: install-state.json names the file `{}`", p(&abs)),
+            "problem: install-state.json names the file `link/victim.txt`",
+        ],
+    );
+    let v = status_json(&prefix);
+    assert_eq!(v["problems"].as_array().map(Vec::len), Some(3), "{v}");
+
+    for purge in [false, true] {
+        let mut args = vec!["uninstall", "--prefix", p(&prefix)];
+        if purge {
+            args.push("--purge");
+            says(&install(&prefix, &[]), 0, &[]);
+            let mut st = read_state(&prefix);
+            st["files"].as_array_mut().expect("files").push(record_of(
+                "../victim.txt",
+                &victim,
+                "home",
+            ));
+            write_state(&prefix, &st);
+        }
+        let o = run(&args);
+        says(
+            &o,
+            0,
+            &["install-state.json names the file `../victim.txt`, which is a path"],
+        );
+        assert_eq!(
+            fs::read_to_string(&victim).expect("victim is still there"),
+            "not the machine's\n"
+        );
+        assert!(abs.exists(), "the absolute path was removed");
+    }
+    assert!(!prefix.join("root.img").exists(), "--purge took the images");
+}
+
+#[test]
+fn issue19_item1_uninstall_keeps_what_changed_since_the_install_and_says_so() {
+    let t = tempdir("untrusted-");
+    let prefix = t.path().join("m");
+    says(&install(&prefix, &[]), 0, &[]);
+    // The user's own file in the folder, named by a forged record with a wrong digest.
+    let notes = prefix.join("notes.txt");
+    fs::write(&notes, "my notes\n").expect("write");
+    let mut st = read_state(&prefix);
+    let mut forged = record_of("notes.txt", &notes, "kernel");
+    forged["digest"] = json!(format!("sha256:{}", "0".repeat(64)));
+    st["files"].as_array_mut().expect("files").push(forged);
+    write_state(&prefix, &st);
+    // The user edited config.txt; swap.img was replaced by another swap area of the
+    // same size; the guest wrote into home.img (its digest changes, its UUID does not).
+    let config = prefix.join("config.txt");
+    let mut edited = fs::read_to_string(&config).expect("config");
+    edited.push_str("# my own note\n");
+    fs::write(&config, &edited).expect("edit");
+    let swap = prefix.join("swap.img");
+    fs::remove_file(&swap).expect("rm swap");
+    says(
+        &run(&[
+            "images",
+            "swap",
+            p(&swap),
+            "--size",
+            "64M",
+            "--label",
+            "other",
+        ]),
+        0,
+        &[],
+    );
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut home = fs::OpenOptions::new()
+            .write(true)
+            .open(prefix.join("home.img"))
+            .expect("open home");
+        home.seek(SeekFrom::Start(20 << 20)).expect("seek");
+        home.write_all(&[0xaa; 4096]).expect("write");
+    }
+
+    let o = run(&["uninstall", "--purge", "--prefix", p(&prefix)]);
+    says(
+        &o,
+        0,
+        &[
+            "notes.txt changed since the install; it is not what the install made, so it was kept",
+            "config.txt changed since the install",
+            "swap.img is another image (UUID",
+        ],
+    );
+    assert_eq!(fs::read_to_string(&notes).expect("notes"), "my notes\n");
+    assert_eq!(fs::read_to_string(&config).expect("config"), edited);
+    assert!(swap.exists(), "another swap area was removed");
+    assert!(
+        !prefix.join("home.img").exists(),
+        "the guest's writes kept home.img"
+    );
+    assert!(!prefix.join("root.img").exists());
+    assert!(!prefix.join("install-state.json").exists());
+}
+
+#[test]
+fn issue19_item1_uninstall_removes_no_service_or_putty_session_the_install_did_not_make() {
+    let t = tempdir("untrusted-");
+    let prefix = t.path().join("m");
+    let host = t.path().join("host.json");
+    let puttydir = t.path().join("putty");
+    let sessions = puttydir.join("sessions");
+    fs::create_dir_all(&sessions).expect("mkdir");
+    let other_session = sessions.join("work");
+    fs::write(&other_session, "HostName=work.example\nPortNumber=22\n").expect("write");
+    let mut args = vec![
+        "install",
+        "--unattended",
+        "--monitor",
+        "colinux",
+        "--prefix",
+        p(&prefix),
+    ];
+    args.extend_from_slice(SMALL);
+    args.extend_from_slice(&["--set", "SERVICE=1", "--set", "SERVICENAME=vm1"]);
+    let mut c = cmd(&args);
+    c.env("COLINUX_SETUP_TEST_SERVICE_HOST", &host);
+    says(&output_within(c, 120), 0, &[]);
+    // Another service on the host, with its own command line.
+    let mut h: Value = serde_json::from_slice(&fs::read(&host).expect("host")).expect("json");
+    let mut other = h["services"]["vm1"].clone();
+    other["spec"]["name"] = json!("Other");
+    other["spec"]["command_line"] = json!("C:\\Other\\other.exe");
+    h["services"]["Other"] = other;
+    fs::write(&host, serde_json::to_vec_pretty(&h).expect("json")).expect("write host");
+    // The state now claims the install made that service and the user's PuTTY session.
+    let mut st = read_state(&prefix);
+    st["service"]["name"] = json!("Other");
+    st["putty"] = json!({"name": "work", "store": p(&sessions), "host": "localhost", "port": 2222, "created": true});
+    write_state(&prefix, &st);
+
+    let mut c = cmd(&["uninstall", "--prefix", p(&prefix)]);
+    c.env("COLINUX_SETUP_TEST_SERVICE_HOST", &host)
+        .env("PUTTYDIR", &puttydir);
+    let o = output_within(c, 60);
+    says(
+        &o,
+        0,
+        &[
+            "the service Other runs `C:\\Other\\other.exe`, not the command line the install recorded",
+            "the PuTTY session \"work\"",
+            "no longer connects to localhost port 2222 as the install saved it; it was kept",
+        ],
+    );
+    let h: Value = serde_json::from_slice(&fs::read(&host).expect("host")).expect("json");
+    assert!(
+        h["services"].get("Other").is_some(),
+        "the other service was removed: {h}"
+    );
+    assert!(
+        other_session.exists(),
+        "the user's PuTTY session was removed"
     );
 }

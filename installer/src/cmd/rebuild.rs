@@ -482,6 +482,7 @@ fn put_in_place(
         digest: Some(state::file_digest(new)?),
         origin: "install".into(),
         fs: level.map(|l| l.name().to_owned()),
+        uuid: image_builder::inspect(new).ok().map(|i| i.uuid),
     };
     let note = serde_json::to_vec_pretty(&record).context("encoding the pending record")?;
     state::write_atomic(&prefix.join(PENDING_FILE), &note)?;
@@ -513,7 +514,10 @@ fn finish_pending(prefix: &Path, st: &mut InstallState, log: &mut RunLog) -> Res
     let Ok(bytes) = crate::input::read(&path, crate::input::STATE_LIMIT, "a rebuild's note") else {
         return Ok(());
     };
+    // The note is read as untrusted as install-state.json: only a record of a plain
+    // name in the folder is adopted.
     if let Ok(record) = serde_json::from_slice::<state::FileRecord>(&bytes)
+        && state::check_name(&record.file).is_ok()
         && !prefix.join(format!("{}.new", record.file)).exists()
         && prefix.join(&record.file).exists()
     {
