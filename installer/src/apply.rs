@@ -139,7 +139,7 @@ impl Journal {
 
     fn save(&self) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(self).context("encoding the journal")?;
-        state::write_atomic(&self.path, &bytes)
+        state::write_atomic_mode(&self.path, &bytes, state::PRIVATE_FILE)
     }
 
     fn owns(&self, path: &Path) -> bool {
@@ -457,7 +457,7 @@ pub fn install(plan: &Plan, ctx: &mut Ctx<'_>) -> Result<Summary, ApplyError> {
     created.reverse();
     let mut made_here = Vec::new();
     for d in &created {
-        match fs::create_dir(d) {
+        match state::create_folder(d) {
             Ok(()) => made_here.push(d.clone()),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => {

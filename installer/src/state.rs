@@ -5,6 +5,24 @@
 //!
 //! Every file here is written beside its target and renamed into place.
 //!
+//! ## Modes
+//!
+//! What the install makes has a fixed mode, whatever the umask of the run (under umask
+//! 000 everything would otherwise be writable by every local user, including the
+//! config.txt that names the kernel `boot` runs, and the state an uninstall acts on):
+//!
+//! - [`PUBLIC_FILE`] (0644) for what others read and only the installer writes:
+//!   config.txt, install-state.json (read by `status` for detection tools), the lock,
+//!   logs, kit.toml, saved answers, the driver's copy, a rebuild's note;
+//! - [`PRIVATE_FILE`] (0600) for the install's journal (the rollback acts on what it
+//!   names, and nobody else needs to read it); the images are 0600 too, made so by the
+//!   image builder's temporary file: they hold the guest's /etc/shadow and the user's
+//!   files;
+//! - [`FOLDER`] (0755) for the folders the install creates (the prefix, its missing
+//!   parents, logs/); a folder that was there before keeps its mode.
+//!
+//! The kit's machine files are copied 0755 (programs) or 0644 ([`crate::kit_files`]).
+//!
 //! ## Limitations
 //!
 //! The lock is an advisory file lock (`File::try_lock`): it keeps out other
@@ -29,6 +47,12 @@ pub const LOCK_FILE: &str = ".colinux-setup.lock";
 pub const JOURNAL_FILE: &str = ".colinux-setup-journal.json";
 /// Logs folder.
 pub const LOGS_DIR: &str = "logs";
+/// The mode of a file others may read (see the module doc).
+pub const PUBLIC_FILE: u32 = 0o644;
+/// The mode of a file only its owner reads.
+pub const PRIVATE_FILE: u32 = 0o600;
+/// The mode of a folder the install creates.
+pub const FOLDER: u32 = 0o755;
 
 /// `install-state.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -271,8 +295,14 @@ impl InstallState {
     }
 }
 
-/// Writes `bytes` to `path` through a sibling temporary file, synced and renamed.
+/// Writes `bytes` to `path` through a sibling temporary file, synced and renamed; the
+/// file is [`PUBLIC_FILE`] (0644) whatever the umask.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_mode(path, bytes, PUBLIC_FILE)
+}
+
+/// [`write_atomic`] with the file's `mode` (Unix; ignored elsewhere).
+pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
@@ -280,7 +310,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let res = (|| -> std::io::Result<()> {
-        let mut f = File::create(&tmp)?;
+        // A temporary of this name left by a killed run of the same pid goes first; then
+        // it is created new, so a link planted at its name is never followed.
+        let _ = fs::remove_file(&tmp);
+        let mut f = create_new(&tmp, mode)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         fs::rename(&tmp, path)
@@ -289,6 +322,47 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     res.with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Creates `path`, which must not exist (a symbolic link there is not followed), with
+/// exactly `mode`: the umask is undone by setting the mode on the open file.
+pub fn create_new(path: &Path, mode: u32) -> std::io::Result<File> {
+    let mut o = OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, mode);
+    let f = o.open(path)?;
+    set_file_mode(&f, mode)?;
+    Ok(f)
+}
+
+#[cfg(unix)]
+fn set_file_mode(f: &File, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    f.set_permissions(fs::Permissions::from_mode(mode))
+}
+
+#[cfg(not(unix))]
+fn set_file_mode(_f: &File, _mode: u32) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// Creates the folder `path` (its parent must exist) with mode [`FOLDER`] whatever the
+/// umask; `AlreadyExists` when it is there (its mode is then left as it is).
+pub fn create_folder(path: &Path) -> std::io::Result<()> {
+    fs::create_dir(path)?;
+    set_folder_mode(path, FOLDER)
+}
+
+#[cfg(unix)]
+fn set_folder_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+}
+
+#[cfg(not(unix))]
+fn set_folder_mode(_path: &Path, _mode: u32) -> std::io::Result<()> {
+    Ok(())
 }
 
 /// A digest of an image file's content that skips its holes: `sparse-sha256:HEX`, the
@@ -374,15 +448,17 @@ impl Lock {
     /// Takes the lock of `prefix` (which must exist) without waiting.
     pub fn acquire(prefix: &Path) -> Result<Lock, LockError> {
         let path = prefix.join(LOCK_FILE);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| LockError::Io {
-                path: path.display().to_string(),
-                source: e,
-            })?;
+        let io = |e| LockError::Io {
+            path: path.display().to_string(),
+            source: e,
+        };
+        let file = match create_new(&path, PUBLIC_FILE) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                OpenOptions::new().write(true).open(&path).map_err(io)?
+            }
+            Err(e) => return Err(io(e)),
+        };
         // An advisory lock held as long as the file is open: the kernel drops it when the
         // process dies, however it dies, so a SIGKILLed install never blocks the next.
         let locked = file.try_lock();
@@ -452,11 +528,16 @@ impl RunLog {
                 false,
             ),
         };
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .ok();
+        // A new log is PUBLIC_FILE whatever the umask, and created new: in the shared
+        // temporary folder a link planted at its name is not followed. A `--log FILE`
+        // that exists is appended to as it is.
+        let file = match create_new(&path, PUBLIC_FILE) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && fixed => {
+                OpenOptions::new().append(true).open(&path)
+            }
+            other => other,
+        }
+        .ok();
         let mut log = RunLog { path, file, fixed };
         log.line(&format!(
             "colinux-setup {} {command}, pid {}",
@@ -482,8 +563,10 @@ impl RunLog {
             return self.path.clone();
         }
         let dir = prefix.join(LOGS_DIR);
-        if fs::create_dir_all(&dir).is_err() {
-            return self.path.clone();
+        match create_folder(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => {}
+            Err(_) => return self.path.clone(),
         }
         let Some(name) = self.path.file_name() else {
             return self.path.clone();

@@ -4,6 +4,8 @@
 //! - item 1: install-state.json may name any file; uninstall removes only a plain name
 //!   in the install folder whose file is still what the install recorded (size and
 //!   digest; an image: kind, size and UUID), and `status` reports the rest;
+//! - item 8: what the install makes has fixed modes under any umask (0644 for what
+//!   others read, 0600 for the journal and the images, 0755 for the folders it makes);
 //! - item 10: readers (config check|show, answer files, profile files, kit.toml,
 //!   install-state.json) refuse what is not a regular file and read at most a stated
 //!   limit, so a FIFO or /dev/zero neither blocks nor fills memory.
@@ -411,4 +413,122 @@ fn issue19_item1_uninstall_removes_no_service_or_putty_session_the_install_did_n
         other_session.exists(),
         "the user's PuTTY session was removed"
     );
+}
+
+/// `colinux-setup ARGS` under umask 000 (through sh, which sets it and execs the binary,
+/// so the process is the binary itself).
+fn umask_000(args: &[&str]) -> std::process::Command {
+    let mut sh = std::process::Command::new("sh");
+    sh.arg("-c")
+        .arg("umask 000; exec \"$0\" \"$@\"")
+        .arg(common::BIN)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .env_remove("COLINUX_SETUP_TEST_PAUSE_AT")
+        .env_remove("COLINUX_SETUP_TEST_FAIL_AT")
+        .env_remove("COLINUX_SETUP_TEST_FIRST_BOOT");
+    sh
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::symlink_metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+#[cfg(unix)]
+#[test]
+fn issue19_item8_modes_do_not_follow_the_umask() {
+    use std::io::{BufRead, BufReader};
+    let t = tempdir("untrusted-");
+    let top = t.path().join("a");
+    let prefix = top.join("b/m");
+    let answers = t.path().join("answers.toml");
+    let mut args = vec!["install", "--unattended", "--prefix", p(&prefix)];
+    args.extend_from_slice(SMALL);
+    args.extend_from_slice(&["--save-answers", p(&answers)]);
+
+    // While an install is under way: its journal is private.
+    let mut child = umask_000(&args)
+        .env("COLINUX_SETUP_TEST_PAUSE_AT", "swap")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("test hook: paused at swap") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the install reached the swap step");
+    let journal = mode(&prefix.join(".colinux-setup-journal.json"));
+    assert_eq!(journal, 0o600, "the journal is {journal:o}");
+    child.kill().expect("kill");
+    let _ = child.wait();
+
+    says(&output_within(umask_000(&args), 120), 0, &[]);
+    for (path, want) in [
+        (top.clone(), 0o755),
+        (top.join("b"), 0o755),
+        (prefix.clone(), 0o755),
+        (prefix.join("logs"), 0o755),
+        (prefix.join("config.txt"), 0o644),
+        (prefix.join("install-state.json"), 0o644),
+        (prefix.join(".colinux-setup.lock"), 0o644),
+        (prefix.join("root.img"), 0o600),
+        (prefix.join("home.img"), 0o600),
+        (prefix.join("swap.img"), 0o600),
+        (answers.clone(), 0o644),
+    ] {
+        assert_eq!(mode(&path), want, "{}: {:o}", path.display(), mode(&path));
+    }
+    let logs: Vec<_> = fs::read_dir(prefix.join("logs"))
+        .expect("logs")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert!(!logs.is_empty());
+    for log in logs {
+        assert_eq!(mode(&log), 0o644, "{}", log.display());
+    }
+
+    // A kit's kit.toml, written by `kit init`.
+    let kit = t.path().join("kit");
+    fs::create_dir_all(&kit).expect("mkdir");
+    fs::write(kit.join("linux.uml"), b"kernel").expect("write");
+    says(
+        &output_within(umask_000(&["kit", "init", p(&kit)]), 60),
+        0,
+        &[],
+    );
+    assert_eq!(mode(&kit.join("kit.toml")), 0o644);
+
+    // The log of a run that fails before the install folder exists, in the temporary
+    // folder others share.
+    let o = output_within(
+        umask_000(&[
+            "install",
+            "--unattended",
+            "--prefix",
+            p(&t.path().join("n")),
+            "--set",
+            "RAMMB=1",
+        ]),
+        60,
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    let log = err
+        .lines()
+        .find_map(|l| l.strip_prefix("colinux-setup: the log of this run is "))
+        .expect("the log's path");
+    assert_eq!(mode(Path::new(log)), 0o644, "{log}");
+    let _ = fs::remove_file(log);
 }

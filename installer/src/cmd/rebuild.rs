@@ -383,7 +383,10 @@ pub fn switch_monitor(
         .tempdir()
         .context("creating a staging folder in the temporary folder")?;
     let fstab = staging.path().join("fstab");
-    fs::write(&fstab, &plan.fstab).with_context(|| format!("writing {}", fstab.display()))?;
+    // The guest's /etc/fstab takes this file's mode: 0644, whatever the umask.
+    state::create_new(&fstab, state::PUBLIC_FILE)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, plan.fstab.as_bytes()))
+        .with_context(|| format!("writing {}", fstab.display()))?;
     let mut opts = image_builder::BuildOptions::new(level, SizeSpec::Bytes(bytes));
     opts.label = Some(info.label.clone()).filter(|l| !l.is_empty());
     opts.uuid = uuid::Uuid::parse_str(&info.uuid)
