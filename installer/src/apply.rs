@@ -290,6 +290,24 @@ pub(crate) fn remove_partials(target: &Path) {
     }
 }
 
+/// Removes the temporaries that [`state::write_atomic`] leaves when a run is killed
+/// while it writes (`.NAME.PID.tmp`) of the files every run writes in the folder: the
+/// journal, install-state.json, config.txt, setup.msi's note and a rebuild's note.
+/// Called by a run that holds the folder's lock, when no other run can be writing them.
+/// (The temporaries of the other files a run writes are those of its journal's entries,
+/// removed by the rollback or by the run that continues the journal.)
+pub(crate) fn sweep_temporaries(prefix: &Path) {
+    for name in [
+        JOURNAL_FILE,
+        STATE_FILE,
+        "config.txt",
+        state::MSI_NOTE_FILE,
+        crate::cmd::rebuild::PENDING_FILE,
+    ] {
+        remove_partials(&prefix.join(name));
+    }
+}
+
 /// The test-only hooks (see the module doc).
 pub(crate) struct Hooks {
     pause_at: Option<String>,
@@ -481,6 +499,7 @@ pub fn install(plan: &Plan, ctx: &mut Ctx<'_>) -> Result<Summary, ApplyError> {
         }
     };
     ctx.log.line(&format!("lock: {}", lock.path.display()));
+    sweep_temporaries(&plan.prefix);
 
     let digest = plan.digest();
     let mut journal = match Journal::load(&plan.prefix) {
@@ -488,6 +507,12 @@ pub fn install(plan: &Plan, ctx: &mut Ctx<'_>) -> Result<Summary, ApplyError> {
             ctx.log
                 .line("continuing an interrupted install of the same plan");
             ctx.rep.phase("continuing an interrupted install");
+            // What the interrupted run was writing when it was killed.
+            for e in &j.entries {
+                if let Entry::File { path } | Entry::Replace { path, .. } = e {
+                    remove_partials(path);
+                }
+            }
             j
         }
         Ok(Some(j)) => {
@@ -1141,6 +1166,7 @@ pub fn uninstall(
         Err(e @ state::LockError::Busy(_)) => return Err(ApplyError::Busy(anyhow!(e))),
         Err(e) => return Err(ApplyError::Failed(anyhow!(e))),
     };
+    sweep_temporaries(prefix);
     let mut out = Removed::default();
     match Journal::load(prefix) {
         Ok(Some(j)) => out.rolled_back = j.rollback(log),

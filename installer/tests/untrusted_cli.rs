@@ -6,6 +6,7 @@
 //!   digest; an image: kind, size and UUID), and `status` reports the rest;
 //! - item 8: what the install makes has fixed modes under any umask (0644 for what
 //!   others read, 0600 for the journal and the images, 0755 for the folders it makes);
+//! - item 9: a killed run's temporaries go with the next run;
 //! - item 10: readers (config check|show, answer files, profile files, kit.toml,
 //!   install-state.json) refuse what is not a regular file and read at most a stated
 //!   limit, so a FIFO or /dev/zero neither blocks nor fills memory.
@@ -531,4 +532,38 @@ fn issue19_item8_modes_do_not_follow_the_umask() {
         .expect("the log's path");
     assert_eq!(mode(Path::new(log)), 0o644, "{log}");
     let _ = fs::remove_file(log);
+}
+
+#[test]
+fn issue19_item9_temporaries_of_a_killed_run_are_removed_by_the_next_run() {
+    let t = tempdir("untrusted-");
+    let prefix = t.path().join("m");
+    says(&install(&prefix, &[]), 0, &[]);
+    // What a SIGKILL while the journal, the state or config.txt was written leaves.
+    let leftovers = [
+        "..colinux-setup-journal.json.99999.tmp",
+        ".install-state.json.4242.tmp",
+        ".config.txt.4242.tmp",
+    ];
+    let plant = || {
+        for l in leftovers {
+            fs::write(prefix.join(l), "{\"half\": ").expect("write");
+        }
+    };
+    plant();
+    says(&install(&prefix, &[]), 0, &[]);
+    for l in leftovers {
+        assert!(!prefix.join(l).exists(), "{l} survived the re-install");
+    }
+    plant();
+    says(
+        &run(&["uninstall", "--purge", "--prefix", p(&prefix)]),
+        0,
+        &[],
+    );
+    assert!(
+        !prefix.exists(),
+        "uninstall --purge left {:?}",
+        fs::read_dir(&prefix).map(|d| d.count())
+    );
 }

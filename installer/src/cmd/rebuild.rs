@@ -91,6 +91,7 @@ pub fn run(a: &RebuildArgs, interrupt: &AtomicBool) -> Outcome {
         }
         Err(e) => return Outcome::Failed(anyhow!(e)),
     };
+    apply::sweep_temporaries(&prefix);
     if prefix.join(JOURNAL_FILE).exists() {
         return Outcome::Failed(anyhow!(
             "an interrupted install left its journal in {}; run the install again to finish it (or uninstall) before rebuilding",
@@ -454,7 +455,7 @@ pub fn switch_monitor(
 }
 
 /// The record of an image being put in place, kept until install-state.json has it.
-const PENDING_FILE: &str = ".rebuild-pending.json";
+pub(crate) const PENDING_FILE: &str = ".rebuild-pending.json";
 
 /// Puts the checked image `paths.1` in place of `paths.0` ([`replace`]) and its record
 /// into `st` (not yet written: the caller writes the state). The record is noted in
