@@ -12,6 +12,10 @@
 //!
 //! - An image that exists and is not this install's (a user's home.img with data) is
 //!   kept as it is: never overwritten, never removed (only `uninstall --purge` does).
+//!   It must be a disk image of its kind: anything else is refused before any change
+//!   ([`survey`]), as are a damaged install-state.json or journal and an image size too
+//!   small for its content ([`check_host`], which `--dry-run` runs too, so the dry run
+//!   plans and refuses what the install does).
 //! - Files are written beside their target and renamed into place; a replaced file is
 //!   first renamed to a backup that the rollback restores and the commit removes.
 //!
@@ -364,8 +368,161 @@ fn cancelled() -> anyhow::Error {
     anyhow!("cancelled (Ctrl-C); what this install made has been removed")
 }
 
+/// What an install does with one image file of its plan, decided before any change
+/// (and shown by `--dry-run`): build it, or keep the image that is there.
+#[derive(Clone, Debug, Serialize)]
+pub struct FileAction {
+    /// The file name.
+    pub file: String,
+    /// `build` or `keep`.
+    pub action: &'static str,
+    /// What is there, for an image that is kept (`64 MB ext4, made by the install`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub found: Option<String>,
+}
+
+/// The image files of the plan as the install finds them: one that is there is kept
+/// (never overwritten), so it must be a disk image of its kind. A file that is not one
+/// (11 bytes of text named root.img, a swap area where home.img belongs, a FIFO) is
+/// refused before any change: the install would otherwise record it as the machine's.
+/// install-state.json and an interrupted install's journal are read as the install reads
+/// them (a damaged one is refused): an image an interrupted install of this plan built
+/// is kept, one an install of another plan built goes with its rollback. The install
+/// and its dry run decide by this one function.
+pub fn survey(plan: &Plan) -> Result<Vec<FileAction>> {
+    let old = InstallState::read(&plan.prefix)?;
+    let journal = Journal::load(&plan.prefix)?;
+    let digest = plan.digest();
+    let mut out = Vec::new();
+    let roles = plan
+        .images
+        .iter()
+        .map(|i| (i.file.as_str(), i.path.as_path(), false))
+        .chain([(plan.swap.file.as_str(), plan.swap.path.as_path(), true)]);
+    for (file, path, swap) in roles {
+        let interrupted = journal.as_ref().filter(|j| j.owns(path));
+        if interrupted.is_some_and(|j| j.plan_digest != digest) {
+            out.push(FileAction {
+                file: file.to_owned(),
+                action: "build",
+                found: Some(
+                    "made by an interrupted install of other answers, which is rolled back first"
+                        .to_owned(),
+                ),
+            });
+            continue;
+        }
+        let Some(info) = existing_image(file, path, swap)? else {
+            out.push(FileAction {
+                file: file.to_owned(),
+                action: "build",
+                found: None,
+            });
+            continue;
+        };
+        let origin = match old
+            .as_ref()
+            .and_then(|s| s.files.iter().find(|f| f.file == file))
+        {
+            _ if interrupted.is_some() => "built by the interrupted install of these answers",
+            Some(r) if r.origin == "install" => "made by the install",
+            Some(_) => "there before the install: the user's",
+            None => "not made by this install: kept with its data",
+        };
+        out.push(FileAction {
+            file: file.to_owned(),
+            action: "keep",
+            found: Some(format!(
+                "{} MB {}, {origin}",
+                info.size_bytes >> 20,
+                serde_json::to_value(info.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            )),
+        });
+    }
+    Ok(out)
+}
+
+/// The `--dry-run` lines of the images found in the folder (none when there are none).
+pub fn describe_survey(actions: &[FileAction]) -> String {
+    let kept: Vec<&FileAction> = actions.iter().filter(|a| a.found.is_some()).collect();
+    if kept.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(
+        "  already in the folder (the sizes and sources above are for images that are built):\n",
+    );
+    for a in kept {
+        s.push_str(&format!(
+            "    {}: {}; {}\n",
+            a.file,
+            a.found.as_deref().unwrap_or(""),
+            if a.action == "keep" {
+                "kept as it is"
+            } else {
+                "built again"
+            }
+        ));
+    }
+    s
+}
+
+/// The image at `path`, `None` when there is none; an error when something is there
+/// that is not a disk image of its kind (`swap`: a swap area, else ext2/ext3/ext4).
+fn existing_image(file: &str, path: &Path, swap: bool) -> Result<Option<image_builder::ImageInfo>> {
+    let meta = match fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot look at {}", path.display())),
+    };
+    let what = if swap {
+        "a swap area"
+    } else {
+        "an ext2/ext3/ext4 image"
+    };
+    let move_it = "the install keeps the images it finds and builds only missing ones, so it would use this one: \
+                   move it away (or remove it) and run the install again";
+    let block_device = {
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::FileTypeExt::is_block_device(&meta.file_type())
+        }
+        #[cfg(not(unix))]
+        {
+            false
+        }
+    };
+    if !meta.is_file() && !block_device {
+        bail!(
+            "{}: is {}, where the image {file} belongs; {move_it}",
+            path.display(),
+            crate::input::kind_of(&meta.file_type())
+        );
+    }
+    let info = image_builder::inspect(path).map_err(|e| {
+        anyhow::Error::new(e).context(format!(
+            "{} exists ({} bytes) and is not {what}; {move_it}",
+            path.display(),
+            meta.len()
+        ))
+    })?;
+    if (info.kind == image_builder::ImageKind::Swap) != swap {
+        bail!(
+            "{} exists and is {}, not {what}; {move_it}",
+            path.display(),
+            if swap { "a filesystem" } else { "a swap area" }
+        );
+    }
+    Ok(Some(info))
+}
+
 /// Checks the host without changing anything: rights, free space (with the numbers),
-/// and that every source can be read.
+/// that every source can be read, the files already in the folder ([`survey`]),
+/// install-state.json and an interrupted install's journal (read as the install reads
+/// them), and that each image to build holds what goes into it. The install runs it
+/// first, and `--dry-run` runs it: both refuse the same things.
 pub fn check_host(plan: &Plan) -> Result<()> {
     let prefix = &plan.prefix;
     // The kit first: every file it ships must match its kit.toml before any is used.
@@ -400,14 +557,9 @@ pub fn check_host(plan: &Plan) -> Result<()> {
             existing.display()
         );
     }
-    for (file, path, _) in plan.files() {
-        if path.is_dir() {
-            bail!(
-                "{}: is a folder, where the image {file} belongs; move it away",
-                path.display()
-            );
-        }
-    }
+    // What is in the folder is read as the install reads it: a damaged state or journal
+    // is refused here too, and an existing file must be an image to be kept.
+    survey(plan)?;
     let mut need: u64 = 1 << 20;
     let mut parts = Vec::new();
     for (file, path, mb) in plan.files() {
@@ -444,6 +596,26 @@ pub fn check_host(plan: &Plan) -> Result<()> {
                 })?;
             }
             SourcePlan::Empty => {}
+        }
+        // The size checked against the content before anything is made: a size too
+        // small is refused now, not after the images before it were built.
+        let (opts, _staged) = image_options(plan, img)?;
+        if let Err(e) = opts.check_fit() {
+            let key = img.role.size_key();
+            return Err(match e {
+                image_builder::Error::TooSmall { minimum, what, .. } => {
+                    let min_mb = minimum.div_ceil(1 << 20);
+                    anyhow!(
+                        "{key}={}: {} is too small for what goes into it: {what} needs at least {min_mb} MB; give {key}={min_mb} or more",
+                        img.size_mb,
+                        img.file
+                    )
+                }
+                other => anyhow!(other).context(format!(
+                    "{} ({} MB {}) cannot be built",
+                    img.file, img.size_mb, img.fs
+                )),
+            });
         }
     }
     Ok(())
@@ -924,17 +1096,11 @@ fn image_step(
             summary.kept.push(img.file.clone());
             return Ok(r);
         }
-        let w = format!(
+        // An image of its kind: check_host refused anything else before any change.
+        ctx.log.line(&format!(
             "{} exists and was not made by this install: it is kept as it is, with its data",
             img.file
-        );
-        if image_builder::inspect(&img.path).is_err() {
-            let w = format!("{w}; warning: it is not an ext2/ext3/ext4 image");
-            ctx.rep.warn(&w);
-            summary.warnings.push(w);
-        } else {
-            ctx.log.line(&w);
-        }
+        ));
         summary.kept.push(img.file.clone());
         return Ok(FileRecord {
             file: img.file.clone(),

@@ -6,7 +6,9 @@
 //!   digest; an image: kind, size and UUID), and `status` reports the rest;
 //! - item 8: what the install makes has fixed modes under any umask (0644 for what
 //!   others read, 0600 for the journal and the images, 0755 for the folders it makes);
-//! - item 9: a killed run's temporaries go with the next run;
+//! - item 9: a killed run's temporaries go with the next run; a file that is not an
+//!   image of its kind is refused, not "kept"; `--dry-run` plans and refuses what the
+//!   install does (kept images, a damaged state, a size too small for its content);
 //! - item 10: readers (config check|show, answer files, profile files, kit.toml,
 //!   install-state.json) refuse what is not a regular file and read at most a stated
 //!   limit, so a FIFO or /dev/zero neither blocks nor fills memory.
@@ -431,6 +433,33 @@ fn umask_000(args: &[&str]) -> std::process::Command {
     sh
 }
 
+/// Starts `c` (an install) with the test hook that stops it at `step`, and returns once
+/// it is there.
+fn paused_at(mut c: std::process::Command, step: &str) -> std::process::Child {
+    use std::io::{BufRead, BufReader};
+    let mut child = c
+        .env("COLINUX_SETUP_TEST_PAUSE_AT", step)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let marker = format!("test hook: paused at {step}");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains(&marker) {
+                let _ = tx.send(());
+            }
+        }
+    });
+    if rx.recv_timeout(std::time::Duration::from_secs(60)).is_err() {
+        let _ = child.kill();
+        panic!("the install never reached step {step}");
+    }
+    child
+}
+
 #[cfg(unix)]
 fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt as _;
@@ -444,7 +473,6 @@ fn mode(path: &Path) -> u32 {
 #[cfg(unix)]
 #[test]
 fn issue19_item8_modes_do_not_follow_the_umask() {
-    use std::io::{BufRead, BufReader};
     let t = tempdir("untrusted-");
     let top = t.path().join("a");
     let prefix = top.join("b/m");
@@ -454,23 +482,7 @@ fn issue19_item8_modes_do_not_follow_the_umask() {
     args.extend_from_slice(&["--save-answers", p(&answers)]);
 
     // While an install is under way: its journal is private.
-    let mut child = umask_000(&args)
-        .env("COLINUX_SETUP_TEST_PAUSE_AT", "swap")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("test hook: paused at swap") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    rx.recv_timeout(std::time::Duration::from_secs(60))
-        .expect("the install reached the swap step");
+    let mut child = paused_at(umask_000(&args), "swap");
     let journal = mode(&prefix.join(".colinux-setup-journal.json"));
     assert_eq!(journal, 0o600, "the journal is {journal:o}");
     child.kill().expect("kill");
@@ -566,4 +578,172 @@ fn issue19_item9_temporaries_of_a_killed_run_are_removed_by_the_next_run() {
         "uninstall --purge left {:?}",
         fs::read_dir(&prefix).map(|d| d.count())
     );
+}
+
+#[test]
+fn issue19_item9_a_file_that_is_not_an_image_of_its_kind_is_refused_not_kept() {
+    let t = tempdir("untrusted-");
+    let prefix = t.path().join("m");
+    fs::create_dir_all(&prefix).expect("mkdir");
+    let root = prefix.join("root.img");
+    fs::write(&root, "hello world").expect("write");
+    for dry in [true, false] {
+        let o = install(&prefix, if dry { &["--dry-run"] } else { &[] });
+        says(
+            &o,
+            FAILED,
+            &[
+                "root.img exists (11 bytes) and is not an ext2/ext3/ext4 image",
+                "move it away (or remove it) and run the install again",
+            ],
+        );
+    }
+    assert_eq!(fs::read_to_string(&root).expect("root.img"), "hello world");
+    let left: Vec<String> = fs::read_dir(&prefix)
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "logs")
+        .collect();
+    assert_eq!(left, ["root.img"], "the install made something");
+    // A swap area where the home image belongs.
+    fs::remove_file(&root).expect("rm");
+    says(
+        &run(&[
+            "images",
+            "swap",
+            p(&prefix.join("home.img")),
+            "--size",
+            "32M",
+        ]),
+        0,
+        &[],
+    );
+    says(
+        &install(&prefix, &[]),
+        FAILED,
+        &["home.img exists and is a swap area, not an ext2/ext3/ext4 image"],
+    );
+
+    // Made by the install, then replaced by text: status does not call it installed.
+    fs::remove_file(prefix.join("home.img")).expect("rm");
+    says(&install(&prefix, &[]), 0, &[]);
+    fs::write(&root, "hello world").expect("write");
+    says(
+        &run(&["status", "--prefix", p(&prefix)]),
+        1,
+        &["problem: root.img is 11 bytes, the install recorded"],
+    );
+}
+
+#[test]
+fn issue19_item9_dry_run_plans_and_refuses_what_the_install_does() {
+    let t = tempdir("untrusted-");
+    // A home image with the user's data: the dry run says it is kept, as the install does.
+    let prefix = t.path().join("m");
+    fs::create_dir_all(&prefix).expect("mkdir");
+    let home = prefix.join("home.img");
+    says(
+        &run(&["images", "build", p(&home), "--fs", "ext3", "--size", "16M"]),
+        0,
+        &[],
+    );
+    let before = common::sha256(&home);
+    let o = install(&prefix, &["--dry-run", "--json"]);
+    says(&o, 0, &[]);
+    let plan: Value = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["event"] == "plan")
+        .expect("a plan event");
+    let files = plan["files"].as_array().expect("files");
+    let action = |f: &str| {
+        files
+            .iter()
+            .find(|a| a["file"] == f)
+            .map(|a| (a["action"].clone(), a["found"].clone()))
+    };
+    assert_eq!(
+        action("root.img"),
+        Some((json!("build"), Value::Null)),
+        "{plan}"
+    );
+    assert_eq!(
+        action("home.img"),
+        Some((
+            json!("keep"),
+            json!("16 MB ext3, not made by this install: kept with its data")
+        )),
+        "{plan}"
+    );
+    says(
+        &install(&prefix, &["--dry-run"]),
+        0,
+        &["home.img: 16 MB ext3, not made by this install: kept with its data"],
+    );
+    says(&install(&prefix, &[]), 0, &["kept home.img"]);
+    assert_eq!(common::sha256(&home), before);
+
+    // A damaged install-state.json: both refuse it.
+    fs::write(prefix.join("install-state.json"), "{bad").expect("write");
+    for dry in [true, false] {
+        says(
+            &install(&prefix, if dry { &["--dry-run"] } else { &[] }),
+            FAILED,
+            &["install-state.json is damaged; move it away and run the install again"],
+        );
+    }
+
+    // An install killed after its images were built: the dry run with the same answers
+    // keeps them, as the install that continues does; with other answers they are
+    // built again, after the install rolls the interrupted one back.
+    let killed = t.path().join("killed");
+    let mut args = vec!["install", "--unattended", "--prefix", p(&killed)];
+    args.extend_from_slice(SMALL);
+    let mut child = paused_at(cmd(&args), "swap");
+    child.kill().expect("kill");
+    let _ = child.wait();
+    let plan_files = |extra: &[&str]| -> Vec<Value> {
+        let o = install(&killed, &[&["--dry-run", "--json"], extra].concat());
+        says(&o, 0, &[]);
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["event"] == "plan")
+            .and_then(|v| v["files"].as_array().cloned())
+            .expect("files")
+    };
+    let same = plan_files(&[]);
+    assert_eq!(same[0]["file"], "root.img");
+    assert_eq!(same[0]["action"], "keep", "{same:?}");
+    assert!(
+        same[0]["found"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("built by the interrupted install of these answers")),
+        "{same:?}"
+    );
+    let other = plan_files(&["--set", "RAMMB=48"]);
+    assert_eq!(other[0]["action"], "build", "{other:?}");
+    assert_eq!(
+        other[0]["found"],
+        "made by an interrupted install of other answers, which is rolled back first"
+    );
+
+    // A size too small for the image's content: both refuse it before any change.
+    let fresh = t.path().join("fresh");
+    for dry in [true, false] {
+        let mut args = vec![];
+        if dry {
+            args.push("--dry-run");
+        }
+        args.extend(["--set", "HOMEMB=4"]);
+        says(
+            &install(&fresh, &args),
+            FAILED,
+            &[
+                "HOMEMB=4: home.img is too small for what goes into it",
+                "give HOMEMB=8 or more",
+            ],
+        );
+        assert!(!fresh.exists(), "the install made {}", fresh.display());
+    }
 }
