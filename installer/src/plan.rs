@@ -590,9 +590,7 @@ pub fn resolve(answers: &Answers, loaded: &Loaded, host: &HostFacts) -> Result<P
         let (size_mb, size_rule) = match answers.get(key) {
             Some(a) => {
                 let v = number(a, key)?;
-                if v == 0 {
-                    bail!("{key}=0 ({}): an image needs a size above 0", a.origin);
-                }
+                profile::check_size_mb(v).map_err(|e| anyhow!("{key}={v} ({}): {e}", a.origin))?;
                 if v < spec.size_mb {
                     warnings.push(format!(
                         "{key}={v} is below the profile's recommended {} MB ({})",
@@ -654,9 +652,7 @@ pub fn resolve(answers: &Answers, loaded: &Loaded, host: &HostFacts) -> Result<P
     let (swap_mb, swap_rule) = match answers.get("SWAPMB") {
         Some(a) => {
             let v = number(a, "SWAPMB")?;
-            if v < 1 {
-                bail!("SWAPMB=0 ({}): a swap image needs at least 1 MB", a.origin);
-            }
+            profile::check_size_mb(v).map_err(|e| anyhow!("SWAPMB={v} ({}): {e}", a.origin))?;
             if v <= u64::from(ram_mb) {
                 warnings.push(format!(
                     "SWAPMB={v} is not larger than the guest's RAM ({ram_mb} MB); the seed manual asks for more swap than RAM"
@@ -672,6 +668,9 @@ pub fn resolve(answers: &Answers, loaded: &Loaded, host: &HostFacts) -> Result<P
             ),
         ),
     };
+    // The one check of every size (the profile's were checked when it was loaded);
+    // RAM × factor is checked here, where it is computed.
+    profile::check_size_mb(swap_mb).map_err(|e| anyhow!("SWAPMB: {e}"))?;
     let swap = SwapPlan {
         file: p.swap.file.clone(),
         path: prefix.join(&p.swap.file),

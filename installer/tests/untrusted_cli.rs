@@ -9,6 +9,10 @@
 //! - item 9: a killed run's temporaries go with the next run; a file that is not an
 //!   image of its kind is refused, not "kept"; `--dry-run` plans and refuses what the
 //!   install does (kept images, a damaged state, a size too small for its content);
+//! - item 6: a profile's strings cannot break the guest's files (control characters,
+//!   whitespace in fstab fields, quotes in rcS), its image names cannot be the
+//!   machine's own files, its users and uids are unique, and a size that would wrap
+//!   around is refused by the dry run and the install alike;
 //! - item 10: readers (config check|show, answer files, profile files, kit.toml,
 //!   install-state.json) refuse what is not a regular file and read at most a stated
 //!   limit, so a FIFO or /dev/zero neither blocks nor fills memory.
@@ -746,4 +750,133 @@ fn issue19_item9_dry_run_plans_and_refuses_what_the_install_does() {
         );
         assert!(!fresh.exists(), "the install made {}", fresh.display());
     }
+}
+
+/// The shipped minimal profile with `from` replaced by `to`, written as a profile file.
+fn profile_with(dir: &Path, name: &str, from: &str, to: &str) -> String {
+    let shipped = include_str!("../../profiles/minimal.toml");
+    assert!(shipped.contains(from), "{from}");
+    let path = dir.join(format!("{name}.toml"));
+    fs::write(&path, shipped.replacen(from, to, 1)).expect("write profile");
+    p(&path).to_owned()
+}
+
+#[test]
+fn issue19_item6_profiles_that_would_break_the_machine_are_refused_by_dry_run_and_install() {
+    let t = tempdir("untrusted-");
+    let prefix = t.path().join("m");
+    let home_file = "file = \"home.img\"";
+    let home_mount = "mount = \"/home\"";
+    let root_user = "[[user]]\nname = \"root\"\nuid = 0\ngid = 0\nhome = \"/root\"\n";
+    let cases = [
+        (
+            "own-file",
+            home_file,
+            "file = \"config.txt\"",
+            "`config.txt`: an image cannot be named after the machine's own config.txt",
+        ),
+        (
+            "own-state",
+            home_file,
+            "file = \"Install-State.JSON\"",
+            "cannot be named after the machine's own",
+        ),
+        (
+            "same-name",
+            home_file,
+            "file = \"ROOT.IMG\"",
+            "two images have the same file name (letter case aside)",
+        ),
+        (
+            "device",
+            home_file,
+            "file = \"nul.img\"",
+            "nul is a device on Windows",
+        ),
+        (
+            "newline",
+            home_mount,
+            "mount = \"/home\\n/dev/ubda /mnt ext4 defaults 0 0\"",
+            "image[1].mount: has the control character U+000A",
+        ),
+        (
+            "space",
+            home_mount,
+            "mount = \"/my home\"",
+            "image[1].mount: `/my home` has whitespace",
+        ),
+        (
+            "two-roots",
+            root_user,
+            &format!("{root_user}\n{root_user}"),
+            "user[1].name: `root` is given twice",
+        ),
+        (
+            "two-uids",
+            root_user,
+            &format!(
+                "{root_user}\n[[user]]\nname = \"toor\"\nuid = 0\ngid = 0\nhome = \"/root\"\n"
+            ),
+            "user[1].uid: 0 is also the uid of `root`",
+        ),
+        (
+            "huge",
+            "size_mb = 128",
+            "size_mb = 18446744073709551615",
+            "image[1].size_mb: 18446744073709551615 MB is larger than the largest image colinux-setup makes (4294967296 MB, 4 PiB)",
+        ),
+        (
+            "target",
+            "target = \"/home\"",
+            "target = \"/home init=/bin/sh\"",
+            "first_boot.target: `/home init=/bin/sh` has whitespace",
+        ),
+    ];
+    for (name, from, to, error) in cases {
+        let profile = profile_with(t.path(), name, from, to);
+        for dry in [true, false] {
+            let mut extra = vec!["--profile", profile.as_str()];
+            if dry {
+                extra.push("--dry-run");
+            }
+            says(&install(&prefix, &extra), FAILED, &[error]);
+            assert!(!prefix.exists(), "{name}: the install made {}", p(&prefix));
+        }
+    }
+    // An answer that would wrap around (2^44 MB is 2^64 bytes, i.e. 0).
+    for dry in [true, false] {
+        let mut extra = vec!["--set", "HOMEMB=17592186044416"];
+        if dry {
+            extra.push("--dry-run");
+        }
+        says(
+            &install(&prefix, &extra),
+            FAILED,
+            &[
+                "HOMEMB=17592186044416 (--set HOMEMB): 17592186044416 MB is larger than the largest image",
+            ],
+        );
+        assert!(!prefix.exists());
+    }
+}
+
+#[test]
+fn issue19_item6_a_quote_in_a_home_folder_stays_a_name_in_the_guests_rcs() {
+    let t = tempdir("untrusted-");
+    let prefix = t.path().join("m");
+    let profile = profile_with(
+        t.path(),
+        "quote",
+        "home = \"/root\"\n",
+        "home = \"/root\"\n\n[[user]]\nname = \"x\"\nuid = 1000\ngid = 1000\nhome = \"/home/x'; reboot; '\"\n",
+    );
+    says(&install(&prefix, &["--profile", &profile]), 0, &[]);
+    let rcs = common::debugfs(&prefix.join("root.img"), "cat /etc/init.d/rcS");
+    assert!(
+        rcs.contains(
+            r"mkdir -p '/home/x'\''; reboot; '\''' && chown 1000:1000 '/home/x'\''; reboot; '\'''"
+        ),
+        "{rcs}"
+    );
+    assert!(!rcs.contains("'/home/x'; reboot"), "{rcs}");
 }
