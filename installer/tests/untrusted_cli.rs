@@ -880,3 +880,27 @@ fn issue19_item6_a_quote_in_a_home_folder_stays_a_name_in_the_guests_rcs() {
     );
     assert!(!rcs.contains("'/home/x'; reboot"), "{rcs}");
 }
+
+#[test]
+fn issue19_item1_a_rebuild_writes_only_in_the_machines_folder_whatever_the_state_says() {
+    let t = tempdir("untrusted-");
+    let prefix = t.path().join("m");
+    says(&install(&prefix, &[]), 0, &[]);
+    let elsewhere = t.path().join("elsewhere");
+    fs::create_dir_all(&elsewhere).expect("mkdir");
+    fs::write(elsewhere.join("root.img"), "the user's\n").expect("write");
+    let mut st = read_state(&prefix);
+    st["answers"]["INSTALLDIR"] = json!(p(&elsewhere));
+    write_state(&prefix, &st);
+    says(
+        &run(&["images", "rebuild", "--prefix", p(&prefix), "root"]),
+        0,
+        &[],
+    );
+    assert_eq!(
+        fs::read_to_string(elsewhere.join("root.img")).expect("root.img"),
+        "the user's\n"
+    );
+    assert_eq!(fs::read_dir(&elsewhere).expect("ls").count(), 1);
+    e2e_tests::e2fsck_clean(&prefix.join("root.img")).expect("the rebuilt root");
+}

@@ -143,12 +143,22 @@ fn set_level(plan: &mut Plan, role: Role, level: FsLevel) {
     }
 }
 
-/// The installed plan, with each image's level as it is on disk.
-fn installed_plan(st: &InstallState) -> Result<Plan> {
+/// The installed plan, with each image's level as it is on disk. The machine's folder is
+/// `prefix`, where its state is, whatever INSTALLDIR the state records: the state is
+/// untrusted input, and a rebuild must not write images anywhere else.
+fn installed_plan(prefix: &Path, st: &InstallState) -> Result<Plan> {
     let mut answers = Answers::default();
     for (k, v) in &st.answers {
         answers.set(k, v, "install-state.json")?;
     }
+    answers.set(
+        "INSTALLDIR",
+        &std::path::absolute(prefix)
+            .unwrap_or_else(|_| prefix.to_owned())
+            .display()
+            .to_string(),
+        "the machine's folder",
+    )?;
     let mut plan = super::install::make_plan(&answers)
         .context("the installed machine's answers no longer make a plan")?;
     let found: Vec<(Role, FsLevel)> = plan
@@ -175,7 +185,7 @@ fn rebuild(
     targets.sort();
     targets.dedup();
     finish_pending(prefix, &mut st, log)?;
-    let mut plan = installed_plan(&st)?;
+    let mut plan = installed_plan(prefix, &st)?;
     let kernel: image_builder::KernelVersion = plan
         .guest_kernel
         .parse()
@@ -358,7 +368,7 @@ pub fn switch_monitor(
     finish_pending(prefix, &mut st, log)?;
     st.answers
         .insert("MONITOR".to_owned(), to.as_str().to_owned());
-    let plan = installed_plan(&st)?;
+    let plan = installed_plan(prefix, &st)?;
     let root = plan
         .images
         .iter()
