@@ -1353,12 +1353,42 @@ pub fn uninstall(
     // (no right), every file is still there and the uninstall can be run again.
     if let Some(t) = st.tap.as_ref().filter(|t| t.created) {
         let mut host = crate::netfacts::host();
-        match tap_setup::remove(host.as_mut(), &t.name) {
+        // The record is untrusted: an adapter of that name whose addresses do not
+        // include the one the install gave it is someone else's (a VPN's tap0), kept.
+        let others = match (host.find(&t.name), &t.host_ip) {
+            (Ok(Some(a)), Some(ip))
+                if !a.addresses.is_empty()
+                    && !a.addresses.iter().any(|p| p.addr.to_string() == *ip) =>
+            {
+                Some(
+                    a.addresses
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                )
+            }
+            _ => None,
+        };
+        let result = match others {
+            Some(addrs) => {
+                let line = format!(
+                    "the TAP adapter {} has the address {addrs}, not {} as the install made it; it was kept",
+                    t.name,
+                    t.host_ip.as_deref().unwrap_or_default()
+                );
+                log.line(&line);
+                out.not_removed.push(line);
+                Ok(false)
+            }
+            None => tap_setup::remove(host.as_mut(), &t.name),
+        };
+        match result {
             Ok(true) => {
                 log.line(&format!("removed the TAP adapter {}", t.name));
                 out.removed.push(format!("TAP adapter {}", t.name));
             }
-            Ok(false) => log.line(&format!("the TAP adapter {} was already gone", t.name)),
+            Ok(false) => log.line(&format!("the TAP adapter {} was not removed", t.name)),
             Err(e) => {
                 return Err(ApplyError::Failed(anyhow!(e).context(format!(
                     "cannot remove the TAP adapter {} this install created; run the uninstall as root or with CAP_NET_ADMIN",

@@ -904,3 +904,66 @@ fn issue19_item1_a_rebuild_writes_only_in_the_machines_folder_whatever_the_state
     assert_eq!(fs::read_dir(&elsewhere).expect("ls").count(), 1);
     e2e_tests::e2fsck_clean(&prefix.join("root.img")).expect("the rebuilt root");
 }
+
+/// A network namespace for the TAP test, deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new() -> Netns {
+        let name = format!("untrusted-{}", std::process::id());
+        let st = std::process::Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .expect("ip netns add (the test needs root and iproute2)");
+        assert!(st.success(), "ip netns add {name}");
+        Netns(name)
+    }
+
+    fn exec(&self, program: &str, args: &[&str]) -> std::process::Command {
+        let mut c = std::process::Command::new("ip");
+        c.args(["netns", "exec", &self.0, program])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .env_remove("SUDO_UID");
+        c
+    }
+
+    fn ok(&self, args: &[&str]) {
+        let o = self.exec("ip", args).output().expect("ip");
+        assert!(o.status.success(), "ip {args:?}: {}", text(&o));
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.0])
+            .status();
+    }
+}
+
+#[test]
+fn issue19_item1_uninstall_removes_no_tap_adapter_the_install_did_not_make() {
+    let t = tempdir("untrusted-");
+    let prefix = t.path().join("m");
+    says(&install(&prefix, &[]), 0, &[]);
+    // Someone else's TAP adapter, with its own address, in a namespace of the test.
+    let ns = Netns::new();
+    ns.ok(&["tuntap", "add", "dev", "othertap", "mode", "tap"]);
+    ns.ok(&["addr", "add", "10.99.99.1/24", "dev", "othertap"]);
+    let mut st = read_state(&prefix);
+    st["tap"] = json!({"name": "othertap", "subnet": "10.12.12.0/24", "state": "created, 10.12.12.1 up", "created": true, "host_ip": "10.12.12.1", "guest_ip": "10.12.12.2"});
+    write_state(&prefix, &st);
+    let o = output_within(
+        ns.exec(common::BIN, &["uninstall", "--prefix", p(&prefix)]),
+        60,
+    );
+    says(
+        &o,
+        0,
+        &[
+            "the TAP adapter othertap has the address 10.99.99.1/24, not 10.12.12.1 as the install made it; it was kept",
+        ],
+    );
+    ns.ok(&["link", "show", "othertap"]);
+}

@@ -6,9 +6,10 @@
 //! install-state.json is read as untrusted input: a file it names is removed only when
 //! the name is a plain name in the folder and the file is still what the install
 //! recorded (size and digest; an image, which the guest writes into: its kind, size and
-//! UUID); a service or PuTTY session only when it is still what the install made. The
-//! rest is kept and said on stderr (and as `not_removed` with `--json`); the uninstall
-//! still exits 0, having removed what was the install's.
+//! UUID); a service, PuTTY session or TAP adapter only when it is still what the
+//! install made (its command line, host and port, address). The rest is kept and said
+//! on stderr (and as `not_removed` with `--json`); the uninstall still exits 0, having
+//! removed what was the install's.
 
 use std::path::Path;
 
