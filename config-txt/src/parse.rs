@@ -32,11 +32,11 @@
 use std::collections::BTreeMap;
 
 use crate::cnum::{strtol0, strtol10, strtoul10};
-use crate::diagnostic::{Diagnostic, Item, Location, show_bytes};
+use crate::diagnostic::{Diagnostic, Item, Location, Severity, show_bytes};
 use crate::fields::{self, Field};
 use crate::lint::{LintOptions, lint};
 use crate::model::*;
-use crate::tokenizer::{Token, tokenize};
+use crate::tokenizer::{Span, tokenize};
 
 /// One input of colinux-daemon, in command-line order.
 #[derive(Debug, Clone, Copy)]
@@ -119,9 +119,11 @@ pub fn parse(text: &[u8], name: &str) -> Parsed {
 /// `colinux-daemon @a.conf @b.conf mem=64` would (spec §1.2, §9.19).
 pub fn parse_sources(sources: &[Source<'_>]) -> Parsed {
     let mut diags = Vec::new();
+    // Tokens are spans of the sources, which are held once, by the caller.
     let mut toks = Vec::new();
     let mut first: Option<Location> = None;
     for (n, source) in sources.iter().enumerate() {
+        let src = u32::try_from(n).unwrap_or(u32::MAX);
         match *source {
             Source::File { name, text } => {
                 first.get_or_insert_with(|| Location {
@@ -129,7 +131,7 @@ pub fn parse_sources(sources: &[Source<'_>]) -> Parsed {
                     line: 1,
                     col: 1,
                 });
-                toks.extend(tokenize(text, name, &mut diags));
+                tokenize(text, name, src, &mut diags, &mut toks);
             }
             Source::Arg(text) => {
                 let loc = Location {
@@ -150,9 +152,13 @@ pub fn parse_sources(sources: &[Source<'_>]) -> Parsed {
                     continue;
                 }
                 if !text.is_empty() {
-                    toks.push(Token {
-                        text: text.to_vec(),
-                        loc,
+                    toks.push(Span {
+                        src,
+                        start: 0,
+                        // An argument longer than 4 GiB is read as its first 4 GiB.
+                        len: u32::try_from(text.len()).unwrap_or(u32::MAX),
+                        line: loc.line,
+                        col: loc.col,
                     });
                 }
             }
@@ -164,13 +170,19 @@ pub fn parse_sources(sources: &[Source<'_>]) -> Parsed {
         col: 1,
     });
     let mut p = Parser {
-        toks: toks.into_iter().map(|t| Tok { t, used: false }).collect(),
+        used: vec![false; toks.len()],
+        toks,
+        sources,
         diags,
         spans: BTreeMap::new(),
         cfg: Config::default(),
         kernel_seen: false,
+        per_code: BTreeMap::new(),
+        suppressed: BTreeMap::new(),
+        scratch: Diagnostic::new(Severity::Warning, "", None, ""),
     };
     p.run(first);
+    p.summarise_suppressed();
     let mut diagnostics = p.diags;
     sort_diagnostics(&mut diagnostics);
     Parsed {
@@ -180,27 +192,53 @@ pub fn parse_sources(sources: &[Source<'_>]) -> Parsed {
     }
 }
 
-struct Tok {
-    t: Token,
-    used: bool,
+/// A token as the parser works on it: its bytes (borrowed from its source) and where
+/// it starts.
+#[derive(Debug, Clone)]
+struct Token<'a> {
+    text: &'a [u8],
+    loc: Location,
 }
 
-struct Parser {
-    toks: Vec<Tok>,
+impl Token<'_> {
+    /// The location of the byte at `offset` in this token.
+    fn at(&self, offset: usize) -> Location {
+        let mut loc = self.loc.clone();
+        let offset = u32::try_from(offset).unwrap_or(u32::MAX);
+        loc.col = loc.col.saturating_add(offset);
+        loc
+    }
+}
+
+struct Parser<'a> {
+    /// Every token of every source, in order, as spans of `sources`.
+    toks: Vec<Span>,
+    /// Which tokens a key has taken (the rest make the boot line).
+    used: Vec<bool>,
+    sources: &'a [Source<'a>],
     diags: Vec<Diagnostic>,
     spans: BTreeMap<Item, Location>,
     cfg: Config,
     /// A `kernel...=` token was found (even a bad one), so "kernel missing" would be noise.
     kernel_seen: bool,
+    /// How many findings of each kind are kept.
+    per_code: BTreeMap<&'static str, usize>,
+    /// Findings not kept, by kind: how many, and the first of them.
+    suppressed: BTreeMap<&'static str, (usize, Diagnostic)>,
+    /// Where the `help` of a finding that is not kept goes.
+    scratch: Diagnostic,
 }
 
+/// The most findings of one kind listed one by one; the rest are counted on one line.
+pub const MAX_PER_CODE: usize = 100;
+
 /// A key token found by a lookup: the token, and the offset of the value (after `=`).
-struct Hit {
-    tok: Token,
+struct Hit<'a> {
+    tok: Token<'a>,
     value_at: usize,
 }
 
-impl Hit {
+impl Hit<'_> {
     fn value(&self) -> &[u8] {
         &self.tok.text[self.value_at..]
     }
@@ -232,16 +270,27 @@ fn strip_quotes(v: &[u8]) -> Result<&[u8], ()> {
     }
 }
 
-impl Parser {
+impl<'a> Parser<'a> {
+    /// The token stored as `span`.
+    fn token(&self, span: &Span) -> Token<'a> {
+        let (name, bytes) = match self.sources.get(span.src as usize) {
+            Some(Source::File { name, text }) => (*name, *text),
+            Some(Source::Arg(text)) => ("argv", *text),
+            None => ("", &[][..]),
+        };
+        Token {
+            text: span.text(bytes),
+            loc: span.location(name),
+        }
+    }
+
     fn error(
         &mut self,
         code: &'static str,
         loc: Location,
         msg: impl Into<String>,
     ) -> &mut Diagnostic {
-        self.diags.push(Diagnostic::error(code, loc, msg));
-        let last = self.diags.len() - 1;
-        &mut self.diags[last]
+        self.push(Diagnostic::error(code, loc, msg))
     }
 
     fn warn(
@@ -250,29 +299,77 @@ impl Parser {
         loc: Location,
         msg: impl Into<String>,
     ) -> &mut Diagnostic {
-        self.diags.push(Diagnostic::warning(code, loc, msg));
-        let last = self.diags.len() - 1;
-        &mut self.diags[last]
+        self.push(Diagnostic::warning(code, loc, msg))
+    }
+
+    /// Keeps a finding, unless [`MAX_PER_CODE`] of its kind are kept already: then it is
+    /// counted for one summary line (and the caller's `help` goes to a scratch copy).
+    /// A file repeating one mistake thousands of times costs a few lines, not memory
+    /// in proportion.
+    fn push(&mut self, d: Diagnostic) -> &mut Diagnostic {
+        let kept = self.per_code.entry(d.code).or_default();
+        if *kept < MAX_PER_CODE {
+            *kept += 1;
+            self.diags.push(d);
+            let last = self.diags.len() - 1;
+            return &mut self.diags[last];
+        }
+        let more = self
+            .suppressed
+            .entry(d.code)
+            .or_insert_with(|| (0, d.clone()));
+        more.0 += 1;
+        if d.is_error() {
+            more.1.severity = Severity::Error;
+        }
+        self.scratch = d;
+        &mut self.scratch
+    }
+
+    /// One line for each kind of finding that had more than [`MAX_PER_CODE`].
+    fn summarise_suppressed(&mut self) {
+        for (code, (n, first)) in std::mem::take(&mut self.suppressed) {
+            self.diags.push(Diagnostic::new(
+                first.severity,
+                code,
+                first.location,
+                format!(
+                    "{n} more finding(s) like the {MAX_PER_CODE} `{code}` above, from here on, are not listed one by one"
+                ),
+            ));
+        }
     }
 
     /// Consumes the first unused token at or after `*from` that starts with `key` and
     /// contains `=`. Earlier tokens that did not match cannot match later (tokens are only
     /// ever consumed), so a caller looping on one key passes its cursor to stay linear.
-    fn take(&mut self, key: &str, from: &mut usize) -> Option<Token> {
+    fn take(&mut self, key: &str, from: &mut usize) -> Option<Token<'a>> {
         while *from < self.toks.len() {
             let i = *from;
             *from += 1;
-            let tok = &mut self.toks[i];
-            if !tok.used && tok.t.text.starts_with(key.as_bytes()) && tok.t.text.contains(&b'=') {
-                tok.used = true;
-                return Some(tok.t.clone());
+            if self.used[i] {
+                continue;
+            }
+            let span = self.toks[i];
+            let text = self.text(&span);
+            if text.starts_with(key.as_bytes()) && text.contains(&b'=') {
+                self.used[i] = true;
+                return Some(self.token(&span));
             }
         }
         None
     }
 
+    /// The bytes of the token stored as `span`.
+    fn text(&self, span: &Span) -> &'a [u8] {
+        match self.sources.get(span.src as usize) {
+            Some(Source::File { text, .. } | Source::Arg(text)) => span.text(text),
+            None => &[],
+        }
+    }
+
     /// Single-valued key: the first match wins; a suffix before `=` is fatal.
-    fn scalar(&mut self, key: &str) -> Option<Hit> {
+    fn scalar(&mut self, key: &str) -> Option<Hit<'a>> {
         let tok = self.take(key, &mut 0)?;
         let eq = tok
             .text
@@ -309,7 +406,7 @@ impl Parser {
     }
 
     /// Indexed key: every match, with its index checked against `max`.
-    fn indexed(&mut self, key: &str, max: u8) -> Vec<(u8, Hit)> {
+    fn indexed(&mut self, key: &str, max: u8) -> Vec<(u8, Hit<'a>)> {
         let mut out = Vec::new();
         let mut from = 0;
         while let Some(tok) = self.take(key, &mut from) {
@@ -553,10 +650,10 @@ impl Parser {
     }
 
     fn kernel(&mut self) {
-        self.kernel_seen = self
-            .toks
-            .iter()
-            .any(|t| t.t.text.starts_with(b"kernel") && t.t.text.contains(&b'='));
+        self.kernel_seen = self.toks.iter().any(|t| {
+            let text = self.text(t);
+            text.starts_with(b"kernel") && text.contains(&b'=')
+        });
         if let Some(hit) = self.scalar("kernel") {
             self.spans.insert(Item::Kernel, hit.tok.loc.clone());
             self.cfg.kernel = self.loader_path("kernel", &hit);
@@ -863,7 +960,7 @@ impl Parser {
             Ok(m) => Ok(Some(m)),
             Err(e) => {
                 let help = if f.quote_trap {
-                    Some(quote_trap_help(&hit.tok.text, at + f.start))
+                    Some(quote_trap_help(hit.tok.text, at + f.start))
                 } else {
                     Some(format!(
                         "`{key}` wants a MAC as 17 characters hh:hh:hh:hh:hh:hh, e.g. 02:00:00:00:00:01"
@@ -878,7 +975,7 @@ impl Parser {
 
     fn name_trap(&mut self, key: &str, hit: &Hit, at: usize, f: &Field, what: &str) {
         if f.quote_trap {
-            let help = quote_trap_help(&hit.tok.text, at + f.start);
+            let help = quote_trap_help(hit.tok.text, at + f.start);
             self.warn(
                 "empty-field-quotes",
                 hit.tok.at(at + f.start),
@@ -1298,23 +1395,30 @@ impl Parser {
 
     /// Everything not taken as a key, joined by single spaces and cut at 255 bytes.
     fn boot_line(&mut self) {
-        let left: Vec<Token> = self
-            .toks
-            .iter()
-            .filter(|t| !t.used)
-            .map(|t| t.t.clone())
-            .collect();
-        for tok in &left {
-            self.case_lookalike(tok);
+        // The tokens left are visited where they are stored, not copied: there may be
+        // as many as the file has bytes, while the boot line keeps at most 255.
+        let mut count = 0usize;
+        let mut total = 0usize;
+        for i in 0..self.toks.len() {
+            if self.used[i] {
+                continue;
+            }
+            let tok = self.token(&self.toks[i]);
+            self.case_lookalike(&tok);
+            count += 1;
+            total += tok.text.len();
         }
-        let total: usize =
-            left.iter().map(|t| t.text.len()).sum::<usize>() + left.len().saturating_sub(1);
+        let total = total + count.saturating_sub(1);
         let mut kept: Vec<(String, Location)> = Vec::new();
         let mut len = 0usize;
-        for tok in &left {
+        for i in 0..self.toks.len() {
+            if self.used[i] {
+                continue;
+            }
+            let tok = self.token(&self.toks[i]);
             let text = self
-                .utf8(&tok.text, &tok.loc, "this boot parameter")
-                .unwrap_or_else(|| String::from_utf8_lossy(&tok.text).into_owned());
+                .utf8(tok.text, &tok.loc, "this boot parameter")
+                .unwrap_or_else(|| String::from_utf8_lossy(tok.text).into_owned());
             let sep = usize::from(!kept.is_empty());
             if len + sep + text.len() <= MAX_BOOT_LINE {
                 len += sep + text.len();
@@ -1367,7 +1471,7 @@ impl Parser {
     }
 
     /// `Kernel=`, `MEM=`, `Cobd0=`: keys are case-sensitive, so these reach the guest.
-    fn case_lookalike(&mut self, tok: &Token) {
+    fn case_lookalike(&mut self, tok: &Token<'_>) {
         let Some(eq) = tok.text.iter().position(|&b| b == b'=') else {
             return;
         };

@@ -12,25 +12,53 @@
 //! offset inside it locates any byte of it. Where the daemon silently does something a
 //! reader would not expect (skipped bytes, a `#` cutting a value, a tab inside quotes, an
 //! unterminated quote, a NUL), this module keeps the daemon's behaviour and adds a warning.
+//!
+//! A token's bytes are always one run of the source (every byte between its start and
+//! the byte that ends it belongs to it, quotes included), so a token is stored as a
+//! [`Span`] of the source: a few numbers, whatever its length. The source is held once,
+//! by the caller, and a file's tokens take less memory than the file.
 
 use crate::diagnostic::{Diagnostic, Location, show_bytes};
 
-/// One token, as the daemon sees it, and where it starts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Token {
-    pub text: Vec<u8>,
-    pub loc: Location,
+/// One token, as the daemon sees it: where its bytes are in its source, and the line
+/// and column it starts at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    /// The index of the token's source (given to [`tokenize`]).
+    pub src: u32,
+    /// The offset of its first byte in the source (sources are at most
+    /// [`MAX_SOURCE`] bytes, so 32 bits hold it).
+    pub start: u32,
+    /// Its length in bytes.
+    pub len: u32,
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column, in bytes.
+    pub col: u32,
 }
 
-impl Token {
-    /// The location of the byte at `offset` in this token.
-    pub fn at(&self, offset: usize) -> Location {
-        let mut loc = self.loc.clone();
-        let offset = u32::try_from(offset).unwrap_or(u32::MAX);
-        loc.col = loc.col.saturating_add(offset);
-        loc
+impl Span {
+    /// The token's bytes in `source`, the bytes it was tokenized from.
+    pub fn text<'a>(&self, source: &'a [u8]) -> &'a [u8] {
+        let start = self.start as usize;
+        source
+            .get(start..start.saturating_add(self.len as usize))
+            .unwrap_or_default()
+    }
+
+    /// Where the token starts, in the source named `file`.
+    pub fn location(&self, file: &str) -> Location {
+        Location {
+            file: file.to_string(),
+            line: self.line,
+            col: self.col,
+        }
     }
 }
+
+/// The largest source that is tokenized: 4 GiB - 1, so that a token's offset and length
+/// fit 32 bits and a token takes 20 bytes. (A config.txt is a few hundred bytes.)
+pub(crate) const MAX_SOURCE: usize = u32::MAX as usize;
 
 /// Skipped-byte warnings reported per source before they are summarised: binary junk
 /// would otherwise produce one per byte run.
@@ -56,9 +84,15 @@ struct Skipped {
     bytes: Vec<u8>,
 }
 
-/// Splits one `@file`'s bytes into tokens, appending warnings (and, for UTF-16, an error)
-/// to `diags`.
-pub(crate) fn tokenize(bytes: &[u8], file: &str, diags: &mut Vec<Diagnostic>) -> Vec<Token> {
+/// Splits one `@file`'s bytes into tokens, appended to `tokens` as spans of `bytes`
+/// (source number `src`), and appends warnings (and, for UTF-16, an error) to `diags`.
+pub(crate) fn tokenize(
+    bytes: &[u8],
+    file: &str,
+    src: u32,
+    diags: &mut Vec<Diagnostic>,
+    tokens: &mut Vec<Span>,
+) {
     let start_loc = Location {
         file: file.to_string(),
         line: 1,
@@ -76,6 +110,17 @@ pub(crate) fn tokenize(bytes: &[u8], file: &str, diags: &mut Vec<Diagnostic>) ->
             )
             .with_help("save it as ANSI or UTF-8 (for example with Notepad's \"Save as\", encoding ANSI or UTF-8)"),
         );
+    }
+    if bytes.len() > MAX_SOURCE {
+        diags.push(Diagnostic::error(
+            "too-large",
+            start_loc,
+            format!(
+                "the file is {} bytes; this checker reads files of at most {MAX_SOURCE} bytes (a config.txt is a few hundred)",
+                bytes.len()
+            ),
+        ));
+        return;
     }
     let mut end = bytes.len();
     if let Some(nul) = bytes.iter().position(|&b| b == 0) {
@@ -100,11 +145,10 @@ pub(crate) fn tokenize(bytes: &[u8], file: &str, diags: &mut Vec<Diagnostic>) ->
         0
     };
 
-    let mut tokens = Vec::new();
     let mut state = State::Blank;
     let mut line: u32 = 1;
     let mut line_start: usize = 0;
-    let mut current: Option<Token> = None;
+    let mut current: Option<Span> = None;
     let mut skipped: Option<Skipped> = None;
     let mut skip_warnings = 0usize;
     let mut skip_suppressed = 0usize;
@@ -129,9 +173,14 @@ pub(crate) fn tokenize(bytes: &[u8], file: &str, diags: &mut Vec<Diagnostic>) ->
                     );
                     state = State::Comment;
                 } else if starts_token(b) {
-                    current = Some(Token {
-                        text: vec![b],
-                        loc: loc_at(line, line_start, i),
+                    let loc = loc_at(line, line_start, i);
+                    current = Some(Span {
+                        src,
+                        // i < bytes.len() <= MAX_SOURCE (checked above).
+                        start: u32::try_from(i).unwrap_or(u32::MAX),
+                        len: 1,
+                        line: loc.line,
+                        col: loc.col,
                     });
                     state = State::Token { quoted: false };
                 } else if is_blank(b) {
@@ -160,6 +209,7 @@ pub(crate) fn tokenize(bytes: &[u8], file: &str, diags: &mut Vec<Diagnostic>) ->
                 if ends || b == b'#' {
                     if let Some(tok) = current.take() {
                         let here = loc_at(line, line_start, i);
+                        let text = tok.text(bytes);
                         if b == b'#' {
                             diags.push(
                                 Diagnostic::warning(
@@ -168,7 +218,7 @@ pub(crate) fn tokenize(bytes: &[u8], file: &str, diags: &mut Vec<Diagnostic>) ->
                                     format!(
                                         "`#` ends the value here{}; colinux-daemon reads `{}` and treats the rest of the line as a comment",
                                         if quoted { ", even inside quotes" } else { "" },
-                                        show_bytes(&tok.text)
+                                        show_bytes(text)
                                     ),
                                 )
                                 .with_help("a value cannot contain `#`; put comments on their own line"),
@@ -179,16 +229,17 @@ pub(crate) fn tokenize(bytes: &[u8], file: &str, diags: &mut Vec<Diagnostic>) ->
                                 here,
                                 format!(
                                     "control byte 0x{b:02x} ends the token inside quotes; colinux-daemon reads `{}` and starts a new token after it",
-                                    show_bytes(&tok.text)
+                                    show_bytes(text)
                                 ),
                             ).with_help("use spaces, not tabs, inside quoted values"));
                         } else if quoted {
-                            diags.push(unterminated(&tok));
+                            diags.push(unterminated(&tok, bytes, file));
                         }
                         finish(
                             tok,
+                            bytes,
                             &mut skipped,
-                            &mut tokens,
+                            tokens,
                             diags,
                             &mut skip_warnings,
                             &mut skip_suppressed,
@@ -201,7 +252,7 @@ pub(crate) fn tokenize(bytes: &[u8], file: &str, diags: &mut Vec<Diagnostic>) ->
                     };
                 } else {
                     if let Some(tok) = current.as_mut() {
-                        tok.text.push(b);
+                        tok.len += 1;
                     }
                     if b == b'"' {
                         state = State::Token { quoted: !quoted };
@@ -220,12 +271,13 @@ pub(crate) fn tokenize(bytes: &[u8], file: &str, diags: &mut Vec<Diagnostic>) ->
     }
     if let Some(tok) = current.take() {
         if state == (State::Token { quoted: true }) {
-            diags.push(unterminated(&tok));
+            diags.push(unterminated(&tok, bytes, file));
         }
         finish(
             tok,
+            bytes,
             &mut skipped,
-            &mut tokens,
+            tokens,
             diags,
             &mut skip_warnings,
             &mut skip_suppressed,
@@ -245,30 +297,30 @@ pub(crate) fn tokenize(bytes: &[u8], file: &str, diags: &mut Vec<Diagnostic>) ->
             format!("{skip_suppressed} more runs of skipped bytes are not reported one by one"),
         ));
     }
-    tokens
 }
 
-fn unterminated(tok: &Token) -> Diagnostic {
+fn unterminated(tok: &Span, bytes: &[u8], file: &str) -> Diagnostic {
     Diagnostic::warning(
         "unterminated-quote",
-        tok.loc.clone(),
+        tok.location(file),
         format!(
             "unterminated quote: colinux-daemon ends the token at the end of the line and keeps the `\"` in `{}`",
-            show_bytes(&tok.text)
+            show_bytes(tok.text(bytes))
         ),
     )
     .with_help("close the quote on the same line")
 }
 
 fn finish(
-    tok: Token,
+    tok: Span,
+    bytes: &[u8],
     skipped: &mut Option<Skipped>,
-    tokens: &mut Vec<Token>,
+    tokens: &mut Vec<Span>,
     diags: &mut Vec<Diagnostic>,
     count: &mut usize,
     suppressed: &mut usize,
 ) {
-    flush_skipped(skipped, Some(&tok), diags, count, suppressed);
+    flush_skipped(skipped, Some((&tok, bytes)), diags, count, suppressed);
     tokens.push(tok);
 }
 
@@ -276,7 +328,7 @@ fn finish(
 /// same line, with nothing in between), whose text the reader probably thinks includes them.
 fn flush_skipped(
     skipped: &mut Option<Skipped>,
-    next: Option<&Token>,
+    next: Option<(&Span, &[u8])>,
     diags: &mut Vec<Diagnostic>,
     count: &mut usize,
     suppressed: &mut usize,
@@ -289,10 +341,11 @@ fn flush_skipped(
         return;
     }
     *count += 1;
-    let adjacent = next.filter(|t| {
-        t.loc.line == s.loc.line
-            && u64::from(t.loc.col) == u64::from(s.loc.col) + s.bytes.len() as u64
-    });
+    let adjacent = next
+        .filter(|(t, _)| {
+            t.line == s.loc.line && u64::from(t.col) == u64::from(s.loc.col) + s.bytes.len() as u64
+        })
+        .map(|(t, bytes)| t.text(bytes));
     let shown = show_bytes(&s.bytes);
     let diag = match adjacent {
         Some(tok) if s.bytes.ends_with(b"@") => Diagnostic::warning(
@@ -300,7 +353,7 @@ fn flush_skipped(
             s.loc,
             format!(
                 "`@` files do not nest: colinux-daemon drops the `{shown}` and passes `{}` to the guest kernel",
-                show_bytes(&tok.text)
+                show_bytes(tok)
             ),
         )
         .with_help("give every @file on the colinux-daemon command line instead"),
@@ -309,7 +362,7 @@ fn flush_skipped(
             s.loc,
             format!(
                 "`{shown}` is skipped: a token can only start with a letter, a digit or `.`, so colinux-daemon reads `{}`",
-                show_bytes(&tok.text)
+                show_bytes(tok)
             ),
         )
         .with_help(
@@ -345,11 +398,17 @@ fn location_of(bytes: &[u8], offset: usize, file: &str) -> Location {
 mod tests {
     use super::*;
 
+    fn spans(input: &[u8], d: &mut Vec<Diagnostic>) -> Vec<Span> {
+        let mut out = Vec::new();
+        tokenize(input, "t", 0, d, &mut out);
+        out
+    }
+
     fn toks(input: &[u8]) -> Vec<Vec<u8>> {
         let mut d = Vec::new();
-        tokenize(input, "t", &mut d)
+        spans(input, &mut d)
             .into_iter()
-            .map(|t| t.text)
+            .map(|t| t.text(input).to_vec())
             .collect()
     }
 
@@ -391,9 +450,9 @@ mod tests {
     #[test]
     fn tokens_carry_line_and_column() {
         let mut d = Vec::new();
-        let t = tokenize(b"# c\n  mem=64\r\nkernel=x", "f", &mut d);
-        assert_eq!((t[0].loc.line, t[0].loc.col), (2, 3));
-        assert_eq!((t[1].loc.line, t[1].loc.col), (3, 1));
+        let t = spans(b"# c\n  mem=64\r\nkernel=x", &mut d);
+        assert_eq!((t[0].line, t[0].col), (2, 3));
+        assert_eq!((t[1].line, t[1].col), (3, 1));
         assert!(d.is_empty());
     }
 }

@@ -237,8 +237,9 @@ fn check_boot_param(cfg: &Config, param: &str, is_root: bool) -> Result<(), Writ
         }
     }
     let mut diags = Vec::new();
-    let toks = tokenize(param.as_bytes(), "", &mut diags);
-    if toks.len() != 1 || toks[0].text != param.as_bytes() || !diags.is_empty() {
+    let mut toks = Vec::new();
+    tokenize(param.as_bytes(), "", 0, &mut diags, &mut toks);
+    if toks.len() != 1 || toks[0].text(param.as_bytes()) != param.as_bytes() || !diags.is_empty() {
         return Err(refuse(
             "it does not read back as one token (control characters, unbalanced quotes or spaces outside quotes)"
                 .to_string(),

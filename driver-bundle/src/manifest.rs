@@ -207,6 +207,11 @@ pub struct Manifest {
     pub files: Vec<KitFile>,
 }
 
+/// The most of a `kit.toml` that is read, here and by the installer's download: a
+/// listed file takes about 200 bytes, so this is room for some 300,000 files (a Debian
+/// root tree has 20,000 to 40,000).
+pub const MANIFEST_LIMIT: u64 = 64 << 20;
+
 /// A manifest that could not be read or is not valid.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -219,6 +224,22 @@ pub enum ManifestError {
     Missing {
         /// The kit folder.
         dir: PathBuf,
+    },
+    /// `kit.toml` is not a regular file (a FIFO, a device, a folder): never read.
+    #[error("{} is not a regular file; a kit's {MANIFEST_NAME} is a text file", path.display())]
+    NotAFile {
+        /// The manifest's path.
+        path: PathBuf,
+    },
+    /// `kit.toml` is larger than [`MANIFEST_LIMIT`].
+    #[error(
+        "{} is larger than {} MiB, the most a kit's {MANIFEST_NAME} may be (about 300,000 files)",
+        path.display(),
+        MANIFEST_LIMIT >> 20
+    )]
+    TooLarge {
+        /// The manifest's path.
+        path: PathBuf,
     },
     /// `kit.toml` exists but could not be read.
     #[error("reading {}: {source}", path.display())]
@@ -540,18 +561,46 @@ impl Manifest {
         })
     }
 
-    /// Reads and parses `DIR/kit.toml`.
+    /// Reads and parses `DIR/kit.toml`: a regular file (a FIFO or a device is refused
+    /// before it is opened, so reading never waits on one) of at most
+    /// [`MANIFEST_LIMIT`] bytes, whatever it grows to while it is read.
     pub fn load(dir: &Path) -> Result<Manifest, ManifestError> {
         let path = dir.join(MANIFEST_NAME);
-        let text = match fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(ManifestError::Missing {
+        let read_err = |source: io::Error| {
+            if source.kind() == io::ErrorKind::NotFound {
+                ManifestError::Missing {
                     dir: dir.to_path_buf(),
-                });
+                }
+            } else {
+                ManifestError::Read {
+                    path: path.clone(),
+                    source,
+                }
             }
-            Err(source) => return Err(ManifestError::Read { path, source }),
         };
+        // Judged before the open: opening a FIFO for reading waits for a writer.
+        let meta = fs::metadata(&path).map_err(read_err)?;
+        if !meta.is_file() {
+            return Err(ManifestError::NotAFile { path });
+        }
+        if meta.len() > MANIFEST_LIMIT {
+            return Err(ManifestError::TooLarge { path });
+        }
+        let file = fs::File::open(&path).map_err(read_err)?;
+        if !file.metadata().map_err(read_err)?.is_file() {
+            return Err(ManifestError::NotAFile { path });
+        }
+        let mut bytes = Vec::new();
+        file.take(MANIFEST_LIMIT + 1)
+            .read_to_end(&mut bytes)
+            .map_err(read_err)?;
+        if bytes.len() as u64 > MANIFEST_LIMIT {
+            return Err(ManifestError::TooLarge { path });
+        }
+        let text = String::from_utf8(bytes).map_err(|e| ManifestError::Read {
+            path: path.clone(),
+            source: io::Error::new(io::ErrorKind::InvalidData, e.utf8_error()),
+        })?;
         Manifest::parse(&text, &path.display().to_string())
     }
 

@@ -91,3 +91,26 @@ fn verify_file_names_path_expected_and_actual() {
         Err(manifest::ManifestError::Missing { .. })
     ));
 }
+
+#[test]
+fn load_refuses_a_kit_toml_that_is_not_a_regular_file_or_over_the_limit() {
+    // Issue 19, item 10: a FIFO (or a folder) named kit.toml was read forever.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(manifest::MANIFEST_NAME);
+    std::fs::create_dir(&path).expect("mkdir");
+    assert!(
+        matches!(
+            Manifest::load(dir.path()),
+            Err(manifest::ManifestError::NotAFile { .. })
+        ),
+        "a folder named kit.toml"
+    );
+    std::fs::remove_dir(&path).expect("rmdir");
+    // Sparse: one byte over the limit, read as zeros.
+    std::fs::File::create(&path)
+        .and_then(|f| f.set_len(manifest::MANIFEST_LIMIT + 1))
+        .expect("kit.toml");
+    let e = Manifest::load(dir.path()).expect_err("over the limit");
+    assert!(matches!(e, manifest::ManifestError::TooLarge { .. }), "{e}");
+    assert!(e.to_string().contains("is larger than 64 MiB"), "{e}");
+}

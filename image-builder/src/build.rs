@@ -126,6 +126,50 @@ impl BuildOptions {
             force: false,
         }
     }
+
+    /// Checks, without writing anything, what [`build`] checks before it writes: the
+    /// label and block size, and for folder and file sources at an explicit size that
+    /// the content fits (the sources are read as `build` reads them; the error is the
+    /// one `build` would return, e.g. [`Error::TooSmall`] with the minimum). A stream's
+    /// content is known only as it is written, and an automatic size always fits, so
+    /// those are not read. For callers that must refuse before they change anything
+    /// (an install that builds several images, and its dry run).
+    pub fn check_fit(&self) -> Result<(), Error> {
+        let label = self.label.as_deref().unwrap_or_default();
+        if label.len() > 16 {
+            return Err(Error::BadArgument(format!(
+                "label '{label}' is {} bytes; at most 16 fit",
+                label.len()
+            )));
+        }
+        if ![1024, 2048, 4096].contains(&self.block_size) {
+            return Err(Error::BadBlockSize(self.block_size));
+        }
+        let streaming = self.sources.iter().any(|s| {
+            matches!(
+                s,
+                Source::Tar(_) | Source::Image(_) | Source::ImagePaths { .. }
+            )
+        });
+        if streaming || matches!(self.size, SizeSpec::Auto(_)) {
+            return Ok(());
+        }
+        let mut tree = Tree::new(source::default_root(Timestamp {
+            secs: self.source_date_epoch.unwrap_or(0),
+            nsec: 0,
+        }));
+        let events = &mut |_: Event| {};
+        read_sources(&mut tree, self, None, events)?;
+        prepare(&mut tree, self, events, None);
+        let numbering = Numbering::new(&tree);
+        let need = sizing::need(&tree, &numbering, self.level, self.block_size);
+        let blocks_count = fixed_size(self, &need)?;
+        let (geometry, _) = Geometry::plan(self.level, self.block_size, blocks_count, need.inodes)?;
+        if self.level.has_journal() {
+            journal_blocks(geometry.blocks_count, u64::from(self.block_size))?;
+        }
+        Ok(())
+    }
 }
 
 /// What `build` reports while it works.

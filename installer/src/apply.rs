@@ -12,6 +12,10 @@
 //!
 //! - An image that exists and is not this install's (a user's home.img with data) is
 //!   kept as it is: never overwritten, never removed (only `uninstall --purge` does).
+//!   It must be a disk image of its kind: anything else is refused before any change
+//!   ([`survey`]), as are a damaged install-state.json or journal and an image size too
+//!   small for its content ([`check_host`], which `--dry-run` runs too, so the dry run
+//!   plans and refuses what the install does).
 //! - Files are written beside their target and renamed into place; a replaced file is
 //!   first renamed to a backup that the rollback restores and the commit removes.
 //!
@@ -111,7 +115,7 @@ pub struct Journal {
 impl Journal {
     fn load(prefix: &Path) -> Result<Option<Journal>> {
         let path = prefix.join(JOURNAL_FILE);
-        match fs::read(&path) {
+        match crate::input::read(&path, crate::input::STATE_LIMIT, "an install's journal") {
             Ok(b) => {
                 let mut j: Journal = serde_json::from_slice(&b).with_context(|| {
                     format!(
@@ -122,8 +126,11 @@ impl Journal {
                 j.path = path;
                 Ok(Some(j))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(anyhow::Error::new(e).context(format!(
+                "{} (an interrupted install's journal) cannot be read; move it away and run the install again",
+                path.display()
+            ))),
         }
     }
 
@@ -136,7 +143,7 @@ impl Journal {
 
     fn save(&self) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(self).context("encoding the journal")?;
-        state::write_atomic(&self.path, &bytes)
+        state::write_atomic_mode(&self.path, &bytes, state::PRIVATE_FILE)
     }
 
     fn owns(&self, path: &Path) -> bool {
@@ -287,6 +294,24 @@ pub(crate) fn remove_partials(target: &Path) {
     }
 }
 
+/// Removes the temporaries that [`state::write_atomic`] leaves when a run is killed
+/// while it writes (`.NAME.PID.tmp`) of the files every run writes in the folder: the
+/// journal, install-state.json, config.txt, setup.msi's note and a rebuild's note.
+/// Called by a run that holds the folder's lock, when no other run can be writing them.
+/// (The temporaries of the other files a run writes are those of its journal's entries,
+/// removed by the rollback or by the run that continues the journal.)
+pub(crate) fn sweep_temporaries(prefix: &Path) {
+    for name in [
+        JOURNAL_FILE,
+        STATE_FILE,
+        "config.txt",
+        state::MSI_NOTE_FILE,
+        crate::cmd::rebuild::PENDING_FILE,
+    ] {
+        remove_partials(&prefix.join(name));
+    }
+}
+
 /// The test-only hooks (see the module doc).
 pub(crate) struct Hooks {
     pause_at: Option<String>,
@@ -346,8 +371,161 @@ fn cancelled() -> anyhow::Error {
     )
 }
 
+/// What an install does with one image file of its plan, decided before any change
+/// (and shown by `--dry-run`): build it, or keep the image that is there.
+#[derive(Clone, Debug, Serialize)]
+pub struct FileAction {
+    /// The file name.
+    pub file: String,
+    /// `build` or `keep`.
+    pub action: &'static str,
+    /// What is there, for an image that is kept (`64 MB ext4, made by the install`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub found: Option<String>,
+}
+
+/// The image files of the plan as the install finds them: one that is there is kept
+/// (never overwritten), so it must be a disk image of its kind. A file that is not one
+/// (11 bytes of text named root.img, a swap area where home.img belongs, a FIFO) is
+/// refused before any change: the install would otherwise record it as the machine's.
+/// install-state.json and an interrupted install's journal are read as the install reads
+/// them (a damaged one is refused): an image an interrupted install of this plan built
+/// is kept, one an install of another plan built goes with its rollback. The install
+/// and its dry run decide by this one function.
+pub fn survey(plan: &Plan) -> Result<Vec<FileAction>> {
+    let old = InstallState::read(&plan.prefix)?;
+    let journal = Journal::load(&plan.prefix)?;
+    let digest = plan.digest();
+    let mut out = Vec::new();
+    let roles = plan
+        .images
+        .iter()
+        .map(|i| (i.file.as_str(), i.path.as_path(), false))
+        .chain([(plan.swap.file.as_str(), plan.swap.path.as_path(), true)]);
+    for (file, path, swap) in roles {
+        let interrupted = journal.as_ref().filter(|j| j.owns(path));
+        if interrupted.is_some_and(|j| j.plan_digest != digest) {
+            out.push(FileAction {
+                file: file.to_owned(),
+                action: "build",
+                found: Some(
+                    "made by an interrupted install of other answers, which is rolled back first"
+                        .to_owned(),
+                ),
+            });
+            continue;
+        }
+        let Some(info) = existing_image(file, path, swap)? else {
+            out.push(FileAction {
+                file: file.to_owned(),
+                action: "build",
+                found: None,
+            });
+            continue;
+        };
+        let origin = match old
+            .as_ref()
+            .and_then(|s| s.files.iter().find(|f| f.file == file))
+        {
+            _ if interrupted.is_some() => "built by the interrupted install of these answers",
+            Some(r) if r.origin == "install" => "made by the install",
+            Some(_) => "there before the install: the user's",
+            None => "not made by this install: kept with its data",
+        };
+        out.push(FileAction {
+            file: file.to_owned(),
+            action: "keep",
+            found: Some(format!(
+                "{} MB {}, {origin}",
+                info.size_bytes >> 20,
+                serde_json::to_value(info.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            )),
+        });
+    }
+    Ok(out)
+}
+
+/// The `--dry-run` lines of the images found in the folder (none when there are none).
+pub fn describe_survey(actions: &[FileAction]) -> String {
+    let kept: Vec<&FileAction> = actions.iter().filter(|a| a.found.is_some()).collect();
+    if kept.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(
+        "  already in the folder (the sizes and sources above are for images that are built):\n",
+    );
+    for a in kept {
+        s.push_str(&format!(
+            "    {}: {}; {}\n",
+            a.file,
+            a.found.as_deref().unwrap_or(""),
+            if a.action == "keep" {
+                "kept as it is"
+            } else {
+                "built again"
+            }
+        ));
+    }
+    s
+}
+
+/// The image at `path`, `None` when there is none; an error when something is there
+/// that is not a disk image of its kind (`swap`: a swap area, else ext2/ext3/ext4).
+fn existing_image(file: &str, path: &Path, swap: bool) -> Result<Option<image_builder::ImageInfo>> {
+    let meta = match fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot look at {}", path.display())),
+    };
+    let what = if swap {
+        "a swap area"
+    } else {
+        "an ext2/ext3/ext4 image"
+    };
+    let move_it = "the install keeps the images it finds and builds only missing ones, so it would use this one: \
+                   move it away (or remove it) and run the install again";
+    let block_device = {
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::FileTypeExt::is_block_device(&meta.file_type())
+        }
+        #[cfg(not(unix))]
+        {
+            false
+        }
+    };
+    if !meta.is_file() && !block_device {
+        bail!(
+            "{}: is {}, where the image {file} belongs; {move_it}",
+            path.display(),
+            crate::input::kind_of(&meta.file_type())
+        );
+    }
+    let info = image_builder::inspect(path).map_err(|e| {
+        anyhow::Error::new(e).context(format!(
+            "{} exists ({} bytes) and is not {what}; {move_it}",
+            path.display(),
+            meta.len()
+        ))
+    })?;
+    if (info.kind == image_builder::ImageKind::Swap) != swap {
+        bail!(
+            "{} exists and is {}, not {what}; {move_it}",
+            path.display(),
+            if swap { "a filesystem" } else { "a swap area" }
+        );
+    }
+    Ok(Some(info))
+}
+
 /// Checks the host without changing anything: rights, free space (with the numbers),
-/// and that every source can be read.
+/// that every source can be read, the files already in the folder ([`survey`]),
+/// install-state.json and an interrupted install's journal (read as the install reads
+/// them), and that each image to build holds what goes into it. The install runs it
+/// first, and `--dry-run` runs it: both refuse the same things.
 pub fn check_host(plan: &Plan) -> Result<()> {
     let prefix = &plan.prefix;
     // The kit first: every file it ships must match its kit.toml before any is used.
@@ -382,14 +560,9 @@ pub fn check_host(plan: &Plan) -> Result<()> {
             existing.display()
         );
     }
-    for (file, path, _) in plan.files() {
-        if path.is_dir() {
-            bail!(
-                "{}: is a folder, where the image {file} belongs; move it away",
-                path.display()
-            );
-        }
-    }
+    // What is in the folder is read as the install reads it: a damaged state or journal
+    // is refused here too, and an existing file must be an image to be kept.
+    survey(plan)?;
     let mut need: u64 = 1 << 20;
     let mut parts = Vec::new();
     for (file, path, mb) in plan.files() {
@@ -427,6 +600,26 @@ pub fn check_host(plan: &Plan) -> Result<()> {
             }
             SourcePlan::Empty => {}
         }
+        // The size checked against the content before anything is made: a size too
+        // small is refused now, not after the images before it were built.
+        let (opts, _staged) = image_options(plan, img)?;
+        if let Err(e) = opts.check_fit() {
+            let key = img.role.size_key();
+            return Err(match e {
+                image_builder::Error::TooSmall { minimum, what, .. } => {
+                    let min_mb = minimum.div_ceil(1 << 20);
+                    anyhow!(
+                        "{key}={}: {} is too small for what goes into it: {what} needs at least {min_mb} MB; give {key}={min_mb} or more",
+                        img.size_mb,
+                        img.file
+                    )
+                }
+                other => anyhow!(other).context(format!(
+                    "{} ({} MB {}) cannot be built",
+                    img.file, img.size_mb, img.fs
+                )),
+            });
+        }
     }
     Ok(())
 }
@@ -457,7 +650,7 @@ pub fn install(plan: &Plan, ctx: &mut Ctx<'_>) -> Result<Summary, ApplyError> {
     created.reverse();
     let mut made_here = Vec::new();
     for d in &created {
-        match fs::create_dir(d) {
+        match state::create_folder(d) {
             Ok(()) => made_here.push(d.clone()),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => {
@@ -481,6 +674,7 @@ pub fn install(plan: &Plan, ctx: &mut Ctx<'_>) -> Result<Summary, ApplyError> {
         }
     };
     ctx.log.line(&format!("lock: {}", lock.path.display()));
+    sweep_temporaries(&plan.prefix);
 
     let digest = plan.digest();
     let mut journal = match Journal::load(&plan.prefix) {
@@ -488,6 +682,12 @@ pub fn install(plan: &Plan, ctx: &mut Ctx<'_>) -> Result<Summary, ApplyError> {
             ctx.log
                 .line("continuing an interrupted install of the same plan");
             ctx.rep.phase("continuing an interrupted install");
+            // What the interrupted run was writing when it was killed.
+            for e in &j.entries {
+                if let Entry::File { path } | Entry::Replace { path, .. } = e {
+                    remove_partials(path);
+                }
+            }
             j
         }
         Ok(Some(j)) => {
@@ -609,6 +809,7 @@ fn steps(
         )),
         origin: "install".into(),
         fs: None,
+        uuid: None,
     });
 
     check_interrupt(ctx.interrupt)?;
@@ -886,6 +1087,7 @@ fn image_step(
                 digest: Some(state::file_digest(&img.path)?),
                 origin: "install".into(),
                 fs: None,
+                uuid: image_uuid(&img.path),
             });
         }
         if let Some(r) = recorded {
@@ -902,17 +1104,11 @@ fn image_step(
             summary.kept.push(img.file.clone());
             return Ok(r);
         }
-        let w = format!(
+        // An image of its kind: check_host refused anything else before any change.
+        ctx.log.line(&format!(
             "{} exists and was not made by this install: it is kept as it is, with its data",
             img.file
-        );
-        if image_builder::inspect(&img.path).is_err() {
-            let w = format!("{w}; warning: it is not an ext2/ext3/ext4 image");
-            ctx.rep.warn(&w);
-            summary.warnings.push(w);
-        } else {
-            ctx.log.line(&w);
-        }
+        ));
         summary.kept.push(img.file.clone());
         return Ok(FileRecord {
             file: img.file.clone(),
@@ -921,6 +1117,7 @@ fn image_step(
             digest: None,
             origin: "kept".into(),
             fs: None,
+            uuid: image_uuid(&img.path),
         });
     }
     ctx.rep.phase(&format!("building {}", img.file));
@@ -961,6 +1158,7 @@ fn image_step(
         digest: Some(state::file_digest(&img.path)?),
         origin: "install".into(),
         fs: None,
+        uuid: Some(report.uuid.clone()),
     })
 }
 
@@ -1059,6 +1257,7 @@ fn swap_step(
                 digest: Some(state::file_digest(&s.path)?),
                 origin: "install".into(),
                 fs: None,
+                uuid: image_uuid(&s.path),
             });
         }
         summary.kept.push(s.file.clone());
@@ -1069,6 +1268,7 @@ fn swap_step(
             digest: None,
             origin: "kept".into(),
             fs: None,
+            uuid: image_uuid(&s.path),
         }));
     }
     ctx.rep.phase(&format!("writing {}", s.file));
@@ -1086,7 +1286,13 @@ fn swap_step(
         digest: Some(state::file_digest(&s.path)?),
         origin: "install".into(),
         fs: None,
+        uuid: Some(r.uuid.clone()),
     })
+}
+
+/// The filesystem or swap UUID of an image, for its record (see [`FileRecord::uuid`]).
+fn image_uuid(path: &Path) -> Option<String> {
+    image_builder::inspect(path).ok().map(|i| i.uuid)
 }
 
 /// What `uninstall` did.
@@ -1098,6 +1304,10 @@ pub struct Removed {
     pub kept: Vec<String>,
     /// Rolled back from an interrupted install.
     pub rolled_back: Vec<String>,
+    /// Files install-state.json names that were not removed although the uninstall
+    /// would have: not what the install recorded, or named outside the install
+    /// folder. One sentence each.
+    pub not_removed: Vec<String>,
     /// The driver is marked for deletion: a reboot finishes the uninstall (3010).
     pub reboot_required: bool,
 }
@@ -1130,6 +1340,7 @@ pub fn uninstall(
         Err(e @ state::LockError::Busy(_)) => return Err(ApplyError::Busy(anyhow!(e))),
         Err(e) => return Err(ApplyError::Failed(anyhow!(e))),
     };
+    sweep_temporaries(prefix);
     let mut out = Removed::default();
     match Journal::load(prefix) {
         Ok(Some(j)) => out.rolled_back = j.rollback(log),
@@ -1150,12 +1361,42 @@ pub fn uninstall(
     // (no right), every file is still there and the uninstall can be run again.
     if let Some(t) = st.tap.as_ref().filter(|t| t.created) {
         let mut host = crate::netfacts::host();
-        match tap_setup::remove(host.as_mut(), &t.name) {
+        // The record is untrusted: an adapter of that name whose addresses do not
+        // include the one the install gave it is someone else's (a VPN's tap0), kept.
+        let others = match (host.find(&t.name), &t.host_ip) {
+            (Ok(Some(a)), Some(ip))
+                if !a.addresses.is_empty()
+                    && !a.addresses.iter().any(|p| p.addr.to_string() == *ip) =>
+            {
+                Some(
+                    a.addresses
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                )
+            }
+            _ => None,
+        };
+        let result = match others {
+            Some(addrs) => {
+                let line = format!(
+                    "the TAP adapter {} has the address {addrs}, not {} as the install made it; it was kept",
+                    t.name,
+                    t.host_ip.as_deref().unwrap_or_default()
+                );
+                log.line(&line);
+                out.not_removed.push(line);
+                Ok(false)
+            }
+            None => tap_setup::remove(host.as_mut(), &t.name),
+        };
+        match result {
             Ok(true) => {
                 log.line(&format!("removed the TAP adapter {}", t.name));
                 out.removed.push(format!("TAP adapter {}", t.name));
             }
-            Ok(false) => log.line(&format!("the TAP adapter {} was already gone", t.name)),
+            Ok(false) => log.line(&format!("the TAP adapter {} was not removed", t.name)),
             Err(e) => {
                 return Err(ApplyError::Failed(anyhow!(e).context(format!(
                     "cannot remove the TAP adapter {} this install created; run the uninstall as root or with CAP_NET_ADMIN",
@@ -1166,19 +1407,20 @@ pub fn uninstall(
     }
     // The PuTTY session (never a reason to stop: the user's hive may not be loaded).
     if let Some(p) = &st.putty {
-        crate::putty::step::uninstall(p, log, &mut out.removed);
+        crate::putty::step::uninstall(p, log, &mut out.removed, &mut out.not_removed);
     }
     // The machine service before the driver it depends on, only when this tool made it.
     if let Some(s) = &st.service {
-        out.reboot_required |= crate::service::step::uninstall(s, log, &mut out.removed)
-            .map_err(ApplyError::Failed)?;
+        out.reboot_required |=
+            crate::service::step::uninstall(s, log, &mut out.removed, &mut out.not_removed)
+                .map_err(ApplyError::Failed)?;
     }
     // The driver next, for the same reason, and only when this tool installed it.
     if let Some(d) = &st.driver {
         out.reboot_required |=
             crate::driver::uninstall(d, log, &mut out.removed).map_err(ApplyError::Failed)?;
     }
-    let mut remove = |p: PathBuf, out: &mut Removed| -> Result<(), ApplyError> {
+    let remove = |p: PathBuf, out: &mut Removed, log: &mut RunLog| -> Result<(), ApplyError> {
         match fs::remove_file(&p) {
             Ok(()) => {
                 log.line(&format!("removed {}", p.display()));
@@ -1191,23 +1433,48 @@ pub fn uninstall(
             )),
         }
     };
+    // install-state.json is untrusted input: a file it names is removed only when the
+    // name is a plain name in this folder and the file is still what the install
+    // recorded (state::find); anything else is kept and said.
     for f in &st.files {
-        let p = prefix.join(&f.file);
-        let made_here = f.origin == "install";
-        if f.role == "config"
+        let goes = f.role == "config"
             || f.role == "driver"
             || crate::kit_files::is_machine_role(&f.role)
             || purge == Purge::All
-            || (purge == Purge::MadeByInstall && made_here)
-        {
-            remove(p, &mut out)?;
-        } else if p.exists() {
-            out.kept.push(p.display().to_string());
+            || (purge == Purge::MadeByInstall && f.origin == "install");
+        let found = match state::find(prefix, f) {
+            Ok(found) => found,
+            Err(why) => {
+                let line = format!(
+                    "install-state.json names the file {why}; it was not looked at (the install only records plain names in its folder)"
+                );
+                log.line(&line);
+                out.not_removed.push(line);
+                continue;
+            }
+        };
+        let p = prefix.join(&f.file);
+        match found {
+            state::Found::Missing => {}
+            _ if !goes => out.kept.push(p.display().to_string()),
+            state::Found::Same => remove(p, &mut out, log)?,
+            state::Found::Other(why) => {
+                let line = format!(
+                    "{} {why}; it is not what the install made, so it was kept",
+                    p.display()
+                );
+                log.line(&line);
+                out.not_removed.push(line);
+            }
         }
     }
-    remove(prefix.join("config.txt"), &mut out)?;
-    remove(prefix.join(STATE_FILE), &mut out)?;
-    remove(prefix.join(state::MSI_NOTE_FILE), &mut out)?;
+    // config.txt is recorded (and checked above) by every install; a state without its
+    // record is from no install of ours, and the fixed name is removed as before.
+    if !st.files.iter().any(|f| f.file == "config.txt") {
+        remove(prefix.join("config.txt"), &mut out, log)?;
+    }
+    remove(prefix.join(STATE_FILE), &mut out, log)?;
+    remove(prefix.join(state::MSI_NOTE_FILE), &mut out, log)?;
     let lock_path = lock.path.clone();
     drop(lock);
     let _ = fs::remove_file(&lock_path);

@@ -189,6 +189,7 @@ pub fn step(
         digest: Some(format!("sha256:{}", entry.sha256)),
         origin: "install".into(),
         fs: None,
+        uuid: None,
     };
     Ok((
         Some(DriverRecord {

@@ -140,15 +140,20 @@ fn rcs(plan: &Plan) -> String {
         // The guest's side of the TAP adapter (the host has .1 of the same /24).
         let _ = writeln!(
             s,
-            "ifconfig lo 127.0.0.1 up 2>/dev/null\nifconfig eth{} {} netmask 255.255.255.0 up || echo 'colinux-setup: eth{} (TAP {}) could not be configured'",
-            t.eth, t.guest_ip, t.eth, t.name
+            "ifconfig lo 127.0.0.1 up 2>/dev/null\nifconfig eth{} {} netmask 255.255.255.0 up || echo {}",
+            t.eth,
+            t.guest_ip,
+            sh_quote(&format!(
+                "colinux-setup: eth{} (TAP {}) could not be configured",
+                t.eth, t.name
+            ))
         );
     }
     for u in plan.users.iter().filter(|u| u.uid != 0) {
         let _ = writeln!(
             s,
-            "mkdir -p '{h}' && chown {uid}:{gid} '{h}'",
-            h = u.home,
+            "mkdir -p {h} && chown {uid}:{gid} {h}",
+            h = sh_quote(&u.home),
             uid = u.uid,
             gid = u.gid
         );
@@ -169,6 +174,13 @@ fn rcs(plan: &Plan) -> String {
          esac\n",
     );
     s
+}
+
+/// `text` as one word of a shell script, whatever it holds: in single quotes, each `'`
+/// written as `'\''`. Names from a profile or an answer (a home folder, a TAP adapter's
+/// name) reach rcS this way, so none can end the quote and run as a command.
+fn sh_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
 }
 
 /// Printed by rcS when the first-boot script exited 0.
@@ -485,4 +497,15 @@ pub fn check_static_busybox(path: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_words_are_quoted_whatever_they_hold() {
+        assert_eq!(sh_quote("/home/a"), "'/home/a'");
+        assert_eq!(sh_quote("x'; reboot; '"), r"'x'\''; reboot; '\'''");
+    }
 }

@@ -311,9 +311,11 @@ fn fix_mode(_path: &Path, _executable: bool) -> Result<bool> {
     Ok(false)
 }
 
-/// SHA-256 and size of a file, streamed; `None` when it cannot be read.
+/// SHA-256 and size of a regular file, streamed; `None` when it cannot be read (or is
+/// not a regular file: a FIFO would never end).
 fn digest_of(path: &Path) -> Option<(String, u64)> {
-    fs::File::open(path).and_then(manifest::sha256_reader).ok()
+    let f = crate::input::open_regular(path).ok()?;
+    manifest::sha256_reader(f).ok()
 }
 
 /// As a kit entry named by its place in the install folder (for the check of the copy).
@@ -475,6 +477,7 @@ pub fn step(
             digest: Some(format!("sha256:{}", f.sha256)),
             origin: "install".into(),
             fs: None,
+            uuid: None,
         });
     }
     Ok(records)
@@ -517,6 +520,9 @@ pub fn status(prefix: &Path, st: &InstallState) -> Vec<serde_json::Value> {
     st.files
         .iter()
         .filter(|r| is_machine_role(&r.role))
+        // A name that is not a plain name in the folder is never opened (status lists
+        // it as a problem of install-state.json).
+        .filter(|r| crate::state::check_name(&r.file).is_ok())
         .map(|r| {
             let path = prefix.join(&r.file);
             let now = digest_of(&path);

@@ -14,6 +14,7 @@ mod facts;
 mod firstboot;
 mod guest;
 mod host;
+mod input;
 mod keys;
 mod kit;
 mod kit_files;

@@ -114,9 +114,8 @@ impl Answers {
     /// Reads an answer file (TOML: `KEY = value` lines, as `--save-answers` writes them).
     pub fn read_file(&mut self, path: &Path) -> Result<()> {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).with_context(|| {
-            format!("ANSWERFILE: cannot read the answer file {name}; check the path and that it is readable")
-        })?;
+        let text = crate::input::read_text(path, crate::input::ANSWERS_LIMIT, "an answer file")
+            .map_err(|e| anyhow!("ANSWERFILE: {e}; give an answer file (TOML `KEY = value` lines, as --save-answers writes them)"))?;
         let doc = DeTable::parse(&text).map_err(|e| {
             let line = e.span().map(|s| keys::line_of(&text, s.start)).unwrap_or(1);
             anyhow!(
@@ -629,9 +628,7 @@ pub fn resolve(
         let (size_mb, size_rule) = match answers.get(key) {
             Some(a) => {
                 let v = number(a, key)?;
-                if v == 0 {
-                    bail!("{key}=0 ({}): an image needs a size above 0", a.origin);
-                }
+                profile::check_size_mb(v).map_err(|e| anyhow!("{key}={v} ({}): {e}", a.origin))?;
                 if v < spec.size_mb {
                     warnings.push(format!(
                         "{key}={v} is below the profile's recommended {} MB ({})",
@@ -693,9 +690,7 @@ pub fn resolve(
     let (swap_mb, swap_rule) = match answers.get("SWAPMB") {
         Some(a) => {
             let v = number(a, "SWAPMB")?;
-            if v < 1 {
-                bail!("SWAPMB=0 ({}): a swap image needs at least 1 MB", a.origin);
-            }
+            profile::check_size_mb(v).map_err(|e| anyhow!("SWAPMB={v} ({}): {e}", a.origin))?;
             if v <= u64::from(ram_mb) {
                 warnings.push(format!(
                     "SWAPMB={v} is not larger than the guest's RAM ({ram_mb} MB); the seed manual asks for more swap than RAM"
@@ -711,6 +706,9 @@ pub fn resolve(
             ),
         ),
     };
+    // The one check of every size (the profile's were checked when it was loaded);
+    // RAM × factor is checked here, where it is computed.
+    profile::check_size_mb(swap_mb).map_err(|e| anyhow!("SWAPMB: {e}"))?;
     let swap = SwapPlan {
         file: p.swap.file.clone(),
         path: prefix.join(&p.swap.file),

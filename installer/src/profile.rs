@@ -9,11 +9,27 @@
 //! its component lists in the manifest.
 //!
 //! Unknown keys are errors with the key's path, line and the nearest known key
-//! ([`crate::keys`]); every value is checked here, before a plan is made.
+//! ([`crate::keys`]); every value is checked here, before a plan is made. A profile is
+//! untrusted input, and its strings end up in the guest's files (/etc/fstab, passwd,
+//! shadow, rcS), in config.txt and on the guest's kernel command line, so:
+//!
+//! - no string anywhere in a profile may hold a control character (a newline in a
+//!   mount point would be a second line of /etc/fstab), checked over the whole TOML
+//!   document with the key's path and line;
+//! - a field of a file with a grammar keeps to it: no whitespace in an fstab field or a
+//!   kernel command-line word, no `:` in a passwd or shadow field, guest paths absolute
+//!   without `.` or `..`;
+//! - image file names are unique (letter case aside: Windows and macOS folders do not
+//!   tell them apart) and are not the machine's own files (config.txt,
+//!   install-state.json, logs) nor a Windows device name; users' names and uids are
+//!   unique;
+//! - every size is at most [`MAX_IMAGE_MB`] (4 PiB), checked by [`check_size_mb`], the one
+//!   check of the profile's sizes and of the answers' (ROOTMB, HOMEMB, SWAPMB) that
+//!   both the install and its dry run go through.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 use toml::de::DeTable;
 
@@ -473,12 +489,10 @@ pub fn load(name_or_path: &str) -> Result<Loaded> {
         });
     }
     let path = Path::new(name_or_path);
-    let text = std::fs::read_to_string(path).with_context(|| {
-        format!(
-            "PROFILE: cannot read the profile file {}; check the path and that it is readable UTF-8 text",
-            path.display()
-        )
-    })?;
+    let text =
+        crate::input::read_text(path, crate::input::PROFILE_LIMIT, "a profile").map_err(|e| {
+            anyhow!("PROFILE: {e}; give a profile file (TOML, like profiles/minimal.toml)")
+        })?;
     let profile = parse(&text, &path.display().to_string())?;
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
     Ok(Loaded {
@@ -500,12 +514,116 @@ pub fn parse(text: &str, name: &str) -> Result<Profile> {
     if let Some(u) = keys::find_unknown(text, doc.get_ref(), &PROFILE_SCHEMA) {
         bail!("profile {name}: {u}");
     }
+    if let Some(c) = find_control(text, doc.get_ref(), "") {
+        bail!("profile {name}: {c}");
+    }
     let profile: Profile = toml::from_str(text).map_err(|e| {
         let line = e.span().map(|s| keys::line_of(text, s.start)).unwrap_or(1);
         anyhow!("profile {name}: line {line}: {}", e.message().trim())
     })?;
     validate(&profile).map_err(|e| anyhow!("profile {name}: {e}"))?;
     Ok(profile)
+}
+
+/// The largest image, in MB: 4 PiB, the most an ext4 filesystem of 4 KiB blocks with
+/// 64-bit block numbers (2^40 blocks) holds; the image builder refuses what a given
+/// level cannot lay out (16 TiB without 64-bit numbers), the free-space check what the
+/// volume cannot hold. A size in MB is turned into bytes (`<< 20`) and summed in many
+/// places; below this bound that never wraps around.
+pub const MAX_IMAGE_MB: u64 = 1 << 32;
+
+/// Checks an image or swap size in MB: above 0 and at most [`MAX_IMAGE_MB`]; the error
+/// says the bound.
+pub fn check_size_mb(mb: u64) -> Result<(), String> {
+    if mb == 0 {
+        return Err("an image needs a size above 0".to_owned());
+    }
+    if mb > MAX_IMAGE_MB {
+        return Err(format!(
+            "{mb} MB is larger than the largest image colinux-setup makes ({MAX_IMAGE_MB} MB, 4 PiB)"
+        ));
+    }
+    Ok(())
+}
+
+/// Files of the machine itself in the install folder, which no image may be named
+/// (names starting with `.`, the lock, the journal and backups, are refused anyway).
+const OWN_FILES: &[&str] = &[
+    "config.txt",
+    crate::state::STATE_FILE,
+    crate::state::LOGS_DIR,
+];
+
+/// Names that are devices on Windows, also with an extension (`nul.img`).
+const WINDOWS_DEVICES: &[&str] = &[
+    "con", "prn", "aux", "nul", "com1", "com2", "com3", "com4", "com5", "com6", "com7", "com8",
+    "com9", "lpt1", "lpt2", "lpt3", "lpt4", "lpt5", "lpt6", "lpt7", "lpt8", "lpt9",
+];
+
+/// The first string of the document with a control character: its key path and line,
+/// and the character. A profile's strings are written into the guest's files, config.txt
+/// and the kernel command line, where such a character starts a new line or field.
+fn find_control(text: &str, table: &toml::de::DeTable<'_>, prefix: &str) -> Option<String> {
+    use toml::de::DeValue;
+    fn value(text: &str, v: &toml::Spanned<DeValue<'_>>, path: &str) -> Option<String> {
+        match v.get_ref() {
+            DeValue::String(s) => s.chars().find(|c| c.is_control()).map(|c| {
+                format!(
+                    "line {}: {path}: has the control character U+{:04X}; no string of a profile may have one (they are written into the guest's files)",
+                    keys::line_of(text, v.span().start),
+                    u32::from(c)
+                )
+            }),
+            DeValue::Table(t) => find_control(text, t, path),
+            DeValue::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, item)| value(text, item, &format!("{path}[{i}]"))),
+            _ => None,
+        }
+    }
+    table.iter().find_map(|(k, v)| {
+        let name: &str = k.get_ref();
+        if name.chars().any(char::is_control) {
+            return Some(format!(
+                "line {}: a key has a control character",
+                keys::line_of(text, k.span().start)
+            ));
+        }
+        let path = if prefix.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        value(text, v, &path)
+    })
+}
+
+/// A field of /etc/fstab or a word of the kernel command line: no whitespace (it would
+/// split the field) and no `#` at its start (a comment).
+fn check_word(value: &str) -> Result<(), &'static str> {
+    if value.is_empty() {
+        return Err("is empty");
+    }
+    if value.chars().any(char::is_whitespace) {
+        return Err(
+            "has whitespace, which would split it in /etc/fstab or on the kernel command line",
+        );
+    }
+    if value.starts_with('#') {
+        return Err("starts with `#`, which starts a comment in /etc/fstab");
+    }
+    Ok(())
+}
+
+/// A mount point: an absolute guest path (`/` itself for the root) without `.` or `..`,
+/// and a single fstab field.
+fn check_mount(path: &str) -> Result<(), &'static str> {
+    check_word(path)?;
+    if path == "/" {
+        return Ok(());
+    }
+    check_guest_path(path)
 }
 
 /// A guest path a user names: absolute, below `/`, no `.` or `..` components, no NUL.
@@ -560,12 +678,13 @@ fn validate(p: &Profile) -> Result<()> {
         let at = format!("image[{i}]");
         image_builder::FsLevel::resolve(&img.fs, Some(kernel))
             .map_err(|e| anyhow!("{at}.fs: {e}"))?;
-        if img.size_mb == 0 {
-            bail!("{at}.size_mb: must be above 0");
-        }
-        if !img.mount.starts_with('/') {
-            bail!("{at}.mount: `{}` must be an absolute guest path", img.mount);
-        }
+        check_size_mb(img.size_mb).map_err(|e| anyhow!("{at}.size_mb: {e}"))?;
+        check_mount(&img.mount).map_err(|e| {
+            anyhow!(
+                "{at}.mount: `{}` {e}; a mount point is an absolute guest path",
+                img.mount
+            )
+        })?;
         for (k, path) in img.preserve.iter().enumerate() {
             check_guest_path(path).map_err(|e| anyhow!("{at}.preserve[{k}]: `{path}` {e}"))?;
         }
@@ -584,12 +703,23 @@ fn validate(p: &Profile) -> Result<()> {
                 "`{f}`: image file names are plain names (no folders, spaces, commas or leading dot)"
             );
         }
+        let lower = f.to_ascii_lowercase();
+        if OWN_FILES.contains(&lower.as_str()) {
+            bail!(
+                "`{f}`: an image cannot be named after the machine's own {f} in the install folder; choose another name"
+            );
+        }
+        let stem = lower.split('.').next().unwrap_or_default();
+        if WINDOWS_DEVICES.contains(&stem) {
+            bail!("`{f}`: {stem} is a device on Windows, not a file; choose another name");
+        }
     }
-    let mut sorted = files.clone();
+    // Letter case aside: Windows and macOS folders do not tell ROOT.IMG from root.img.
+    let mut sorted: Vec<String> = files.iter().map(|f| f.to_ascii_lowercase()).collect();
     sorted.sort_unstable();
     sorted.dedup();
     if sorted.len() != files.len() {
-        bail!("image/swap: two images have the same file name");
+        bail!("image/swap: two images have the same file name (letter case aside)");
     }
     for &n in &indices {
         if n > config_txt::model::MAX_COBD {
@@ -605,6 +735,7 @@ fn validate(p: &Profile) -> Result<()> {
     if p.swap.factor == 0 {
         bail!("swap.factor: must be at least 1");
     }
+    check_size_mb(p.swap.min_mb).map_err(|e| anyhow!("swap.min_mb: {e}"))?;
     if let Some(redirs) = &p.network.slirp
         && !redirs.is_empty()
     {
@@ -627,12 +758,13 @@ fn validate(p: &Profile) -> Result<()> {
         if s.cofs > config_txt::model::MAX_COFS {
             bail!("share[{i}].cofs: {} is not in 0..=31", s.cofs);
         }
-        if !s.mount.starts_with('/') {
-            bail!(
-                "share[{i}].mount: `{}` must be an absolute guest path",
+        check_mount(&s.mount).map_err(|e| {
+            anyhow!(
+                "share[{i}].mount: `{}` {e}; a mount point is an absolute guest path",
                 s.mount
-            );
-        }
+            )
+        })?;
+        check_word(&s.options).map_err(|e| anyhow!("share[{i}].options: `{}` {e}", s.options))?;
     }
     let n = cofs.len();
     cofs.sort_unstable();
@@ -652,6 +784,19 @@ fn validate(p: &Profile) -> Result<()> {
                 u.name
             );
         }
+        if p.users[..i].iter().any(|o| o.name == u.name) {
+            bail!(
+                "user[{i}].name: `{}` is given twice; each user is one line of /etc/passwd",
+                u.name
+            );
+        }
+        if let Some(o) = p.users[..i].iter().find(|o| o.uid == u.uid) {
+            bail!(
+                "user[{i}].uid: {} is also the uid of `{}`; each user has its own uid",
+                u.uid,
+                o.name
+            );
+        }
         if u.password.is_some() && u.password_hash.is_some() {
             bail!("user[{i}]: give password or password_hash, not both");
         }
@@ -660,11 +805,18 @@ fn validate(p: &Profile) -> Result<()> {
                 bail!("user[{i}]: `{field}` cannot contain `:` or a line break");
             }
         }
+        check_guest_path(&u.home).map_err(|e| anyhow!("user[{i}].home: `{}` {e}", u.home))?;
         if let Some(h) = &u.password_hash
             && h.contains([':', '\n'])
         {
             bail!("user[{i}].password_hash: cannot contain `:` or a line break");
         }
+    }
+    if let Some(fb) = &p.first_boot {
+        // colinux.target=DIR on the guest's kernel command line.
+        check_word(&fb.target)
+            .and_then(|()| check_guest_path(&fb.target))
+            .map_err(|e| anyhow!("first_boot.target: `{}` {e}", fb.target))?;
     }
     if p.users.first().is_none_or(|u| u.uid != 0) {
         bail!("user: the first user must be root (uid 0)");

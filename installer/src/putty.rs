@@ -303,15 +303,16 @@ mod unix {
 
     pub(super) fn read(store: &Store, name: &str) -> Result<Option<Vec<(String, String)>>> {
         let path = Path::new(&store.0).join(escape(name));
-        match std::fs::read_to_string(&path) {
+        // A session file is a few hundred bytes; a FIFO or a huge file is not one.
+        match crate::input::read_text(&path, 1 << 20, "a PuTTY session") {
             Ok(t) => Ok(Some(
                 t.lines()
                     .filter_map(|l| l.split_once('='))
                     .map(|(k, v)| (k.to_owned(), v.to_owned()))
                     .collect(),
             )),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(anyhow::Error::new(e)),
         }
     }
 }

@@ -5,6 +5,24 @@
 //!
 //! Every file here is written beside its target and renamed into place.
 //!
+//! ## Modes
+//!
+//! What the install makes has a fixed mode, whatever the umask of the run (under umask
+//! 000 everything would otherwise be writable by every local user, including the
+//! config.txt that names the kernel `boot` runs, and the state an uninstall acts on):
+//!
+//! - [`PUBLIC_FILE`] (0644) for what others read and only the installer writes:
+//!   config.txt, install-state.json (read by `status` for detection tools), the lock,
+//!   logs, kit.toml, saved answers, the driver's copy, a rebuild's note;
+//! - [`PRIVATE_FILE`] (0600) for the install's journal (the rollback acts on what it
+//!   names, and nobody else needs to read it); the images are 0600 too, made so by the
+//!   image builder's temporary file: they hold the guest's /etc/shadow and the user's
+//!   files;
+//! - [`FOLDER`] (0755) for the folders the install creates (the prefix, its missing
+//!   parents, logs/); a folder that was there before keeps its mode.
+//!
+//! The kit's machine files are copied 0755 (programs) or 0644 ([`crate::kit_files`]).
+//!
 //! ## Limitations
 //!
 //! The lock is an advisory file lock (`File::try_lock`): it keeps out other
@@ -31,6 +49,12 @@ pub const LOCK_FILE: &str = ".colinux-setup.lock";
 pub const JOURNAL_FILE: &str = ".colinux-setup-journal.json";
 /// Logs folder.
 pub const LOGS_DIR: &str = "logs";
+/// The mode of a file others may read (see the module doc).
+pub const PUBLIC_FILE: u32 = 0o644;
+/// The mode of a file only its owner reads.
+pub const PRIVATE_FILE: u32 = 0o600;
+/// The mode of a folder the install creates.
+pub const FOLDER: u32 = 0o755;
 
 /// `install-state.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -117,27 +141,176 @@ pub struct FileRecord {
     /// recorded it; absent in states written by the install (the profile names it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fs: Option<String>,
+    /// An image's filesystem or swap UUID when recorded: what identifies the image
+    /// once the guest has written into it (which changes its digest). Absent for other
+    /// files and in states written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+}
+
+/// The roles of disk images among [`FileRecord::role`].
+pub fn is_image_role(role: &str) -> bool {
+    matches!(role, "root" | "home" | "swap")
+}
+
+/// Checks a file name read from install-state.json (or a rebuild's note): it must be
+/// one plain name in the install folder, the only kind the install records. A name
+/// with a folder separator, `.` or `..`, a drive or stream colon, or a control
+/// character could reach outside the folder (an absolute path replaces the folder in
+/// a join; `C:x` does on Windows), so it is never used. Since the name is one
+/// component, its only parent is the install folder itself: no symbolic link inside
+/// the folder can lead a path out of it.
+pub fn check_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("is empty");
+    }
+    if name == "." || name == ".." {
+        return Err("names a folder, not a file in the install folder");
+    }
+    if name.contains(['/', '\\']) {
+        return Err("is a path, not a plain file name in the install folder");
+    }
+    if name.contains(':') {
+        return Err("has a drive or stream colon");
+    }
+    if name.chars().any(char::is_control) {
+        return Err("has control characters");
+    }
+    Ok(())
+}
+
+/// What is at the place a [`FileRecord`] names, compared with what the install recorded.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Found {
+    /// The file the install recorded: same size and digest (for an image, which the
+    /// guest writes into: the same kind of image, size and UUID).
+    Same,
+    /// Nothing is there.
+    Missing,
+    /// Something else is there; why, in words (`is 11 bytes, the install recorded ...`).
+    Other(String),
+}
+
+/// Compares the file `rec` names in `prefix` with what the install recorded. `Err`
+/// when the record's name is not a plain name in the folder ([`check_name`]): then
+/// nothing was looked at. Reads at most the file itself (streamed, never a FIFO or a
+/// device), so a hostile record costs no more than hashing one regular file.
+pub fn find(prefix: &Path, rec: &FileRecord) -> Result<Found, String> {
+    check_name(&rec.file).map_err(|why| format!("`{}`, which {why}", rec.file))?;
+    let path = prefix.join(&rec.file);
+    let meta = match fs::symlink_metadata(&path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Found::Missing),
+        Err(e) => return Ok(Found::Other(format!("cannot be read ({e})"))),
+    };
+    if meta.file_type().is_symlink() {
+        return Ok(Found::Other(
+            "is a symbolic link, which the install never makes".to_owned(),
+        ));
+    }
+    if !meta.is_file() {
+        return Ok(Found::Other(format!(
+            "is {}, not the file the install made",
+            crate::input::kind_of(&meta.file_type())
+        )));
+    }
+    if is_image_role(&rec.role) {
+        if meta.len() != rec.bytes {
+            return Ok(Found::Other(format!(
+                "is {} bytes, the install recorded {} bytes",
+                meta.len(),
+                rec.bytes
+            )));
+        }
+        return Ok(same_image(&path, rec));
+    }
+    if meta.len() != rec.bytes {
+        return Ok(Found::Other(format!(
+            "changed since the install (it is {} bytes, the install recorded {})",
+            meta.len(),
+            rec.bytes
+        )));
+    }
+    let Some(want) = rec.digest.as_deref() else {
+        return Ok(Found::Other(
+            "has no recorded digest to compare it with".to_owned(),
+        ));
+    };
+    match digest_like(&path, want) {
+        Ok(now) if now == want => Ok(Found::Same),
+        Ok(_) => Ok(Found::Other("changed since the install".to_owned())),
+        Err(e) => Ok(Found::Other(format!("cannot be read ({e:#})"))),
+    }
+}
+
+/// An image is the one the install recorded when it is still an image of its role's
+/// kind and, where recorded, has the same UUID (or else the same digest: states
+/// written before UUIDs were recorded identify a booted image by kind and size).
+fn same_image(path: &Path, rec: &FileRecord) -> Found {
+    let info = match crate::input::open_regular(path) {
+        Ok(_) => image_builder::inspect(path).ok(),
+        Err(e) => return Found::Other(e.to_string()),
+    };
+    let Some(info) = info else {
+        return Found::Other("is not a disk image".to_owned());
+    };
+    let swap = info.kind == image_builder::ImageKind::Swap;
+    if swap != (rec.role == "swap") {
+        return Found::Other(format!(
+            "is {}, not the {} image the install recorded",
+            if swap { "a swap area" } else { "a filesystem" },
+            rec.role
+        ));
+    }
+    match &rec.uuid {
+        Some(u) if !u.eq_ignore_ascii_case(&info.uuid) => Found::Other(format!(
+            "is another image (UUID {}; the install recorded {u})",
+            info.uuid
+        )),
+        _ => Found::Same,
+    }
+}
+
+/// The digest of `path` in the form of `want` (`sha256:` or `sparse-sha256:`).
+fn digest_like(path: &Path, want: &str) -> Result<String> {
+    if want.starts_with("sparse-sha256:") {
+        return file_digest(path);
+    }
+    let f = crate::input::open_regular(path)?;
+    let (hex, _) = driver_bundle::manifest::sha256_reader(f)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(format!("sha256:{hex}"))
 }
 
 impl InstallState {
     /// Reads `<prefix>/install-state.json`; `Ok(None)` when there is none.
+    /// It is read as untrusted input: a regular file of at most
+    /// [`crate::input::STATE_LIMIT`]; the file names it records are checked where they
+    /// are used ([`find`]).
     pub fn read(prefix: &Path) -> Result<Option<InstallState>> {
         let path = prefix.join(STATE_FILE);
-        match fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b).map(Some).with_context(|| {
-                format!(
-                    "{} is damaged; move it away and run the install again to rewrite it",
-                    path.display()
-                )
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        let damaged = || {
+            format!(
+                "{} is damaged; move it away and run the install again to rewrite it",
+                path.display()
+            )
+        };
+        match crate::input::read(&path, crate::input::STATE_LIMIT, "an install-state.json") {
+            Ok(b) => serde_json::from_slice(&b).map(Some).with_context(damaged),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(anyhow::Error::new(e).context(damaged())),
         }
     }
 }
 
-/// Writes `bytes` to `path` through a sibling temporary file, synced and renamed.
+/// Writes `bytes` to `path` through a sibling temporary file, synced and renamed; the
+/// file is [`PUBLIC_FILE`] (0644) whatever the umask.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_mode(path, bytes, PUBLIC_FILE)
+}
+
+/// [`write_atomic`] with the file's `mode` (Unix; ignored elsewhere).
+pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
@@ -145,7 +318,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let res = (|| -> std::io::Result<()> {
-        let mut f = File::create(&tmp)?;
+        // A temporary of this name left by a killed run of the same pid goes first; then
+        // it is created new, so a link planted at its name is never followed.
+        let _ = fs::remove_file(&tmp);
+        let mut f = create_new(&tmp, mode)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         fs::rename(&tmp, path)
@@ -154,6 +330,47 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     res.with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Creates `path`, which must not exist (a symbolic link there is not followed), with
+/// exactly `mode`: the umask is undone by setting the mode on the open file.
+pub fn create_new(path: &Path, mode: u32) -> std::io::Result<File> {
+    let mut o = OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, mode);
+    let f = o.open(path)?;
+    set_file_mode(&f, mode)?;
+    Ok(f)
+}
+
+#[cfg(unix)]
+fn set_file_mode(f: &File, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    f.set_permissions(fs::Permissions::from_mode(mode))
+}
+
+#[cfg(not(unix))]
+fn set_file_mode(_f: &File, _mode: u32) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// Creates the folder `path` (its parent must exist) with mode [`FOLDER`] whatever the
+/// umask; `AlreadyExists` when it is there (its mode is then left as it is).
+pub fn create_folder(path: &Path) -> std::io::Result<()> {
+    fs::create_dir(path)?;
+    set_folder_mode(path, FOLDER)
+}
+
+#[cfg(unix)]
+fn set_folder_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+}
+
+#[cfg(not(unix))]
+fn set_folder_mode(_path: &Path, _mode: u32) -> std::io::Result<()> {
+    Ok(())
 }
 
 /// A digest of an image file's content that skips its holes: `sparse-sha256:HEX`, the
@@ -264,15 +481,17 @@ impl Lock {
     /// Takes the lock of `prefix` (which must exist) without waiting.
     pub fn acquire(prefix: &Path) -> Result<Lock, LockError> {
         let path = prefix.join(LOCK_FILE);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| LockError::Io {
-                path: path.display().to_string(),
-                source: e,
-            })?;
+        let io = |e| LockError::Io {
+            path: path.display().to_string(),
+            source: e,
+        };
+        let file = match create_new(&path, PUBLIC_FILE) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                OpenOptions::new().write(true).open(&path).map_err(io)?
+            }
+            Err(e) => return Err(io(e)),
+        };
         // An advisory lock held as long as the file is open: the kernel drops it when the
         // process dies, however it dies, so a SIGKILLed install never blocks the next.
         let locked = file.try_lock();
@@ -347,11 +566,16 @@ impl RunLog {
                 false,
             ),
         };
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .ok();
+        // A new log is PUBLIC_FILE whatever the umask, and created new: in the shared
+        // temporary folder a link planted at its name is not followed. A `--log FILE`
+        // that exists is appended to as it is.
+        let file = match create_new(&path, PUBLIC_FILE) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && fixed => {
+                OpenOptions::new().append(true).open(&path)
+            }
+            other => other,
+        }
+        .ok();
         let mut log = RunLog { path, file, fixed };
         log.line(&format!(
             "colinux-setup {} {command}, pid {}",
@@ -377,8 +601,10 @@ impl RunLog {
             return self.path.clone();
         }
         let dir = prefix.join(LOGS_DIR);
-        if fs::create_dir_all(&dir).is_err() {
-            return self.path.clone();
+        match create_folder(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => {}
+            Err(_) => return self.path.clone(),
         }
         let Some(name) = self.path.file_name() else {
             return self.path.clone();
@@ -400,6 +626,26 @@ impl RunLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recorded_names_are_plain_names_in_the_folder() {
+        for ok in ["root.img", "config.txt", "vmlinux-2.6.33", "..x"] {
+            assert_eq!(check_name(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../victim.txt",
+            "/etc/passwd",
+            "a/b",
+            "a\\b",
+            "C:x",
+            "x\ny",
+        ] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn stamps_are_utc_calendar_dates() {

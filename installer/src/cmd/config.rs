@@ -8,20 +8,21 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
 use config_txt::{Config, LintOptions, Nic, Parsed};
 
 use crate::exit::Outcome;
+use crate::input;
 
 /// `config check FILE...`.
 pub fn check(files: &[PathBuf]) -> Outcome {
     let mut failed = false;
     for file in files {
         let name = file.display().to_string();
-        let bytes = match std::fs::read(file) {
+        let bytes = match load(file) {
             Ok(b) => b,
-            Err(e) => {
-                println!("{name}: error: cannot read the file: {e}");
+            Err(why) => {
+                println!("{name}: error: {why}");
                 failed = true;
                 continue;
             }
@@ -60,7 +61,7 @@ pub fn show(file: Option<&Path>, prefix: Option<&Path>, json: bool) -> Outcome {
         }
     };
     let name = path.display().to_string();
-    let bytes = match std::fs::read(&path).with_context(|| format!("cannot read {name}")) {
+    let bytes = match read_config(&path) {
         Ok(b) => b,
         Err(e) => return Outcome::Failed(e),
     };
@@ -96,6 +97,26 @@ pub fn show(file: Option<&Path>, prefix: Option<&Path>, json: bool) -> Outcome {
         }
     }
     Outcome::Done
+}
+
+/// Reads a config.txt to judge: a regular text file of at most
+/// [`input::CONFIG_TXT_LIMIT`]. A file with a NUL byte near its start is not a config.txt
+/// (colinux-daemon would stop reading at the NUL): it is refused as not text instead of
+/// being judged token by token. UTF-16 is left to the parser, which says what to do.
+pub fn read_config(path: &Path) -> anyhow::Result<Vec<u8>> {
+    load(path).map_err(|why| anyhow!("{}: {why}", path.display()))
+}
+
+/// [`read_config`], the error saying why without the path.
+fn load(path: &Path) -> Result<Vec<u8>, String> {
+    let bytes = input::read(path, input::CONFIG_TXT_LIMIT, "a config.txt")
+        .map_err(|e| format!("cannot read the file: {}", e.reason()))?;
+    if let Some(at) = input::binary_at(&bytes) {
+        return Err(format!(
+            "not a text file (a NUL byte at offset {at}); a config.txt is text, and colinux-daemon stops reading at the first NUL byte"
+        ));
+    }
+    Ok(bytes)
 }
 
 fn mac_text(mac: Option<config_txt::Mac>) -> String {

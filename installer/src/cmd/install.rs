@@ -145,13 +145,24 @@ pub fn run(args: InstallArgs, interrupt: &AtomicBool) -> Outcome {
         log.line(&format!("answers saved to {}", path.display()));
     }
     if args.dry_run {
+        // The same checks as the install's, with what it would do with the files that
+        // are already there.
         let check = apply::check_host(&plan);
+        let files = apply::survey(&plan).unwrap_or_default();
         if args.json {
             emit(
-                &serde_json::json!({"event": "plan", "plan": plan, "host_check": check.as_ref().err().map(|e| format!("{e:#}"))}),
+                &serde_json::json!({"event": "plan", "plan": plan, "files": files, "host_check": check.as_ref().err().map(|e| format!("{e:#}"))}),
             );
         } else {
-            print!("{}", plan::describe(&plan));
+            // The kept images are said with the images, before fstab and config.txt.
+            let text = plan::describe(&plan);
+            let at = text.find("\n/etc/fstab:").unwrap_or(text.len());
+            print!(
+                "{}{}{}",
+                &text[..at],
+                apply::describe_survey(&files),
+                &text[at..]
+            );
             println!("(dry run: nothing was changed)");
         }
         return match check {

@@ -91,6 +91,7 @@ pub fn run(a: &RebuildArgs, interrupt: &AtomicBool) -> Outcome {
         }
         Err(e) => return Outcome::Failed(anyhow!(e)),
     };
+    apply::sweep_temporaries(&prefix);
     if prefix.join(JOURNAL_FILE).exists() {
         return Outcome::Failed(anyhow!(
             "an interrupted install left its journal in {}; run the install again to finish it (or uninstall) before rebuilding",
@@ -142,12 +143,22 @@ fn set_level(plan: &mut Plan, role: Role, level: FsLevel) {
     }
 }
 
-/// The installed plan, with each image's level as it is on disk.
-fn installed_plan(st: &InstallState) -> Result<Plan> {
+/// The installed plan, with each image's level as it is on disk. The machine's folder is
+/// `prefix`, where its state is, whatever INSTALLDIR the state records: the state is
+/// untrusted input, and a rebuild must not write images anywhere else.
+fn installed_plan(prefix: &Path, st: &InstallState) -> Result<Plan> {
     let mut answers = Answers::default();
     for (k, v) in &st.answers {
         answers.set(k, v, "install-state.json")?;
     }
+    answers.set(
+        "INSTALLDIR",
+        &std::path::absolute(prefix)
+            .unwrap_or_else(|_| prefix.to_owned())
+            .display()
+            .to_string(),
+        "the machine's folder",
+    )?;
     // The machine's monitor, whatever was asked at install (`auto` chose it then).
     answers.set("MONITOR", &st.monitor, "install-state.json")?;
     let mut plan = super::install::make_plan_with(&answers, &crate::monitor::probe::Trusting)
@@ -176,7 +187,7 @@ fn rebuild(
     targets.sort();
     targets.dedup();
     finish_pending(prefix, &mut st, log)?;
-    let mut plan = installed_plan(&st)?;
+    let mut plan = installed_plan(prefix, &st)?;
     let kernel: image_builder::KernelVersion = plan
         .guest_kernel
         .parse()
@@ -360,7 +371,7 @@ pub fn switch_monitor(
     finish_pending(prefix, &mut st, log)?;
     st.answers
         .insert("MONITOR".to_owned(), to.as_str().to_owned());
-    let plan = installed_plan(&st)?;
+    let plan = installed_plan(prefix, &st)?;
     let root = plan
         .images
         .iter()
@@ -386,7 +397,10 @@ pub fn switch_monitor(
         .tempdir()
         .context("creating a staging folder in the temporary folder")?;
     let fstab = staging.path().join("fstab");
-    fs::write(&fstab, &plan.fstab).with_context(|| format!("writing {}", fstab.display()))?;
+    // The guest's /etc/fstab takes this file's mode: 0644, whatever the umask.
+    state::create_new(&fstab, state::PUBLIC_FILE)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, plan.fstab.as_bytes()))
+        .with_context(|| format!("writing {}", fstab.display()))?;
     let mut opts = image_builder::BuildOptions::new(level, SizeSpec::Bytes(bytes));
     opts.label = Some(info.label.clone()).filter(|l| !l.is_empty());
     opts.uuid = uuid::Uuid::parse_str(&info.uuid)
@@ -454,7 +468,7 @@ pub fn switch_monitor(
 }
 
 /// The record of an image being put in place, kept until install-state.json has it.
-const PENDING_FILE: &str = ".rebuild-pending.json";
+pub(crate) const PENDING_FILE: &str = ".rebuild-pending.json";
 
 /// Puts the checked image `paths.1` in place of `paths.0` ([`replace`]) and its record
 /// into `st` (not yet written: the caller writes the state). The record is noted in
@@ -485,6 +499,7 @@ fn put_in_place(
         digest: Some(state::file_digest(new)?),
         origin: "install".into(),
         fs: level.map(|l| l.name().to_owned()),
+        uuid: image_builder::inspect(new).ok().map(|i| i.uuid),
     };
     let note = serde_json::to_vec_pretty(&record).context("encoding the pending record")?;
     state::write_atomic(&prefix.join(PENDING_FILE), &note)?;
@@ -513,10 +528,13 @@ fn adopt(st: &mut InstallState, record: state::FileRecord) {
 /// place and the note is dropped.
 fn finish_pending(prefix: &Path, st: &mut InstallState, log: &mut RunLog) -> Result<()> {
     let path = prefix.join(PENDING_FILE);
-    let Ok(bytes) = fs::read(&path) else {
+    let Ok(bytes) = crate::input::read(&path, crate::input::STATE_LIMIT, "a rebuild's note") else {
         return Ok(());
     };
+    // The note is read as untrusted as install-state.json: only a record of a plain
+    // name in the folder is adopted.
     if let Ok(record) = serde_json::from_slice::<state::FileRecord>(&bytes)
+        && state::check_name(&record.file).is_ok()
         && !prefix.join(format!("{}.new", record.file)).exists()
         && prefix.join(&record.file).exists()
     {

@@ -1,5 +1,8 @@
 //! `status [--prefix DIR] [--json]`: what is installed, for people and for detection
-//! scripts (SCCM, Intune): exit 0 when a machine is installed in the folder, 1 when not.
+//! scripts (SCCM, Intune): exit 0 when a machine is installed in the folder, 1 when not,
+//! and 1 when one is recorded but cannot start as recorded: an image missing or no
+//! longer a disk image of its kind, or install-state.json naming a file outside the
+//! folder (listed as `problems`; a re-install repairs what it can and says the rest).
 //!
 //! It reads `install-state.json`, looks at each image (present, size, filesystem from
 //! its superblock), checks `config.txt` as colinux-daemon would read it, and reports the
@@ -11,8 +14,10 @@ use std::path::Path;
 use config_txt::LintOptions;
 use serde_json::{Value, json};
 
+use image_builder::ImageKind;
+
 use crate::exit::Outcome;
-use crate::state::{InstallState, JOURNAL_FILE};
+use crate::state::{self, InstallState, JOURNAL_FILE};
 
 /// Runs `status`.
 pub fn run(prefix: &Path, json_out: bool) -> Outcome {
@@ -37,16 +42,52 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
         }
         return Outcome::CheckFailed;
     };
+    // install-state.json is untrusted: a name that is not a plain name in the folder is
+    // reported and never looked at; an image that is missing or no longer an image of
+    // its kind is a machine that cannot start.
+    let mut problems = Vec::new();
     let mut images = Vec::new();
+    for f in &st.files {
+        if let Err(why) = state::check_name(&f.file) {
+            problems.push(format!(
+                "install-state.json names the file `{}`, which {why}; it was not looked at (run the install again to rewrite the state)",
+                f.file
+            ));
+        }
+    }
     for f in st
         .files
         .iter()
         .filter(|f| f.role != "config" && f.role != "driver")
         .filter(|f| !crate::kit_files::is_machine_role(&f.role))
+        .filter(|f| state::check_name(&f.file).is_ok())
     {
         let path = prefix.join(&f.file);
-        let info = image_builder::inspect(&path).ok();
+        // Only a regular file is inspected (a FIFO would never answer).
+        let readable = crate::input::open_regular(&path).is_ok();
+        let info = readable
+            .then(|| image_builder::inspect(&path).ok())
+            .flatten();
         let bytes = std::fs::metadata(&path).map(|m| m.len()).ok();
+        if state::is_image_role(&f.role) {
+            match state::find(prefix, f) {
+                Ok(state::Found::Missing) => problems.push(format!(
+                    "{} is missing; run the install again to make it",
+                    f.file
+                )),
+                Ok(state::Found::Other(why))
+                    if info
+                        .as_ref()
+                        .is_none_or(|i| (i.kind == ImageKind::Swap) != (f.role == "swap")) =>
+                {
+                    problems.push(format!(
+                        "{} {why}; the machine cannot start with it: move it away and run the install again",
+                        f.file
+                    ));
+                }
+                _ => {}
+            }
+        }
         images.push(json!({
             "file": f.file,
             "role": f.role,
@@ -61,7 +102,7 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
         }));
     }
     let config = prefix.join("config.txt");
-    let config_check = match std::fs::read(&config) {
+    let config_check = match crate::cmd::config::read_config(&config) {
         Ok(bytes) => {
             let name = config.display().to_string();
             let parsed = config_txt::parse(&bytes, &name);
@@ -108,6 +149,7 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
         "tap_adapter": tap_live.as_ref().map(|(v, _)| v),
         "interrupted_install": interrupted,
         "answers": st.answers,
+        "problems": problems,
     });
     if json_out {
         println!("{v}");
@@ -211,6 +253,13 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
                 ))
             );
         }
+        for p in &problems {
+            println!("  problem: {p}");
+        }
     }
-    Outcome::Done
+    if problems.is_empty() {
+        Outcome::Done
+    } else {
+        Outcome::CheckFailed
+    }
 }

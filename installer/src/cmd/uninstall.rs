@@ -2,6 +2,14 @@
 //! the images (root, home with the user's data, swap) stay unless `--purge`, which also
 //! removes the logs and the folder when it is then empty. An interrupted install's
 //! journal is rolled back first. Nothing installed is not an error (exit 0).
+//!
+//! install-state.json is read as untrusted input: a file it names is removed only when
+//! the name is a plain name in the folder and the file is still what the install
+//! recorded (size and digest; an image, which the guest writes into: its kind, size and
+//! UUID); a service, PuTTY session or TAP adapter only when it is still what the
+//! install made (its command line, host and port, address). The rest is kept and said
+//! on stderr (and as `not_removed` with `--json`); the uninstall still exits 0, having
+//! removed what was the install's.
 
 use std::path::Path;
 
@@ -48,7 +56,7 @@ pub fn run(prefix: &Path, purge: Purge, json: bool, log_file: Option<&Path>) -> 
             if json {
                 println!(
                     "{}",
-                    serde_json::json!({"event": "done", "prefix": prefix, "purge": purge == Purge::All, "removed": r.removed, "kept": r.kept, "rolled_back": r.rolled_back, "log": log_path})
+                    serde_json::json!({"event": "done", "prefix": prefix, "purge": purge == Purge::All, "removed": r.removed, "kept": r.kept, "not_removed": r.not_removed, "rolled_back": r.rolled_back, "log": log_path})
                 );
             } else {
                 println!(
@@ -63,6 +71,9 @@ pub fn run(prefix: &Path, purge: Purge, json: bool, log_file: Option<&Path>) -> 
                         println!("  kept {k} (remove the images with --purge)");
                     }
                 }
+            }
+            for n in &r.not_removed {
+                eprintln!("colinux-setup: warning: {n}");
             }
             if r.reboot_required {
                 eprintln!(

@@ -32,8 +32,9 @@ pub use http::{Net, Sink};
 use crate::progress::Reporter;
 use crate::state::RunLog;
 
-/// The largest kit.toml we read (a kit of 100,000 files lists about 20 MB).
-const MANIFEST_LIMIT: u64 = 64 << 20;
+/// The largest kit.toml we read, the same as for a local kit (a kit of 100,000 files
+/// lists about 20 MB).
+const MANIFEST_LIMIT: u64 = driver_bundle::manifest::MANIFEST_LIMIT;
 
 /// Whether a `--kit` value is a URL (http or https) rather than a folder.
 pub fn is_url(s: &str) -> bool {

@@ -194,15 +194,58 @@ pub fn rollback(store: &Store, name: &str, log: &mut RunLog) -> Option<String> {
     }
 }
 
-/// Uninstall: removes a session this tool wrote. A failure is a warning in the log (the
-/// user's hive may not be loaded when someone else uninstalls), never a stop.
-pub fn uninstall(rec: &PuttyRecord, log: &mut RunLog, removed: &mut Vec<String>) {
+/// Uninstall: removes a session this tool wrote, if it still connects where the install
+/// recorded (install-state.json is untrusted: its record must not make the uninstall
+/// remove another session, or a file of another store). A failure is a warning in the
+/// log (the user's hive may not be loaded when someone else uninstalls), never a stop;
+/// a session that changed is kept and said in `kept`.
+pub fn uninstall(
+    rec: &PuttyRecord,
+    log: &mut RunLog,
+    removed: &mut Vec<String>,
+    kept: &mut Vec<String>,
+) {
     if !rec.created {
         log.line(&format!(
             "the PuTTY session {} was there before this install: kept",
             rec.name
         ));
         return;
+    }
+    match rec.store.read(&rec.name) {
+        Ok(None) => {
+            log.line(&format!("the PuTTY session {} was already gone", rec.name));
+            return;
+        }
+        Ok(Some(settings)) => {
+            let get = |k: &str| {
+                settings
+                    .iter()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, v)| v.as_str())
+            };
+            let port = rec.port.to_string();
+            if get("HostName") != Some(rec.host.as_str()) || get("PortNumber") != Some(&port) {
+                let line = format!(
+                    "the PuTTY session \"{}\" ({}) no longer connects to {} port {} as the install saved it; it was kept",
+                    rec.name,
+                    rec.store.location(&rec.name),
+                    rec.host,
+                    rec.port
+                );
+                log.line(&line);
+                kept.push(line);
+                return;
+            }
+        }
+        Err(e) => {
+            log.line(&format!(
+                "WARNING: the PuTTY session {} ({}) was not removed: {e:#}",
+                rec.name,
+                rec.store.location(&rec.name)
+            ));
+            return;
+        }
     }
     match rec.store.remove(&rec.name) {
         Ok(true) => {

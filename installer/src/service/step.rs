@@ -200,8 +200,16 @@ pub fn rollback(name: &str, log: &mut RunLog) -> Option<String> {
     crate::apply::rolled_back(&format!("service {name}"), result, log)
 }
 
-/// Uninstall: removes a service this tool created. `Ok(true)` when a reboot finishes it.
-pub fn uninstall(rec: &ServiceRecord, log: &mut RunLog, removed: &mut Vec<String>) -> Result<bool> {
+/// Uninstall: removes a service this tool created, if it still runs the command line
+/// the install recorded (install-state.json is untrusted: its record must not make the
+/// uninstall delete another service; one that changed is kept and said in `kept`).
+/// `Ok(true)` when a reboot finishes it.
+pub fn uninstall(
+    rec: &ServiceRecord,
+    log: &mut RunLog,
+    removed: &mut Vec<String>,
+    kept: &mut Vec<String>,
+) -> Result<bool> {
     if !rec.created {
         log.line(&format!(
             "the service {} was there before this install: kept",
@@ -210,6 +218,18 @@ pub fn uninstall(rec: &ServiceRecord, log: &mut RunLog, removed: &mut Vec<String
         return Ok(false);
     }
     let mut host = crate::cmd::service::host_for(false)?;
+    if let Ok(now) = host.status(&rec.name)
+        && now.installed
+        && let Some(cmd) = now.command_line.filter(|c| *c != rec.command_line)
+    {
+        let line = format!(
+            "the service {} runs `{cmd}`, not the command line the install recorded (`{}`); it was kept",
+            rec.name, rec.command_line
+        );
+        log.line(&line);
+        kept.push(line);
+        return Ok(false);
+    }
     let outcome = host.remove(&rec.name).map_err(|e| {
         anyhow!(e).context(format!(
             "cannot remove the service {} this install made; run the uninstall as an administrator",

@@ -211,3 +211,49 @@ impl Drop for Booting {
         }
     }
 }
+
+/// Runs `c` to its end and returns what it printed, as `Command::output` does; a run
+/// still going after `secs` is killed and fails the test (a watchdog for a command that
+/// would wait forever, e.g. on a FIFO: not a measure of speed).
+pub fn output_within(mut c: Command, secs: u64) -> Output {
+    let mut child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut pipes = Vec::new();
+    for mut r in [
+        Box::new(child.stdout.take().expect("stdout")) as Box<dyn Read + Send>,
+        Box::new(child.stderr.take().expect("stderr")),
+    ] {
+        pipes.push(std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            buf
+        }));
+    }
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        if start.elapsed() > Duration::from_secs(secs) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still running after {secs} s: it waits on its input");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = pipes.into_iter().map(|t| t.join().expect("reader thread"));
+    Output {
+        status,
+        stdout: out.next().unwrap_or_default(),
+        stderr: out.next().unwrap_or_default(),
+    }
+}
+
+/// Makes a FIFO (named pipe) at `path`, by the host's mkfifo.
+pub fn mkfifo(path: &Path) {
+    let st = Command::new("mkfifo").arg(path).status().expect("mkfifo");
+    assert!(st.success(), "mkfifo {}", path.display());
+}
