@@ -20,7 +20,9 @@
 //! - [`Engine::Colinux`]: never booted here; a host check (32-bit Windows 2000..7, or a
 //!   Linux 2.6 host).
 //!
-//! [`choose`] turns a request (`auto`, or a monitor the user named) into a [`Choice`]:
+//! [`choose`] turns a request (`auto`, or a monitor the user named) into a [`Choice`]
+//! whose reason names no origin (the same answers give the same recorded state, from a
+//! profile or an answer file); refusals name where the monitor was asked for:
 //! `auto` takes the first engine that works, in the order of [`auto_order`]; a named
 //! monitor that cannot run guests here is refused before any change, naming the cause
 //! and the monitor that would work, unless no boot is planned (`NOFIRSTBOOT=1`: the
@@ -415,10 +417,10 @@ pub fn choose(
         Request::Given(Monitor::Colinux) => {
             let v = prober.probe(Engine::Colinux, kernels);
             let why = if v.works {
-                format!("given by {origin}; coLinux can run here")
+                "coLinux was asked for, and can run here".to_owned()
             } else {
                 format!(
-                    "given by {origin}; the machine is for a coLinux host, not this one: {}",
+                    "coLinux was asked for; the machine is for a coLinux host, not this one: {}",
                     v.reason
                 )
             };
@@ -436,7 +438,8 @@ pub fn choose(
             accel: None,
             requested: monitor.as_str().into(),
             why: format!(
-                "given by {origin}; not probed, since no boot is planned (it is probed when the machine boots)"
+                "{} was asked for; not probed, since no boot is planned (it is probed when the machine boots)",
+                monitor.as_str()
             ),
             verdicts,
         }),
@@ -485,7 +488,11 @@ fn first_working(
                 monitor,
                 accel: engine.accel(),
                 requested: monitor.as_str().into(),
-                why: format!("given by {origin}; {} runs guests here", engine.title()),
+                why: format!(
+                    "{} was asked for, and {} runs guests here",
+                    monitor.as_str(),
+                    engine.title()
+                ),
                 verdicts,
             });
         }
