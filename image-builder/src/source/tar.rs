@@ -45,12 +45,43 @@ impl TarInput {
     }
 }
 
+/// One file's bytes as a source hands them over: a reader that may know where its
+/// holes are (a sparse tar entry's map, an image file's extents), so that the sink
+/// skips them instead of reading zeros. Time then follows the data, not the size.
+pub(crate) trait FileBytes: Read {
+    /// The first byte at or after `pos` that may hold data; `None` when none does
+    /// (the rest reads as zeros). A source that does not know its holes says `pos`.
+    fn next_data(&mut self, _pos: u64) -> Option<u64> {
+        Some(_pos)
+    }
+
+    /// Moves `n` bytes on, over bytes `next_data` said hold no data.
+    fn skip(&mut self, n: u64) -> std::io::Result<()> {
+        skip_by_reading(self, n)
+    }
+}
+
+/// Skips `n` bytes of `r` by reading and dropping them.
+pub(crate) fn skip_by_reading<R: Read + ?Sized>(r: &mut R, n: u64) -> std::io::Result<()> {
+    let mut left = n;
+    let mut buf = [0u8; 8192];
+    while left > 0 {
+        let want = left.min(buf.len() as u64) as usize;
+        let got = r.read(&mut buf[..want])?;
+        if got == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        left -= got as u64;
+    }
+    Ok(())
+}
+
 /// Where file bytes go: the image writer, which places them and returns their extents.
 pub(crate) trait DataSink {
     /// Copies `size` bytes from `r` into newly allocated blocks.
     fn stream(
         &mut self,
-        r: &mut dyn Read,
+        r: &mut dyn FileBytes,
         size: u64,
         name: &dyn Fn() -> String,
     ) -> Result<Vec<Extent>, Error>;

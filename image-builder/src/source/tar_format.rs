@@ -5,10 +5,12 @@
 //! Block"; GNU tar manual, "Tar Archive Format" (GNU sparse and long names).
 //!
 //! Data is handed out through [`TarReader::data`], a reader that yields the entry's
-//! logical bytes (holes of sparse files as zeros) and leaves the stream at the next
-//! header.
+//! logical bytes (holes of sparse files as zeros, which the writer skips) and leaves the
+//! stream at the next header.
 
 use std::io::{self, Read};
+
+use crate::source::tar::FileBytes;
 
 /// What an entry is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -298,8 +300,12 @@ impl<R: Read> TarReader<R> {
                         "the sparse file's real size is not a number",
                     )
                 })?;
-                let stored_total: u64 = map.iter().map(|(_, l)| l).sum();
-                if stored_total != stored
+                let stored_total = map.iter().try_fold(0u64, |sum, (_, l)| sum.checked_add(*l));
+                // Segments in order and apart, each inside the file: what GNU tar
+                // writes, and what reading the data in one pass needs.
+                let in_order = map.windows(2).all(|w| w[0].0 + w[0].1 <= w[1].0);
+                if stored_total != Some(stored)
+                    || !in_order
                     || map
                         .iter()
                         .any(|(o, l)| o.checked_add(*l).is_none_or(|end| end > real))
@@ -364,6 +370,30 @@ impl<R: Read> EntryData<'_, R> {
         self.t.left -= n as u64;
         self.t.pos += n as u64;
         Ok(n)
+    }
+}
+
+impl<R: Read> FileBytes for EntryData<'_, R> {
+    fn next_data(&mut self, pos: u64) -> Option<u64> {
+        let Some((map, _)) = &self.t.sparse else {
+            return Some(pos);
+        };
+        // The first segment with data that ends after `pos` (the map is in order).
+        let i = map.partition_point(|&(o, l)| o + l <= pos);
+        map[i..]
+            .iter()
+            .find(|&&(_, l)| l > 0)
+            .map(|&(o, _)| o.max(pos))
+    }
+
+    fn skip(&mut self, n: u64) -> io::Result<()> {
+        if self.t.sparse.is_none() {
+            // Without a map every byte is stored (and `next_data` never says to skip).
+            return crate::source::tar::skip_by_reading(self, n);
+        }
+        // Only holes are skipped (`next_data` said so): no stored byte is passed over.
+        self.logical += n;
+        Ok(())
     }
 }
 
