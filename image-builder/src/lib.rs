@@ -36,7 +36,9 @@
 //! Everything read from disk or a stream is untrusted: an image must be a regular file
 //! or a block device, no read runs past its end and nothing is allocated before its size
 //! is checked against the file; every count an image gives (groups, inodes, blocks a map
-//! points at, a file's size) is bounded by the file and the filesystem's own limits.
+//! points at, a file's size) is bounded by the file and the filesystem's own limits. A
+//! compressed tarball is read to the end of its stream, every checksum verified, nothing
+//! after it accepted.
 //!
 //! ## Limitations
 //!

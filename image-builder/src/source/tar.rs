@@ -17,12 +17,13 @@
 //! name the archive has not given yet, a truncated or corrupt stream and a header
 //! checksum error are errors naming the entry and its offset.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 use crate::extent::Extent;
 use crate::source::Warn;
+use crate::source::compressed::Stream;
 use crate::source::tar_format::{EntryKind, FormatError, TarEntry, TarReader};
 use crate::tree::{FileData, Kind, Meta, Node, NodeId, ROOT, Timestamp, Tree, Xattr};
 
@@ -104,7 +105,11 @@ pub(crate) fn add_tar(
         })?),
         TarInput::Stdin => Box::new(std::io::stdin().lock()),
     };
-    let mut reader = TarReader::new(decompress(raw, &name)?);
+    let stream = Stream::open(raw).map_err(|e| Error::Read {
+        path: Path::new(&name).to_owned(),
+        source: e,
+    })?;
+    let mut reader = TarReader::new(stream);
     let fmt_err = |e: FormatError| Error::Archive {
         archive: name.clone(),
         entry: e.entry.map(|p| String::from_utf8_lossy(&p).into_owned()),
@@ -202,6 +207,17 @@ pub(crate) fn add_tar(
         let id = tree.add(Node { meta, kind });
         link(tree, sink, parent, leaf, id, &image_path)?;
     }
+    // The archive has ended; a compressed stream has not yet: its checksums (gzip's
+    // CRC32 and length of every member, xz's and zstd's frame checks, bzip2's block and
+    // stream CRCs) come at its end, and nothing may follow it.
+    let mut stream = reader.into_inner();
+    if let Some(format) = stream.format() {
+        stream.finish().map_err(|e| Error::CorruptStream {
+            archive: name.clone(),
+            format: format.name(),
+            reason: e.to_string(),
+        })?;
+    }
     Ok(())
 }
 
@@ -272,35 +288,6 @@ fn meta_of(e: &TarEntry) -> Meta {
         },
         xattrs,
     }
-}
-
-/// Wraps `raw` in the decompressor its first bytes call for.
-fn decompress(raw: Box<dyn Read>, name: &str) -> Result<Box<dyn Read>, Error> {
-    let mut buf = BufReader::with_capacity(1 << 20, raw);
-    let head = buf
-        .fill_buf()
-        .map_err(|e| Error::Read {
-            path: Path::new(name).to_owned(),
-            source: e,
-        })?
-        .to_vec();
-    let wrap = |e: std::io::Error| Error::Archive {
-        archive: name.to_owned(),
-        entry: None,
-        offset: 0,
-        reason: format!("cannot start decompressing: {e}"),
-    };
-    Ok(if head.starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::read::MultiGzDecoder::new(buf))
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Box::new(zstd::stream::read::Decoder::with_buffer(buf).map_err(wrap)?)
-    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
-        Box::new(liblzma::read::XzDecoder::new_multi_decoder(buf))
-    } else if head.starts_with(b"BZh") {
-        Box::new(bzip2::read::MultiBzDecoder::new(buf))
-    } else {
-        Box::new(buf)
-    })
 }
 
 #[cfg(test)]

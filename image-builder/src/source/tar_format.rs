@@ -337,6 +337,11 @@ impl<R: Read> TarReader<R> {
         }
     }
 
+    /// The stream, where the archive ended.
+    pub(crate) fn into_inner(self) -> R {
+        self.r
+    }
+
     /// A reader of the current entry's logical bytes.
     pub(crate) fn data(&mut self) -> EntryData<'_, R> {
         EntryData {
