@@ -38,7 +38,8 @@
 //! is checked against the file; every count an image gives (groups, inodes, blocks a map
 //! points at, a file's size) is bounded by the file and the filesystem's own limits. A
 //! compressed tarball is read to the end of its stream, every checksum verified, nothing
-//! after it accepted.
+//! after it accepted; what an archive makes the reader hold in memory is capped (see the
+//! tar reader's limits).
 //!
 //! ## Limitations
 //!

@@ -306,8 +306,29 @@ impl Writer {
         Ok(())
     }
 
-    /// Writes one entry's data (if any) and records its inode.
+    /// Writes one entry's data (if any) and records its inode. What the image cannot
+    /// hold (too many links or subdirectories, attributes over a block) is named by the
+    /// entry's path in the tree, which is the user's name for it.
     pub(crate) fn entry(
+        &mut self,
+        tree: &Tree,
+        numbering: &Numbering,
+        id: NodeId,
+        ino: u32,
+        events: &mut dyn FnMut(Event),
+        interrupt: &AtomicBool,
+    ) -> Result<(), Error> {
+        self.entry_inode(tree, numbering, id, ino, events, interrupt)
+            .map_err(|e| match e {
+                Error::BadEntry { reason, .. } => Error::BadEntry {
+                    path: tree.path_of(id),
+                    reason,
+                },
+                e => e,
+            })
+    }
+
+    fn entry_inode(
         &mut self,
         tree: &Tree,
         numbering: &Numbering,
@@ -386,6 +407,26 @@ impl Writer {
                 return self.dir_inode(ino, meta, blocks, links, false);
             }
             Kind::File { data, size } => {
+                // A block map addresses 12 + p + p² + p³ blocks, an extent tree 2^32: a
+                // larger file (a sparse one from a tarball or an ext4 image) cannot be
+                // mapped, and e2fsck and the kernel refuse such a size.
+                let addressable = if self.shape.level.is_ext4() {
+                    extent::LOGICAL_LIMIT
+                } else {
+                    crate::blockmap::max_blocks(self.shape.block_size)
+                };
+                let max = addressable * self.bs();
+                if *size > max {
+                    return Err(Error::BadEntry {
+                        path: String::new(),
+                        reason: format!(
+                            "{size} bytes is more than a file on {} with {}-byte blocks can \
+                             hold ({max} bytes); use ext4 or 4096-byte blocks",
+                            self.shape.level.name(),
+                            self.shape.block_size
+                        ),
+                    });
+                }
                 rec.mode = inode::S_IFREG | meta.perm;
                 rec.size = *size;
                 let extents = match data {

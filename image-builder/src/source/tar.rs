@@ -128,14 +128,21 @@ pub(crate) fn add_tar(
         if e.pax_sparse {
             return Err(err("a pax sparse file (GNU.sparse.* records) is not supported; make the archive with --format=gnu for sparse files, or without --sparse".into()));
         }
+        if e.path.is_empty() {
+            return Err(err("the entry has an empty name; every entry must name a file (the archive is corrupt)".into()));
+        }
         let comps = components(&e.path).map_err(err)?;
         let meta = meta_of(&e);
         if comps.is_empty() {
             // "./" itself: the archive's root directory gives the image root its metadata.
             if e.kind == EntryKind::Dir {
                 tree.nodes[ROOT].meta = meta;
+                continue;
             }
-            continue;
+            return Err(err(
+                "the name is the archive's root folder, but the entry is no folder (the archive is corrupt)"
+                    .into(),
+            ));
         }
         let (leaf, parents) = comps.split_last().expect("components is not empty");
         let image_path = crate::source::image_path(&comps);
