@@ -77,7 +77,7 @@ pub(crate) fn inspect_file(img: &ImageFile) -> Result<ImageInfo, Error> {
         reason,
     };
     let head = img
-        .read_padded(0, (PAGE_SIZE as usize).min(file_bytes as usize))
+        .read_padded(0, PAGE_SIZE.min(file_bytes) as usize)
         .map_err(|e| e.into_error(path))?;
     if let Some(h) = SwapHeader::decode(&head).filter(|h| h.magic == SwapMagic::V1) {
         let pages = u64::from(h.last_page) + 1;

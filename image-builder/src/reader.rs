@@ -159,9 +159,9 @@ impl ImageFile {
 
     /// Reads and decodes the primary superblock.
     pub(crate) fn superblock(&self) -> Result<Superblock, SuperblockError> {
-        let raw = self
-            .read_padded(SUPERBLOCK_OFFSET, SUPERBLOCK_LEN.min(self.len as usize))
-            .unwrap_or_default();
+        // Min in u64 first: on a 32-bit host a file over 4 GiB does not fit a usize.
+        let len = (SUPERBLOCK_LEN as u64).min(self.len) as usize;
+        let raw = self.read_padded(SUPERBLOCK_OFFSET, len).unwrap_or_default();
         let raw = raw.get(..SUPERBLOCK_LEN).unwrap_or(&[]);
         // A file too short for a superblock has no magic either: say that, as a short
         // file is no image rather than a damaged one.
