@@ -247,9 +247,12 @@ fn check(a: &ImageArgs) -> Outcome {
     let report = match image_builder::check(&a.image) {
         Ok(r) => r,
         Err(e) => {
-            return Outcome::Failed(
-                anyhow::Error::new(e).context(format!("checking {}", a.image.display())),
+            // A file that is no image (or cannot be read) is what a checker finds, not a
+            // failure of the checker: exit 1, as `config check` does for such a file.
+            crate::exit::print_error(
+                &anyhow::Error::new(e).context(format!("checking {}", a.image.display())),
             );
+            return Outcome::CheckFailed;
         }
     };
     let e2fsck = if report.kind == Some(image_builder::ImageKind::Swap) {
