@@ -15,14 +15,16 @@
 //!   choose the rest again, upgrade; its images stay byte for byte;
 //! - the wizard's own answer keys (SLIRP, SERIAL, STARTMENU, TASKS) refuse bad values with
 //!   the reason, through the same plan as `--set`;
-//! - the default profile's first boot in User-mode Linux under its bar.
+//! - the default profile's first boot under its bar, on the monitor this host runs guests
+//!   on (`common::host`: User-mode Linux, else QEMU); the default profile's machines are
+//!   installed for that monitor, and waits are scaled for it.
 //!
 //! With `COLINUX_SETUP_WRITE_SCREENS=1` the captured screens are written to
 //! docs/wizard-screens.md (scripts/wizard-screens does this).
 
 mod common;
 
-use common::{CANCELLED, cmd, p, sha256, tempdir, text};
+use common::{CANCELLED, cmd, host, host_args, p, secs, sha256, tempdir, text};
 use expectrl::Expect;
 use expectrl::process::unix::WaitStatus;
 use std::path::{Path, PathBuf};
@@ -50,6 +52,7 @@ impl Tty {
     fn spawn(args: &[&str], env: &[(&str, &str)]) -> Tty {
         let mut c = Command::new(common::BIN);
         c.args(args)
+            .envs(host().env())
             .env("TERM", "xterm-256color")
             .env("COLUMNS", COLS.to_string())
             .env("LINES", ROWS.to_string())
@@ -119,7 +122,7 @@ impl Tty {
                 self.pump();
                 return;
             }
-            if self.eof || start.elapsed() > Duration::from_secs(90) {
+            if self.eof || start.elapsed() > Duration::from_secs(secs(90)) {
                 panic!(
                     "waited for `{what}` (eof {}); the screen:\n{}\n--- raw tail:\n{}",
                     self.eof,
@@ -161,7 +164,7 @@ impl Tty {
     /// Reads to the end and returns the exit code.
     fn exit_code(&mut self) -> i32 {
         let start = Instant::now();
-        while !self.eof && start.elapsed() < Duration::from_secs(120) {
+        while !self.eof && start.elapsed() < Duration::from_secs(secs(120)) {
             self.pump();
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -207,9 +210,9 @@ fn write_screens(shots: &[(String, String)]) {
          in a pseudo-terminal (100×64) and renders what it draws with a terminal emulator\n\
          (the vt100 crate); `scripts/wizard-screens` regenerates this page. Colours are not\n\
          shown. The run installs the seed's `bfin-uclinux` profile with smaller sizes into a\n\
-         temporary folder; then the default profile is installed with its first boot in\n\
-         User-mode Linux, and a last run is cancelled with Ctrl-C while it writes the root\n\
-         image.\n",
+         temporary folder; then the default profile is installed with its first boot (in\n\
+         User-mode Linux where it runs guests, else QEMU), and a last run is cancelled with\n\
+         Ctrl-C while it writes the root image.\n",
     );
     for (name, screen) in shots {
         md.push_str(&format!("\n## {name}\n\n```text\n{screen}\n```\n"));
@@ -388,7 +391,11 @@ fn every_page_then_the_saved_answers_replay_the_same_install() {
     std::fs::create_dir_all(&home).expect("home");
     std::fs::create_dir_all(&tmpdir).expect("tmp");
     let env = [("HOME", p(&home)), ("TMPDIR", p(&tmpdir))];
-    let mut tty = Tty::spawn(&["install"], &env);
+    // The wizard opens on the default profile (MONITOR=auto): with the kit of the host's
+    // monitor its probe finds one here (where UML cannot run, a kit's QEMU kernel is the
+    // only way), before the walk changes to the seed's coLinux profile.
+    let kit = host().install_kit();
+    let mut tty = Tty::spawn(&["install", "--kit", p(&kit)], &env);
     let mut shots = Vec::new();
     let prefix = walk_and_install(tmp.path(), &mut tty, &mut shots);
     let code = tty.exit_code();
@@ -450,31 +457,33 @@ fn every_page_then_the_saved_answers_replay_the_same_install() {
         );
     }
 
-    // A first boot in User-mode Linux under its bar, then a cancel during image writing,
-    // complete the screens.
-    shots.append(&mut first_boot_in_uml(&tmp.path().join("uml")));
+    // A first boot (on the host's monitor) under its bar, then a cancel during image
+    // writing, complete the screens.
+    shots.append(&mut first_boot(&tmp.path().join("first-boot")));
     let (_, mut more) = cancel_while_writing(&tmp.path().join("cancel"));
     shots.append(&mut more);
     write_screens(&shots);
 }
 
-/// The default profile (User-mode Linux) with its first boot: the console's last line
-/// stays under the first boot's bar, and the finish page says it is done.
-fn first_boot_in_uml(dir: &Path) -> Vec<(String, String)> {
+/// The default profile with its first boot on the host's monitor: the console's last
+/// line stays under the first boot's bar, and the finish page says it is done.
+fn first_boot(dir: &Path) -> Vec<(String, String)> {
     std::fs::create_dir_all(dir.join("tmp")).expect("tmp");
     let prefix = dir.join("m");
     let mut tty = Tty::spawn(
         &[
-            "install",
-            "--prefix",
-            p(&prefix),
-            "--set",
-            "RAMMB=64",
-            "--set",
-            "HOMEMB=32",
-            "--set",
-            "SWAPMB=96",
-        ],
+            &["install", "--prefix", p(&prefix)],
+            host_args().as_slice(),
+            &[
+                "--set",
+                "RAMMB=64",
+                "--set",
+                "HOMEMB=32",
+                "--set",
+                "SWAPMB=96",
+            ],
+        ]
+        .concat(),
         &[("TMPDIR", p(&dir.join("tmp")))],
     );
     tty.wait_for("Welcome to the coLinux setup");
@@ -496,11 +505,18 @@ fn first_boot_in_uml(dir: &Path) -> Vec<(String, String)> {
     tty.wait_until("a console line under the first boot's bar", |t| {
         let rows: Vec<String> = t.vt.screen().rows(0, COLS).collect();
         rows.iter()
-            .position(|r| r.starts_with("first boot in uml"))
+            .position(|r| r.starts_with("first boot in "))
             .and_then(|i| rows.get(i + 1))
             .is_some_and(|next| next.starts_with("    ") && next.trim().len() > 3)
     });
-    tty.shot("Progress: the first boot in User-mode Linux, its console's last line under its bar");
+    let title = if host().is_uml() {
+        "User-mode Linux"
+    } else {
+        "QEMU"
+    };
+    tty.shot(&format!(
+        "Progress: the first boot in {title}, its console's last line under its bar"
+    ));
     tty.wait_for("Log of this install:");
     tty.wait_for("First boot: done.");
     let code = tty.exit_code();
@@ -522,17 +538,19 @@ fn cancel_while_writing(dir: &Path) -> (PathBuf, Vec<(String, String)>) {
     let tmpdir = dir.join("tmp");
     let mut tty = Tty::spawn(
         &[
-            "install",
-            "--prefix",
-            p(&prefix),
-            "--no-first-boot",
-            "--set",
-            "ROOTMB=64",
-            "--set",
-            "HOMEMB=32",
-            "--set",
-            "SWAPMB=64",
-        ],
+            &["install", "--prefix", p(&prefix)],
+            host_args().as_slice(),
+            &[
+                "--no-first-boot",
+                "--set",
+                "ROOTMB=64",
+                "--set",
+                "HOMEMB=32",
+                "--set",
+                "SWAPMB=64",
+            ],
+        ]
+        .concat(),
         &[
             ("TMPDIR", p(&tmpdir)),
             ("COLINUX_SETUP_TEST_PAUSE_AT", "image:root:writing"),
@@ -599,7 +617,7 @@ fn ctrl_c_on_the_sizes_page_asks_then_cancels_with_nothing_made() {
     std::fs::create_dir_all(&tmpdir).expect("tmp");
     let prefix = tmp.path().join("deep").join("m");
     let mut tty = Tty::spawn(
-        &["install", "--prefix", p(&prefix)],
+        &[&["install", "--prefix", p(&prefix)], host_args().as_slice()].concat(),
         &[("TMPDIR", p(&tmpdir))],
     );
     tty.wait_for("Welcome to the coLinux setup");
@@ -649,19 +667,18 @@ fn an_existing_install_is_repaired_upgraded_or_kept_with_its_images() {
     let tmpdir = tmp.path().join("tmp");
     std::fs::create_dir_all(&tmpdir).expect("tmp");
     let prefix = tmp.path().join("m");
-    let o = cmd(&[
-        "install",
-        "--unattended",
-        "--prefix",
-        p(&prefix),
-        "--no-first-boot",
-        "--set",
-        "RAMMB=64",
-        "--set",
-        "HOMEMB=32",
-        "--set",
-        "SWAPMB=96",
-    ])
+    let o = common::install_cmd(
+        &prefix,
+        &[
+            "--no-first-boot",
+            "--set",
+            "RAMMB=64",
+            "--set",
+            "HOMEMB=32",
+            "--set",
+            "SWAPMB=96",
+        ],
+    )
     .env("TMPDIR", &tmpdir)
     .output()
     .expect("install");

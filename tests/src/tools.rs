@@ -38,12 +38,22 @@ const TOOLS: &[Tool] = &[
         package: "python3",
     },
     Tool {
-        name: "linux.uml",
-        package: "user-mode-linux",
-    },
-    Tool {
         name: "busybox",
         package: "busybox-static",
+    },
+];
+
+/// The monitors' programs, needed only where the host's monitor is theirs: guests boot
+/// on the kit's kernels (see `host_monitor`), and the probe says when a monitor is
+/// missing. Listed for [`tool`]'s message.
+const MONITOR_TOOLS: &[Tool] = &[
+    Tool {
+        name: "qemu-system-x86_64",
+        package: "qemu-system-x86",
+    },
+    Tool {
+        name: "linux.uml",
+        package: "user-mode-linux",
     },
 ];
 
@@ -51,8 +61,10 @@ const TOOLS: &[Tool] = &[
 const EXTRA_DIRS: &[&str] = &["/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin"];
 
 /// Checks that every tool the oracles use is installed: `e2fsck`, `debugfs`, `mke2fs`
-/// (e2fsprogs), `mkswap` (util-linux), `python3`, `linux.uml` (user-mode-linux) and a
-/// **statically linked** `busybox` (busybox-static; the guest root has no libc).
+/// (e2fsprogs), `mkswap` (util-linux), `python3` and a **statically linked** `busybox`
+/// (busybox-static; the installer's guest root has no libc). The monitors are not
+/// checked here: the host's probe decides which one guests run on, and fails with its
+/// reasons when none can.
 ///
 /// Fails with one line per missing tool and the `apt-get install` line that fixes it.
 pub fn require_tools() -> Result<()> {
@@ -67,7 +79,7 @@ pub fn require_tools() -> Result<()> {
                     Some(path) if tool.name == "busybox" => match is_static_elf(&path) {
                         Ok(true) => None,
                         Ok(false) => Some(format!(
-                            "{} is dynamically linked; the UML guest needs a static busybox",
+                            "{} is dynamically linked; the guest root needs a static busybox",
                             path.display()
                         )),
                         Err(e) => Some(format!("cannot inspect {}: {e:#}", path.display())),
@@ -112,6 +124,7 @@ pub fn tool(name: &str) -> Result<PathBuf> {
     }
     let package = TOOLS
         .iter()
+        .chain(MONITOR_TOOLS)
         .find(|t| t.name == name)
         .map_or("?", |t| t.package);
     bail!("`{name}` not found; install the Debian package {package}")
