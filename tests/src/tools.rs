@@ -241,3 +241,23 @@ fn locate_or_build_bin() -> Result<PathBuf> {
     }
     Ok(bin)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Real programs of both classes as the oracle: busybox-static has no loader, dash
+    /// (64-bit) and the 32-bit Wine loader (ELF32, i386) ask for one.
+    #[test]
+    fn static_and_dynamic_programs_of_both_classes_are_told_apart() {
+        for (path, package, want) in [
+            ("/bin/busybox", "busybox-static", true),
+            ("/bin/sh", "dash", false),
+            ("/usr/lib/wine/wine", "wine32:i386", false),
+        ] {
+            let got = is_static_elf(Path::new(path))
+                .unwrap_or_else(|e| panic!("{e:#} (package {package}; scripts/test installs it)"));
+            assert_eq!(got, want, "{path}");
+        }
+    }
+}
