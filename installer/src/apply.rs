@@ -589,7 +589,9 @@ pub fn check_host(plan: &Plan) -> Result<()> {
             continue;
         }
         match &img.source {
-            SourcePlan::Busybox { busybox } => crate::guest::check_static_busybox(busybox)?,
+            SourcePlan::Busybox { busybox } => {
+                crate::guest::check_static_busybox(busybox)?;
+            }
             SourcePlan::KitRootfs { dir } => {
                 fs::read_dir(dir).with_context(|| {
                     format!(

@@ -19,11 +19,17 @@
 //!   on (`common::host`: User-mode Linux, else QEMU); the default profile's machines are
 //!   installed for that monitor, and waits are scaled for it.
 //!
+//! - the Windows-only pages (start-menu folder, extra tasks) of the i686 exe that
+//!   setup-x86.msi carries, in a 32-bit Wine prefix (Windows 7 x86): what they choose is
+//!   what the install records, and the "service" task makes the machine's service.
+//!
 //! With `COLINUX_SETUP_WRITE_SCREENS=1` the captured screens are written to
-//! docs/wizard-screens.md (scripts/wizard-screens does this).
+//! docs/wizard-screens.md and docs/wizard-screens-windows.md (scripts/wizard-screens
+//! does this).
 
 mod common;
 
+use common::wine::{WinArch, Wine};
 use common::{CANCELLED, cmd, host, host_args, p, secs, sha256, tempdir, text};
 use expectrl::Expect;
 use expectrl::process::unix::WaitStatus;
@@ -51,17 +57,22 @@ struct Tty {
 impl Tty {
     fn spawn(args: &[&str], env: &[(&str, &str)]) -> Tty {
         let mut c = Command::new(common::BIN);
-        c.args(args)
-            .envs(host().env())
-            .env("TERM", "xterm-256color")
+        c.args(args).envs(host().env());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        Tty::spawn_command(c)
+    }
+
+    /// `c` (colinux-setup, or Wine running the Windows exe) in a pseudo-terminal of
+    /// COLS×ROWS.
+    fn spawn_command(mut c: Command) -> Tty {
+        c.env("TERM", "xterm-256color")
             .env("COLUMNS", COLS.to_string())
             .env("LINES", ROWS.to_string())
             .env_remove("COLINUX_SETUP_TEST_PAUSE_AT")
             .env_remove("COLINUX_SETUP_TEST_FAIL_AT")
             .env_remove("COLINUX_SETUP_TEST_FIRST_BOOT");
-        for (k, v) in env {
-            c.env(k, v);
-        }
         let mut s = expectrl::session::OsSession::spawn(c).expect("spawn in a pty");
         s.get_process_mut()
             .set_window_size(COLS, ROWS)
@@ -837,4 +848,124 @@ fn the_network_and_windows_answers_refuse_bad_values_with_the_reason() {
             .any(|l| l.starts_with("eth0=slirp,") && l.matches(',').count() == 1),
         "slirp without redirections: {t}"
     );
+}
+
+/// The pages only Windows shows, seen for real: the i686 exe as setup-x86.msi installs it
+/// (`bin\`, and `assets\` with the i386 busybox), in a 32-bit Wine prefix (Windows 7
+/// x86), driven through Wine's console in a pseudo-terminal. The start-menu folder and
+/// the tasks chosen there are what the install records, and the "service" task makes
+/// the machine's Windows service (Wine's service manager, read back with `reg query`).
+#[test]
+fn x86_windows_pages_under_32_bit_wine_choose_the_start_menu_folder_and_the_tasks() {
+    common::wine::build_msi("x86", "setup-x86.msi");
+    let w = Wine::new_arch("wizard-x86", WinArch::Win32);
+    let exe = w.stage_program("x86", "tools");
+    let mut c = w.cmd_in_terminal("wine");
+    c.args([
+        exe.as_str(),
+        "install",
+        "--prefix",
+        "C:\\wiz",
+        "--set",
+        "RAMMB=48",
+        "--set",
+        "ROOTMB=64",
+        "--set",
+        "HOMEMB=32",
+        "--set",
+        "SWAPMB=64",
+    ]);
+    let mut tty = Tty::spawn_command(c);
+
+    tty.wait_for("Welcome to the coLinux setup");
+    tty.wait_for("This host: Microsoft Windows");
+    assert!(tty.screen().contains(", x86, "), "{}", tty.screen());
+    tty.wait_for("step 1 of 9");
+    tty.shot("Welcome (Windows 7 x86)");
+    tty.keys(ENTER);
+    tty.wait_for("License agreement");
+    tty.keys(DOWN);
+    tty.keys(ENTER);
+    tty.wait_for("a kernel-level component is installed");
+    tty.keys(ENTER);
+    tty.wait_for("Install folder: C:\\wiz");
+    tty.keys(ENTER);
+    tty.wait_for("RAM and image sizes");
+    tty.wait_for("Guest RAM: 48 MB");
+    // The root is made from the i386 busybox beside the exe: nothing to warn about.
+    assert!(!tty.screen().contains("not i386"), "{}", tty.screen());
+    tty.keys(ENTER);
+    tty.wait_for("Network and serial port");
+    tty.keys(ENTER);
+
+    // Start-menu folder: another name.
+    tty.wait_for("Start-menu folder");
+    tty.wait_for("Start-menu folder: coLinux (minimal)");
+    tty.shot("Start-menu folder (Windows only)");
+    tty.keys(UP);
+    tty.keys(ENTER);
+    tty.wait_for("Start-menu folder ›");
+    tty.type_value("coLinux 32-bit");
+    tty.wait_for("Start-menu folder: coLinux 32-bit");
+    tty.keys(ENTER);
+
+    // Additional tasks: the service and the desktop shortcut turned on.
+    tty.wait_for("Additional tasks");
+    tty.wait_for("[x] a start-menu entry that boots the machine");
+    tty.wait_for("[ ] run the machine as a Windows service");
+    tty.keys(UP);
+    tty.keys(ENTER);
+    tty.wait_for("[x] run the machine as a Windows service");
+    tty.keys(UP);
+    tty.keys(ENTER);
+    tty.wait_for("[x] a desktop shortcut that boots the machine");
+    tty.shot("Additional tasks (Windows only)");
+    tty.keys(DOWN);
+    tty.keys(DOWN);
+    tty.keys(ENTER);
+
+    tty.wait_for("Ready to install");
+    tty.wait_for("start menu:     coLinux 32-bit");
+    tty.wait_for("extra tasks:    startmenu, desktop, service");
+    tty.shot("Summary (Windows 7 x86)");
+    tty.keys(ENTER);
+    tty.wait_for("Log of this install:");
+    let code = tty.exit_code();
+    assert_eq!(code, 0, "{}", tty.screen());
+
+    let prefix = w.c_drive("wiz");
+    let st: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(prefix.join("install-state.json")).expect("install-state.json"),
+    )
+    .expect("state json");
+    assert_eq!(st["answers"]["STARTMENU"], "coLinux 32-bit", "{st}");
+    let tasks = st["answers"]["TASKS"].as_str().unwrap_or_default();
+    let mut tasks: Vec<&str> = tasks.split(',').collect();
+    tasks.sort_unstable();
+    assert_eq!(tasks, ["desktop", "service", "startmenu"], "{st}");
+    assert_eq!(st["service"]["created"], true, "{st}");
+    let o = w.reg_query("HKLM\\System\\CurrentControlSet\\Services\\coLinux");
+    let svc = common::wine::reg_values(&o);
+    assert_eq!(
+        common::wine::reg_value(&svc, "ImagePath").as_deref(),
+        Some("\"C:\\wiz\\colinux-daemon.exe\" @C:\\wiz\\config.txt --run-service coLinux"),
+        "{}",
+        text(&o)
+    );
+    e2e_tests::oracle::e2fsck_clean(&prefix.join("root.img")).expect("root.img");
+    if std::env::var_os("COLINUX_SETUP_WRITE_SCREENS").is_some() {
+        let mut md = String::from(
+            "# The install wizard's Windows pages\n\n\
+             Text captures of a real run of the i686 exe that setup-x86.msi installs, in a\n\
+             32-bit Wine prefix (Windows 7 x86), driven in a pseudo-terminal (100×64) by\n\
+             `installer/tests/wizard_cli.rs`; `scripts/wizard-screens` regenerates this page\n\
+             with docs/wizard-screens.md. Only Windows shows the start-menu folder and extra\n\
+             tasks pages.\n",
+        );
+        for (name, screen) in &tty.shots {
+            md.push_str(&format!("\n## {name}\n\n```text\n{screen}\n```\n"));
+        }
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/wizard-screens-windows.md");
+        std::fs::write(&path, md).expect("write docs/wizard-screens-windows.md");
+    }
 }
