@@ -310,7 +310,7 @@ fn kvm_guests_that_hang_after_the_firmware_are_named_and_tcg_is_used() {
     let out = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}");
     for needle in [
-        "  monitor:        QEMU without KVM (TCG emulation) (given by --monitor; QEMU without KVM (TCG emulation) runs guests here)",
+        "  monitor:        QEMU without KVM (TCG emulation) (qemu was asked for, and QEMU without KVM (TCG emulation) runs guests here)",
         "probe qemu/kvm: does not work here:",
         "probe qemu/tcg: works",
     ] {
