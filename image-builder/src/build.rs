@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use sha2::{Digest, Sha256};
 
 use crate::checksum::fs_seed;
+use crate::disk::DiskFormat;
 use crate::error::Error;
 use crate::features::FsLevel;
 use crate::journal;
@@ -85,6 +86,8 @@ pub struct BuildOptions {
     pub seed: Option<String>,
     /// Replace an existing output.
     pub force: bool,
+    /// How the file holds the filesystem: raw, or inside a dynamic VHDX.
+    pub format: DiskFormat,
 }
 
 impl Source {
@@ -97,6 +100,10 @@ impl Source {
         }
         if path.is_dir() {
             return Source::Dir(path.to_owned());
+        }
+        if crate::disk::is_vhdx(path) {
+            // Damaged or not, a VHDX is meant as a disk: its reader says what is wrong.
+            return Source::Image(path.to_owned());
         }
         let mut head = [0u8; 2];
         let is_image = File::open(path)
@@ -124,6 +131,7 @@ impl BuildOptions {
             source_date_epoch: None,
             seed: None,
             force: false,
+            format: DiskFormat::Raw,
         }
     }
 
@@ -213,6 +221,8 @@ pub struct BuildReport {
     pub label: String,
     /// Bytes of file data copied.
     pub data_bytes: u64,
+    /// How the file holds the filesystem.
+    pub format: DiskFormat,
 }
 
 /// Builds the image `out` from `opts`. `events` hears progress; `interrupt`, when set,
@@ -262,7 +272,7 @@ pub fn build(
         let blocks_count = fixed_size(opts, &need)?;
         let (geometry, map) =
             Geometry::plan(opts.level, opts.block_size, blocks_count, need.inodes)?;
-        let output = Output::create(out, geometry.blocks_count * bs, opts.force)?;
+        let output = Output::create(out, geometry.blocks_count * bs, opts.force, opts.format)?;
         (Writer::new(map, output), Some(geometry))
     } else {
         // File bytes are written as they arrive (streams) or as the tree is walked, into
@@ -296,6 +306,7 @@ pub fn build(
             out,
             fixed.as_ref().map_or(0, |g| g.blocks_count * bs),
             opts.force,
+            opts.format,
         )?;
         let mut w = Writer::new(map, output);
         w.count_overflow = fixed.is_some();
@@ -402,6 +413,7 @@ pub fn build(
 
     events(Event::Phase("syncing"));
     w.out.set_len(geometry.blocks_count * bs)?;
+    w.out.identify(&[&uuid[..], &hash_seed[..]].concat());
     w.out.commit(opts.force)?;
     Ok(BuildReport {
         path: out.to_owned(),
@@ -415,6 +427,7 @@ pub fn build(
         uuid: uuid::Uuid::from_bytes(uuid).hyphenated().to_string(),
         label,
         data_bytes: w.total,
+        format: opts.format,
     })
 }
 
@@ -582,11 +595,7 @@ fn derive_id(
         h.update(b"\0");
         h.update(label.as_bytes());
         h.update(b"\0");
-        h.update(
-            out.file_name()
-                .map(|n| n.as_encoded_bytes().to_vec())
-                .unwrap_or_default(),
-        );
+        h.update(crate::disk::id_name(out, opts.format));
         return finish_id(h);
     }
     h.update(opts.level.name().as_bytes());
@@ -594,11 +603,7 @@ fn derive_id(
     h.update(format!("{:?}", opts.size).as_bytes());
     h.update(label.as_bytes());
     h.update(time.to_le_bytes());
-    h.update(
-        out.file_name()
-            .map(|n| n.as_encoded_bytes().to_vec())
-            .unwrap_or_default(),
-    );
+    h.update(crate::disk::id_name(out, opts.format));
     for (id, node) in tree.nodes.iter().enumerate() {
         let ino = numbering.ino_of[id];
         if ino == 0 {

@@ -72,10 +72,10 @@
 //! to their superblock; `not_checked` says so.
 
 use std::collections::{HashMap, VecDeque};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::checksum::{crc32c_raw, inode_seed};
+use crate::disk::VirtualDisk;
 use crate::error::Error;
 use crate::features::{
     COMPAT_HAS_JOURNAL, INCOMPAT_64BIT, INCOMPAT_EXTENTS, INCOMPAT_FILETYPE, INCOMPAT_FLEX_BG,
@@ -85,7 +85,6 @@ use crate::inode::{
     EXT4_EXTENTS_FL, EXT4_INDEX_FL, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG,
 };
 use crate::inspect::{ImageKind, Superblock};
-use crate::output::read_at;
 use crate::util::{get_u16le, get_u32be, get_u32le};
 
 /// What [`check`] found.
@@ -168,19 +167,15 @@ impl Problems {
 /// The image file, read at offsets; reads past its end yield zeros (a short image is
 /// reported once, by the size check, not at every read).
 struct Image {
-    file: File,
+    file: VirtualDisk,
     path: PathBuf,
     len: u64,
 }
 
 impl Image {
     fn open(path: &Path) -> Result<Image, Error> {
-        let err = |e| Error::Read {
-            path: path.to_owned(),
-            source: e,
-        };
-        let file = File::open(path).map_err(err)?;
-        let len = file.metadata().map_err(err)?.len();
+        let file = VirtualDisk::open(path)?;
+        let len = file.len();
         Ok(Image {
             file,
             path: path.to_owned(),
@@ -190,10 +185,12 @@ impl Image {
 
     fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>, Error> {
         let mut buf = vec![0u8; len];
-        read_at(&self.file, &mut buf, offset).map_err(|e| Error::Read {
-            path: self.path.clone(),
-            source: e,
-        })?;
+        self.file
+            .read_at(&mut buf, offset)
+            .map_err(|e| Error::Read {
+                path: self.path.clone(),
+                source: e,
+            })?;
         Ok(buf)
     }
 }

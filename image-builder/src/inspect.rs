@@ -1,12 +1,11 @@
 //! `inspect`: what an image is, read from its superblock (or swap header), without
 //! trusting it further than the fields it reads.
 
-use std::fs::File;
 use std::path::Path;
 
+use crate::disk::{DiskFormat, VirtualDisk};
 use crate::error::Error;
 use crate::features::feature_names;
-use crate::output::read_at;
 use crate::util::{get_u16le, get_u32le};
 
 /// The kind of image.
@@ -28,6 +27,8 @@ pub enum ImageKind {
 pub struct ImageInfo {
     /// Kind.
     pub kind: ImageKind,
+    /// How the file holds the disk (raw, or a VHDX's virtual disk).
+    pub format: DiskFormat,
     /// File size in bytes.
     pub file_bytes: u64,
     /// Filesystem (or swap area) size in bytes.
@@ -62,19 +63,10 @@ pub struct ImageInfo {
 
 /// Reads the image at `path` and describes it.
 pub fn inspect(path: &Path) -> Result<ImageInfo, Error> {
-    let file = File::open(path).map_err(|e| Error::Read {
-        path: path.to_owned(),
-        source: e,
-    })?;
-    let file_bytes = file
-        .metadata()
-        .map_err(|e| Error::Read {
-            path: path.to_owned(),
-            source: e,
-        })?
-        .len();
+    let file = VirtualDisk::open(path)?;
+    let (format, file_bytes) = (file.format(), file.file_len());
     let mut head = vec![0u8; 4096];
-    let n = read_at(&file, &mut head, 0).map_err(|e| Error::Read {
+    let n = file.read_at(&mut head, 0).map_err(|e| Error::Read {
         path: path.to_owned(),
         source: e,
     })?;
@@ -88,6 +80,7 @@ pub fn inspect(path: &Path) -> Result<ImageInfo, Error> {
         let label = cstr(&head[1052..1068]);
         return Ok(ImageInfo {
             kind: ImageKind::Swap,
+            format,
             file_bytes,
             size_bytes: (last_page + 1) * 4096,
             block_size: 4096,
@@ -124,6 +117,7 @@ pub fn inspect(path: &Path) -> Result<ImageInfo, Error> {
     };
     Ok(ImageInfo {
         kind,
+        format,
         file_bytes,
         size_bytes: sb.blocks_count * u64::from(sb.block_size),
         block_size: sb.block_size,

@@ -176,6 +176,11 @@ pub struct BuildArgs {
     /// Block size in bytes: 1024, 2048 or 4096 (default 4096).
     #[arg(long, value_name = "BYTES")]
     pub block_size: Option<u32>,
+    /// How the file holds the filesystem: raw (the filesystem's bytes) or vhdx (a dynamic
+    /// VHDX, the disk WSL 2 and Hyper-V attach). Default: vhdx when OUT ends in .vhdx,
+    /// raw otherwise.
+    #[arg(long, value_name = "raw|vhdx")]
+    pub format: Option<String>,
     /// Replace OUT if it exists.
     #[arg(long)]
     pub force: bool,
@@ -198,6 +203,9 @@ pub struct SwapArgs {
     /// Swap UUID (default: derived from the size and label).
     #[arg(long)]
     pub uuid: Option<String>,
+    /// raw or vhdx, as for `images build` (default: vhdx when OUT ends in .vhdx).
+    #[arg(long, value_name = "raw|vhdx")]
+    pub format: Option<String>,
     /// Replace OUT if it exists.
     #[arg(long)]
     pub force: bool,

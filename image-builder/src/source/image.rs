@@ -14,14 +14,13 @@
 //! The old image is never written to.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
+use crate::disk::VirtualDisk;
 use crate::error::Error;
 use crate::extent::Extent;
 use crate::inspect::Superblock;
-use crate::output::read_at;
 use crate::source::Warn;
 use crate::source::tar::DataSink;
 use crate::tree::{FileData, Kind, Meta, Node, NodeId, ROOT, Timestamp, Tree, Xattr};
@@ -29,7 +28,7 @@ use crate::util::{get_u16le, get_u32le};
 
 /// The open image and its geometry.
 struct Image<'a> {
-    file: File,
+    file: VirtualDisk,
     path: &'a Path,
     sb: Superblock,
     /// Inode table block of each group.
@@ -58,8 +57,10 @@ const INLINE_DATA_FL: u32 = 0x1000_0000;
 impl Image<'_> {
     fn read(&self, off: u64, len: usize) -> Result<Vec<u8>, String> {
         let mut b = vec![0u8; len];
-        let n =
-            read_at(&self.file, &mut b, off).map_err(|e| format!("cannot read byte {off}: {e}"))?;
+        let n = self
+            .file
+            .read_at(&mut b, off)
+            .map_err(|e| format!("cannot read byte {off}: {e}"))?;
         if n < len {
             return Err(format!("byte {off} is past the end of the image file"));
         }
@@ -328,7 +329,7 @@ impl Read for FileReader<'_> {
                 let left_in_run = (u64::from(e.logical) + u64::from(e.len) - lblock) * bs - within;
                 let n = want.min(left_in_run).min(1 << 20) as usize;
                 let off = (e.physical + lblock - u64::from(e.logical)) * bs + within;
-                let got = read_at(&self.img.file, &mut buf[..n], off)?;
+                let got = self.img.file.read_at(&mut buf[..n], off)?;
                 if got < n {
                     return Err(std::io::Error::new(
                         std::io::ErrorKind::UnexpectedEof,
@@ -369,12 +370,9 @@ pub(crate) fn add_image(
         path: path.to_owned(),
         reason: reason.to_owned(),
     };
-    let file = File::open(path).map_err(|e| Error::Read {
-        path: path.to_owned(),
-        source: e,
-    })?;
+    let file = VirtualDisk::open(path)?;
     let mut head = vec![0u8; 2048];
-    let n = read_at(&file, &mut head, 0).map_err(|e| Error::Read {
+    let n = file.read_at(&mut head, 0).map_err(|e| Error::Read {
         path: path.to_owned(),
         source: e,
     })?;
@@ -393,7 +391,7 @@ pub(crate) fn add_image(
     let gdt = {
         let len = usize::try_from(groups * ds).map_err(|_| not("too many groups"))?;
         let mut b = vec![0u8; len];
-        let got = read_at(&file, &mut b, gdt_at).map_err(|e| Error::Read {
+        let got = file.read_at(&mut b, gdt_at).map_err(|e| Error::Read {
             path: path.to_owned(),
             source: e,
         })?;
