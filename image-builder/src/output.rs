@@ -123,6 +123,12 @@ impl Output {
     /// Writes a VHDX's tables, syncs the file and renames it over the target.
     pub(crate) fn commit(self, force: bool) -> Result<(), Error> {
         if let Some(v) = &self.vhdx {
+            if self.len > crate::vhdx::MAX_VIRTUAL_SIZE {
+                return Err(Error::TooLarge {
+                    size: self.len,
+                    max: crate::vhdx::MAX_VIRTUAL_SIZE,
+                });
+            }
             let file = self.tmp.as_file();
             let end = v
                 .finish(self.len, &self.seed, &mut |at, d| write_all_at(file, d, at))

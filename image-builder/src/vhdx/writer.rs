@@ -242,6 +242,20 @@ mod tests {
     }
 
     #[test]
+    fn larger_than_the_format_allows_is_refused_before_writing() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let out = t.path().join("x.vhdx");
+        let r = crate::output::Output::create(
+            &out,
+            MAX_VIRTUAL_SIZE + MIB,
+            false,
+            crate::disk::DiskFormat::Vhdx,
+        );
+        assert!(matches!(r, Err(crate::error::Error::TooLarge { .. })));
+        assert_eq!(std::fs::read_dir(t.path()).expect("dir").count(), 0);
+    }
+
+    #[test]
     fn a_disk_with_no_data_is_valid() {
         let (v, len) = round_trip(&[], 1 << 20);
         assert_eq!(v.virtual_size(), 1 << 20);
