@@ -45,6 +45,10 @@ const TOOLS: &[Tool] = &[
         name: "busybox",
         package: "busybox-static",
     },
+    Tool {
+        name: "qemu-img",
+        package: "qemu-utils",
+    },
 ];
 
 /// Folders searched after `$PATH` (CI users often lack the `sbin` folders in `$PATH`).
