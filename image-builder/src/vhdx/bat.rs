@@ -118,7 +118,7 @@ pub(crate) fn decode(
                 let data = shape
                     .block_size
                     .min(virtual_size - block * shape.block_size);
-                let end = offset.checked_add(data).unwrap_or(u64::MAX);
+                let end = offset.saturating_add(data);
                 if end > file_len {
                     return Err(bad(format!(
                         "its block at file offset {offset} ends at byte {end}, past the end of the file ({file_len} bytes)"

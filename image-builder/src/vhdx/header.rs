@@ -116,12 +116,12 @@ impl Header {
     /// LogLength a multiple of 1 MiB), and that it lies inside a `file_len`-byte file.
     pub(crate) fn check_log_region(&self, file_len: u64) -> Result<(), VhdxError> {
         let (off, len) = (self.log_offset, u64::from(self.log_length));
-        if off < MIB || off % MIB != 0 {
+        if off < MIB || !off.is_multiple_of(MIB) {
             return Err(VhdxError::Log(format!(
                 "LogOffset {off} is not a multiple of 1 MiB from 1 MiB on"
             )));
         }
-        if len % MIB != 0 {
+        if !len.is_multiple_of(MIB) {
             return Err(VhdxError::Log(format!(
                 "LogLength {len} is not a multiple of 1 MiB"
             )));

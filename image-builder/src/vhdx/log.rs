@@ -26,7 +26,7 @@ pub(crate) fn has_entries(log: &[u8], guid: &[u8; 16]) -> bool {
             return false;
         }
         let len = get_u32le(s, L_ENTRY_LENGTH).unwrap_or(0) as usize;
-        if len < SECTOR || len % SECTOR != 0 {
+        if len < SECTOR || !len.is_multiple_of(SECTOR) {
             return false;
         }
         match s.get(..len) {

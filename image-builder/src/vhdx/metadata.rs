@@ -208,7 +208,7 @@ pub(crate) fn decode(
     let virtual_size = get_u64le(&size, 0).unwrap_or(0);
     if virtual_size == 0
         || virtual_size > MAX_VIRTUAL_SIZE
-        || virtual_size % u64::from(logical_sector) != 0
+        || !virtual_size.is_multiple_of(u64::from(logical_sector))
     {
         return Err(VhdxError::BadMetadata {
             item: "Virtual Disk Size",

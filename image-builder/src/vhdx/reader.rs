@@ -38,7 +38,7 @@ fn read_inside(
     len: u64,
     what: &str,
 ) -> Result<Result<Vec<u8>, VhdxError>, io::Error> {
-    let end = offset.checked_add(len).unwrap_or(u64::MAX);
+    let end = offset.saturating_add(len);
     if end > file_len {
         return Ok(Err(VhdxError::Truncated {
             len: file_len,

@@ -141,12 +141,12 @@ pub(crate) fn resolve(
             format!("region {}", guid_text(&r.guid))
         };
         let (off, len) = (r.offset, u64::from(r.length));
-        if off % MIB != 0 || len % MIB != 0 || len == 0 {
+        if !off.is_multiple_of(MIB) || !len.is_multiple_of(MIB) || len == 0 {
             return Err(VhdxError::BadRegion(format!(
                 "the {name} region (offset {off}, length {len}) is not a whole number of MiB at a MiB boundary"
             )));
         }
-        let end = off.checked_add(len).unwrap_or(u64::MAX);
+        let end = off.saturating_add(len);
         if end > file_len {
             return Err(VhdxError::Truncated {
                 len: file_len,

@@ -87,7 +87,10 @@ impl VhdxWriter {
         put: Put<'_>,
     ) -> Result<Result<u64, VhdxError>, io::Error> {
         let unit = u64::from(LOGICAL_SECTOR);
-        if virtual_size == 0 || virtual_size > MAX_VIRTUAL_SIZE || virtual_size % unit != 0 {
+        if virtual_size == 0
+            || virtual_size > MAX_VIRTUAL_SIZE
+            || !virtual_size.is_multiple_of(unit)
+        {
             return Ok(Err(VhdxError::BadMetadata {
                 item: "Virtual Disk Size",
                 problem: format!(
