@@ -92,8 +92,10 @@ pub struct BuildOptions {
 
 impl Source {
     /// What a `--from` argument names: `-` is a tar stream on standard input, a folder
-    /// is a folder, a file with an ext2/3/4 superblock is an image, any other file a tar
-    /// archive.
+    /// is a folder, a regular file or block device with an ext2/3/4 superblock, or a
+    /// VHDX (by its signature or a `.vhdx` name), is an image, anything else a tar
+    /// archive. A pipe (`--from <(curl ...)`, a FIFO) is
+    /// only ever a tar stream, and is not opened here: a stream is read once.
     pub fn detect(path: &Path) -> Source {
         if path.as_os_str() == "-" {
             return Source::Tar(TarInput::Stdin);
@@ -101,13 +103,31 @@ impl Source {
         if path.is_dir() {
             return Source::Dir(path.to_owned());
         }
-        if crate::disk::is_vhdx(path) {
+        let seekable = std::fs::metadata(path).is_ok_and(|md| {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::FileTypeExt as _;
+                md.is_file() || md.file_type().is_block_device()
+            }
+            #[cfg(not(unix))]
+            {
+                md.is_file()
+            }
+        });
+        if crate::disk::is_vhdx(path, seekable) {
             // Damaged or not, a VHDX is meant as a disk: its reader says what is wrong.
             return Source::Image(path.to_owned());
         }
         let mut head = [0u8; 2];
-        let is_image = File::open(path)
-            .is_ok_and(|f| output::read_at(&f, &mut head, 1024 + 0x38).is_ok_and(|n| n == 2))
+        let is_image = seekable
+            && File::open(path).is_ok_and(|f| {
+                output::read_at(
+                    &f,
+                    &mut head,
+                    crate::superblock::SUPERBLOCK_OFFSET + crate::superblock::S_MAGIC as u64,
+                )
+                .is_ok_and(|n| n == 2)
+            })
             && u16::from_le_bytes(head) == crate::superblock::EXT4_MAGIC;
         if is_image {
             Source::Image(path.to_owned())

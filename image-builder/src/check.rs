@@ -3,8 +3,10 @@
 //! this crate, or by a guest that has mounted them, by the same rules.
 //!
 //! The on-disk facts come from the kernel's Documentation/filesystems/ext4/ (the same
-//! pages each encoder module cites); the rules are the ones e2fsck's passes 1 to 5
-//! enforce, restricted to what a freshly written or cleanly unmounted image must hold.
+//! pages each structure module cites), and the structures are read by those modules'
+//! decoders and walks (shared with `inspect` and an image read as a source); this
+//! module holds the rules, the ones e2fsck's passes 1 to 5 enforce, restricted to what
+//! a freshly written or cleanly unmounted image must hold.
 //! e2fsck itself is run separately by the CLI when the host has it (never on Windows),
 //! so this check is what every host can rely on.
 //!
@@ -55,9 +57,10 @@
 //!
 //! # Hostile input
 //!
-//! An image is untrusted input: every read goes through `get()` and `Option`, all
-//! offsets are computed with checked arithmetic or from values already bounded by the
-//! geometry, each mapped block is claimed once (so a loop in an extent tree or block map
+//! An image is untrusted input: every read goes through `get()` and `Option` (and no
+//! read of the file allocates more than the file holds), all offsets are computed with
+//! checked arithmetic or from values already bounded by the geometry (all inode tables
+//! must fit in the filesystem, which must fit in the file), each mapped block is claimed once (so a loop in an extent tree or block map
 //! is a "referenced twice" problem, not a hang), the total number of block claims is
 //! bounded by the block count, and the number of problem lines is capped. Memory is one
 //! bit per block (three maps) and a few bytes per inode; inode tables are streamed.
@@ -72,20 +75,31 @@
 //! to their superblock; `not_checked` says so.
 
 use std::collections::{HashMap, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::checksum::{crc32c_raw, inode_seed};
-use crate::disk::VirtualDisk;
+use crate::checksum::inode_seed;
+use crate::dir_entry::{self, DirBlockError, file_type_of as entry_type};
 use crate::error::Error;
 use crate::features::{
-    COMPAT_HAS_JOURNAL, INCOMPAT_64BIT, INCOMPAT_EXTENTS, INCOMPAT_FILETYPE, INCOMPAT_FLEX_BG,
-    RO_COMPAT_DIR_NLINK, RO_COMPAT_HUGE_FILE, RO_COMPAT_METADATA_CSUM, RO_COMPAT_SPARSE_SUPER,
+    COMPAT_HAS_JOURNAL, COMPAT_IMAGIC_INODES, COMPAT_ORPHAN_FILE, COMPAT_RESIZE_INODE,
+    COMPAT_SPARSE_SUPER2, INCOMPAT_64BIT, INCOMPAT_CASEFOLD, INCOMPAT_COMPRESSION,
+    INCOMPAT_CSUM_SEED, INCOMPAT_DIRDATA, INCOMPAT_EA_INODE, INCOMPAT_ENCRYPT, INCOMPAT_EXTENTS,
+    INCOMPAT_FILETYPE, INCOMPAT_FLEX_BG, INCOMPAT_INLINE_DATA, INCOMPAT_JOURNAL_DEV,
+    INCOMPAT_META_BG, INCOMPAT_RECOVER, RO_COMPAT_BIGALLOC, RO_COMPAT_DIR_NLINK,
+    RO_COMPAT_GDT_CSUM, RO_COMPAT_HUGE_FILE, RO_COMPAT_METADATA_CSUM, RO_COMPAT_PROJECT,
+    RO_COMPAT_QUOTA, RO_COMPAT_SPARSE_SUPER, RO_COMPAT_VERITY,
 };
+use crate::group_desc::{self, EXT4_BG_BLOCK_UNINIT, EXT4_BG_INODE_UNINIT, GroupDesc};
 use crate::inode::{
-    EXT4_EXTENTS_FL, EXT4_INDEX_FL, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG,
+    self, EXT4_CASEFOLD_FL, EXT4_ENCRYPT_FL, EXT4_EXTENTS_FL, EXT4_HUGE_FILE_FL, EXT4_IMAGIC_FL,
+    EXT4_INDEX_FL, EXT4_INLINE_DATA_FL, EXT4_VERITY_FL, Inode, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO,
+    S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK,
 };
-use crate::inspect::{ImageKind, Superblock};
-use crate::util::{get_u16le, get_u32be, get_u32le};
+use crate::inspect::{ImageKind, inspect_file};
+use crate::mapping::{MapBlock, MapProblem, Run, Visitor};
+use crate::reader::{Fs, ImageFile};
+use crate::superblock::{CHECKSUM_TYPE_CRC32C, STATE_ERROR_FS, Superblock};
+use crate::swap::{SwapHeader, SwapMagic};
 
 /// What [`check`] found.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -110,18 +124,18 @@ pub struct CheckReport {
 /// Checks the image at `path`. Errors only when the file cannot be read or is not an
 /// image at all; everything wrong inside an image is a line of `problems`.
 pub fn check(path: &Path) -> Result<CheckReport, Error> {
-    let info = match crate::inspect::inspect(path) {
+    let img = ImageFile::open(path)?;
+    let info = match inspect_file(&img) {
         Ok(info) => info,
         Err(e @ Error::NotAnImage { .. }) => {
             // A version 0 swap header is a swap image all the same, only unusable.
-            return match version0_swap(path)? {
+            return match version0_swap(&img)? {
                 Some(report) => Ok(report),
                 None => Err(e),
             };
         }
         Err(e) => return Err(e),
     };
-    let img = Image::open(path)?;
     let mut report = CheckReport {
         kind: Some(info.kind),
         ..CheckReport::default()
@@ -164,35 +178,12 @@ impl Problems {
     }
 }
 
-/// The image file, read at offsets; reads past its end yield zeros (a short image is
-/// reported once, by the size check, not at every read).
-struct Image {
-    file: VirtualDisk,
-    path: PathBuf,
-    len: u64,
-}
-
-impl Image {
-    fn open(path: &Path) -> Result<Image, Error> {
-        let file = VirtualDisk::open(path)?;
-        let len = file.len();
-        Ok(Image {
-            file,
-            path: path.to_owned(),
-            len,
-        })
-    }
-
-    fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>, Error> {
-        let mut buf = vec![0u8; len];
-        self.file
-            .read_at(&mut buf, offset)
-            .map_err(|e| Error::Read {
-                path: self.path.clone(),
-                source: e,
-            })?;
-        Ok(buf)
-    }
+/// Reads `len` bytes at `offset`; reads past the end of the file yield zeros (a short
+/// image is reported once, by the size check, not at every read), but never more than
+/// the file holds are allocated.
+fn read(img: &ImageFile, offset: u64, len: usize) -> Result<Vec<u8>, Error> {
+    img.read_padded(offset, len)
+        .map_err(|e| e.into_error(img.path()))
 }
 
 // ---------------------------------------------------------------------------------
@@ -200,16 +191,16 @@ impl Image {
 
 const SWAP_PAGE: u64 = crate::swap::PAGE_SIZE;
 
-fn check_swap(img: &Image, p: &mut Problems) -> Result<(), Error> {
-    let head = img.read(0, SWAP_PAGE as usize)?;
-    if head.get(4086..) != Some(&b"SWAPSPACE2"[..]) {
+fn check_swap(img: &ImageFile, p: &mut Problems) -> Result<(), Error> {
+    let head = read(img, 0, SWAP_PAGE as usize)?;
+    let Some(h) = SwapHeader::decode(&head).filter(|h| h.magic == SwapMagic::V1) else {
         p.push("swap header: magic is not SWAPSPACE2".to_owned());
+        return Ok(());
+    };
+    if h.version != 1 {
+        p.push(format!("swap header: version is {}, not 1", h.version));
     }
-    let version = get_u32le(&head, 1024).unwrap_or(0);
-    if version != 1 {
-        p.push(format!("swap header: version is {version}, not 1"));
-    }
-    let last_page = u64::from(get_u32le(&head, 1028).unwrap_or(0));
+    let last_page = u64::from(h.last_page);
     let pages = last_page + 1;
     if pages < crate::swap::MIN_PAGES {
         p.push(format!(
@@ -218,13 +209,13 @@ fn check_swap(img: &Image, p: &mut Problems) -> Result<(), Error> {
         ));
     }
     let need = pages * SWAP_PAGE;
-    if need > img.len {
+    if need > img.len() {
         p.push(format!(
             "swap header: last_page {last_page} needs {need} bytes, but the file has {}",
-            img.len
+            img.len()
         ));
     }
-    let bad = get_u32le(&head, 1032).unwrap_or(0);
+    let bad = h.nr_badpages;
     if bad != 0 {
         p.push(format!(
             "swap header: {bad} bad pages listed; expected none"
@@ -234,13 +225,12 @@ fn check_swap(img: &Image, p: &mut Problems) -> Result<(), Error> {
 }
 
 /// `Some` report when `path` holds a version 0 swap header (magic `SWAP-SPACE`).
-fn version0_swap(path: &Path) -> Result<Option<CheckReport>, Error> {
-    let img = Image::open(path)?;
-    if img.len < SWAP_PAGE {
+fn version0_swap(img: &ImageFile) -> Result<Option<CheckReport>, Error> {
+    if img.len() < SWAP_PAGE {
         return Ok(None);
     }
-    let head = img.read(0, SWAP_PAGE as usize)?;
-    if head.get(4086..) != Some(&b"SWAP-SPACE"[..]) {
+    let head = read(img, 0, SWAP_PAGE as usize)?;
+    if SwapHeader::decode(&head).map(|h| h.magic) != Some(SwapMagic::V0) {
         return Ok(None);
     }
     Ok(Some(CheckReport {
@@ -255,42 +245,17 @@ fn version0_swap(path: &Path) -> Result<Option<CheckReport>, Error> {
 }
 
 // ---------------------------------------------------------------------------------
-// ext2/3/4: constants the writer does not need
-
-const COMPAT_RESIZE_INODE: u32 = 0x0010;
-const COMPAT_SPARSE_SUPER2: u32 = 0x0200;
-const COMPAT_ORPHAN_FILE: u32 = 0x1000;
-const INCOMPAT_RECOVER: u32 = 0x0004;
-const INCOMPAT_CSUM_SEED: u32 = 0x2000;
-const RO_COMPAT_GDT_CSUM: u32 = 0x0010;
-const RO_COMPAT_QUOTA: u32 = 0x0100;
-const RO_COMPAT_PROJECT: u32 = 0x2000;
+// ext2/3/4
 
 /// INCOMPAT features whose structures this checker does not read, with their names.
 const UNREAD_INCOMPAT: &[(u32, &str)] = &[
-    (0x0001, "compression"),
-    (0x0008, "journal_dev"),
-    (0x0010, "meta_bg"),
-    (0x0400, "ea_inode"),
-    (0x1000, "dirdata"),
-    (0x8000, "inline_data"),
+    (INCOMPAT_COMPRESSION, "compression"),
+    (INCOMPAT_JOURNAL_DEV, "journal_dev"),
+    (INCOMPAT_META_BG, "meta_bg"),
+    (INCOMPAT_EA_INODE, "ea_inode"),
+    (INCOMPAT_DIRDATA, "dirdata"),
+    (INCOMPAT_INLINE_DATA, "inline_data"),
 ];
-const RO_COMPAT_BIGALLOC: u32 = 0x0200;
-
-const BG_INODE_UNINIT: u16 = 0x0001;
-const BG_BLOCK_UNINIT: u16 = 0x0002;
-
-const S_IFMT: u16 = 0o170000;
-const S_IFSOCK: u16 = 0o140000;
-const EXT4_HUGE_FILE_FL: u32 = 0x0004_0000;
-const EXT4_INLINE_DATA_FL: u32 = 0x1000_0000;
-
-const EXTENT_MAGIC: u16 = 0xf30a;
-/// The kernel's EXT4_MAX_EXTENT_DEPTH.
-const MAX_EXTENT_DEPTH: u16 = 5;
-const XATTR_MAGIC: u32 = 0xea02_0000;
-const JBD2_MAGIC: u32 = 0xc03b_3998;
-const DIR_TAIL_TYPE: u8 = 0xde;
 
 fn type_name(mode: u16) -> &'static str {
     match mode & S_IFMT {
@@ -303,20 +268,6 @@ fn type_name(mode: u16) -> &'static str {
         S_IFSOCK => "socket",
         _ => "unknown type",
     }
-}
-
-/// The directory entry `file_type` an inode of `mode` must be named with.
-fn entry_type(mode: u16) -> Option<u8> {
-    Some(match mode & S_IFMT {
-        S_IFREG => 1,
-        S_IFDIR => 2,
-        S_IFCHR => 3,
-        S_IFBLK => 4,
-        S_IFIFO => 5,
-        S_IFSOCK => 6,
-        S_IFLNK => 7,
-        _ => return None,
-    })
 }
 
 /// A bit per item, for the whole filesystem.
@@ -362,6 +313,8 @@ fn bit(bytes: &[u8], i: u64) -> bool {
 
 /// The geometry read from the superblock, bounded so offsets cannot overflow.
 struct Geo {
+    /// The image (for errors).
+    path: std::path::PathBuf,
     bs: u64,
     blocks: u64,
     first_data: u64,
@@ -426,65 +379,6 @@ impl Geo {
     }
 }
 
-/// One group descriptor's fields.
-#[derive(Clone, Default)]
-struct Desc {
-    block_bitmap: u64,
-    inode_bitmap: u64,
-    inode_table: u64,
-    free_blocks: u32,
-    free_inodes: u32,
-    used_dirs: u32,
-    itable_unused: u32,
-    flags: u16,
-    block_bitmap_csum: u32,
-    inode_bitmap_csum: u32,
-}
-
-fn parse_desc(d: &[u8], wide: bool) -> Option<Desc> {
-    let hi32 = |off| -> Option<u64> {
-        Some(if wide {
-            u64::from(get_u32le(d, off)?) << 32
-        } else {
-            0
-        })
-    };
-    let hi16 = |off| -> Option<u32> {
-        Some(if wide {
-            u32::from(get_u16le(d, off)?) << 16
-        } else {
-            0
-        })
-    };
-    Some(Desc {
-        block_bitmap: u64::from(get_u32le(d, 0x00)?) | hi32(0x20)?,
-        inode_bitmap: u64::from(get_u32le(d, 0x04)?) | hi32(0x24)?,
-        inode_table: u64::from(get_u32le(d, 0x08)?) | hi32(0x28)?,
-        free_blocks: u32::from(get_u16le(d, 0x0c)?) | hi16(0x2c)?,
-        free_inodes: u32::from(get_u16le(d, 0x0e)?) | hi16(0x2e)?,
-        used_dirs: u32::from(get_u16le(d, 0x10)?) | hi16(0x30)?,
-        flags: get_u16le(d, 0x12)?,
-        block_bitmap_csum: u32::from(get_u16le(d, 0x18)?) | hi16(0x38)?,
-        inode_bitmap_csum: u32::from(get_u16le(d, 0x1a)?) | hi16(0x3a)?,
-        itable_unused: u32::from(get_u16le(d, 0x1c)?) | hi16(0x32)?,
-    })
-}
-
-/// CRC-16 (ANSI, reflected polynomial 0xA001) as the kernel's `crc16`, for uninit_bg.
-fn crc16(mut crc: u16, data: &[u8]) -> u16 {
-    for &b in data {
-        crc ^= u16::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xa001
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    crc
-}
-
 /// What reading one inode found, kept per inode number.
 #[derive(Clone, Copy, Default)]
 struct Slot {
@@ -529,10 +423,10 @@ struct JournalSeen {
 }
 
 struct Ext<'a> {
-    img: Image,
+    img: ImageFile,
     p: &'a mut Problems,
     g: Geo,
-    descs: Vec<Desc>,
+    descs: Vec<GroupDesc>,
     /// Fixed metadata: superblock and descriptor copies, bitmaps, inode tables.
     meta: Bits,
     /// Reserved descriptor blocks, owned by the resize inode when there is one.
@@ -552,22 +446,39 @@ struct Ext<'a> {
     journal: Option<JournalSeen>,
     /// Inodes the superblock names (journal, quota, orphan file): in use without a name.
     special: Vec<u32>,
+    /// The superblock's free counts, compared with the bitmaps' at the end.
+    sb_free_inodes: u64,
+    sb_free_blocks: u64,
 }
 
-fn check_ext(img: Image, p: &mut Problems, report: &mut CheckReport) -> Result<(), Error> {
-    let head = img.read(0, 2048)?;
-    let Some(sb) = Superblock::parse(&head) else {
-        // inspect parsed it a moment ago; the file changed under us.
+fn check_ext(img: ImageFile, p: &mut Problems, report: &mut CheckReport) -> Result<(), Error> {
+    let Ok(sb) = img.superblock() else {
+        // inspect decoded it a moment ago; the file changed under us.
         p.push("superblock: no longer readable".to_owned());
         return Ok(());
     };
-    let Some(g) = superblock(&img, &head, &sb, p, report) else {
+    let primary = read(&img, crate::superblock::SUPERBLOCK_OFFSET, 1024)?;
+    let Some(g) = superblock(&img, &sb, p, report) else {
         return Ok(());
     };
-    let Some(descs) = descriptors(&img, &g, p)? else {
-        return Ok(());
+    // The superblock's geometry fits the file (superblock() stopped otherwise), so the
+    // descriptor table does too.
+    let fs = match Fs::open(img, sb) {
+        Ok(fs) => fs,
+        Err(crate::reader::FsError::Read(e)) => return Err(e.into_error(&g.path)),
+        Err(e) => {
+            p.push(format!("superblock: {e}"));
+            return Ok(());
+        }
     };
-    backups(&img, &g, &head, p)?;
+    descriptors(&fs, &g, p);
+    backups(&fs.file, &g, &primary, &fs.gdt, p)?;
+    let Fs {
+        file: img,
+        sb,
+        descs,
+        ..
+    } = fs;
     let n = g.blocks;
     let mut ext = Ext {
         img,
@@ -587,9 +498,11 @@ fn check_ext(img: Image, p: &mut Problems, report: &mut CheckReport) -> Result<(
         resize_ino: 0,
         journal: None,
         special: Vec::new(),
+        sb_free_inodes: u64::from(sb.free_inodes_count),
+        sb_free_blocks: sb.free_blocks_count,
         g,
     };
-    ext.special_inodes(&head);
+    ext.special_inodes(&sb);
     ext.metadata_map();
     ext.inode_bitmaps(report)?;
     ext.inode_pass()?;
@@ -602,15 +515,13 @@ fn check_ext(img: Image, p: &mut Problems, report: &mut CheckReport) -> Result<(
 
 /// Checks the primary superblock and derives the geometry; `None` stops the check.
 fn superblock(
-    img: &Image,
-    head: &[u8],
+    img: &ImageFile,
     sb: &Superblock,
     p: &mut Problems,
     report: &mut CheckReport,
 ) -> Option<Geo> {
-    let s = head.get(1024..2048)?;
     let bs = u64::from(sb.block_size);
-    let (compat, incompat, ro) = (sb.compat, sb.incompat, sb.ro_compat);
+    let (compat, incompat, ro) = (sb.feature_compat, sb.feature_incompat, sb.feature_ro_compat);
     for (bit, name) in UNREAD_INCOMPAT {
         if incompat & bit != 0 {
             report.not_checked.push(format!(
@@ -630,10 +541,11 @@ fn superblock(
         return None;
     };
     let mut fatal = false;
-    if fs_bytes > img.len {
+    if fs_bytes > img.len() {
         p.push(format!(
             "superblock: {} blocks of {bs} bytes need {fs_bytes} bytes, but the file has {}",
-            sb.blocks_count, img.len
+            sb.blocks_count,
+            img.len()
         ));
         fatal = true;
     }
@@ -660,12 +572,7 @@ fn superblock(
         ));
         fatal = true;
     }
-    let rev = get_u32le(s, 0x4c).unwrap_or(0);
-    let first_ino = if rev == 0 {
-        11
-    } else {
-        get_u32le(s, 0x54).unwrap_or(0)
-    };
+    let first_ino = sb.first_ino;
     if first_ino < 11 || first_ino > sb.inodes_count {
         p.push(format!(
             "superblock: first non-reserved inode is {first_ino}; expected 11..={}",
@@ -675,14 +582,13 @@ fn superblock(
     }
     let metadata_csum = ro & RO_COMPAT_METADATA_CSUM != 0;
     if metadata_csum {
-        if s.get(0x175) != Some(&1) {
+        if sb.checksum_type != CHECKSUM_TYPE_CRC32C {
             p.push("superblock: checksum type is not crc32c (1)".to_owned());
         }
-        let stored = get_u32le(s, 0x3fc).unwrap_or(0);
-        let computed = crc32c_raw(!0, s.get(..0x3fc)?);
-        if stored != computed {
+        if sb.checksum != sb.computed_checksum {
             p.push(format!(
-                "superblock: checksum is {stored:#010x}, the contents give {computed:#010x}"
+                "superblock: checksum is {:#010x}, the contents give {:#010x}",
+                sb.checksum, sb.computed_checksum
             ));
         }
         if ro & RO_COMPAT_GDT_CSUM != 0 {
@@ -691,14 +597,13 @@ fn superblock(
     } else if incompat & INCOMPAT_CSUM_SEED != 0 {
         p.push("superblock: metadata_csum_seed without metadata_csum".to_owned());
     }
-    let state = sb.state;
-    if state & 1 == 0 {
+    if !sb.clean() {
         p.push("superblock: the filesystem was not cleanly unmounted".to_owned());
     }
-    if state & 2 != 0 {
+    if sb.state & STATE_ERROR_FS != 0 {
         p.push("superblock: the kernel recorded errors on this filesystem".to_owned());
     }
-    let last_orphan = get_u32le(s, 0xe8).unwrap_or(0);
+    let last_orphan = sb.last_orphan;
     if last_orphan != 0 {
         p.push(format!(
             "superblock: the orphan list is not empty (inode {last_orphan}); the filesystem \
@@ -724,23 +629,17 @@ fn superblock(
     if fatal || !report.not_checked.is_empty() {
         return None;
     }
-    let free_blocks_ok = sb.free_blocks <= sb.blocks_count;
+    let free_blocks_ok = sb.free_blocks_count <= sb.blocks_count;
     if !free_blocks_ok {
         p.push(format!(
             "superblock: {} free blocks of {}",
-            sb.free_blocks, sb.blocks_count
+            sb.free_blocks_count, sb.blocks_count
         ));
     }
-    let seed = metadata_csum.then(|| {
-        if incompat & INCOMPAT_CSUM_SEED != 0 {
-            get_u32le(s, 0x270).unwrap_or(0)
-        } else {
-            crate::checksum::fs_seed(&sb.uuid)
-        }
-    });
     let gdt_blocks = (groups * desc_size as u64).div_ceil(bs);
-    let rsv_gdt = u64::from(get_u16le(s, 0xce).unwrap_or(0));
+    let rsv_gdt = u64::from(sb.reserved_gdt_blocks);
     let g = Geo {
+        path: img.path().to_owned(),
         bs,
         blocks: sb.blocks_count,
         first_data: u64::from(sb.first_data_block),
@@ -756,12 +655,9 @@ fn superblock(
         compat,
         incompat,
         ro,
-        seed,
+        seed: sb.csum_seed(),
         uuid: sb.uuid,
-        backup_bgs: [
-            get_u32le(s, 0x24c).unwrap_or(0),
-            get_u32le(s, 0x250).unwrap_or(0),
-        ],
+        backup_bgs: sb.backup_bgs,
     };
     // Group 0's fixed metadata alone must fit, or nothing below is meaningful.
     let fixed = 1 + gdt_blocks + rsv_gdt + 2 + itable;
@@ -773,40 +669,30 @@ fn superblock(
         ));
         return None;
     }
+    // Every group's inode table lies in the filesystem, apart from every other: all of
+    // them together cannot outgrow it. (This also bounds the inode count, which sizes
+    // what the check keeps per inode, by the file.)
+    if u64::from(groups32).saturating_mul(itable) > g.blocks {
+        p.push(format!(
+            "superblock: {groups} groups' inode tables of {itable} blocks each do not fit in \
+             {} blocks",
+            g.blocks
+        ));
+        return None;
+    }
     Some(g)
 }
 
-/// Reads and checks the primary descriptor table; `None` stops the check.
-fn descriptors(img: &Image, g: &Geo, p: &mut Problems) -> Result<Option<Vec<Desc>>, Error> {
-    let len = u64::from(g.groups) * g.desc_size as u64;
-    let Ok(len) = usize::try_from(len) else {
-        return Ok(None);
-    };
-    let raw = img.read((g.first_data + 1) * g.bs, len)?;
-    let mut descs = Vec::with_capacity(g.groups as usize);
-    for gi in 0..g.groups {
+/// Checks the primary descriptor table (the reader has decoded it).
+fn descriptors(fs: &Fs, g: &Geo, p: &mut Problems) {
+    for (gi, desc) in (0..g.groups).zip(&fs.descs) {
         let off = gi as usize * g.desc_size;
-        let Some(d) = raw.get(off..off + g.desc_size) else {
-            return Ok(None);
-        };
-        let Some(desc) = parse_desc(d, g.wide_desc()) else {
-            return Ok(None);
-        };
-        let stored = get_u16le(d, 0x1e).unwrap_or(0);
-        let mut zeroed = d.to_vec();
-        zeroed[0x1e] = 0;
-        zeroed[0x1f] = 0;
+        let d = &fs.gdt[off..off + g.desc_size];
+        let stored = group_desc::stored_checksum(d);
         let computed = if let Some(seed) = g.seed {
-            let crc = crc32c_raw(crc32c_raw(seed, &gi.to_le_bytes()), &zeroed);
-            Some((crc & 0xffff) as u16)
+            Some(group_desc::crc32c_checksum(d, gi, seed))
         } else if g.ro & RO_COMPAT_GDT_CSUM != 0 {
-            let mut crc = crc16(!0, &g.uuid);
-            crc = crc16(crc, &gi.to_le_bytes());
-            crc = crc16(crc, &d[..0x1e]);
-            if g.desc_size > 0x20 {
-                crc = crc16(crc, &d[0x20..]);
-            }
-            Some(crc)
+            Some(group_desc::crc16_checksum(d, gi, &g.uuid))
         } else {
             None
         };
@@ -836,58 +722,25 @@ fn descriptors(img: &Image, g: &Geo, p: &mut Problems) -> Result<Option<Vec<Desc
                 desc.itable_unused, g.ipg
             ));
         }
-        descs.push(desc);
     }
-    Ok(Some(descs))
 }
 
 /// Compares every backup superblock (and its descriptor table's positions) with the
 /// primary: a tool that falls back to a backup must find the same filesystem.
-fn backups(img: &Image, g: &Geo, head: &[u8], p: &mut Problems) -> Result<(), Error> {
-    let Some(primary) = head.get(1024..2048) else {
-        return Ok(());
-    };
-    let primary_gdt = img.read((g.first_data + 1) * g.bs, g.groups as usize * g.desc_size)?;
-    // (offset, length, name) of the fields that define the geometry.
-    const FIELDS: &[(usize, usize, &str)] = &[
-        (0x00, 4, "inodes_count"),
-        (0x04, 4, "blocks_count"),
-        (0x14, 4, "first_data_block"),
-        (0x18, 4, "log_block_size"),
-        (0x20, 4, "blocks_per_group"),
-        (0x28, 4, "inodes_per_group"),
-        (0x38, 2, "magic"),
-        (0x58, 2, "inode_size"),
-        (0x60, 4, "feature_incompat"),
-        (0x68, 16, "uuid"),
-        (0xfe, 2, "desc_size"),
-        (0x150, 4, "blocks_count_hi"),
-    ];
+fn backups(
+    img: &ImageFile,
+    g: &Geo,
+    primary: &[u8],
+    primary_gdt: &[u8],
+    p: &mut Problems,
+) -> Result<(), Error> {
     for gi in 1..g.groups {
         if !g.has_super(gi) {
             continue;
         }
         let at = g.start(gi) * g.bs;
-        let b = img.read(at, 1024)?;
-        let mut differ: Vec<&str> = Vec::new();
-        for &(off, len, name) in FIELDS {
-            let mut want = primary.get(off..off + len).map(<[u8]>::to_vec);
-            // needs_recovery lives in the primary only, while the journal is dirty.
-            if off == 0x60
-                && let Some(w) = want.as_mut()
-            {
-                w[0] &= !(INCOMPAT_RECOVER as u8);
-            }
-            let mut have = b.get(off..off + len).map(<[u8]>::to_vec);
-            if off == 0x60
-                && let Some(h) = have.as_mut()
-            {
-                h[0] &= !(INCOMPAT_RECOVER as u8);
-            }
-            if want != have {
-                differ.push(name);
-            }
-        }
+        let b = read(img, at, 1024)?;
+        let differ = crate::superblock::geometry_differences(primary, &b);
         if !differ.is_empty() {
             p.push(format!(
                 "group {gi}: backup superblock (block {}) differs from the primary in {}",
@@ -896,26 +749,26 @@ fn backups(img: &Image, g: &Geo, head: &[u8], p: &mut Problems) -> Result<(), Er
             ));
             continue;
         }
+        // Its geometry is the primary's, which decoded: so does it.
+        let Ok(backup) = Superblock::decode(&b) else {
+            continue;
+        };
         if let Ok(nr) = u16::try_from(gi)
-            && get_u16le(&b, 0x5a) != Some(nr)
-            && get_u32le(&b, 0x4c).unwrap_or(0) >= 1
+            && backup.block_group_nr != nr
+            && backup.rev_level >= 1
         {
             p.push(format!(
                 "group {gi}: backup superblock's block_group_nr is {}, not {gi}",
-                get_u16le(&b, 0x5a).unwrap_or(0)
+                backup.block_group_nr
             ));
         }
-        if g.seed.is_some() {
-            let stored = get_u32le(&b, 0x3fc).unwrap_or(0);
-            let computed = crc32c_raw(!0, &b[..0x3fc]);
-            if stored != computed {
-                p.push(format!(
-                    "group {gi}: backup superblock checksum is {stored:#010x}, the contents \
-                     give {computed:#010x}"
-                ));
-            }
+        if g.seed.is_some() && backup.checksum != backup.computed_checksum {
+            p.push(format!(
+                "group {gi}: backup superblock checksum is {:#010x}, the contents give {:#010x}",
+                backup.checksum, backup.computed_checksum
+            ));
         }
-        let gdt = img.read((g.start(gi) + 1) * g.bs, primary_gdt.len())?;
+        let gdt = read(img, (g.start(gi) + 1) * g.bs, primary_gdt.len())?;
         for d in 0..g.groups as usize {
             let r = d * g.desc_size;
             let same =
@@ -933,24 +786,22 @@ fn backups(img: &Image, g: &Geo, head: &[u8], p: &mut Problems) -> Result<(), Er
 }
 
 impl Ext<'_> {
-    fn special_inodes(&mut self, head: &[u8]) {
-        let s = head.get(1024..2048).unwrap_or(&[]);
-        let sb_ino = |off| get_u32le(s, off).unwrap_or(0);
+    fn special_inodes(&mut self, sb: &Superblock) {
         if self.g.compat & COMPAT_HAS_JOURNAL != 0 {
-            self.journal_ino = sb_ino(0xe0);
+            self.journal_ino = sb.journal_inum;
         }
         if self.g.compat & COMPAT_RESIZE_INODE != 0 {
             self.resize_ino = 7;
         }
         let mut special = vec![self.journal_ino];
         if self.g.ro & RO_COMPAT_QUOTA != 0 {
-            special.extend([sb_ino(0x240), sb_ino(0x244)]);
+            special.extend([sb.usr_quota_inum, sb.grp_quota_inum]);
         }
         if self.g.ro & RO_COMPAT_PROJECT != 0 {
-            special.push(sb_ino(0x26c));
+            special.push(sb.prj_quota_inum);
         }
         if self.g.compat & COMPAT_ORPHAN_FILE != 0 {
-            special.push(sb_ino(0x280));
+            special.push(sb.orphan_file_inum);
         }
         special.retain(|&i| i != 0 && i != 2);
         for &i in &special {
@@ -1057,7 +908,7 @@ impl Ext<'_> {
     }
 
     fn read_block(&self, b: u64) -> Result<Vec<u8>, Error> {
-        self.img.read(b * self.g.bs, self.g.bs as usize)
+        read(&self.img, b * self.g.bs, self.g.bs as usize)
     }
 
     /// Reads the inode bitmaps, checks them against the counts, and marks the slots.
@@ -1067,7 +918,7 @@ impl Ext<'_> {
         let mut in_use = 0u64;
         for gi in 0..g.groups {
             let d = &self.descs[gi as usize];
-            let uninit = g.uninit_ok() && d.flags & BG_INODE_UNINIT != 0;
+            let uninit = g.uninit_ok() && d.flags & EXT4_BG_INODE_UNINIT != 0;
             let first = u64::from(gi) * u64::from(g.ipg) + 1;
             if uninit {
                 total_free += u64::from(g.ipg);
@@ -1087,7 +938,7 @@ impl Ext<'_> {
             if !g.in_fs(d.inode_bitmap) {
                 continue;
             }
-            let bm = self.img.read(d.inode_bitmap * g.bs, g.bs as usize)?;
+            let bm = read(&self.img, d.inode_bitmap * g.bs, g.bs as usize)?;
             let mut free = 0u32;
             for i in 0..u64::from(g.ipg) {
                 if bit(&bm, i) {
@@ -1125,7 +976,7 @@ impl Ext<'_> {
             }
             if let Some(seed) = g.seed {
                 let n = (g.ipg / 8) as usize;
-                let crc = crc32c_raw(seed, bm.get(..n).unwrap_or(&bm));
+                let crc = crate::checksum::crc32c_raw(seed, bm.get(..n).unwrap_or(&bm));
                 let (want, have) = if g.wide_desc() {
                     (crc, d.inode_bitmap_csum)
                 } else {
@@ -1138,8 +989,7 @@ impl Ext<'_> {
                 }
             }
         }
-        let sb_free = crate::inspect::Superblock::parse(&self.img.read(0, 2048)?)
-            .map_or(0, |s| u64::from(s.free_inodes));
+        let sb_free = self.sb_free_inodes;
         if total_free != sb_free {
             self.p.push(format!(
                 "superblock: says {sb_free} free inodes, the group descriptors' bitmaps have \
@@ -1171,7 +1021,7 @@ impl Ext<'_> {
             // Past itable_unused (and in INODE_UNINIT groups) the table may be garbage.
             let scan = if !self.g.uninit_ok() {
                 ipg
-            } else if d.flags & BG_INODE_UNINIT != 0 {
+            } else if d.flags & EXT4_BG_INODE_UNINIT != 0 {
                 0
             } else {
                 ipg.saturating_sub(d.itable_unused as usize)
@@ -1181,7 +1031,7 @@ impl Ext<'_> {
             let mut k = 0usize;
             while k < scan {
                 let n = per_chunk.min(scan - k);
-                let buf = self.img.read(table + (k * isz) as u64, n * isz)?;
+                let buf = read(&self.img, table + (k * isz) as u64, n * isz)?;
                 for j in 0..n {
                     let ino = first + k + j;
                     let raw = &buf[j * isz..(j + 1) * isz];
@@ -1199,14 +1049,15 @@ impl Ext<'_> {
 
     /// A free inode: all zeros, or a deleted inode (links 0, deletion time set).
     fn free_inode(&mut self, ino: u32, raw: &[u8]) {
-        if ino < self.g.first_ino || blank(raw) {
+        if ino < self.g.first_ino || inode::is_blank(raw) {
             return;
         }
-        let mode = get_u16le(raw, 0x00).unwrap_or(0);
-        let links = get_u16le(raw, 0x1a).unwrap_or(0);
-        let dtime = get_u32le(raw, 0x14).unwrap_or(0);
+        let Some(i) = Inode::decode(raw) else {
+            return;
+        };
+        let (mode, links, dtime) = (i.mode, i.links_count, i.dtime);
         if let Some(seed) = self.g.seed {
-            self.inode_csum(ino, raw, seed, get_u32le(raw, 0x64).unwrap_or(0));
+            self.inode_csum(ino, raw, seed);
         }
         if links != 0 {
             self.p.push(format!(
@@ -1236,7 +1087,7 @@ impl Ext<'_> {
         }
         let idx = u64::from((ino - 1) % g.ipg);
         let off = self.descs[gi].inode_table * g.bs + idx * g.isz as u64;
-        Ok(Some(self.img.read(off, g.isz)?))
+        Ok(Some(read(&self.img, off, g.isz)?))
     }
 
     /// Claims block `b` for inode `ino`; `true` when it is newly claimed and may be
@@ -1282,7 +1133,7 @@ impl Ext<'_> {
         let slot_i = ino as usize;
         self.slots[slot_i].flags |= SLOT_READ;
         let reserved = ino < self.g.first_ino && ino != 2;
-        if blank(raw) {
+        if inode::is_blank(raw) {
             if !reserved && marked {
                 self.p.push(format!(
                     "inode {ino} is marked in use but its record is empty"
@@ -1290,40 +1141,33 @@ impl Ext<'_> {
             }
             return Ok(());
         }
-        let f16 = |off| get_u16le(raw, off).unwrap_or(0);
-        let f32 = |off| get_u32le(raw, off).unwrap_or(0);
-        let mode = f16(0x00);
-        let links = f16(0x1a);
-        let flags = f32(0x20);
-        let generation = f32(0x64);
-        let size = u64::from(f32(0x04)) | (u64::from(f32(0x6c)) << 32);
-        let acl_hi = u64::from(f16(0x76));
-        let file_acl = u64::from(f32(0x68))
-            | if self.g.incompat & INCOMPAT_64BIT != 0 {
-                acl_hi << 32
-            } else {
-                0
-            };
-        if acl_hi != 0 && self.g.incompat & INCOMPAT_64BIT == 0 {
+        // The inode size is at least 128 (the superblock decoder saw to it).
+        let Some(rec) = Inode::decode(raw) else {
+            return Ok(());
+        };
+        let mode = rec.mode;
+        let links = rec.links_count;
+        let flags = rec.flags;
+        let generation = rec.generation;
+        let size = rec.size;
+        let is64 = self.g.incompat & INCOMPAT_64BIT != 0;
+        let acl_hi = rec.file_acl_high;
+        let file_acl = rec.file_acl(is64);
+        if acl_hi != 0 && !is64 {
             self.p.push(format!(
                 "inode {ino}: high half of i_file_acl is {acl_hi} without the 64bit feature"
             ));
         }
-        let iblocks = u64::from(f32(0x1c))
-            | if self.g.huge_file() {
-                u64::from(f16(0x74)) << 32
-            } else {
-                0
-            };
+        let iblocks = rec.blocks(self.g.huge_file());
         self.slots[slot_i].mode = mode;
         self.slots[slot_i].links = links;
         let kind = mode & S_IFMT;
         if let Some(seed) = self.g.seed {
-            self.inode_csum(ino, raw, seed, generation);
+            self.inode_csum(ino, raw, seed);
         }
         if reserved && mode == 0 && ino != self.resize_ino {
             // An unused reserved inode (bad blocks list, undelete, ...): no mapping.
-            let dtime = f32(0x14);
+            let dtime = rec.dtime;
             if dtime != 0 && dtime <= self.g.inodes {
                 self.p.push(format!(
                     "inode {ino} is reserved, but its deletion time {dtime} reads as an orphan \
@@ -1344,7 +1188,7 @@ impl Ext<'_> {
                 type_name(mode)
             ));
         }
-        if f32(0x14) != 0 && links != 0 {
+        if rec.dtime != 0 && links != 0 {
             self.p.push(format!(
                 "inode {ino} ({}) is in use but has a deletion time",
                 type_name(mode)
@@ -1357,10 +1201,22 @@ impl Ext<'_> {
             return Ok(());
         }
         for (flag, needs, name) in [
-            (0x0000_2000u32, self.g.compat & 0x0002 != 0, "imagic"),
-            (0x0000_0800, self.g.incompat & 0x1_0000 != 0, "encrypt"),
-            (0x4000_0000, self.g.incompat & 0x2_0000 != 0, "casefold"),
-            (0x0010_0000, self.g.ro & 0x8000 != 0, "verity"),
+            (
+                EXT4_IMAGIC_FL,
+                self.g.compat & COMPAT_IMAGIC_INODES != 0,
+                "imagic",
+            ),
+            (
+                EXT4_ENCRYPT_FL,
+                self.g.incompat & INCOMPAT_ENCRYPT != 0,
+                "encrypt",
+            ),
+            (
+                EXT4_CASEFOLD_FL,
+                self.g.incompat & INCOMPAT_CASEFOLD != 0,
+                "casefold",
+            ),
+            (EXT4_VERITY_FL, self.g.ro & RO_COMPAT_VERITY != 0, "verity"),
             (EXT4_INDEX_FL, kind == S_IFDIR, "htree index"),
         ] {
             if flags & flag != 0 && !needs {
@@ -1371,13 +1227,13 @@ impl Ext<'_> {
                 ));
             }
         }
-        if f32(0x70) != 0 {
+        if rec.faddr != 0 {
             self.p.push(format!(
                 "inode {ino}: obsolete fragment address i_faddr is {}, not 0",
-                f32(0x70)
+                rec.faddr
             ));
         }
-        let i_block = raw.get(0x28..0x64).unwrap_or(&[]);
+        let i_block = &rec.block[..];
         let is_dir = kind == S_IFDIR;
         let want_list = is_dir;
         let mut m = Mapped {
@@ -1417,10 +1273,29 @@ impl Ext<'_> {
                 ));
             } else {
                 let seed = self.g.seed.map(|s| inode_seed(s, ino, generation));
-                self.extent_root(ino, i_block, seed, &mut m)?;
+                let bs = self.g.bs as u32;
+                crate::extent::walk(
+                    i_block,
+                    bs,
+                    seed,
+                    &mut MapCheck {
+                        ext: self,
+                        ino,
+                        m: &mut m,
+                    },
+                )?;
             }
         } else {
-            self.block_map(ino, i_block, &mut m)?;
+            let bs = self.g.bs as u32;
+            crate::blockmap::walk(
+                i_block,
+                bs,
+                &mut MapCheck {
+                    ext: self,
+                    ino,
+                    m: &mut m,
+                },
+            )?;
         }
         // i_blocks: 512-byte units, or filesystem blocks with HUGE_FILE_FL.
         let want_blocks = m.data + m.tree + acl_blocks;
@@ -1484,54 +1359,28 @@ impl Ext<'_> {
         Ok(())
     }
 
-    fn inode_csum(&mut self, ino: u32, raw: &[u8], seed: u32, generation: u32) {
-        let extra = if raw.len() > 128 {
-            usize::from(get_u16le(raw, 0x80).unwrap_or(0))
-        } else {
-            0
-        };
-        if raw.len() > 128 && 128 + extra > raw.len() {
-            self.p.push(format!(
-                "inode {ino}: extra_isize {extra} does not fit a {}-byte inode",
-                raw.len()
-            ));
-            return;
-        }
-        let has_hi = raw.len() > 128 && 128 + extra >= 0x84;
-        let mut z = raw.to_vec();
-        z[0x7c] = 0;
-        z[0x7d] = 0;
-        if has_hi {
-            z[0x82] = 0;
-            z[0x83] = 0;
-        }
-        let crc = crc32c_raw(inode_seed(seed, ino, generation), &z);
-        let lo = u32::from(get_u16le(raw, 0x7c).unwrap_or(0));
-        let (want, have) = if has_hi {
-            (
-                crc,
-                lo | (u32::from(get_u16le(raw, 0x82).unwrap_or(0)) << 16),
-            )
-        } else {
-            (crc & 0xffff, lo)
-        };
-        if want != have {
-            self.p.push(format!(
-                "inode {ino}: checksum is {have:#x}, the contents give {want:#x}"
-            ));
+    fn inode_csum(&mut self, ino: u32, raw: &[u8], seed: u32) {
+        match inode::checksum(raw, ino, seed) {
+            Err(e) => self.p.push(format!(
+                "inode {ino}: extra_isize {} does not fit a {}-byte inode",
+                e.extra_isize, e.inode_size
+            )),
+            Ok(c) if c.stored != c.computed => self.p.push(format!(
+                "inode {ino}: checksum is {:#x}, the contents give {:#x}",
+                c.stored, c.computed
+            )),
+            Ok(_) => {}
         }
     }
 
-    /// Records a run of data blocks `physical..+len` at file block `logical`.
-    fn data_run(
-        &mut self,
-        ino: u32,
-        logical: u64,
-        physical: u64,
-        len: u64,
-        init: bool,
-        m: &mut Mapped,
-    ) {
+    /// Records a run of data blocks and claims each of them.
+    fn data_run(&mut self, ino: u32, run: Run, m: &mut Mapped) {
+        let Run {
+            logical,
+            physical,
+            len,
+            init,
+        } = run;
         m.data += len;
         if init {
             m.init_end = m.init_end.max(logical + len);
@@ -1539,20 +1388,8 @@ impl Ext<'_> {
         if logical == 0 && len > 0 {
             m.first_physical = Some(physical);
         }
-        let Some(end) = physical.checked_add(len) else {
-            self.p.push(format!(
-                "inode {ino}: file block {logical} maps to impossible block {physical}"
-            ));
-            return;
-        };
-        if len > 0 && (!self.g.in_fs(physical) || end > self.g.blocks) {
-            self.p.push(format!(
-                "inode {ino}: file blocks {logical}..{} map to blocks {physical}..{end}, \
-                 outside the filesystem ({}..{})",
-                logical + len,
-                self.g.first_data,
-                self.g.blocks
-            ));
+        if let Err(problem) = run.inside(self.g.first_data, self.g.blocks) {
+            self.p.push(format!("inode {ino}: {problem}"));
             return;
         }
         for i in 0..len {
@@ -1565,190 +1402,6 @@ impl Ext<'_> {
                 list.push((logical + i, b));
             }
         }
-    }
-
-    fn extent_root(
-        &mut self,
-        ino: u32,
-        i_block: &[u8],
-        seed: Option<u32>,
-        m: &mut Mapped,
-    ) -> Result<(), Error> {
-        let depth = get_u16le(i_block, 6).unwrap_or(0);
-        if depth > MAX_EXTENT_DEPTH {
-            self.p.push(format!(
-                "inode {ino}: extent tree depth {depth} exceeds {MAX_EXTENT_DEPTH}"
-            ));
-            return Ok(());
-        }
-        self.extent_node(ino, i_block, 4, depth, 0, 1 << 32, seed, m)
-    }
-
-    /// Checks one extent tree node (`node`, holding at most `cap` entries, at `depth`,
-    /// covering file blocks `lo..hi`) and descends.
-    #[allow(clippy::too_many_arguments)]
-    fn extent_node(
-        &mut self,
-        ino: u32,
-        node: &[u8],
-        cap: u16,
-        depth: u16,
-        lo: u64,
-        hi: u64,
-        seed: Option<u32>,
-        m: &mut Mapped,
-    ) -> Result<(), Error> {
-        if get_u16le(node, 0) != Some(EXTENT_MAGIC) {
-            self.p.push(format!(
-                "inode {ino}: extent header magic is wrong (depth {depth})"
-            ));
-            return Ok(());
-        }
-        let entries = get_u16le(node, 2).unwrap_or(0);
-        let max = get_u16le(node, 4).unwrap_or(0);
-        let d = get_u16le(node, 6).unwrap_or(0);
-        if d != depth {
-            self.p.push(format!(
-                "inode {ino}: extent node at depth {depth} says depth {d}"
-            ));
-            return Ok(());
-        }
-        if max > cap || entries > max {
-            self.p.push(format!(
-                "inode {ino}: extent node has {entries} entries of {max} (room for {cap})"
-            ));
-            return Ok(());
-        }
-        let mut prev_end = lo;
-        let n = usize::from(entries);
-        for i in 0..n {
-            let e = 12 + 12 * i;
-            let Some(ent) = node.get(e..e + 12) else {
-                return Ok(());
-            };
-            let first = u64::from(get_u32le(ent, 0).unwrap_or(0));
-            if first < prev_end || first >= hi {
-                self.p.push(format!(
-                    "inode {ino}: extent entry for file block {first} is out of order or \
-                     outside its parent's range ({lo}..{hi})"
-                ));
-                return Ok(());
-            }
-            if depth == 0 {
-                let raw_len = get_u16le(ent, 4).unwrap_or(0);
-                let (len, init) = if raw_len > 32768 {
-                    (raw_len - 32768, false)
-                } else {
-                    (raw_len, true)
-                };
-                let physical = u64::from(get_u32le(ent, 8).unwrap_or(0))
-                    | (u64::from(get_u16le(ent, 6).unwrap_or(0)) << 32);
-                if len == 0 {
-                    self.p.push(format!(
-                        "inode {ino}: zero-length extent at file block {first}"
-                    ));
-                    continue;
-                }
-                let end = first + u64::from(len);
-                if end > hi {
-                    self.p.push(format!(
-                        "inode {ino}: extent {first}..{end} runs past its parent's range ({lo}..{hi})"
-                    ));
-                }
-                self.data_run(ino, first, physical, u64::from(len), init, m);
-                prev_end = end;
-            } else {
-                let child = u64::from(get_u32le(ent, 4).unwrap_or(0))
-                    | (u64::from(get_u16le(ent, 8).unwrap_or(0)) << 32);
-                let next = if i + 1 < n {
-                    node.get(e + 12..e + 16)
-                        .and_then(|b| get_u32le(b, 0))
-                        .map_or(hi, u64::from)
-                } else {
-                    hi
-                };
-                m.tree += 1;
-                prev_end = first + 1;
-                if !self.claim(ino, child, "extent tree") {
-                    continue;
-                }
-                let block = self.read_block(child)?;
-                let cap = ((self.g.bs - 12) / 12).min(u64::from(u16::MAX)) as u16;
-                if let Some(seed) = seed {
-                    let cmax = usize::from(get_u16le(&block, 4).unwrap_or(0));
-                    let t = 12 + 12 * cmax;
-                    match (block.get(..t), get_u32le(&block, t)) {
-                        (Some(body), Some(stored)) => {
-                            let crc = crc32c_raw(seed, body);
-                            if crc != stored {
-                                self.p.push(format!(
-                                    "inode {ino}: extent block {child} checksum is {stored:#x}, \
-                                     the contents give {crc:#x}"
-                                ));
-                            }
-                        }
-                        _ => self.p.push(format!(
-                            "inode {ino}: extent block {child} has no room for its checksum"
-                        )),
-                    }
-                }
-                self.extent_node(ino, &block, cap, depth - 1, first, next, seed, m)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Maps an ext2/ext3 block map: 12 direct pointers, then IND, DIND and TIND.
-    fn block_map(&mut self, ino: u32, i_block: &[u8], m: &mut Mapped) -> Result<(), Error> {
-        let per = self.g.bs / 4;
-        for i in 0..12u64 {
-            let ptr = u64::from(get_u32le(i_block, (4 * i) as usize).unwrap_or(0));
-            if ptr != 0 {
-                self.data_run(ino, i, ptr, 1, true, m);
-            }
-        }
-        let mut base = 12u64;
-        for (slot, level) in [(12usize, 1u32), (13, 2), (14, 3)] {
-            let ptr = u64::from(get_u32le(i_block, 4 * slot).unwrap_or(0));
-            if ptr != 0 {
-                self.indirect(ino, ptr, level, base, m)?;
-            }
-            base += per.pow(level);
-        }
-        Ok(())
-    }
-
-    fn indirect(
-        &mut self,
-        ino: u32,
-        ptr: u64,
-        level: u32,
-        base: u64,
-        m: &mut Mapped,
-    ) -> Result<(), Error> {
-        m.tree += 1;
-        if !self.claim(ino, ptr, "indirect") {
-            return Ok(());
-        }
-        let block = self.read_block(ptr)?;
-        let per = self.g.bs / 4;
-        let span = per.pow(level - 1);
-        for j in 0..per {
-            let p = u64::from(get_u32le(&block, (4 * j) as usize).unwrap_or(0));
-            if p == 0 {
-                continue;
-            }
-            if self.gave_up {
-                return Ok(());
-            }
-            let logical = base + j * span;
-            if level == 1 {
-                self.data_run(ino, logical, p, 1, true, m);
-            } else {
-                self.indirect(ino, p, level - 1, logical, m)?;
-            }
-        }
-        Ok(())
     }
 
     /// Walks the directory tree from the root, counting names.
@@ -1800,45 +1453,43 @@ impl Ext<'_> {
             }
             expect = logical + 1;
             let block = self.read_block(b)?;
-            let tail = has_tail(&block);
+            let tail = dir_entry::has_tail(&block);
             if let Some(seed) = seed {
                 self.dir_csum(dir, shown, logical, &block, tail, info.indexed, seed);
             }
-            let end = if tail { bs - 12 } else { bs };
-            let mut off = 0usize;
-            while off < end {
-                let (Some(ino), Some(rec)) = (get_u32le(&block, off), get_u16le(&block, off + 4))
-                else {
-                    self.p.push(format!(
-                        "directory inode {dir} ({shown}): block {logical}: entry at offset {off} \
-                         is cut off"
-                    ));
-                    break;
+            let end = if tail { bs - dir_entry::TAIL_LEN } else { bs };
+            for e in dir_entry::entries(&block, end) {
+                let e = match e {
+                    Ok(e) => e,
+                    Err(DirBlockError::CutOff { offset }) => {
+                        self.p.push(format!(
+                            "directory inode {dir} ({shown}): block {logical}: entry at offset \
+                             {offset} is cut off"
+                        ));
+                        break;
+                    }
+                    Err(DirBlockError::BadRecLen { offset, rec_len }) => {
+                        self.p.push(format!(
+                            "directory inode {dir} ({shown}): block {logical}: bad rec_len \
+                             {rec_len} at offset {offset}"
+                        ));
+                        break;
+                    }
                 };
-                let rec = rec_len(rec, bs);
-                let name_len = usize::from(block.get(off + 6).copied().unwrap_or(0));
-                let ftype = block.get(off + 7).copied().unwrap_or(0);
-                if rec < 8
-                    || !rec.is_multiple_of(4)
-                    || off + rec > end
-                    || (ino != 0 && 8 + name_len > rec)
-                {
-                    self.p.push(format!(
-                        "directory inode {dir} ({shown}): block {logical}: bad rec_len {rec} \
-                         at offset {off}"
-                    ));
-                    break;
-                }
-                let here = off;
-                off += rec;
-                if ino == 0 {
-                    continue;
-                }
-                let name = &block[here + 8..here + 8 + name_len];
                 let index = count;
                 count += 1;
                 self.dir_entry(
-                    dir, parent, shown, path, logical, index, ino, name, ftype, filetype, queue,
+                    dir,
+                    parent,
+                    shown,
+                    path,
+                    logical,
+                    index,
+                    e.inode,
+                    e.name,
+                    e.file_type,
+                    filetype,
+                    queue,
                 )?;
             }
         }
@@ -1963,10 +1614,8 @@ impl Ext<'_> {
         indexed: bool,
         seed: u32,
     ) {
-        let bs = block.len();
         if tail {
-            let stored = get_u32le(block, bs - 4).unwrap_or(0);
-            let crc = crc32c_raw(seed, &block[..bs - 12]);
+            let (stored, crc) = dir_entry::tail_checksum(block, seed);
             if crc != stored {
                 self.p.push(format!(
                     "directory inode {dir} ({shown}): block {logical} checksum is {stored:#x}, \
@@ -1976,23 +1625,11 @@ impl Ext<'_> {
             return;
         }
         // htree index blocks carry a dx_tail after their entries instead.
-        let first_rec = get_u16le(block, 4).map(|r| rec_len(r, bs));
-        let count_offset = if indexed && first_rec == Some(bs) {
-            Some(8)
-        } else if indexed && logical == 0 && first_rec == Some(12) {
-            Some(0x18 + usize::from(block.get(0x1d).copied().unwrap_or(8)))
-        } else {
-            None
-        };
+        let count_offset = indexed
+            .then(|| crate::dir_htree::count_offset(block, logical == 0))
+            .flatten();
         let verified = count_offset.and_then(|co| {
-            let limit = usize::from(get_u16le(block, co)?);
-            let count = usize::from(get_u16le(block, co + 2)?);
-            let t = co + 8 * limit;
-            let body = block.get(..co + 8 * count)?;
-            let reserved = block.get(t..t + 4)?;
-            let stored = get_u32le(block, t + 4)?;
-            // As the kernel's ext4_dx_csum: the entries, dt_reserved, then a zero checksum.
-            let crc = crc32c_raw(crc32c_raw(crc32c_raw(seed, body), reserved), &[0; 4]);
+            let (stored, crc) = crate::dir_htree::index_checksum(block, co, seed)?;
             Some(crc == stored)
         });
         match verified {
@@ -2053,7 +1690,7 @@ impl Ext<'_> {
             }
         }
         for (gi, d) in self.descs.iter().enumerate() {
-            let uninit = g.uninit_ok() && d.flags & BG_INODE_UNINIT != 0;
+            let uninit = g.uninit_ok() && d.flags & EXT4_BG_INODE_UNINIT != 0;
             if !uninit && d.used_dirs != dirs_per_group[gi] {
                 lines.push(format!(
                     "group {gi}: descriptor says {} directories, the inode bitmap and table \
@@ -2083,8 +1720,8 @@ impl Ext<'_> {
                     }
                     match j.first {
                         Some(b) if g.in_fs(b) => {
-                            if let Ok(blk) = self.img.read(b * g.bs, 1024)
-                                && get_u32be(&blk, 0) != Some(JBD2_MAGIC)
+                            if let Ok(blk) = read(&self.img, b * g.bs, 1024)
+                                && !crate::journal::has_magic(&blk)
                             {
                                 lines.push(format!(
                                     "journal inode {ino}: block {b} does not start with a jbd2 \
@@ -2116,28 +1753,25 @@ impl Ext<'_> {
                 continue;
             }
             let block = self.read_block(b)?;
-            if get_u32le(&block, 0) != Some(XATTR_MAGIC) {
+            let Some(h) = crate::xattr::decode_header(&block) else {
                 self.p.push(format!(
                     "attribute block {b} (inode {first}): magic is wrong"
                 ));
                 continue;
-            }
-            let count = get_u32le(&block, 4).unwrap_or(0);
+            };
+            let count = h.refcount;
             if count != refs {
                 self.p.push(format!(
                     "attribute block {b}: h_refcount is {count}, but {refs} inodes point at it"
                 ));
             }
-            let nblocks = get_u32le(&block, 8).unwrap_or(0);
+            let nblocks = h.blocks;
             if nblocks != 1 {
                 self.p
                     .push(format!("attribute block {b}: h_blocks is {nblocks}, not 1"));
             }
             if let Some(seed) = self.g.seed {
-                let stored = get_u32le(&block, 0x10).unwrap_or(0);
-                let mut z = block.clone();
-                z[0x10..0x14].fill(0);
-                let crc = crc32c_raw(crc32c_raw(seed, &b.to_le_bytes()), &z);
+                let (stored, crc) = crate::xattr::block_checksum(&block, b, seed);
                 if crc != stored {
                     self.p.push(format!(
                         "attribute block {b}: checksum is {stored:#x}, the contents give {crc:#x}"
@@ -2159,7 +1793,7 @@ impl Ext<'_> {
             let d = &self.descs[gi as usize];
             let (start, end) = (g.start(gi), g.end(gi));
             let len = end - start;
-            let uninit = g.uninit_ok() && d.flags & BG_BLOCK_UNINIT != 0;
+            let uninit = g.uninit_ok() && d.flags & EXT4_BG_BLOCK_UNINIT != 0;
             let bm = if uninit {
                 // The kernel computes such a bitmap: the group's own metadata only.
                 let mut v = vec![0u8; g.bs as usize];
@@ -2170,7 +1804,7 @@ impl Ext<'_> {
                 }
                 v
             } else if g.in_fs(d.block_bitmap) {
-                self.img.read(d.block_bitmap * g.bs, g.bs as usize)?
+                read(&self.img, d.block_bitmap * g.bs, g.bs as usize)?
             } else {
                 continue;
             };
@@ -2212,7 +1846,7 @@ impl Ext<'_> {
                 }
                 if let Some(seed) = g.seed {
                     let n = (g.bpg / 8) as usize;
-                    let crc = crc32c_raw(seed, bm.get(..n).unwrap_or(&bm));
+                    let crc = crate::checksum::crc32c_raw(seed, bm.get(..n).unwrap_or(&bm));
                     let (want, have) = if g.wide_desc() {
                         (crc, d.block_bitmap_csum)
                     } else {
@@ -2248,8 +1882,7 @@ impl Ext<'_> {
                 }
             }
         }
-        let sb_free = crate::inspect::Superblock::parse(&self.img.read(0, 2048)?)
-            .map_or(0, |s| s.free_blocks);
+        let sb_free = self.sb_free_blocks;
         if total_free != sb_free {
             lines.push(format!(
                 "superblock: says {sb_free} free blocks, the block bitmaps have {total_free}"
@@ -2271,30 +1904,35 @@ impl Ext<'_> {
     }
 }
 
-/// Whether an inode record is blank: its first 128 bytes zero. libext2fs accepts such a
-/// record whatever its checksum and extra fields hold (it was never written), and so
-/// does this check.
-fn blank(raw: &[u8]) -> bool {
-    raw.iter().take(128).all(|&b| b == 0)
+/// The check's side of a mapping walk: each mapping block is claimed (so counted and
+/// read once), each run claimed block by block, each problem a line.
+struct MapCheck<'e, 'p, 'm> {
+    ext: &'e mut Ext<'p>,
+    ino: u32,
+    m: &'m mut Mapped,
 }
 
-/// Whether a directory block ends in the metadata_csum tail entry (inode 0, rec_len 12,
-/// name_len 0, type 0xDE).
-fn has_tail(block: &[u8]) -> bool {
-    let t = block.len().saturating_sub(12);
-    get_u32le(block, t) == Some(0)
-        && get_u16le(block, t + 4) == Some(12)
-        && block.get(t + 6) == Some(&0)
-        && block.get(t + 7) == Some(&DIR_TAIL_TYPE)
-}
+impl Visitor for MapCheck<'_, '_, '_> {
+    type Error = Error;
 
-/// `rec_len` as stored: 64 KiB blocks keep the high bits in the low two.
-fn rec_len(raw: u16, bs: usize) -> usize {
-    if bs < 65536 {
-        usize::from(raw)
-    } else if raw == 65535 || raw == 0 {
-        65536
-    } else {
-        usize::from(raw & 65532) | (usize::from(raw & 3) << 16)
+    fn enter(&mut self, nr: u64, kind: MapBlock) -> bool {
+        self.m.tree += 1;
+        self.ext.claim(self.ino, nr, kind.name())
+    }
+
+    fn read(&mut self, nr: u64) -> Result<Vec<u8>, Error> {
+        self.ext.read_block(nr)
+    }
+
+    fn data(&mut self, run: Run) {
+        self.ext.data_run(self.ino, run, self.m);
+    }
+
+    fn problem(&mut self, problem: MapProblem) {
+        self.ext.p.push(format!("inode {}: {problem}", self.ino));
+    }
+
+    fn gave_up(&self) -> bool {
+        self.ext.gave_up
     }
 }

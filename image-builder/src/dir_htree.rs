@@ -14,10 +14,21 @@
 //! which old i386 kernels use whatever the flag says), as the kernel's `ext4fs_dirhash`
 //! computes it; the low bit is always clear, and marks a leaf that continues a run of
 //! equal hashes from the previous one.
+//!
+//! [`blocks`] writes an index for the writer; [`count_offset`] and [`index_checksum`]
+//! read an index block's checksum for `check` (the names themselves are read as linear
+//! blocks, since an index block looks like one empty entry).
 
 use crate::checksum::crc32c_raw;
 use crate::dir_entry::{self, DirEntry, TAIL_LEN};
-use crate::util::{put_u16le, put_u32le};
+use crate::util::{get_u16le, get_u32le, put_u16le, put_u32le};
+
+/// `dx_root`: the `dx_root_info` follows the fake `.` and `..` entries at 0x18; its
+/// `info_length` byte (at 0x1d) says how long it is, and the count/limit follows it.
+const DX_ROOT_INFO: usize = 0x18;
+const DX_ROOT_INFO_LENGTH: usize = 0x1d;
+/// `dx_node`: one fake entry spans the block, then the count/limit at 8.
+const DX_NODE_COUNTLIMIT: usize = 8;
 
 /// `dx_root_info.hash_version`: half MD4 (signedness comes from the superblock's flags).
 const DX_HASH_HALF_MD4: u8 = 1;
@@ -279,14 +290,91 @@ fn write_index(b: &mut [u8], at: usize, limit: usize, table: &[(u32, u32)]) {
 fn seal_index(b: &mut [u8], at: usize, limit: usize, count: usize, inode_seed: u32) {
     let tail = at + 8 * limit;
     b[tail..tail + 8].fill(0);
-    let c = crc32c_raw(inode_seed, &b[..at + 8 * count]);
-    let c = crc32c_raw(c, &b[tail..tail + 8]);
+    let c = dx_csum(b, at, limit, count, inode_seed).unwrap_or(0);
     put_u32le(b, tail + 4, c);
+}
+
+/// `ext4_dx_csum` over the block whose count/limit is at `at`; `None` when the table or
+/// its tail would run past the block.
+fn dx_csum(b: &[u8], at: usize, limit: usize, count: usize, inode_seed: u32) -> Option<u32> {
+    let tail = at + 8 * limit;
+    let c = crc32c_raw(inode_seed, b.get(..at + 8 * count)?);
+    let c = crc32c_raw(c, b.get(tail..tail + 4)?);
+    Some(crc32c_raw(c, &[0; 4]))
+}
+
+/// Where the count/limit of an index block sits, judged from its first entry as the
+/// kernel does: a fake entry spanning the block is a `dx_node`; in a directory's first
+/// block, a `.` of rec_len 12 is the `dx_root`. `None`: not an index block.
+pub(crate) fn count_offset(block: &[u8], first_block: bool) -> Option<usize> {
+    let first_rec = get_u16le(block, 4).map(|r| dir_entry::rec_len(r, block.len()));
+    if first_rec == Some(block.len()) {
+        Some(DX_NODE_COUNTLIMIT)
+    } else if first_block && first_rec == Some(12) {
+        Some(DX_ROOT_INFO + usize::from(block.get(DX_ROOT_INFO_LENGTH).copied().unwrap_or(8)))
+    } else {
+        None
+    }
+}
+
+/// An index block's `dx_tail` checksum, as stored and as computed, for the count/limit
+/// at `at`; `None` when the table does not fit the block.
+pub(crate) fn index_checksum(block: &[u8], at: usize, inode_seed: u32) -> Option<(u32, u32)> {
+    let limit = usize::from(get_u16le(block, at)?);
+    let count = usize::from(get_u16le(block, at + 2)?);
+    let stored = get_u32le(block, at + 8 * limit + 4)?;
+    Some((stored, dx_csum(block, at, limit, count, inode_seed)?))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_data;
+
+    #[test]
+    fn reads_the_index_e2fsck_wrote() {
+        // test_data/ext4.img's /big (inode 13, slot 12): e2fsck -D indexed it; its
+        // blocks are 1123-1124 and 1137-1138 (debugfs "stat /big"), the root first.
+        let img = test_data::ext4();
+        let sb = crate::superblock::Superblock::decode(&img[1024..2048]).expect("sb");
+        let seed = crate::checksum::inode_seed(sb.csum_seed().expect("csum"), 13, 0);
+        let root = test_data::block(img, 1123);
+        let at = count_offset(root, true).expect("a dx_root");
+        assert_eq!(at, 0x20);
+        let (stored, computed) = index_checksum(root, at, seed).expect("fits");
+        assert_eq!(stored, computed);
+        // The same block is no root when it is not the first, and leaves are no index.
+        assert_eq!(count_offset(root, false), None);
+        assert_eq!(count_offset(test_data::block(img, 1124), false), None);
+        // A count over the limit runs past the block.
+        let mut bad = root.to_vec();
+        put_u16le(&mut bad, at, 200);
+        assert_eq!(index_checksum(&bad, at, seed), None);
+        let mut bad = root.to_vec();
+        bad[at + 4] ^= 1; // the first entry's block number
+        let (stored, computed) = index_checksum(&bad, at, seed).expect("fits");
+        assert_ne!(stored, computed);
+    }
+
+    #[test]
+    fn what_is_indexed_verifies() {
+        let names: Vec<Vec<u8>> = (0..400)
+            .map(|i| format!("file-{i:04}").into_bytes())
+            .collect();
+        let list: Vec<DirEntry<'_>> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| DirEntry {
+                ino: 12 + i as u32,
+                file_type: dir_entry::FT_REG,
+                name: n,
+            })
+            .collect();
+        let out = blocks(&list, 11, 2, 1024, &[3; 16], Some(77)).expect("indexes");
+        let at = count_offset(&out[0], true).expect("root");
+        let (stored, computed) = index_checksum(&out[0], at, 77).expect("fits");
+        assert_eq!(stored, computed);
+    }
 
     #[test]
     fn hashes_have_the_low_bit_clear_and_depend_on_the_seed() {

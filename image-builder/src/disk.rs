@@ -1,19 +1,20 @@
-//! The virtual disk an image is read from: the one place where `inspect`, `check` and an
-//! image read as a build source open an image file. A raw image is its own file; a VHDX
-//! (recognised by its signature, or refused when a `.vhdx` file lacks it) is decoded and
-//! checked at open ([`crate::vhdx`]) and read through its block allocation table, blocks
-//! not in the file reading as zeros. Either way the readers see the same disk, through
-//! positional reads ([`VirtualDisk::read_at`]) or `Read + Seek`.
+//! How an image file holds its disk ([`DiskFormat`]: raw, or a dynamic VHDX), and the
+//! public view of that disk ([`VirtualDisk`]). Reading goes through the one image reader,
+//! [`crate::reader::ImageFile`], which `inspect`, `check` and an image read as a build
+//! source share: it recognises a VHDX by its signature (refusing a `.vhdx` file that
+//! lacks it), decodes and checks it at open ([`crate::vhdx`]) and reads its virtual disk
+//! through the block allocation table, blocks not in the file reading as zeros.
+//! [`VirtualDisk`] adds a position for `Read + Seek` (what copies a VHDX's disk for
+//! `e2fsck`).
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::error::Error;
 use crate::output::read_at;
-use crate::vhdx::VhdxError;
+use crate::reader::ImageFile;
 use crate::vhdx::header::FILE_SIGNATURE;
-use crate::vhdx::reader::VhdxFile;
 
 /// How an image file holds its disk.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -58,23 +59,17 @@ impl std::str::FromStr for DiskFormat {
     }
 }
 
-enum Inner {
-    Raw(File),
-    Vhdx(Box<VhdxFile>),
-}
-
-/// An image file opened for reading, as the disk it holds.
+/// An image file opened for reading, as the disk it holds: the reader every image goes
+/// through ([`crate::reader::ImageFile`]), with a position for `Read + Seek`.
 pub struct VirtualDisk {
-    inner: Inner,
-    path: PathBuf,
-    file_len: u64,
+    img: ImageFile,
     pos: u64,
 }
 
 impl std::fmt::Debug for VirtualDisk {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VirtualDisk")
-            .field("path", &self.path)
+            .field("path", &self.img.path())
             .field("format", &self.format())
             .field("len", &self.len())
             .finish()
@@ -99,60 +94,38 @@ pub(crate) fn id_name(out: &Path, format: DiskFormat) -> Vec<u8> {
     v
 }
 
-/// Whether `path` is (or is named as) a VHDX: it begins with the VHDX signature, or its
-/// name ends in `.vhdx`.
-pub(crate) fn is_vhdx(path: &Path) -> bool {
+/// Whether `path`, a regular file or block device (`seekable`), is or is named as a
+/// VHDX: its name ends in `.vhdx`, or it begins with the VHDX signature. A pipe never is
+/// (it is only ever a tar stream, and is not opened here: opening one waits for a
+/// writer, and reading it would consume it).
+pub(crate) fn is_vhdx(path: &Path, seekable: bool) -> bool {
     let mut sig = [0u8; 8];
-    DiskFormat::from_path(path) == DiskFormat::Vhdx
-        || File::open(path).is_ok_and(|f| read_at(&f, &mut sig, 0).is_ok_and(|n| n == 8))
-            && &sig == FILE_SIGNATURE
+    seekable
+        && (DiskFormat::from_path(path) == DiskFormat::Vhdx
+            || File::open(path).is_ok_and(|f| read_at(&f, &mut sig, 0).is_ok_and(|n| n == 8))
+                && &sig == FILE_SIGNATURE)
 }
 
 impl VirtualDisk {
-    /// Opens `path`: a VHDX when it begins with the VHDX signature (decoded and checked
-    /// now), a raw image otherwise. A file named `.vhdx` without the signature is refused.
+    /// Opens `path` as [`crate::reader::ImageFile`] does: a VHDX when it begins with the
+    /// VHDX signature (decoded and checked now), a raw image otherwise; a file named
+    /// `.vhdx` without the signature, and anything but a regular file or block device,
+    /// are refused.
     pub fn open(path: &Path) -> Result<VirtualDisk, Error> {
-        let err = |e| Error::Read {
-            path: path.to_owned(),
-            source: e,
-        };
-        let file = File::open(path).map_err(err)?;
-        // The end, not the metadata: a block device's metadata says 0 bytes.
-        let file_len = (&file).seek(SeekFrom::End(0)).map_err(err)?;
-        let mut sig = [0u8; 8];
-        let n = read_at(&file, &mut sig, 0).map_err(err)?;
-        let inner = if n == 8 && &sig == FILE_SIGNATURE {
-            Inner::Vhdx(Box::new(VhdxFile::open(file, file_len, path)?))
-        } else if DiskFormat::from_path(path) == DiskFormat::Vhdx {
-            return Err(Error::Vhdx {
-                path: path.to_owned(),
-                problem: VhdxError::Signature,
-            });
-        } else {
-            Inner::Raw(file)
-        };
         Ok(VirtualDisk {
-            inner,
-            path: path.to_owned(),
-            file_len,
+            img: ImageFile::open(path)?,
             pos: 0,
         })
     }
 
     /// How the file holds the disk.
     pub fn format(&self) -> DiskFormat {
-        match self.inner {
-            Inner::Raw(_) => DiskFormat::Raw,
-            Inner::Vhdx(_) => DiskFormat::Vhdx,
-        }
+        self.img.format()
     }
 
     /// The disk's size in bytes (a VHDX's virtual size).
     pub fn len(&self) -> u64 {
-        match &self.inner {
-            Inner::Raw(_) => self.file_len,
-            Inner::Vhdx(v) => v.virtual_size(),
-        }
+        self.img.len()
     }
 
     /// Whether the disk has no bytes.
@@ -162,16 +135,13 @@ impl VirtualDisk {
 
     /// The file's own length in bytes.
     pub fn file_len(&self) -> u64 {
-        self.file_len
+        self.img.file_len()
     }
 
     /// Reads as much of `buf` as the disk holds from `offset`; returns the count (0 at
     /// or past its end).
     pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        match &self.inner {
-            Inner::Raw(f) => read_at(f, buf, offset),
-            Inner::Vhdx(v) => v.read_at(buf, offset),
-        }
+        self.img.read_at(buf, offset)
     }
 }
 

@@ -128,6 +128,17 @@ pub enum Error {
         /// What is wrong, and what to do.
         reason: String,
     },
+    /// A compressed tarball's stream is damaged: a checksum does not match, it ends
+    /// early, or bytes follow it.
+    #[error("{archive}: {reason}; the archive is corrupt")]
+    CorruptStream {
+        /// The archive (a path, or `-` for standard input).
+        archive: String,
+        /// The compression: gzip, xz, zstd or bzip2.
+        format: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
     /// The build was interrupted (Ctrl-C); nothing was left behind.
     #[error("interrupted; no image was written")]
     Interrupted,

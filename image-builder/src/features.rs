@@ -22,32 +22,86 @@ use std::str::FromStr;
 
 use crate::error::Error;
 
+// The feature bits (Documentation/filesystems/ext4/super.rst, s_feature_compat,
+// s_feature_incompat and s_feature_ro_compat), named as the kernel names them. The
+// writer sets a few; the readers (check, inspect, the image source) test the others.
+
+/// COMPAT: directory preallocation.
+pub(crate) const COMPAT_DIR_PREALLOC: u32 = 0x0001;
+/// COMPAT: "imagic inodes" (AFS server inodes).
+pub(crate) const COMPAT_IMAGIC_INODES: u32 = 0x0002;
 /// COMPAT: the journal is inode 8.
 pub(crate) const COMPAT_HAS_JOURNAL: u32 = 0x0004;
 /// COMPAT: extended attribute blocks.
 pub(crate) const COMPAT_EXT_ATTR: u32 = 0x0008;
+/// COMPAT: reserved descriptor blocks for growing, owned by inode 7.
+pub(crate) const COMPAT_RESIZE_INODE: u32 = 0x0010;
 /// COMPAT: hashed directory indexes may be present.
 pub(crate) const COMPAT_DIR_INDEX: u32 = 0x0020;
+/// COMPAT: superblock backups only in the two groups `s_backup_bgs` names.
+pub(crate) const COMPAT_SPARSE_SUPER2: u32 = 0x0200;
+/// COMPAT: fast commits in the journal.
+pub(crate) const COMPAT_FAST_COMMIT: u32 = 0x0400;
+/// COMPAT: an orphan file (`s_orphan_file_inum`) instead of the orphan list.
+pub(crate) const COMPAT_ORPHAN_FILE: u32 = 0x1000;
+/// INCOMPAT: compression (never finished in Linux).
+pub(crate) const INCOMPAT_COMPRESSION: u32 = 0x0001;
 /// INCOMPAT: directory entries carry the file type.
 pub(crate) const INCOMPAT_FILETYPE: u32 = 0x0002;
+/// INCOMPAT: the journal needs recovery (set while mounted).
+pub(crate) const INCOMPAT_RECOVER: u32 = 0x0004;
+/// INCOMPAT: this is an external journal device.
+pub(crate) const INCOMPAT_JOURNAL_DEV: u32 = 0x0008;
+/// INCOMPAT: descriptor blocks spread over meta block groups.
+pub(crate) const INCOMPAT_META_BG: u32 = 0x0010;
 /// INCOMPAT: files are mapped by extents.
 pub(crate) const INCOMPAT_EXTENTS: u32 = 0x0040;
 /// INCOMPAT: block numbers and group descriptors are 64-bit.
 pub(crate) const INCOMPAT_64BIT: u32 = 0x0080;
+/// INCOMPAT: multiple mount protection.
+pub(crate) const INCOMPAT_MMP: u32 = 0x0100;
 /// INCOMPAT: group metadata may live outside its group.
 pub(crate) const INCOMPAT_FLEX_BG: u32 = 0x0200;
+/// INCOMPAT: large attribute values live in inodes of their own.
+pub(crate) const INCOMPAT_EA_INODE: u32 = 0x0400;
+/// INCOMPAT: data in directory entries (Lustre).
+pub(crate) const INCOMPAT_DIRDATA: u32 = 0x1000;
+/// INCOMPAT: the checksum seed is stored (`s_checksum_seed`), not derived from the UUID.
+pub(crate) const INCOMPAT_CSUM_SEED: u32 = 0x2000;
+/// INCOMPAT: directories over 2 GiB or with a three-level htree.
+pub(crate) const INCOMPAT_LARGEDIR: u32 = 0x4000;
+/// INCOMPAT: small files and directories inside the inode.
+pub(crate) const INCOMPAT_INLINE_DATA: u32 = 0x8000;
+/// INCOMPAT: encrypted files.
+pub(crate) const INCOMPAT_ENCRYPT: u32 = 0x10000;
+/// INCOMPAT: case-insensitive directories.
+pub(crate) const INCOMPAT_CASEFOLD: u32 = 0x20000;
 /// RO_COMPAT: superblock backups only in groups 0, 1 and powers of 3, 5 and 7.
 pub(crate) const RO_COMPAT_SPARSE_SUPER: u32 = 0x0001;
 /// RO_COMPAT: files over 2 GiB.
 pub(crate) const RO_COMPAT_LARGE_FILE: u32 = 0x0002;
 /// RO_COMPAT: 48-bit block counts in inodes.
 pub(crate) const RO_COMPAT_HUGE_FILE: u32 = 0x0008;
+/// RO_COMPAT: group descriptors carry a CRC16 (`uninit_bg`).
+pub(crate) const RO_COMPAT_GDT_CSUM: u32 = 0x0010;
 /// RO_COMPAT: more than 65,000 subdirectories.
 pub(crate) const RO_COMPAT_DIR_NLINK: u32 = 0x0020;
 /// RO_COMPAT: inodes have the extra fields (nanosecond times, creation time).
 pub(crate) const RO_COMPAT_EXTRA_ISIZE: u32 = 0x0040;
+/// RO_COMPAT: quota inodes.
+pub(crate) const RO_COMPAT_QUOTA: u32 = 0x0100;
+/// RO_COMPAT: blocks are allocated in clusters.
+pub(crate) const RO_COMPAT_BIGALLOC: u32 = 0x0200;
 /// RO_COMPAT: CRC32C on all metadata.
 pub(crate) const RO_COMPAT_METADATA_CSUM: u32 = 0x0400;
+/// RO_COMPAT: the filesystem may only be mounted read-only.
+pub(crate) const RO_COMPAT_READONLY: u32 = 0x1000;
+/// RO_COMPAT: project quotas.
+pub(crate) const RO_COMPAT_PROJECT: u32 = 0x2000;
+/// RO_COMPAT: verity files.
+pub(crate) const RO_COMPAT_VERITY: u32 = 0x8000;
+/// RO_COMPAT: the orphan file has entries.
+pub(crate) const RO_COMPAT_ORPHAN_PRESENT: u32 = 0x10000;
 
 /// A Linux kernel version, e.g. 2.6.33 (the guest that must mount the image).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -228,48 +282,48 @@ impl FsLevel {
 /// Names of the feature bits set in the three words, in mke2fs's spelling.
 pub fn feature_names(compat: u32, incompat: u32, ro_compat: u32) -> Vec<String> {
     const COMPAT: &[(u32, &str)] = &[
-        (0x0001, "dir_prealloc"),
-        (0x0002, "imagic_inodes"),
+        (COMPAT_DIR_PREALLOC, "dir_prealloc"),
+        (COMPAT_IMAGIC_INODES, "imagic_inodes"),
         (COMPAT_HAS_JOURNAL, "has_journal"),
         (COMPAT_EXT_ATTR, "ext_attr"),
-        (0x0010, "resize_inode"),
+        (COMPAT_RESIZE_INODE, "resize_inode"),
         (COMPAT_DIR_INDEX, "dir_index"),
-        (0x0200, "sparse_super2"),
-        (0x0400, "fast_commit"),
-        (0x1000, "orphan_file"),
+        (COMPAT_SPARSE_SUPER2, "sparse_super2"),
+        (COMPAT_FAST_COMMIT, "fast_commit"),
+        (COMPAT_ORPHAN_FILE, "orphan_file"),
     ];
     const INCOMPAT: &[(u32, &str)] = &[
-        (0x0001, "compression"),
+        (INCOMPAT_COMPRESSION, "compression"),
         (INCOMPAT_FILETYPE, "filetype"),
-        (0x0004, "needs_recovery"),
-        (0x0008, "journal_dev"),
-        (0x0010, "meta_bg"),
+        (INCOMPAT_RECOVER, "needs_recovery"),
+        (INCOMPAT_JOURNAL_DEV, "journal_dev"),
+        (INCOMPAT_META_BG, "meta_bg"),
         (INCOMPAT_EXTENTS, "extent"),
         (INCOMPAT_64BIT, "64bit"),
-        (0x0100, "mmp"),
+        (INCOMPAT_MMP, "mmp"),
         (INCOMPAT_FLEX_BG, "flex_bg"),
-        (0x0400, "ea_inode"),
-        (0x1000, "dirdata"),
-        (0x2000, "metadata_csum_seed"),
-        (0x4000, "large_dir"),
-        (0x8000, "inline_data"),
-        (0x10000, "encrypt"),
-        (0x20000, "casefold"),
+        (INCOMPAT_EA_INODE, "ea_inode"),
+        (INCOMPAT_DIRDATA, "dirdata"),
+        (INCOMPAT_CSUM_SEED, "metadata_csum_seed"),
+        (INCOMPAT_LARGEDIR, "large_dir"),
+        (INCOMPAT_INLINE_DATA, "inline_data"),
+        (INCOMPAT_ENCRYPT, "encrypt"),
+        (INCOMPAT_CASEFOLD, "casefold"),
     ];
     const RO: &[(u32, &str)] = &[
         (RO_COMPAT_SPARSE_SUPER, "sparse_super"),
         (RO_COMPAT_LARGE_FILE, "large_file"),
         (RO_COMPAT_HUGE_FILE, "huge_file"),
-        (0x0010, "uninit_bg"),
+        (RO_COMPAT_GDT_CSUM, "uninit_bg"),
         (RO_COMPAT_DIR_NLINK, "dir_nlink"),
         (RO_COMPAT_EXTRA_ISIZE, "extra_isize"),
-        (0x0100, "quota"),
-        (0x0200, "bigalloc"),
+        (RO_COMPAT_QUOTA, "quota"),
+        (RO_COMPAT_BIGALLOC, "bigalloc"),
         (RO_COMPAT_METADATA_CSUM, "metadata_csum"),
-        (0x1000, "read-only"),
-        (0x2000, "project"),
-        (0x8000, "verity"),
-        (0x10000, "orphan_present"),
+        (RO_COMPAT_READONLY, "read-only"),
+        (RO_COMPAT_PROJECT, "project"),
+        (RO_COMPAT_VERITY, "verity"),
+        (RO_COMPAT_ORPHAN_PRESENT, "orphan_present"),
     ];
     let mut names = Vec::new();
     for (word, table) in [(compat, COMPAT), (incompat, INCOMPAT), (ro_compat, RO)] {

@@ -3,10 +3,15 @@
 
 use std::path::Path;
 
-use crate::disk::{DiskFormat, VirtualDisk};
+use crate::disk::DiskFormat;
 use crate::error::Error;
-use crate::features::feature_names;
-use crate::util::{get_u16le, get_u32le};
+use crate::features::{
+    COMPAT_HAS_JOURNAL, INCOMPAT_64BIT, INCOMPAT_EXTENTS, INCOMPAT_FLEX_BG, RO_COMPAT_HUGE_FILE,
+    RO_COMPAT_METADATA_CSUM, feature_names,
+};
+use crate::reader::ImageFile;
+use crate::superblock::{Superblock, SuperblockError};
+use crate::swap::{PAGE_SIZE, SwapHeader, SwapMagic};
 
 /// The kind of image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -63,32 +68,33 @@ pub struct ImageInfo {
 
 /// Reads the image at `path` and describes it.
 pub fn inspect(path: &Path) -> Result<ImageInfo, Error> {
-    let file = VirtualDisk::open(path)?;
-    let (format, file_bytes) = (file.format(), file.file_len());
-    let mut head = vec![0u8; 4096];
-    let n = file.read_at(&mut head, 0).map_err(|e| Error::Read {
+    inspect_file(&ImageFile::open(path)?)
+}
+
+/// Describes the open image `img` (`check` opens it once for both).
+pub(crate) fn inspect_file(img: &ImageFile) -> Result<ImageInfo, Error> {
+    let path = img.path();
+    let (format, file_bytes, disk_bytes) = (img.format(), img.file_len(), img.len());
+    let not = |reason: String| Error::NotAnImage {
         path: path.to_owned(),
-        source: e,
-    })?;
-    head.truncate(n);
-    let not = |reason: &str| Error::NotAnImage {
-        path: path.to_owned(),
-        reason: reason.to_owned(),
+        reason,
     };
-    if head.len() == 4096 && &head[4086..] == b"SWAPSPACE2" {
-        let last_page = u64::from(get_u32le(&head, 1028).ok_or_else(|| not("short swap header"))?);
-        let label = cstr(&head[1052..1068]);
+    let head = img
+        .read_padded(0, PAGE_SIZE.min(disk_bytes) as usize)
+        .map_err(|e| e.into_error(path))?;
+    if let Some(h) = SwapHeader::decode(&head).filter(|h| h.magic == SwapMagic::V1) {
+        let pages = u64::from(h.last_page) + 1;
         return Ok(ImageInfo {
             kind: ImageKind::Swap,
             format,
             file_bytes,
-            size_bytes: (last_page + 1) * 4096,
-            block_size: 4096,
+            size_bytes: pages * PAGE_SIZE,
+            block_size: PAGE_SIZE as u32,
             features: Vec::new(),
-            label,
-            uuid: uuid_str(&head[1036..1052]),
-            blocks: last_page + 1,
-            free_blocks: last_page,
+            label: cstr(&h.label),
+            uuid: uuid_str(&h.uuid),
+            blocks: pages,
+            free_blocks: u64::from(h.last_page),
             used_blocks: 1,
             inodes: 0,
             free_inodes: 0,
@@ -98,121 +104,44 @@ pub fn inspect(path: &Path) -> Result<ImageInfo, Error> {
             clean: true,
         });
     }
-    let sb = Superblock::parse(&head)
-        .ok_or_else(|| not("no ext2/3/4 superblock at byte 1024 and no swap signature"))?;
-    let (compat, incompat, ro) = (sb.compat, sb.incompat, sb.ro_compat);
-    let kind = if incompat
-        & (crate::features::INCOMPAT_EXTENTS
-            | crate::features::INCOMPAT_FLEX_BG
-            | crate::features::INCOMPAT_64BIT)
-        != 0
-        || ro & (crate::features::RO_COMPAT_HUGE_FILE | crate::features::RO_COMPAT_METADATA_CSUM)
-            != 0
-    {
-        ImageKind::Ext4
-    } else if compat & crate::features::COMPAT_HAS_JOURNAL != 0 {
-        ImageKind::Ext3
-    } else {
-        ImageKind::Ext2
-    };
+    let sb = img.superblock().map_err(|e| match e {
+        SuperblockError::Magic(_) => {
+            not("no ext2/3/4 superblock at byte 1024 and no swap signature".to_owned())
+        }
+        e => not(e.to_string()),
+    })?;
     Ok(ImageInfo {
-        kind,
+        kind: kind_of(&sb),
         format,
         file_bytes,
-        size_bytes: sb.blocks_count * u64::from(sb.block_size),
+        // Saturating: a damaged superblock may count more bytes than a u64 holds.
+        size_bytes: sb.blocks_count.saturating_mul(u64::from(sb.block_size)),
         block_size: sb.block_size,
-        features: feature_names(compat, incompat, ro),
-        label: cstr(&head[1024 + 0x78..1024 + 0x88]),
-        uuid: uuid_str(&head[1024 + 0x68..1024 + 0x78]),
+        features: feature_names(sb.feature_compat, sb.feature_incompat, sb.feature_ro_compat),
+        label: cstr(&sb.volume_name),
+        uuid: uuid_str(&sb.uuid),
         blocks: sb.blocks_count,
-        free_blocks: sb.free_blocks,
-        used_blocks: sb.blocks_count.saturating_sub(sb.free_blocks),
+        free_blocks: sb.free_blocks_count,
+        used_blocks: sb.blocks_count.saturating_sub(sb.free_blocks_count),
         inodes: u64::from(sb.inodes_count),
-        free_inodes: u64::from(sb.free_inodes),
-        used_inodes: u64::from(sb.inodes_count.saturating_sub(sb.free_inodes)),
+        free_inodes: u64::from(sb.free_inodes_count),
+        used_inodes: u64::from(sb.inodes_count.saturating_sub(sb.free_inodes_count)),
         inode_size: sb.inode_size,
         groups: sb.groups(),
-        clean: sb.state & 1 == 1,
+        clean: sb.clean(),
     })
 }
 
-/// The superblock fields the reader uses, validated enough to do arithmetic with.
-#[derive(Clone, Debug)]
-pub(crate) struct Superblock {
-    pub inodes_count: u32,
-    pub blocks_count: u64,
-    pub free_blocks: u64,
-    pub free_inodes: u32,
-    pub first_data_block: u32,
-    pub block_size: u32,
-    pub blocks_per_group: u32,
-    pub inodes_per_group: u32,
-    pub state: u16,
-    pub inode_size: u16,
-    pub compat: u32,
-    pub incompat: u32,
-    pub ro_compat: u32,
-    pub desc_size: u16,
-    pub uuid: [u8; 16],
-}
-
-impl Superblock {
-    /// Parses the superblock from the first 2048+ bytes of an image; `None` when there is
-    /// none or its geometry is impossible.
-    pub(crate) fn parse(head: &[u8]) -> Option<Superblock> {
-        let s = head.get(1024..2048)?;
-        if get_u16le(s, 0x38)? != crate::superblock::EXT4_MAGIC {
-            return None;
-        }
-        let log = get_u32le(s, 0x18)?;
-        if log > 6 {
-            return None;
-        }
-        let block_size = 1024u32 << log;
-        let incompat = get_u32le(s, 0x60)?;
-        let is64 = incompat & crate::features::INCOMPAT_64BIT != 0;
-        let hi = |off| {
-            if is64 {
-                get_u32le(s, off).map(u64::from).unwrap_or(0) << 32
-            } else {
-                0
-            }
-        };
-        let desc_size = if is64 { get_u16le(s, 0xfe)? } else { 32 };
-        let rev = get_u32le(s, 0x4c)?;
-        let sb = Superblock {
-            inodes_count: get_u32le(s, 0x00)?,
-            blocks_count: u64::from(get_u32le(s, 0x04)?) | hi(0x150),
-            free_blocks: u64::from(get_u32le(s, 0x0c)?) | hi(0x158),
-            free_inodes: get_u32le(s, 0x10)?,
-            first_data_block: get_u32le(s, 0x14)?,
-            block_size,
-            blocks_per_group: get_u32le(s, 0x20)?,
-            inodes_per_group: get_u32le(s, 0x28)?,
-            state: get_u16le(s, 0x3a)?,
-            inode_size: if rev == 0 { 128 } else { get_u16le(s, 0x58)? },
-            compat: get_u32le(s, 0x5c)?,
-            incompat,
-            ro_compat: get_u32le(s, 0x64)?,
-            desc_size,
-            uuid: s[0x68..0x78].try_into().ok()?,
-        };
-        let sane = sb.blocks_per_group > 0
-            && sb.blocks_per_group <= 8 * block_size
-            && sb.inodes_per_group > 0
-            && sb.inodes_per_group <= 8 * block_size
-            && sb.inode_size >= 128
-            && sb.inode_size.is_power_of_two()
-            && u32::from(sb.inode_size) <= block_size
-            && (32..=1024).contains(&sb.desc_size)
-            && sb.blocks_count > u64::from(sb.first_data_block);
-        sane.then_some(sb)
-    }
-
-    /// Number of block groups.
-    pub(crate) fn groups(&self) -> u64 {
-        (self.blocks_count - u64::from(self.first_data_block))
-            .div_ceil(u64::from(self.blocks_per_group))
+/// ext4 when any ext4-only feature is on, ext3 with a journal, else ext2.
+pub(crate) fn kind_of(sb: &Superblock) -> ImageKind {
+    if sb.feature_incompat & (INCOMPAT_EXTENTS | INCOMPAT_FLEX_BG | INCOMPAT_64BIT) != 0
+        || sb.feature_ro_compat & (RO_COMPAT_HUGE_FILE | RO_COMPAT_METADATA_CSUM) != 0
+    {
+        ImageKind::Ext4
+    } else if sb.feature_compat & COMPAT_HAS_JOURNAL != 0 {
+        ImageKind::Ext3
+    } else {
+        ImageKind::Ext2
     }
 }
 
@@ -221,8 +150,6 @@ fn cstr(b: &[u8]) -> String {
     String::from_utf8_lossy(&b[..end]).into_owned()
 }
 
-fn uuid_str(b: &[u8]) -> String {
-    <[u8; 16]>::try_from(b)
-        .map(|a| uuid::Uuid::from_bytes(a).hyphenated().to_string())
-        .unwrap_or_default()
+fn uuid_str(b: &[u8; 16]) -> String {
+    uuid::Uuid::from_bytes(*b).hyphenated().to_string()
 }

@@ -6,7 +6,7 @@
 //! after the superblock may stay zero (a hole in the image file) although all of them
 //! are allocated to inode 8.
 
-use crate::util::put_u32be;
+use crate::util::{get_u32be, put_u32be};
 
 const JBD2_MAGIC: u32 = 0xc03b_3998;
 /// Block type: a version 2 superblock.
@@ -45,9 +45,28 @@ pub(crate) fn superblock(block_size: u32, maxlen: u32, uuid: &[u8; 16]) -> Vec<u
     b
 }
 
+/// Whether `block` opens with a jbd2 block header (`h_magic`), as a journal's first
+/// block must.
+pub(crate) fn has_magic(block: &[u8]) -> bool {
+    get_u32be(block, 0) == Some(JBD2_MAGIC)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_journal_mke2fs_wrote_opens_with_the_magic() {
+        // test_data/ext4.img's journal is inode 8 (slot 7 of the table at block 50); its
+        // first block, found through its first extent, holds the jbd2 superblock.
+        let img = crate::test_data::ext4();
+        let at = 50 * 1024 + 7 * 256;
+        let ino = crate::inode::Inode::decode(&img[at..at + 256]).expect("inode 8");
+        let run = crate::extent::decode_leaf(&ino.block[12..24]).expect("an extent");
+        assert!(has_magic(crate::test_data::block(img, run.physical)));
+        assert!(!has_magic(crate::test_data::block(img, run.physical + 1)));
+        assert!(has_magic(&superblock(1024, 1024, &[0; 16])));
+    }
 
     #[test]
     fn sizes_follow_e2fsprogs() {

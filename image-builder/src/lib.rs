@@ -23,9 +23,23 @@
 //! ## Layout of the crate
 //!
 //! One module per on-disk structure (`superblock`, `group_desc`, `inode`, `extent`,
-//! `blockmap`, `dir_entry`, `xattr`, `journal`, `checksum`), the plan (`layout`,
-//! `numbering`, `sizing`), the tree and its sources (`tree`, `source`), and the
-//! drivers (`build`, `swap`, `inspect`, `check`, `output`).
+//! `blockmap`, `dir_entry`, `dir_htree`, `xattr`, `journal`, `swap`, `checksum`), each
+//! with its encoder for the writer and its decoder for the readers side by side, as
+//! gix-index pairs decode and write; the walks over a file's map (`mapping`) and the
+//! reading of an existing image (`reader`) are shared by `inspect`, `check` and an image
+//! read as a source, so ext is decoded once. Then the plan (`layout`, `numbering`,
+//! `sizing`), the tree and its sources (`tree`, `source`), and the drivers (`build`,
+//! `swap`, `inspect`, `check`, `output`).
+//!
+//! ## Untrusted input
+//!
+//! Everything read from disk or a stream is untrusted: an image must be a regular file
+//! or a block device, no read runs past its end and nothing is allocated before its size
+//! is checked against the file; every count an image gives (groups, inodes, blocks a map
+//! points at, a file's size) is bounded by the file and the filesystem's own limits. A
+//! compressed tarball is read to the end of its stream, every checksum verified, nothing
+//! after it accepted; what an archive makes the reader hold in memory is capped (see the
+//! tar reader's limits).
 //!
 //! ## Limitations
 //!
@@ -70,13 +84,17 @@ mod inode;
 mod inspect;
 mod journal;
 mod layout;
+mod mapping;
 mod numbering;
 mod output;
+mod reader;
 mod size;
 mod sizing;
 mod source;
 mod superblock;
 mod swap;
+#[cfg(test)]
+mod test_data;
 mod tree;
 mod util;
 mod vhdx;

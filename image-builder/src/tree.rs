@@ -222,6 +222,31 @@ impl Tree {
         Ok(cur)
     }
 
+    /// The path of `id` inside the image (the first name found), for messages: a
+    /// search of the whole tree, so for errors only.
+    pub(crate) fn path_of(&self, id: NodeId) -> String {
+        if id == ROOT {
+            return "/".to_owned();
+        }
+        let mut stack: Vec<(NodeId, String)> = vec![(ROOT, String::new())];
+        while let Some((dir, path)) = stack.pop() {
+            let Kind::Dir(entries) = &self.nodes[dir].kind else {
+                continue;
+            };
+            for (name, &child) in entries {
+                let p = format!("{path}/{}", String::from_utf8_lossy(name));
+                if child == id {
+                    return p;
+                }
+                if matches!(self.nodes[child].kind, Kind::Dir(_)) {
+                    stack.push((child, p));
+                }
+            }
+        }
+        // Not reachable by name: the writer only writes named nodes.
+        format!("(unnamed entry {id})")
+    }
+
     /// Sets every entry's owner and group (`--owner UID:GID`).
     pub(crate) fn map_owner(&mut self, uid: u32, gid: u32) {
         for n in &mut self.nodes {

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -22,7 +21,7 @@ use crate::layout::{BlockMap, Geometry, Shape};
 use crate::numbering::{FIRST_INO, Numbering};
 use crate::output::{self, Output};
 use crate::sizing;
-use crate::source::tar::DataSink;
+use crate::source::tar::{DataSink, FileBytes};
 use crate::superblock::{self, SuperFields};
 use crate::tree::{FileData, Kind, Meta, NodeId, ROOT, Timestamp, Tree, Xattr};
 use crate::xattr;
@@ -307,8 +306,29 @@ impl Writer {
         Ok(())
     }
 
-    /// Writes one entry's data (if any) and records its inode.
+    /// Writes one entry's data (if any) and records its inode. What the image cannot
+    /// hold (too many links or subdirectories, attributes over a block) is named by the
+    /// entry's path in the tree, which is the user's name for it.
     pub(crate) fn entry(
+        &mut self,
+        tree: &Tree,
+        numbering: &Numbering,
+        id: NodeId,
+        ino: u32,
+        events: &mut dyn FnMut(Event),
+        interrupt: &AtomicBool,
+    ) -> Result<(), Error> {
+        self.entry_inode(tree, numbering, id, ino, events, interrupt)
+            .map_err(|e| match e {
+                Error::BadEntry { reason, .. } => Error::BadEntry {
+                    path: tree.path_of(id),
+                    reason,
+                },
+                e => e,
+            })
+    }
+
+    fn entry_inode(
         &mut self,
         tree: &Tree,
         numbering: &Numbering,
@@ -387,6 +407,26 @@ impl Writer {
                 return self.dir_inode(ino, meta, blocks, links, false);
             }
             Kind::File { data, size } => {
+                // A block map addresses 12 + p + p² + p³ blocks, an extent tree 2^32: a
+                // larger file (a sparse one from a tarball or an ext4 image) cannot be
+                // mapped, and e2fsck and the kernel refuse such a size.
+                let addressable = if self.shape.level.is_ext4() {
+                    extent::LOGICAL_LIMIT
+                } else {
+                    crate::blockmap::max_blocks(self.shape.block_size)
+                };
+                let max = addressable * self.bs();
+                if *size > max {
+                    return Err(Error::BadEntry {
+                        path: String::new(),
+                        reason: format!(
+                            "{size} bytes is more than a file on {} with {}-byte blocks can \
+                             hold ({max} bytes); use ext4 or 4096-byte blocks",
+                            self.shape.level.name(),
+                            self.shape.block_size
+                        ),
+                    });
+                }
                 rec.mode = inode::S_IFREG | meta.perm;
                 rec.size = *size;
                 let extents = match data {
@@ -425,7 +465,7 @@ impl Writer {
                     inode::S_IFBLK
                 };
                 rec.mode = t | meta.perm;
-                encode_dev(&mut rec.i_block, *major, *minor);
+                inode::encode_dev(&mut rec.i_block, *major, *minor);
             }
             Kind::Fifo => rec.mode = inode::S_IFIFO | meta.perm,
         }
@@ -658,8 +698,16 @@ impl Writer {
                 free_blocks: free_blocks as u32,
                 free_inodes,
                 used_dirs: used_dirs[gi],
+                // The inode table is zeroed (unused inodes are holes); only
+                // metadata_csum images say so, as mke2fs does.
+                flags: if self.csum.is_some() {
+                    group_desc::EXT4_BG_INODE_ZEROED
+                } else {
+                    0
+                },
                 block_bitmap_csum: bcs,
                 inode_bitmap_csum: ics,
+                itable_unused: 0,
             };
             let ds = usize::from(g.desc_size);
             group_desc::encode(&d, &mut descs[gi * ds..(gi + 1) * ds], gi as u32, self.csum);
@@ -683,17 +731,37 @@ impl Writer {
 impl DataSink for Writer {
     fn stream(
         &mut self,
-        r: &mut dyn Read,
+        r: &mut dyn FileBytes,
         size: u64,
         name: &dyn Fn() -> String,
     ) -> Result<Vec<Extent>, Error> {
         let bs = self.bs();
         let mut buf = std::mem::take(&mut self.buf);
+        let chunk = buf.len() as u64;
         let mut extents = Vec::new();
         let mut pos = 0u64;
         let result = (|| {
             while pos < size {
-                let want = (size - pos).min(buf.len() as u64) as usize;
+                // Chunks with no data are skipped whole, to the chunk that holds the next
+                // data: reading them would only find zeros, which stay holes. `pos` stays
+                // a multiple of the chunk, so the blocks written (and their extents) are
+                // the same as when every chunk is read.
+                let next = r.next_data(pos).map_or(size, |n| n.min(size));
+                let to = if next >= size {
+                    size
+                } else {
+                    (next / chunk * chunk).max(pos)
+                };
+                if to > pos {
+                    r.skip(to - pos).map_err(|e| Error::Read {
+                        path: PathBuf::from(name()),
+                        source: e,
+                    })?;
+                    self.done += to - pos;
+                    pos = to;
+                    continue;
+                }
+                let want = (size - pos).min(chunk) as usize;
                 let mut got = 0;
                 while got < want {
                     match r.read(&mut buf[got..want]) {
@@ -756,17 +824,6 @@ fn push_extent(v: &mut Vec<Extent>, e: Extent) {
         }
     }
     v.push(e);
-}
-
-/// Device numbers in `i_block`: the old 16-bit form in word 0 when both fit in a byte,
-/// else the new 32-bit form in word 1 (as the kernel's `new_encode_dev`).
-fn encode_dev(i_block: &mut [u8; 60], major: u32, minor: u32) {
-    if major < 256 && minor < 256 {
-        crate::util::put_u32le(i_block, 0, (major << 8) | minor);
-    } else {
-        let v = (minor & 0xff) | ((major & 0xfff) << 8) | ((minor & !0xff) << 12);
-        crate::util::put_u32le(i_block, 4, v);
-    }
 }
 
 fn file_type(k: &Kind) -> u8 {

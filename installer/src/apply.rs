@@ -589,7 +589,9 @@ pub fn check_host(plan: &Plan) -> Result<()> {
             continue;
         }
         match &img.source {
-            SourcePlan::Busybox { busybox } => crate::guest::check_static_busybox(busybox)?,
+            SourcePlan::Busybox { busybox } => {
+                crate::guest::check_static_busybox(busybox)?;
+            }
             SourcePlan::KitRootfs { dir } => {
                 fs::read_dir(dir).with_context(|| {
                     format!(
@@ -888,8 +890,13 @@ fn steps(
         installed_at: state::now_secs(),
     };
     if let Some(old) = &old_state {
+        // When, and in whose words the monitor was chosen (`--monitor`, the recorded
+        // answers, auto), are not what is installed.
         let mut same = st.clone();
         same.installed_at = old.installed_at;
+        if same.monitor == old.monitor {
+            same.monitor_why.clone_from(&old.monitor_why);
+        }
         if &same == old {
             st = same;
         }

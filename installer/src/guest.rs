@@ -20,9 +20,10 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use image_builder::Source;
 
+use crate::elf::Elf;
 use crate::plan::{ImagePlan, Plan, SourcePlan};
 use crate::profile::Monitor;
 
@@ -460,43 +461,70 @@ fn applet_list(busybox: &Path) -> Result<String> {
     })
 }
 
-/// The guest has no libc: busybox must be statically linked (no ELF PT_INTERP).
-pub fn check_static_busybox(path: &Path) -> Result<()> {
+/// What to do when the busybox a root is built from cannot be used.
+fn busybox_remedy() -> &'static str {
+    if cfg!(windows) {
+        "repair or reinstall colinux-setup (setup-x86.msi installs an i386 busybox in its assets folder), or give KIT=DIR with a rootfs/ folder"
+    } else {
+        "install busybox-static (Debian: apt-get install busybox-static), or give --kit DIR with a rootfs/ folder"
+    }
+}
+
+/// The guest has no C library: busybox must be a statically linked Linux program (no
+/// ELF `PT_INTERP`), of either ELF class. Its header, for judging its machine.
+pub fn check_static_busybox(path: &Path) -> Result<Elf> {
     let data = fs::read(path).with_context(|| {
         format!(
-            "cannot read {}: the {} root is built from the host's static busybox; install it (Debian: apt-get install busybox-static) or give --kit DIR with a rootfs/ folder",
+            "cannot read {}, the busybox the built-in root is made from; {}",
             path.display(),
-            "busybox"
+            busybox_remedy()
         )
     })?;
-    let field = |off: usize, len: usize| -> Option<u64> {
-        let b = data.get(off..off.checked_add(len)?)?;
-        Some(b.iter().rev().fold(0u64, |v, x| (v << 8) | u64::from(*x)))
-    };
-    if data.get(0..4) != Some(b"\x7fELF") || data.get(4) != Some(&2) || data.get(5) != Some(&1) {
+    let elf = Elf::parse(&data).map_err(|e| {
+        anyhow!(
+            "{} cannot be the guest's busybox: {e}; {}",
+            path.display(),
+            busybox_remedy()
+        )
+    })?;
+    if elf.interpreter {
         bail!(
-            "{} is not a 64-bit little-endian ELF program",
-            path.display()
+            "{} is dynamically linked; the guest has no C library: {}",
+            path.display(),
+            busybox_remedy()
         );
     }
-    let (Some(phoff), Some(phentsize), Some(phnum)) =
-        (field(0x20, 8), field(0x36, 2), field(0x38, 2))
-    else {
-        bail!("{} is a truncated ELF file", path.display());
-    };
-    for i in 0..phnum {
-        let at = phoff.saturating_add(i.saturating_mul(phentsize));
-        let Ok(at) = usize::try_from(at) else {
-            bail!("{} is a malformed ELF file", path.display());
-        };
-        if field(at, 4) == Some(3) {
-            bail!(
-                "{} is dynamically linked; the guest has no C library: install busybox-static (Debian), or give --kit DIR with a rootfs/ folder",
-                path.display()
-            );
-        }
+    Ok(elf)
+}
+
+/// A warning when the busybox at `path` is not a program `monitor`'s guest kernel runs
+/// (an x86-64 busybox for a coLinux kernel, which is 32-bit x86): the machine would be
+/// built but would not boot. `None` when it fits, or when it cannot be read (the host
+/// check before any change reports that as an error).
+pub fn busybox_misfit(path: &Path, monitor: Monitor) -> Option<String> {
+    let arch = crate::elf::guest_arch(monitor)?;
+    let elf = Elf::parse(&fs::read(path).ok()?).ok()?;
+    if elf.runs_on(arch) {
+        return None;
     }
-    Ok(())
+    let kernel = match monitor {
+        Monitor::Colinux => "a coLinux kernel (32-bit x86)",
+        Monitor::Uml => "User-mode Linux on this host",
+        Monitor::Qemu => "the QEMU guest kernel of this host",
+    };
+    Some(format!(
+        "the built-in root uses {}, a busybox for {}, not {}: {kernel} cannot run it; \
+         give a kit with a rootfs/ folder (or a distribution) for {} for a machine that boots{}",
+        path.display(),
+        elf.describe(),
+        arch.name,
+        arch.name,
+        if monitor == Monitor::Colinux && cfg!(windows) {
+            ", or install with setup-x86.msi, which carries an i386 busybox"
+        } else {
+            ""
+        }
+    ))
 }
 
 #[cfg(test)]

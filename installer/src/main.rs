@@ -9,6 +9,7 @@ mod cli;
 mod cmd;
 mod download;
 mod driver;
+mod elf;
 mod exit;
 mod facts;
 mod firstboot;

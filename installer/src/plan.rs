@@ -655,17 +655,7 @@ pub fn resolve(
                 },
                 None => {
                     let busybox = find_busybox();
-                    if monitor == Monitor::Colinux
-                        && let Some(machine) = elf_machine(&busybox)
-                        && machine != ELF_I386
-                    {
-                        // coLinux kernels are 32-bit x86: they cannot run this busybox.
-                        warnings.push(format!(
-                            "the built-in root uses {} (ELF machine {machine}, not i386): a coLinux kernel (32-bit x86) cannot run it; \
-                             give a kit with a rootfs/ folder (or a distribution for i386) for a machine that boots",
-                            busybox.display()
-                        ));
-                    }
+                    warnings.extend(crate::guest::busybox_misfit(&busybox, monitor));
                     SourcePlan::Busybox { busybox }
                 }
             },
@@ -1506,26 +1496,6 @@ pub fn describe(plan: &Plan) -> String {
     let _ = writeln!(s, "\n/etc/fstab:\n{}", plan.fstab);
     let _ = writeln!(s, "config.txt:\n{}", plan.config_txt);
     s
-}
-
-/// ELF `e_machine` of 32-bit x86.
-const ELF_I386: u16 = 3;
-
-/// The `e_machine` of an ELF file, `None` when it is not one (or cannot be read).
-fn elf_machine(path: &Path) -> Option<u16> {
-    use std::io::Read;
-    let mut head = [0u8; 20];
-    std::fs::File::open(path).ok()?.read_exact(&mut head).ok()?;
-    if &head[..4] != b"\x7fELF" {
-        return None;
-    }
-    // Byte 5: 1 little-endian, 2 big-endian.
-    let m = [head[18], head[19]];
-    Some(if head[5] == 2 {
-        u16::from_be_bytes(m)
-    } else {
-        u16::from_le_bytes(m)
-    })
 }
 
 /// The kernel modules for the first boot: the kit's `modules/VERSION/` folder, or for

@@ -225,6 +225,35 @@ fn check_fails_on_a_file_that_is_no_image() {
     );
 }
 
+/// Issue 19, item 5: a superblock no reader recognises is what the checker found, so
+/// `images check` exits 1 like every checker, not 1603.
+#[cfg(unix)]
+#[test]
+fn check_of_an_unrecognisable_superblock_exits_1() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let img = t.path().join("x.img");
+    let img_s = img.to_str().expect("utf-8");
+    let o = run(&["images", "build", img_s, "--fs", "ext4", "--size", "8M"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // s_blocks_per_group (superblock offset 0x20) of 0: no geometry can follow.
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&img)
+        .expect("open");
+    std::os::unix::fs::FileExt::write_all_at(&f, &[0, 0, 0, 0], 1024 + 0x20).expect("write");
+    let o = run(&["images", "check", img_s]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is not an ext2/ext3/ext4 or swap image")
+            && stderr(&o).contains("0 blocks per group"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&["images", "check", &format!("{img_s}.missing")]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cannot read"), "{}", stderr(&o));
+}
+
 #[cfg(unix)]
 #[test]
 fn a_tar_stream_on_standard_input() {

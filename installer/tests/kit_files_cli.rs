@@ -1,8 +1,9 @@
 //! The install's "place the machine files" step, end to end through the binary: the
 //! kit's coLinux daemon, helpers, kernel and initrd copied byte-identically into the
 //! install folder and named by config.txt (judged by `config check`), recorded, reported
-//! by `status`, restored by a re-install and removed by `uninstall` (images kept); a UML
-//! kit's kernel copied and booted in real User-mode Linux after the kit folder is gone;
+//! by `status`, restored by a re-install and removed by `uninstall` (images kept); the
+//! kernel of a kit for the host's monitor (User-mode Linux's, or QEMU's with its
+//! initramfs) copied and booted on that monitor after the kit folder is gone;
 //! a changed kit file, two kernels and a failed later step (rolled back) each leave
 //! nothing behind; `--dry-run` lists the files and creates nothing.
 #![cfg(unix)]
@@ -13,7 +14,10 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{Booting, FAILED, SMALL, cmd, kit_init, p, sha256, status_json, tempdir, text};
+use common::{
+    Booting, FAILED, SMALL, cmd, host, host_cmd, kit_init, p, secs, sha256, status_json, tempdir,
+    text,
+};
 
 fn expect(o: &Output, code: i32, needles: &[&str]) {
     let t = text(o);
@@ -402,25 +406,43 @@ fn a_failed_later_step_rolls_the_copies_back_and_restores_a_replaced_file() {
     assert_eq!(left, ["vmlinux"], "{}", text(&o));
 }
 
+/// A kit with the host monitor's machine files (User-mode Linux's kernel, or QEMU's
+/// kernel and initramfs, from the default kit): they are copied into the machine's folder,
+/// the first boot runs the copies, and the machine boots from them once the kit is gone.
 #[test]
-fn a_uml_kit_kernel_is_copied_and_the_machine_boots_it_without_the_kit() {
-    let uml = Path::new("/usr/bin/linux.uml");
-    let bytes = std::fs::read(uml)
-        .expect("/usr/bin/linux.uml (Debian package user-mode-linux; scripts/test installs it)");
+fn a_kit_kernel_is_copied_and_the_machine_boots_it_without_the_kit() {
+    let here = host();
+    let source = here.install_kit();
+    let (kernel, initrd) = if here.is_uml() {
+        ("uml/linux.uml", None)
+    } else {
+        ("qemu/vmlinuz", Some("qemu/initrd.img"))
+    };
+    let files: Vec<(&str, Vec<u8>)> = [Some(kernel), initrd]
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            (
+                f,
+                std::fs::read(source.join(f)).expect("the default kit's file"),
+            )
+        })
+        .collect();
+    let listed: Vec<(&str, &[u8])> = files.iter().map(|(f, b)| (*f, b.as_slice())).collect();
     let t = tempdir("kit-files-");
-    let kit = kit(t.path(), "kit", &[("uml/linux.uml", &bytes)], &[]);
-    // As kits are unpacked from archives or CDs: no execute bit; the copy gets one.
-    std::fs::set_permissions(
-        kit.join("uml/linux.uml"),
-        std::fs::Permissions::from_mode(0o644),
-    )
-    .expect("chmod");
+    let kit = kit(t.path(), "kit", &listed, &[]);
+    // As kits are unpacked from archives or CDs: no execute bit; a UML kernel's copy gets
+    // one (it is a program), QEMU's kernel is data.
+    for (f, _) in &files {
+        std::fs::set_permissions(kit.join(f), std::fs::Permissions::from_mode(0o644))
+            .expect("chmod");
+    }
     let prefix = t.path().join("machine");
-    let o = cmd(&[
+    let o = host_cmd(&[
         "install",
         "--unattended",
         "--monitor",
-        "uml",
+        &here.monitor,
         "--kit",
         p(&kit),
         "--prefix",
@@ -439,14 +461,23 @@ fn a_uml_kit_kernel_is_copied_and_the_machine_boots_it_without_the_kit() {
     .output()
     .expect("install");
     expect(&o, 0, &["first boot: done"]);
-    let copy = prefix.join("linux.uml");
-    assert_eq!(sha256(&copy), sha256(uml));
-    assert_eq!(mode(&copy), 0o755);
+    let name = |f: &str| Path::new(f).file_name().expect("name").to_owned();
+    let copy = prefix.join(name(kernel));
+    assert_eq!(sha256(&copy), sha256(&source.join(kernel)));
+    assert_eq!(mode(&copy), if here.is_uml() { 0o755 } else { 0o644 });
     let config = std::fs::read_to_string(prefix.join("config.txt")).expect("config.txt");
     assert!(
         config.contains(&format!("kernel={}\n", copy.display())),
         "{config}"
     );
+    if let Some(initrd) = initrd {
+        let copy = prefix.join(name(initrd));
+        assert_eq!(sha256(&copy), sha256(&source.join(initrd)));
+        assert!(
+            config.contains(&format!("initrd={}\n", copy.display())),
+            "{config}"
+        );
+    }
     // The first boot ran the copy.
     let log: String = std::fs::read_dir(prefix.join("logs"))
         .expect("logs")
@@ -461,11 +492,17 @@ fn a_uml_kit_kernel_is_copied_and_the_machine_boots_it_without_the_kit() {
 
     // The kit goes away; the machine still boots, with the copied kernel.
     std::fs::remove_dir_all(&kit).expect("remove the kit");
-    let mut b = Booting::spawn(cmd(&["boot", "--prefix", p(&prefix), "--timeout", "120"]));
-    b.wait_for("colinux-setup: guest colinux is up", 120);
-    b.wait_for("/ # ", 20);
+    let mut b = Booting::spawn(host_cmd(&[
+        "boot",
+        "--prefix",
+        p(&prefix),
+        "--timeout",
+        &secs(120).to_string(),
+    ]));
+    b.wait_for("colinux-setup: guest colinux is up", secs(120));
+    b.wait_for("/ # ", secs(20));
     b.type_line("cat /home/colinux/README; poweroff\n");
-    let (code, out) = b.wait(60);
+    let (code, out) = b.wait(secs(60));
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("installed by colinux-setup"), "{out}");
 

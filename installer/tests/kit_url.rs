@@ -7,6 +7,9 @@
 //!
 //! No other address is contacted: the servers, the proxy and every URL are on
 //! 127.0.0.1, and the DNS test runs in a network namespace with no network at all.
+//!
+//! Machines are installed for the monitor this host runs guests on (`common::host`); the
+//! first boot's kit carries that monitor's kernel (and QEMU's initramfs).
 
 mod common;
 #[path = "common/http_server.rs"]
@@ -15,7 +18,7 @@ mod http_server;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{FAILED, SMALL, cmd, kit_init, p, sha256, text};
+use common::{FAILED, SMALL, add_machine_files, cmd, host, host_cmd, kit_init, p, sha256, text};
 use http_server::{Fault, Server};
 
 /// The large file's size: a few MB, as a distribution tarball would be.
@@ -93,21 +96,25 @@ fn install_cmd(
     env: &[(&str, &str)],
     extra: &[&str],
 ) -> Command {
-    let mut c = cmd(&[
+    let mut c = host_cmd(
         &[
-            "install",
-            "--unattended",
-            "--prefix",
-            p(prefix),
-            "--kit",
-            kit,
-            "--cache",
-            p(cache),
-        ],
-        SMALL,
-        extra,
-    ]
-    .concat());
+            &[
+                "install",
+                "--unattended",
+                "--prefix",
+                p(prefix),
+                "--kit",
+                kit,
+                "--cache",
+                p(cache),
+                "--monitor",
+                &host().monitor,
+            ],
+            SMALL,
+            extra,
+        ]
+        .concat(),
+    );
     for v in PROXY_VARS {
         c.env_remove(v);
     }
@@ -499,6 +506,7 @@ fn a_dns_failure_names_the_url() {
     let mut c = Command::new("unshare");
     c.args(["-rn", common::BIN, "install", "--unattended"])
         .args(["--prefix", p(&prefix), "--kit", url, "--cache", p(&cache)])
+        .args(["--monitor", &host().monitor])
         .args(SMALL)
         .stdin(std::process::Stdio::null());
     for v in PROXY_VARS {
@@ -671,16 +679,17 @@ fn a_distribution_from_a_url_reaches_home_in_the_first_boot() {
     std::fs::create_dir_all(kit.join("dist/colinux")).expect("mkdir");
     std::fs::write(kit.join("dist/colinux/hello.txt"), "from the web\n").expect("write");
     std::fs::write(kit.join("dist/colinux/data.bin"), noise(200_000, 3)).expect("write");
+    add_machine_files(&kit, host());
     kit_init(&kit, &[]);
     let server = Server::serve(t.path());
     let (cache, prefix) = (t.path().join("cache"), t.path().join("m"));
-    let mut c = cmd(&[
+    let mut c = host_cmd(&[
         "install",
         "--unattended",
         "--prefix",
         p(&prefix),
         "--monitor",
-        "uml",
+        &host().monitor,
         "--kit",
         &server.url("kit/"),
         "--cache",

@@ -1,16 +1,21 @@
-//! setup.msi, judged by msitools and by Wine's msiexec: the tables (msiinfo), a silent
-//! install with properties (files, config.txt, images e2fsck-clean), an uninstall that
-//! keeps the images and one with PURGE=1 that removes them, a provisioning failure
-//! that rolls the whole install back with exit 1603 (1627 under Wine), and the ring-0
-//! driver from a kit: a signed test driver that Wine really loads (its service key,
-//! Type 1, running) and one whose DriverEntry fails, which rolls back images already
-//! built while keeping images and machines that were there before.
+//! setup.msi and setup-x86.msi, judged by msitools and by Wine's msiexec: the tables
+//! (msiinfo), a silent install with properties (files, config.txt, images
+//! e2fsck-clean), an uninstall that keeps the images and one with PURGE=1 that removes
+//! them, a provisioning failure that rolls the whole install back with exit 1603 (1627
+//! under Wine), and the ring-0 driver from a kit: a signed test driver that Wine really
+//! loads (its service key, Type 1, running) and one whose DriverEntry fails, which rolls
+//! back images already built while keeping images and machines that were there before.
 //!
-//! The MSI is built once per run by scripts/build-msi into target/msi/setup.msi, with
-//! the Windows exe cached in target-win/ (the first build compiles the standard library,
-//! a few minutes on 2 cores; later ones only what changed). Each test has its own Wine
-//! prefix. Needs wine, wine64, wixl, msitools, e2fsprogs (scripts/test's apt list);
-//! a missing tool fails the test with its name.
+//! setup-x86.msi is run the same way in 32-bit prefixes (`WINEARCH=win32`, Windows 7
+//! x86, where coLinux runs): the install, uninstall and purge, an i386 driver that loads
+//! and one that fails, and the i686 exe's own commands, including an image past 4 GiB.
+//! Its root image's busybox must be i386 and run (qemu-i386).
+//!
+//! The MSIs are built once per run by scripts/build-msi into target/msi/, with the
+//! Windows exes cached in target-win/ (the first build compiles the standard library,
+//! a few minutes on 2 cores for each exe; later ones only what changed). Each test has
+//! its own Wine prefix. Needs wine, wine64, wine32:i386, wixl, msitools, e2fsprogs and
+//! qemu-user (scripts/test's apt list); a missing tool fails the test with its name.
 
 mod common;
 #[path = "../../driver-bundle/tests/support/mod.rs"]
@@ -20,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use common::wine::{Wine, reg_value, reg_values, repo, require, windows_path};
+use common::wine::{WinArch, Wine, build_msi, reg_value, reg_values, repo, require, windows_path};
 
 /// Builds target/msi/setup.msi once for the whole test binary.
 fn msi() -> &'static Path {
@@ -28,22 +33,11 @@ fn msi() -> &'static Path {
     MSI.get_or_init(|| build_msi("x64", "setup.msi"))
 }
 
-/// Runs scripts/build-msi for `arch` and returns target/msi/NAME.
-fn build_msi(arch: &str, name: &str) -> PathBuf {
-    let root = repo();
-    let o = Command::new(root.join("scripts/build-msi"))
-        .args(["--arch", arch])
-        .env("CARGO_TARGET_DIR", root.join("target-win"))
-        .output()
-        .expect("running scripts/build-msi");
-    assert!(
-        o.status.success(),
-        "scripts/build-msi --arch {arch} failed\n{}",
-        common::text(&o)
-    );
-    let msi = root.join("target/msi").join(name);
-    assert!(msi.is_file(), "{} was not built", msi.display());
-    msi
+/// Builds target/msi/setup-x86.msi (the i686 exe, Debian's i386 busybox) once for the
+/// whole test binary.
+fn msi_x86() -> &'static Path {
+    static MSI: OnceLock<PathBuf> = OnceLock::new();
+    MSI.get_or_init(|| build_msi("x86", "setup-x86.msi"))
 }
 
 /// What setup.msi's tests do with a Wine prefix besides running commands.
@@ -339,14 +333,23 @@ const PROPS: &str = "RAMMB=48 ROOTMB=64 HOMEMB=32 SWAPMB=64 NOFIRSTBOOT=1";
 
 #[test]
 fn silent_install_then_uninstall_keeps_images_and_purge_removes_them() {
-    let msi = windows_path(msi());
     let w = Wine::new("install");
+    install_uninstall_purge(&w, msi(), "cl");
+}
+
+/// `msiexec /i MSI INSTALLDIR=C:\DIR` with the test's properties, checked; `/x` keeps the
+/// images; installed again over them; `/x PURGE=1` removes them.
+fn install_uninstall_purge(w: &Wine, msi: &Path, dir: &str) {
+    let msi = windows_path(msi);
     let (code, log) = w.msiexec(
-        &format!("/i {msi} INSTALLDIR=C:\\cl {PROPS}"),
+        &format!("/i {msi} INSTALLDIR=C:\\{dir} {PROPS}"),
         "install.log",
     );
     assert_eq!(code, 0, "msiexec /i failed; log:\n{log}");
-    check_installed(&w, "cl");
+    check_installed(w, dir);
+    if w.arch == WinArch::Win32 {
+        check_i386_root(w, dir);
+    }
 
     let o = w.reg_query(PUTTY_KEY);
     assert!(
@@ -357,7 +360,7 @@ fn silent_install_then_uninstall_keeps_images_and_purge_removes_them() {
 
     let (code, log) = w.msiexec(&format!("/x {msi}"), "uninstall.log");
     assert_eq!(code, 0, "msiexec /x failed; log:\n{log}");
-    let root = w.c_drive("cl");
+    let root = w.c_drive(dir);
     assert!(
         !root.join("bin/colinux-setup.exe").exists(),
         "the program is left"
@@ -376,7 +379,7 @@ fn silent_install_then_uninstall_keeps_images_and_purge_removes_them() {
 
     // Installed again over the kept images, then removed with PURGE=1.
     let (code, log) = w.msiexec(
-        &format!("/i {msi} INSTALLDIR=C:\\cl {PROPS}"),
+        &format!("/i {msi} INSTALLDIR=C:\\{dir} {PROPS}"),
         "install2.log",
     );
     assert_eq!(code, 0, "msiexec /i over kept images failed; log:\n{log}");
@@ -392,6 +395,78 @@ fn silent_install_then_uninstall_keeps_images_and_purge_removes_them() {
     ] {
         assert!(!root.join(img).exists(), "{img} left after PURGE=1");
     }
+}
+
+/// The root image C:\DIR\root.img of a 32-bit install is a coLinux root: its
+/// /bin/busybox (read out with debugfs) is a static i386 program, ELF class 32 and
+/// machine 3, that runs its shell (qemu-i386 as a Pentium II: Debian's i386 packages are
+/// built for i686), /bin/sh is a link to it, and the install said nothing about a root
+/// coLinux cannot run.
+fn check_i386_root(w: &Wine, dir: &str) {
+    let img = w.c_drive(dir).join("root.img");
+    // Named busybox: it picks its applet from argv[0].
+    let out = w.dir.path().join(format!("{dir}-root-bin"));
+    std::fs::create_dir_all(&out).expect("mkdir");
+    let busybox = out.join("busybox");
+    let o = Command::new("debugfs")
+        .arg("-R")
+        .arg(format!("dump /bin/busybox {}", busybox.display()))
+        .arg(&img)
+        .output()
+        .expect("debugfs (package e2fsprogs)");
+    assert!(o.status.success(), "{}", common::text(&o));
+    let b = std::fs::read(&busybox).expect("/bin/busybox read out of root.img");
+    assert_eq!(&b[..4], b"\x7fELF", "/bin/busybox is not ELF");
+    assert_eq!(b[4], 1, "/bin/busybox is not ELF class 32");
+    assert_eq!(elf_machine(&busybox), 3, "/bin/busybox is not i386");
+    std::fs::set_permissions(
+        &busybox,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    require("qemu-i386");
+    let o = Command::new("qemu-i386")
+        .args(["-cpu", "pentium2"])
+        .arg(&busybox)
+        .args(["sh", "-c", "echo guest shell: $((6 * 7)); ls /"])
+        .output()
+        .expect("qemu-i386 (package qemu-user)");
+    assert!(
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains("guest shell: 42"),
+        "the root's busybox does not run as i386\n{}",
+        common::text(&o)
+    );
+    let sh = common::debugfs(&img, "stat /bin/sh");
+    assert!(
+        sh.contains("Type: symlink") && sh.contains("\"/bin/busybox\""),
+        "/bin/sh: {sh}"
+    );
+    let ours = w.exe_logs("install.log");
+    assert!(
+        ours.contains("busybox tree from") && !ours.contains("not i386"),
+        "the install's log warns about the root or is missing:\n{ours}"
+    );
+}
+
+/// The done-when of setup-x86.msi: on 32-bit Windows 7 (a win32 prefix) its silent
+/// install with properties exits 0 and writes C:\coLinux with e2fsck-clean images, a
+/// config.txt `config check` passes, and a root whose busybox is i386 and runs; `/x`
+/// keeps the images and PURGE=1 removes them.
+#[test]
+fn x86_msi_installs_on_32_bit_windows_7_an_i386_root_kept_by_uninstall_removed_by_purge() {
+    let w = Wine::new_arch("x86-install", WinArch::Win32);
+    install_uninstall_purge(&w, msi_x86(), "coLinux");
+}
+
+/// setup-x86.msi with a kit whose signed driver is i386 (as coLinux's linux.sys): a
+/// running kernel service with the machine service after it until `/x`; a driver that
+/// fails to start rolls the whole install back, images built before it included.
+#[test]
+fn x86_msi_runs_the_kits_i386_driver_until_uninstall_and_rolls_back_one_that_fails() {
+    let w = Wine::new_arch("x86-driver", WinArch::Win32);
+    driver_runs_until_the_uninstall(&w, msi_x86());
+    let kit = driver_kit(&w, "badkit", 0xC000_0001);
+    a_failing_driver_leaves_a_fresh_folder_empty(&w, &windows_path(msi_x86()), &kit);
 }
 
 #[test]
@@ -428,13 +503,68 @@ fn invalid_subnet_rolls_the_whole_install_back() {
 }
 
 /// The Windows exe itself under Wine: help, host facts from Windows APIs, an image built
-/// from a tarball (e2fsck-clean), and a folder source refused with the reason.
+/// from a tarball (e2fsck-clean, and clean by `images check`), a folder source refused
+/// with the reason, config.txt checked, a kit and its signed driver verified.
 #[test]
 fn windows_exe_answers_facts_and_builds_images_under_wine() {
     msi();
-    let exe =
-        windows_path(&repo().join("target-win/x86_64-win7-windows-gnu/release/colinux-setup.exe"));
     let w = Wine::new("exe");
+    exe_commands(&w, "x86_64");
+}
+
+/// The i686 exe of setup-x86.msi under 32-bit Wine (Windows 7 x86): the same commands,
+/// and an image larger than 4 GiB, past every 32-bit file offset, whose backup superblock
+/// written at 6.1 GiB is read back by e2fsck, and whose unwritten ranges are holes.
+#[test]
+fn x86_exe_answers_facts_builds_images_past_4_gib_and_verifies_kits_under_32_bit_wine() {
+    msi_x86();
+    let w = Wine::new_arch("x86-exe", WinArch::Win32);
+    exe_commands(&w, "i686");
+    let exe = exe_path("i686");
+
+    // 6600 MiB of ext4 at 4 KiB blocks: 52 groups of 128 MiB, so sparse_super puts
+    // backups in groups 1, 3, 5, 7, 9, 25, 27 and 49, the last at 6272 MiB.
+    let dir = w.dir.path();
+    let img = dir.join("big.img");
+    let (code, o) = w.run(&format!(
+        "{exe} images build {} --fs ext4 --size 6600M --from {}",
+        windows_path(&img),
+        windows_path(&dir.join("src.tar"))
+    ));
+    assert_eq!(code, 0, "images build 6600M\n{}", common::text(&o));
+    let md = std::fs::metadata(&img).expect("big.img");
+    assert_eq!(md.len(), 6600 << 20);
+    let allocated = std::os::unix::fs::MetadataExt::blocks(&md) * 512;
+    assert!(
+        allocated < 256 << 20,
+        "6600 MiB image takes {allocated} bytes on disk: its empty ranges were written"
+    );
+    e2e_tests::oracle::e2fsck_clean(&img).expect("6600 MiB image built by the i686 exe");
+    let backup = Command::new("e2fsck")
+        .args(["-fn", "-B", "4096", "-b", &(49 * 32768).to_string()])
+        .arg(&img)
+        .output()
+        .expect("e2fsck (package e2fsprogs)");
+    assert!(
+        backup.status.success(),
+        "the backup superblock at 6272 MiB is not sound\n{}",
+        common::text(&backup)
+    );
+    let (code, o) = w.run(&format!("{exe} images check {}", windows_path(&img)));
+    assert_eq!(code, 0, "images check 6600M\n{}", common::text(&o));
+}
+
+/// The path of the Windows exe scripts/build-windows built for `arch` (x86_64, i686).
+fn exe_path(arch: &str) -> String {
+    windows_path(&repo().join(format!(
+        "target-win/{arch}-win7-windows-gnu/release/colinux-setup.exe"
+    )))
+}
+
+/// The exe for `arch` (already built) in `w`: help, facts, images build and check from a
+/// tarball, a folder source refused, config check, kit verify and driver verify.
+fn exe_commands(w: &Wine, arch: &str) {
+    let exe = exe_path(arch);
     let (code, o) = w.run(&format!("{exe} --help"));
     assert_eq!(code, 0, "{}", common::text(&o));
     assert!(
@@ -466,6 +596,8 @@ fn windows_exe_answers_facts_and_builds_images_under_wine() {
         facts["monitor"], "colinux",
         "a UML profile is installed for coLinux on Windows"
     );
+    let want = if arch == "i686" { "x86" } else { "x86_64" };
+    assert_eq!(facts["host"]["arch"], want, "{facts}");
 
     // A tarball made by the host's tar, with a mode and an owner NTFS could not hold.
     let dir = w.dir.path();
@@ -508,6 +640,73 @@ fn windows_exe_answers_facts_and_builds_images_under_wine() {
         common::text(&o)
     );
     assert!(!dir.join("dir.img").exists());
+    let (code, o) = w.run(&format!("{exe} images check {}", windows_path(&img)));
+    assert_eq!(code, 0, "images check\n{}", common::text(&o));
+
+    // config.txt: the seed manual's (an eth0 error at 18:12) and the same one fixed.
+    let seed = include_str!("../../config-txt/tests/data/seed-config.txt");
+    std::fs::write(dir.join("seed.txt"), seed).expect("write");
+    std::fs::write(
+        dir.join("fixed.txt"),
+        seed.replace("slirp,\"\",", "slirp,,"),
+    )
+    .expect("write");
+    let (code, o) = w.run(&format!(
+        "{exe} config check {}",
+        windows_path(&dir.join("seed.txt"))
+    ));
+    assert_eq!(
+        code,
+        1,
+        "config check of the seed's config.txt\n{}",
+        common::text(&o)
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .contains("seed.txt:18:12: error: error parsing MAC address"),
+        "{}",
+        common::text(&o)
+    );
+    let (code, o) = w.run(&format!(
+        "{exe} config check {}",
+        windows_path(&dir.join("fixed.txt"))
+    ));
+    assert_eq!(
+        code,
+        0,
+        "config check of a good config.txt\n{}",
+        common::text(&o)
+    );
+
+    // A kit with this Windows's signed driver: verified whole, its driver against the
+    // pinned CA and refused against another; one changed byte fails the kit.
+    let kit = driver_kit(w, "vkit", 0);
+    let (code, o) = w.run(&format!("{exe} kit verify {kit}"));
+    assert_eq!(code, 0, "kit verify\n{}", common::text(&o));
+    let pki = w.dir.path().join("pki-vkit");
+    for (ca, want) in [("ca.pem", 0), ("other-ca.pem", 1)] {
+        let (code, o) = w.run(&format!(
+            "{exe} driver verify {kit}\\linux.sys --signer {}",
+            windows_path(&pki.join(ca))
+        ));
+        assert_eq!(
+            code,
+            want,
+            "driver verify --signer {ca}\n{}",
+            common::text(&o)
+        );
+    }
+    let daemon = w.c_drive("vkit/colinux-daemon.exe");
+    let mut bytes = std::fs::read(&daemon).expect("daemon");
+    bytes[0] ^= 1;
+    std::fs::write(&daemon, bytes).expect("write");
+    let (code, o) = w.run(&format!("{exe} kit verify {kit}"));
+    assert_eq!(code, 1, "kit verify of a changed kit\n{}", common::text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("colinux-daemon.exe"),
+        "{}",
+        common::text(&o)
+    );
 }
 
 /// A kit in `C:\NAME` holding the ring-0 driver, `loadable_driver(status)` signed by a
@@ -524,7 +723,13 @@ fn driver_kit(w: &Wine, name: &str, status: u32) -> String {
     .expect("write daemon");
     std::fs::write(kit.join("vmlinux"), b"stand-in for the coLinux kernel").expect("write kernel");
     let unsigned = w.dir.path().join(format!("{name}-unsigned.sys"));
-    std::fs::write(&unsigned, support::loadable_driver(status)).expect("write driver");
+    // winedevice runs drivers of its own Windows: x86-64 in a 64-bit prefix, i386 in a
+    // 32-bit one (as linux.sys is on the 32-bit Windows coLinux runs on).
+    let arch = match w.arch {
+        WinArch::Win64 => support::Arch::X86_64,
+        WinArch::Win32 => support::Arch::I386,
+    };
+    std::fs::write(&unsigned, support::loadable_driver_for(arch, status)).expect("write driver");
     pki.sign("chain.pem", "leaf.key", &unsigned, &kit.join("linux.sys"));
     std::fs::copy(pki.path("ca.pem"), kit.join("certs/ca.pem")).expect("copy CA");
     common::kit_init(&kit, &["--signer", "linux.sys=certs/ca.pem"]);
@@ -537,9 +742,16 @@ const SERVICE_KEY: &str = "HKLM\\System\\CurrentControlSet\\Services\\coLinux";
 
 #[test]
 fn a_signed_driver_from_the_kit_is_a_running_kernel_service_until_the_uninstall() {
-    let msi = windows_path(msi());
     let w = Wine::new("driver");
-    let kit = driver_kit(&w, "kit", 0);
+    driver_runs_until_the_uninstall(&w, msi());
+}
+
+/// An install from a kit with a signed driver that loads, and the MachineService
+/// feature: the driver's service key, the driver running, the machine service, the
+/// record; `/x` removes the services and the kit's files and keeps the images.
+fn driver_runs_until_the_uninstall(w: &Wine, msi: &Path) {
+    let msi = windows_path(msi);
+    let kit = driver_kit(w, "kit", 0);
     let (code, log) = w.msiexec(
         &format!("/i {msi} INSTALLDIR=C:\\drv KIT={kit} {PROPS} ADDLOCAL=Program,MachineService"),
         "install.log",
@@ -651,27 +863,24 @@ fn digests(dir: &Path, files: &[&str]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// A driver whose DriverEntry fails makes the driver step fail after the images were
-/// built: the MSI rolls back what this install made and nothing else.
-#[test]
-fn a_driver_that_fails_to_start_rolls_back_only_what_this_install_made() {
-    let msi = windows_path(msi());
-    let w = Wine::new("badriver");
-    let kit = driver_kit(&w, "badkit", 0xC000_0001);
-    let failed = |code: u32, log: &str| {
-        assert!(code == 1603 || code == 1627, "exit {code}; log:\n{log}");
-        let o = w.reg_query(DRIVER_KEY);
-        assert!(!o.status.success(), "service left\n{}", common::text(&o));
-        let o = w.reg_query("HKLM\\Software\\colinux-setup");
-        assert!(!o.status.success(), "registry left\n{}", common::text(&o));
-    };
+/// The install failed (1603; 1627 under Wine) and left no driver service and no
+/// registry key.
+fn failed_without_driver(w: &Wine, code: u32, log: &str) {
+    assert!(code == 1603 || code == 1627, "exit {code}; log:\n{log}");
+    let o = w.reg_query(DRIVER_KEY);
+    assert!(!o.status.success(), "service left\n{}", common::text(&o));
+    let o = w.reg_query("HKLM\\Software\\colinux-setup");
+    assert!(!o.status.success(), "registry left\n{}", common::text(&o));
+}
 
-    // 1. A fresh folder: the images were built, then removed with everything else.
+/// An install into C:\fresh from `kit`, whose driver fails to start after root, home and
+/// swap were built: all of it is rolled back and the folder left empty.
+fn a_failing_driver_leaves_a_fresh_folder_empty(w: &Wine, msi: &str, kit: &str) {
     let (code, log) = w.msiexec(
         &format!("/i {msi} INSTALLDIR=C:\\fresh KIT={kit} {PROPS}"),
         "fresh.log",
     );
-    failed(code, &log);
+    failed_without_driver(w, code, &log);
     let ours = w.exe_logs("fresh.log");
     assert!(
         ours.contains("starting the CoLinuxDriver driver"),
@@ -685,6 +894,19 @@ fn a_driver_that_fails_to_start_rolls_back_only_what_this_install_made() {
         .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "left after the rollback: {left:?}");
+}
+
+/// A driver whose DriverEntry fails makes the driver step fail after the images were
+/// built: the MSI rolls back what this install made and nothing else.
+#[test]
+fn a_driver_that_fails_to_start_rolls_back_only_what_this_install_made() {
+    let msi = windows_path(msi());
+    let w = Wine::new("badriver");
+    let kit = driver_kit(&w, "badkit", 0xC000_0001);
+    let failed = |code: u32, log: &str| failed_without_driver(&w, code, log);
+
+    // 1. A fresh folder: the images were built, then removed with everything else.
+    a_failing_driver_leaves_a_fresh_folder_empty(&w, &msi, &kit);
 
     // 2. Images kept by an earlier uninstall are not this install's to remove.
     let (code, log) = w.msiexec(&format!("/i {msi} INSTALLDIR=C:\\again {PROPS}"), "a1.log");
@@ -711,19 +933,11 @@ fn a_driver_that_fails_to_start_rolls_back_only_what_this_install_made() {
 
     // 3. A machine provisioned before (by the program itself, outside the MSI) is left
     //    exactly as it was: images, config.txt and its install-state.
-    let tools = w.c_drive("tools");
-    let stage = repo().join("target/msi/stage-x64");
-    for (from, to) in [("bin", "bin"), ("assets", "assets")] {
-        std::fs::create_dir_all(tools.join(to)).expect("mkdir");
-        for e in std::fs::read_dir(stage.join(from)).expect("stage") {
-            let e = e.expect("entry");
-            std::fs::copy(e.path(), tools.join(to).join(e.file_name())).expect("copy");
-        }
-    }
-    let (code, o) = w.run(
-        "C:\\tools\\bin\\colinux-setup.exe install --unattended --prefix C:\\keep \
-         --set RAMMB=48 --set ROOTMB=64 --set HOMEMB=32 --set SWAPMB=64 --set NOFIRSTBOOT=1",
-    );
+    let exe = w.stage_program("x64", "tools");
+    let (code, o) = w.run(&format!(
+        "{exe} install --unattended --prefix C:\\keep \
+         --set RAMMB=48 --set ROOTMB=64 --set HOMEMB=32 --set SWAPMB=64 --set NOFIRSTBOOT=1"
+    ));
     assert_eq!(code, 0, "install by the exe\n{}", common::text(&o));
     let keep = w.c_drive("keep");
     let files = [
@@ -836,14 +1050,13 @@ fn elf_machine(path: &Path) -> u16 {
 /// setup-x86.msi is for the 32-bit Windows where coLinux runs: an Intel package of
 /// 32-bit components carrying the i686 exe and Debian's i386 busybox (a coLinux kernel
 /// is 32-bit x86), while setup.msi carries x86-64 ones. Read back with msitools'
-/// msiextract and the files' own headers. (This machine's Wine is 64-bit only, so the
-/// x86 package is not installed here.)
+/// msiextract and the files' own headers. (The x86 package is installed under 32-bit
+/// Wine by the x86_ tests.)
 #[test]
 fn the_x86_msi_carries_32_bit_components_the_i686_exe_and_an_i386_busybox() {
     require("msiextract");
-    let x86 = build_msi("x86", "setup-x86.msi");
     for (msi, template, bit64, pe, elf) in [
-        (x86.as_path(), "Intel;1033", false, 0x14c, 3),
+        (msi_x86(), "Intel;1033", false, 0x14c, 3),
         (msi(), "x64;1033", true, 0x8664, 62),
     ] {
         let o = Command::new("msiinfo")

@@ -11,14 +11,24 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use common::{FAILED, SMALL, cmd, p, sha256, tempdir, text};
+use common::{FAILED, SMALL, cmd, host, install_cmd, p, sha256, tempdir, text};
 
 const MARKER: &str = ".msi-provisioned";
 
-/// `msi ACTION --property INSTALLDIR=DIR\. --property K=V...`, as the MSI formats it.
+/// `msi ACTION --property INSTALLDIR=DIR\. --property K=V...`, as the MSI formats it;
+/// an install gets the host's monitor and its kit (`KIT`, `MONITOR`) first.
 fn msi(action: &str, dir: &Path, props: &[&str]) -> Output {
     let installdir = format!("INSTALLDIR={}/.", dir.display());
     let mut args = vec!["msi", action, "--property", installdir.as_str()];
+    let on_host = [
+        format!("KIT={}", host().install_kit().display()),
+        format!("MONITOR={}", host().monitor),
+    ];
+    if action == "install" {
+        for prop in &on_host {
+            args.extend(["--property", prop.as_str()]);
+        }
+    }
     for prop in props {
         args.extend(["--property", prop]);
     }
@@ -66,9 +76,7 @@ fn the_rollback_removes_a_machine_this_install_made() {
 fn the_rollback_leaves_a_machine_that_was_there_before_and_a_failed_provisioning() {
     let t = tempdir("msi-existing");
     let dir = t.path().join("m");
-    let mut args = vec!["install", "--unattended", "--prefix", p(&dir)];
-    args.extend_from_slice(SMALL);
-    let o = cmd(&args).output().expect("install");
+    let o = install_cmd(&dir, SMALL).output().expect("install");
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let files = [
         "root.img",

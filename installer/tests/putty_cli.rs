@@ -12,14 +12,13 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{FAILED, SMALL, cmd, p, tempdir, text};
+use common::{FAILED, SMALL, cmd, install_cmd, p, tempdir, text};
 
-/// Installs a small machine with the given extra answers.
+/// Installs a small machine (for the host's monitor) with the given extra answers.
 fn machine(dir: &Path, extra: &[&str]) {
-    let mut args = vec!["install", "--unattended", "--prefix", p(dir)];
-    args.extend_from_slice(SMALL);
-    args.extend_from_slice(extra);
-    let o = cmd(&args).output().expect("install");
+    let o = install_cmd(dir, &[SMALL, extra].concat())
+        .output()
+        .expect("install");
     assert_eq!(o.status.code(), Some(0), "install\n{}", text(&o));
 }
 
@@ -173,12 +172,9 @@ fn a_machine_without_a_way_to_its_ssh_port_is_refused_and_nothing_is_written() {
     assert!(!puttydir.exists(), "something was written");
 }
 
-/// `install` with `--set` answers and PUTTYDIR; the output.
+/// `install` (for the host's monitor) with `--set` answers and PUTTYDIR; the output.
 fn install(dir: &Path, puttydir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut args = vec!["install", "--unattended", "--prefix", p(dir)];
-    args.extend_from_slice(SMALL);
-    args.extend_from_slice(extra);
-    let mut c = cmd(&args);
+    let mut c = install_cmd(dir, &[SMALL, extra].concat());
     c.env("PUTTYDIR", puttydir);
     for (k, v) in env {
         c.env(k, v);

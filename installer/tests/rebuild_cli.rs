@@ -2,14 +2,17 @@
 //! temporary folder (no first boot, small sizes), its home.img filled with a few hundred
 //! user files by `images build --force`, then rebuilt; files compared by sha256 after a
 //! `debugfs rdump` (an independent reader), images judged by `e2fsck -fn`, and the
-//! machine booted in User-mode Linux afterwards.
+//! machine booted afterwards on the monitor this host runs guests on (`common::host`:
+//! it is installed for that monitor, and its devices are named as that monitor does).
 //!
 //! `COLINUX_SETUP_TEST_PAUSE_AT=rebuild:home:writing|replace|state` is a test-only
 //! hook (see installer/src/cmd/rebuild.rs): the rebuild stops there until killed.
 
 mod common;
 
-use common::{BUSY, SMALL, cmd, debugfs, p, sha256, text};
+use common::{
+    BUSY, Booting, SMALL, cmd, debugfs, dev, host_cmd, install_cmd, p, secs, sha256, text,
+};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
@@ -63,10 +66,8 @@ fn machine(n: usize, fs: &str) -> (tempfile::TempDir, PathBuf, BTreeMap<String, 
         .tempdir()
         .expect("tempdir");
     let prefix = t.path().join("m");
-    run(
-        &[&["install", "--unattended", "--prefix", p(&prefix)], SMALL].concat(),
-        0,
-    );
+    let o = install_cmd(&prefix, SMALL).output().expect("install");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let data = t.path().join("data");
     let mut sums = BTreeMap::new();
     for (dir, count) in [("u", n), ("keep", 3)] {
@@ -117,7 +118,7 @@ fn assert_files(image: &Path, sums: &BTreeMap<String, String>, skip_dir: Option<
     }
 }
 
-/// Boots the machine in UML, lists /home/u and powers off; returns the console.
+/// Boots the machine, lists /home/u and powers off; returns the console.
 fn boot(prefix: &Path) -> String {
     let out = boot_with(
         prefix,
@@ -181,7 +182,7 @@ fn rebuilding_home_larger_keeps_every_file_and_the_machine_boots() {
     assert_eq!(rec["fs"], "ext3");
     let out = boot(&prefix);
     assert!(out.contains("FILES=300"), "{out}");
-    assert!(out.contains("/dev/ubdb /home ext3"), "{out}");
+    assert!(out.contains(&format!("{} /home ext3", dev(1))), "{out}");
 
     // Shrink back to auto with the backup kept.
     run(
@@ -282,7 +283,7 @@ fn converting_home_to_ext4_needs_root_in_the_same_run_and_then_boots() {
     assert_files(&home, &sums, None);
     assert!(debugfs(&prefix.join("root.img"), "cat /etc/fstab").contains("/home ext4"));
     let out = boot(&prefix);
-    assert!(out.contains("/dev/ubdb /home ext4"), "{out}");
+    assert!(out.contains(&format!("{} /home ext4", dev(1))), "{out}");
     assert!(out.contains("FILES=300"), "{out}");
 }
 
@@ -483,28 +484,19 @@ fn a_kill_after_the_rename_is_finished_by_the_next_rebuild() {
     assert_files(&home, &sums, None);
 }
 
-/// Boots the machine in UML, types `input` on its console, returns the console.
+/// Boots the machine, types `input` on its console once the shell is there (a PC's
+/// serial port drops what comes before), returns the console.
 fn boot_with(prefix: &Path, input: &str) -> String {
-    let log = prefix.with_file_name("boot-with.out");
-    let f = File::create(&log).expect("log");
-    let mut child = cmd(&["boot", "--prefix", p(prefix), "--timeout", "30"])
-        .stdin(Stdio::piped())
-        .stdout(f.try_clone().expect("clone"))
-        .stderr(f)
-        .spawn()
-        .expect("boot");
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin.write_all(input.as_bytes()).expect("write");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("wait") {
-            break st;
-        }
-        assert!(start.elapsed() < Duration::from_secs(40), "boot hangs");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    drop(stdin);
-    let out = std::fs::read_to_string(&log).unwrap_or_default();
-    assert_eq!(status.code(), Some(0), "{out}");
+    let mut b = Booting::spawn(host_cmd(&[
+        "boot",
+        "--prefix",
+        p(prefix),
+        "--timeout",
+        &secs(30).to_string(),
+    ]));
+    b.wait_for("/ # ", secs(30));
+    b.type_line(input);
+    let (code, out) = b.wait(secs(40));
+    assert_eq!(code, Some(0), "{out}");
     out
 }

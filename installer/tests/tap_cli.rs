@@ -4,12 +4,13 @@
 //!
 //! The oracle is iproute2 (`ip -d -j link`, `ip -j addr`) for what the kernel has,
 //! `setpriv` drops the right to create a TAP (CAP_NET_ADMIN) or runs as `nobody`, and
-//! the end-to-end test reaches a User-mode Linux guest from the namespace with the
-//! host's busybox `ping` and `nc`. These tests need root (they create namespaces).
+//! the end-to-end test reaches a guest (on the monitor this host runs guests on:
+//! `common::host`) from the namespace with the host's busybox `ping` and `nc`. Machines
+//! are installed for that monitor. These tests need root (they create namespaces).
 
 mod common;
 
-use common::{Booting, FAILED, SMALL, p, tempdir, text};
+use common::{Booting, FAILED, SMALL, host, host_args, p, secs, tempdir, text};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -44,6 +45,10 @@ impl Netns {
             .env_remove("COLINUX_SETUP_TEST_FAIL_AT")
             .env_remove("COLINUX_SETUP_TEST_FIRST_BOOT")
             .env_remove("SUDO_UID");
+        // The host monitor's accelerator, for the boots and their probes in here.
+        for (k, v) in host().env() {
+            c.env(k, v);
+        }
         c
     }
 
@@ -393,6 +398,7 @@ fn an_explicit_colliding_subnet_is_refused_with_the_reason() {
                 "--profile",
                 p(&profile),
             ],
+            host_args().as_slice(),
             SMALL,
             &["--set", "SUBNET=10.66.3.0/24"],
         ]
@@ -502,7 +508,8 @@ fn a_failure_after_the_tap_step_removes_the_adapter_it_made_but_not_one_it_found
     assert!(ns.link("tapc5").is_some(), "not ours: kept");
 }
 
-/// `install --unattended --prefix PREFIX --profile PROFILE` with the small sizes.
+/// `install --unattended --prefix PREFIX --profile PROFILE` with the small sizes, for
+/// the host's monitor.
 fn install_args<'a>(prefix: &'a Path, profile: &'a Path) -> Vec<&'a str> {
     [
         &[
@@ -513,6 +520,7 @@ fn install_args<'a>(prefix: &'a Path, profile: &'a Path) -> Vec<&'a str> {
             "--profile",
             p(profile),
         ],
+        host_args().as_slice(),
         SMALL,
     ]
     .concat()
@@ -522,12 +530,18 @@ fn install_args<'a>(prefix: &'a Path, profile: &'a Path) -> Vec<&'a str> {
 fn booting(ns: &Netns, prefix: &Path) -> Booting {
     Booting::spawn(ns.exec(
         common::BIN,
-        &["boot", "--prefix", p(prefix), "--timeout", "120"],
+        &[
+            "boot",
+            "--prefix",
+            p(prefix),
+            "--timeout",
+            &secs(120).to_string(),
+        ],
     ))
 }
 
 #[test]
-fn a_uml_guest_on_the_tap_answers_the_host_and_uninstall_leaves_no_adapter() {
+fn a_guest_on_the_tap_answers_the_host_and_uninstall_leaves_no_adapter() {
     let t = tempdir("tap-cli-");
     let ns = Netns::new();
     let profile = tap_profile(t.path(), "tape2e", &["10.71.7.0/24"], false);
@@ -540,7 +554,9 @@ fn a_uml_guest_on_the_tap_answers_the_host_and_uninstall_leaves_no_adapter() {
 
     let start = Instant::now();
     let mut boot = booting(&ns, &prefix);
-    boot.wait_for("is up", 60);
+    boot.wait_for("is up", secs(60));
+    // Typed once the shell reads (a PC's serial port drops what comes before).
+    boot.wait_for("/ # ", secs(20));
     // The guest serves one line over TCP; the host reaches it by ping and by connect.
     boot.type_line("echo guest-tcp-ok | nc -l -p 7777 &\n");
     let mut pinged = false;
@@ -578,7 +594,7 @@ fn a_uml_guest_on_the_tap_answers_the_host_and_uninstall_leaves_no_adapter() {
     );
     eprintln!("boot to ping and TCP answer: {:?}", start.elapsed());
     boot.type_line("poweroff -f\n");
-    let _ = boot.wait(60);
+    let _ = boot.wait(secs(60));
 
     // The host's network changed: boot says so before starting anything.
     ns.ip(&["tuntap", "add", "dev", "vpn0", "mode", "tap"]);

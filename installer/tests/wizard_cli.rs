@@ -15,14 +15,22 @@
 //!   choose the rest again, upgrade; its images stay byte for byte;
 //! - the wizard's own answer keys (SLIRP, SERIAL, STARTMENU, TASKS) refuse bad values with
 //!   the reason, through the same plan as `--set`;
-//! - the default profile's first boot in User-mode Linux under its bar.
+//! - the default profile's first boot under its bar, on the monitor this host runs guests
+//!   on (`common::host`: User-mode Linux, else QEMU); the default profile's machines are
+//!   installed for that monitor, and waits are scaled for it.
+//!
+//! - the Windows-only pages (start-menu folder, extra tasks) of the i686 exe that
+//!   setup-x86.msi carries, in a 32-bit Wine prefix (Windows 7 x86): what they choose is
+//!   what the install records, and the "service" task makes the machine's service.
 //!
 //! With `COLINUX_SETUP_WRITE_SCREENS=1` the captured screens are written to
-//! docs/wizard-screens.md (scripts/wizard-screens does this).
+//! docs/wizard-screens.md and docs/wizard-screens-windows.md (scripts/wizard-screens
+//! does this).
 
 mod common;
 
-use common::{CANCELLED, cmd, p, sha256, tempdir, text};
+use common::wine::{WinArch, Wine};
+use common::{CANCELLED, cmd, host, host_args, p, secs, sha256, tempdir, text};
 use expectrl::Expect;
 use expectrl::process::unix::WaitStatus;
 use std::path::{Path, PathBuf};
@@ -49,16 +57,22 @@ struct Tty {
 impl Tty {
     fn spawn(args: &[&str], env: &[(&str, &str)]) -> Tty {
         let mut c = Command::new(common::BIN);
-        c.args(args)
-            .env("TERM", "xterm-256color")
+        c.args(args).envs(host().env());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        Tty::spawn_command(c)
+    }
+
+    /// `c` (colinux-setup, or Wine running the Windows exe) in a pseudo-terminal of
+    /// COLS×ROWS.
+    fn spawn_command(mut c: Command) -> Tty {
+        c.env("TERM", "xterm-256color")
             .env("COLUMNS", COLS.to_string())
             .env("LINES", ROWS.to_string())
             .env_remove("COLINUX_SETUP_TEST_PAUSE_AT")
             .env_remove("COLINUX_SETUP_TEST_FAIL_AT")
             .env_remove("COLINUX_SETUP_TEST_FIRST_BOOT");
-        for (k, v) in env {
-            c.env(k, v);
-        }
         let mut s = expectrl::session::OsSession::spawn(c).expect("spawn in a pty");
         s.get_process_mut()
             .set_window_size(COLS, ROWS)
@@ -119,7 +133,7 @@ impl Tty {
                 self.pump();
                 return;
             }
-            if self.eof || start.elapsed() > Duration::from_secs(90) {
+            if self.eof || start.elapsed() > Duration::from_secs(secs(90)) {
                 panic!(
                     "waited for `{what}` (eof {}); the screen:\n{}\n--- raw tail:\n{}",
                     self.eof,
@@ -161,7 +175,7 @@ impl Tty {
     /// Reads to the end and returns the exit code.
     fn exit_code(&mut self) -> i32 {
         let start = Instant::now();
-        while !self.eof && start.elapsed() < Duration::from_secs(120) {
+        while !self.eof && start.elapsed() < Duration::from_secs(secs(120)) {
             self.pump();
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -207,9 +221,9 @@ fn write_screens(shots: &[(String, String)]) {
          in a pseudo-terminal (100×64) and renders what it draws with a terminal emulator\n\
          (the vt100 crate); `scripts/wizard-screens` regenerates this page. Colours are not\n\
          shown. The run installs the seed's `bfin-uclinux` profile with smaller sizes into a\n\
-         temporary folder; then the default profile is installed with its first boot in\n\
-         User-mode Linux, and a last run is cancelled with Ctrl-C while it writes the root\n\
-         image.\n",
+         temporary folder; then the default profile is installed with its first boot (in\n\
+         User-mode Linux where it runs guests, else QEMU), and a last run is cancelled with\n\
+         Ctrl-C while it writes the root image.\n",
     );
     for (name, screen) in shots {
         md.push_str(&format!("\n## {name}\n\n```text\n{screen}\n```\n"));
@@ -388,7 +402,11 @@ fn every_page_then_the_saved_answers_replay_the_same_install() {
     std::fs::create_dir_all(&home).expect("home");
     std::fs::create_dir_all(&tmpdir).expect("tmp");
     let env = [("HOME", p(&home)), ("TMPDIR", p(&tmpdir))];
-    let mut tty = Tty::spawn(&["install"], &env);
+    // The wizard opens on the default profile (MONITOR=auto): with the kit of the host's
+    // monitor its probe finds one here (where UML cannot run, a kit's QEMU kernel is the
+    // only way), before the walk changes to the seed's coLinux profile.
+    let kit = host().install_kit();
+    let mut tty = Tty::spawn(&["install", "--kit", p(&kit)], &env);
     let mut shots = Vec::new();
     let prefix = walk_and_install(tmp.path(), &mut tty, &mut shots);
     let code = tty.exit_code();
@@ -450,31 +468,33 @@ fn every_page_then_the_saved_answers_replay_the_same_install() {
         );
     }
 
-    // A first boot in User-mode Linux under its bar, then a cancel during image writing,
-    // complete the screens.
-    shots.append(&mut first_boot_in_uml(&tmp.path().join("uml")));
+    // A first boot (on the host's monitor) under its bar, then a cancel during image
+    // writing, complete the screens.
+    shots.append(&mut first_boot(&tmp.path().join("first-boot")));
     let (_, mut more) = cancel_while_writing(&tmp.path().join("cancel"));
     shots.append(&mut more);
     write_screens(&shots);
 }
 
-/// The default profile (User-mode Linux) with its first boot: the console's last line
-/// stays under the first boot's bar, and the finish page says it is done.
-fn first_boot_in_uml(dir: &Path) -> Vec<(String, String)> {
+/// The default profile with its first boot on the host's monitor: the console's last
+/// line stays under the first boot's bar, and the finish page says it is done.
+fn first_boot(dir: &Path) -> Vec<(String, String)> {
     std::fs::create_dir_all(dir.join("tmp")).expect("tmp");
     let prefix = dir.join("m");
     let mut tty = Tty::spawn(
         &[
-            "install",
-            "--prefix",
-            p(&prefix),
-            "--set",
-            "RAMMB=64",
-            "--set",
-            "HOMEMB=32",
-            "--set",
-            "SWAPMB=96",
-        ],
+            &["install", "--prefix", p(&prefix)],
+            host_args().as_slice(),
+            &[
+                "--set",
+                "RAMMB=64",
+                "--set",
+                "HOMEMB=32",
+                "--set",
+                "SWAPMB=96",
+            ],
+        ]
+        .concat(),
         &[("TMPDIR", p(&dir.join("tmp")))],
     );
     tty.wait_for("Welcome to the coLinux setup");
@@ -496,11 +516,18 @@ fn first_boot_in_uml(dir: &Path) -> Vec<(String, String)> {
     tty.wait_until("a console line under the first boot's bar", |t| {
         let rows: Vec<String> = t.vt.screen().rows(0, COLS).collect();
         rows.iter()
-            .position(|r| r.starts_with("first boot in uml"))
+            .position(|r| r.starts_with("first boot in "))
             .and_then(|i| rows.get(i + 1))
             .is_some_and(|next| next.starts_with("    ") && next.trim().len() > 3)
     });
-    tty.shot("Progress: the first boot in User-mode Linux, its console's last line under its bar");
+    let title = if host().is_uml() {
+        "User-mode Linux"
+    } else {
+        "QEMU"
+    };
+    tty.shot(&format!(
+        "Progress: the first boot in {title}, its console's last line under its bar"
+    ));
     tty.wait_for("Log of this install:");
     tty.wait_for("First boot: done.");
     let code = tty.exit_code();
@@ -522,17 +549,19 @@ fn cancel_while_writing(dir: &Path) -> (PathBuf, Vec<(String, String)>) {
     let tmpdir = dir.join("tmp");
     let mut tty = Tty::spawn(
         &[
-            "install",
-            "--prefix",
-            p(&prefix),
-            "--no-first-boot",
-            "--set",
-            "ROOTMB=64",
-            "--set",
-            "HOMEMB=32",
-            "--set",
-            "SWAPMB=64",
-        ],
+            &["install", "--prefix", p(&prefix)],
+            host_args().as_slice(),
+            &[
+                "--no-first-boot",
+                "--set",
+                "ROOTMB=64",
+                "--set",
+                "HOMEMB=32",
+                "--set",
+                "SWAPMB=64",
+            ],
+        ]
+        .concat(),
         &[
             ("TMPDIR", p(&tmpdir)),
             ("COLINUX_SETUP_TEST_PAUSE_AT", "image:root:writing"),
@@ -599,7 +628,7 @@ fn ctrl_c_on_the_sizes_page_asks_then_cancels_with_nothing_made() {
     std::fs::create_dir_all(&tmpdir).expect("tmp");
     let prefix = tmp.path().join("deep").join("m");
     let mut tty = Tty::spawn(
-        &["install", "--prefix", p(&prefix)],
+        &[&["install", "--prefix", p(&prefix)], host_args().as_slice()].concat(),
         &[("TMPDIR", p(&tmpdir))],
     );
     tty.wait_for("Welcome to the coLinux setup");
@@ -649,19 +678,18 @@ fn an_existing_install_is_repaired_upgraded_or_kept_with_its_images() {
     let tmpdir = tmp.path().join("tmp");
     std::fs::create_dir_all(&tmpdir).expect("tmp");
     let prefix = tmp.path().join("m");
-    let o = cmd(&[
-        "install",
-        "--unattended",
-        "--prefix",
-        p(&prefix),
-        "--no-first-boot",
-        "--set",
-        "RAMMB=64",
-        "--set",
-        "HOMEMB=32",
-        "--set",
-        "SWAPMB=96",
-    ])
+    let o = common::install_cmd(
+        &prefix,
+        &[
+            "--no-first-boot",
+            "--set",
+            "RAMMB=64",
+            "--set",
+            "HOMEMB=32",
+            "--set",
+            "SWAPMB=96",
+        ],
+    )
     .env("TMPDIR", &tmpdir)
     .output()
     .expect("install");
@@ -820,4 +848,124 @@ fn the_network_and_windows_answers_refuse_bad_values_with_the_reason() {
             .any(|l| l.starts_with("eth0=slirp,") && l.matches(',').count() == 1),
         "slirp without redirections: {t}"
     );
+}
+
+/// The pages only Windows shows, seen for real: the i686 exe as setup-x86.msi installs it
+/// (`bin\`, and `assets\` with the i386 busybox), in a 32-bit Wine prefix (Windows 7
+/// x86), driven through Wine's console in a pseudo-terminal. The start-menu folder and
+/// the tasks chosen there are what the install records, and the "service" task makes
+/// the machine's Windows service (Wine's service manager, read back with `reg query`).
+#[test]
+fn x86_windows_pages_under_32_bit_wine_choose_the_start_menu_folder_and_the_tasks() {
+    common::wine::build_msi("x86", "setup-x86.msi");
+    let w = Wine::new_arch("wizard-x86", WinArch::Win32);
+    let exe = w.stage_program("x86", "tools");
+    let mut c = w.cmd_in_terminal("wine");
+    c.args([
+        exe.as_str(),
+        "install",
+        "--prefix",
+        "C:\\wiz",
+        "--set",
+        "RAMMB=48",
+        "--set",
+        "ROOTMB=64",
+        "--set",
+        "HOMEMB=32",
+        "--set",
+        "SWAPMB=64",
+    ]);
+    let mut tty = Tty::spawn_command(c);
+
+    tty.wait_for("Welcome to the coLinux setup");
+    tty.wait_for("This host: Microsoft Windows");
+    assert!(tty.screen().contains(", x86, "), "{}", tty.screen());
+    tty.wait_for("step 1 of 9");
+    tty.shot("Welcome (Windows 7 x86)");
+    tty.keys(ENTER);
+    tty.wait_for("License agreement");
+    tty.keys(DOWN);
+    tty.keys(ENTER);
+    tty.wait_for("a kernel-level component is installed");
+    tty.keys(ENTER);
+    tty.wait_for("Install folder: C:\\wiz");
+    tty.keys(ENTER);
+    tty.wait_for("RAM and image sizes");
+    tty.wait_for("Guest RAM: 48 MB");
+    // The root is made from the i386 busybox beside the exe: nothing to warn about.
+    assert!(!tty.screen().contains("not i386"), "{}", tty.screen());
+    tty.keys(ENTER);
+    tty.wait_for("Network and serial port");
+    tty.keys(ENTER);
+
+    // Start-menu folder: another name.
+    tty.wait_for("Start-menu folder");
+    tty.wait_for("Start-menu folder: coLinux (minimal)");
+    tty.shot("Start-menu folder (Windows only)");
+    tty.keys(UP);
+    tty.keys(ENTER);
+    tty.wait_for("Start-menu folder ›");
+    tty.type_value("coLinux 32-bit");
+    tty.wait_for("Start-menu folder: coLinux 32-bit");
+    tty.keys(ENTER);
+
+    // Additional tasks: the service and the desktop shortcut turned on.
+    tty.wait_for("Additional tasks");
+    tty.wait_for("[x] a start-menu entry that boots the machine");
+    tty.wait_for("[ ] run the machine as a Windows service");
+    tty.keys(UP);
+    tty.keys(ENTER);
+    tty.wait_for("[x] run the machine as a Windows service");
+    tty.keys(UP);
+    tty.keys(ENTER);
+    tty.wait_for("[x] a desktop shortcut that boots the machine");
+    tty.shot("Additional tasks (Windows only)");
+    tty.keys(DOWN);
+    tty.keys(DOWN);
+    tty.keys(ENTER);
+
+    tty.wait_for("Ready to install");
+    tty.wait_for("start menu:     coLinux 32-bit");
+    tty.wait_for("extra tasks:    startmenu, desktop, service");
+    tty.shot("Summary (Windows 7 x86)");
+    tty.keys(ENTER);
+    tty.wait_for("Log of this install:");
+    let code = tty.exit_code();
+    assert_eq!(code, 0, "{}", tty.screen());
+
+    let prefix = w.c_drive("wiz");
+    let st: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(prefix.join("install-state.json")).expect("install-state.json"),
+    )
+    .expect("state json");
+    assert_eq!(st["answers"]["STARTMENU"], "coLinux 32-bit", "{st}");
+    let tasks = st["answers"]["TASKS"].as_str().unwrap_or_default();
+    let mut tasks: Vec<&str> = tasks.split(',').collect();
+    tasks.sort_unstable();
+    assert_eq!(tasks, ["desktop", "service", "startmenu"], "{st}");
+    assert_eq!(st["service"]["created"], true, "{st}");
+    let o = w.reg_query("HKLM\\System\\CurrentControlSet\\Services\\coLinux");
+    let svc = common::wine::reg_values(&o);
+    assert_eq!(
+        common::wine::reg_value(&svc, "ImagePath").as_deref(),
+        Some("\"C:\\wiz\\colinux-daemon.exe\" @C:\\wiz\\config.txt --run-service coLinux"),
+        "{}",
+        text(&o)
+    );
+    e2e_tests::oracle::e2fsck_clean(&prefix.join("root.img")).expect("root.img");
+    if std::env::var_os("COLINUX_SETUP_WRITE_SCREENS").is_some() {
+        let mut md = String::from(
+            "# The install wizard's Windows pages\n\n\
+             Text captures of a real run of the i686 exe that setup-x86.msi installs, in a\n\
+             32-bit Wine prefix (Windows 7 x86), driven in a pseudo-terminal (100×64) by\n\
+             `installer/tests/wizard_cli.rs`; `scripts/wizard-screens` regenerates this page\n\
+             with docs/wizard-screens.md. Only Windows shows the start-menu folder and extra\n\
+             tasks pages.\n",
+        );
+        for (name, screen) in &tty.shots {
+            md.push_str(&format!("\n## {name}\n\n```text\n{screen}\n```\n"));
+        }
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/wizard-screens-windows.md");
+        std::fs::write(&path, md).expect("write docs/wizard-screens-windows.md");
+    }
 }

@@ -38,10 +38,6 @@ const TOOLS: &[Tool] = &[
         package: "python3",
     },
     Tool {
-        name: "linux.uml",
-        package: "user-mode-linux",
-    },
-    Tool {
         name: "busybox",
         package: "busybox-static",
     },
@@ -51,12 +47,28 @@ const TOOLS: &[Tool] = &[
     },
 ];
 
+/// The monitors' programs, needed only where the host's monitor is theirs: guests boot
+/// on the kit's kernels (see `host_monitor`), and the probe says when a monitor is
+/// missing. Listed for [`tool`]'s message.
+const MONITOR_TOOLS: &[Tool] = &[
+    Tool {
+        name: "qemu-system-x86_64",
+        package: "qemu-system-x86",
+    },
+    Tool {
+        name: "linux.uml",
+        package: "user-mode-linux",
+    },
+];
+
 /// Folders searched after `$PATH` (CI users often lack the `sbin` folders in `$PATH`).
 const EXTRA_DIRS: &[&str] = &["/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin"];
 
 /// Checks that every tool the oracles use is installed: `e2fsck`, `debugfs`, `mke2fs`
-/// (e2fsprogs), `mkswap` (util-linux), `python3`, `linux.uml` (user-mode-linux) and a
-/// **statically linked** `busybox` (busybox-static; the guest root has no libc).
+/// (e2fsprogs), `mkswap` (util-linux), `python3` and a **statically linked** `busybox`
+/// (busybox-static; the installer's guest root has no libc). The monitors are not
+/// checked here: the host's probe decides which one guests run on, and fails with its
+/// reasons when none can.
 ///
 /// Fails with one line per missing tool and the `apt-get install` line that fixes it.
 pub fn require_tools() -> Result<()> {
@@ -71,7 +83,7 @@ pub fn require_tools() -> Result<()> {
                     Some(path) if tool.name == "busybox" => match is_static_elf(&path) {
                         Ok(true) => None,
                         Ok(false) => Some(format!(
-                            "{} is dynamically linked; the UML guest needs a static busybox",
+                            "{} is dynamically linked; the guest root needs a static busybox",
                             path.display()
                         )),
                         Err(e) => Some(format!("cannot inspect {}: {e:#}", path.display())),
@@ -116,6 +128,7 @@ pub fn tool(name: &str) -> Result<PathBuf> {
     }
     let package = TOOLS
         .iter()
+        .chain(MONITOR_TOOLS)
         .find(|t| t.name == name)
         .map_or("?", |t| t.package);
     bail!("`{name}` not found; install the Debian package {package}")
@@ -128,12 +141,14 @@ fn is_executable(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// True when the ELF file has no `PT_INTERP` program header (no dynamic loader).
+/// True when the ELF file (either class, little-endian) has no `PT_INTERP` program
+/// header (no dynamic loader).
 fn is_static_elf(path: &Path) -> Result<bool> {
     let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let field = |off: usize, len: usize| -> Result<u64> {
-        let bytes = data
-            .get(off..off + len)
+        let bytes = off
+            .checked_add(len)
+            .and_then(|end| data.get(off..end))
             .with_context(|| format!("{} is truncated", path.display()))?;
         let mut v = 0u64;
         for (i, b) in bytes.iter().enumerate() {
@@ -141,15 +156,19 @@ fn is_static_elf(path: &Path) -> Result<bool> {
         }
         Ok(v)
     };
-    if data.get(0..4) != Some(b"\x7fELF") || data.get(4) != Some(&2) || data.get(5) != Some(&1) {
-        bail!("{} is not a 64-bit little-endian ELF file", path.display());
+    if data.get(0..4) != Some(b"\x7fELF") || data.get(5) != Some(&1) {
+        bail!("{} is not a little-endian ELF file", path.display());
     }
-    let phoff = usize::try_from(field(0x20, 8)?)?;
-    let phentsize = usize::try_from(field(0x36, 2)?)?;
-    let phnum = usize::try_from(field(0x38, 2)?)?;
+    // Elf32_Ehdr and Elf64_Ehdr place e_phoff, e_phentsize and e_phnum differently.
+    let (phoff, phentsize, phnum) = match data.get(4) {
+        Some(1) => (field(0x1c, 4)?, field(0x2a, 2)?, field(0x2c, 2)?),
+        Some(2) => (field(0x20, 8)?, field(0x36, 2)?, field(0x38, 2)?),
+        _ => bail!("{} has an unknown ELF class", path.display()),
+    };
     for i in 0..phnum {
         const PT_INTERP: u64 = 3;
-        if field(phoff + i * phentsize, 4)? == PT_INTERP {
+        let at = usize::try_from(phoff.saturating_add(i.saturating_mul(phentsize)))?;
+        if field(at, 4)? == PT_INTERP {
             return Ok(false);
         }
     }
@@ -238,4 +257,24 @@ fn locate_or_build_bin() -> Result<PathBuf> {
         );
     }
     Ok(bin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Real programs of both classes as the oracle: busybox-static has no loader, dash
+    /// (64-bit) and the 32-bit Wine loader (ELF32, i386) ask for one.
+    #[test]
+    fn static_and_dynamic_programs_of_both_classes_are_told_apart() {
+        for (path, package, want) in [
+            ("/bin/busybox", "busybox-static", true),
+            ("/bin/sh", "dash", false),
+            ("/usr/lib/wine/wine", "wine32:i386", false),
+        ] {
+            let got = is_static_elf(Path::new(path))
+                .unwrap_or_else(|e| panic!("{e:#} (package {package}; scripts/test installs it)"));
+            assert_eq!(got, want, "{path}");
+        }
+    }
 }

@@ -10,7 +10,7 @@ mod common;
 mod compare;
 #[path = "harness/e2fsck.rs"]
 mod e2fsck;
+#[path = "harness/guest.rs"]
+mod guest;
 #[path = "harness/tree.rs"]
 mod tree;
-#[path = "harness/uml.rs"]
-mod uml;

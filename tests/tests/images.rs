@@ -1,7 +1,7 @@
 //! Our image writer judged by real oracles: every image `colinux-setup images build`
 //! makes must pass `e2fsck -fn` silently, read back equal to its source through an
 //! independent reader (ext4-view and debugfs), and be mounted, read, written and swapped
-//! on by a real Linux kernel (User-mode Linux).
+//! on by a real Linux kernel (on the monitor this host offers: User-mode Linux, else QEMU).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,8 +11,8 @@ use anyhow::{Result, ensure};
 use e2e_tests::tools::run_capture;
 use e2e_tests::tree::sha256_manifest;
 use e2e_tests::{
-    CompareOpts, UmlRun, colinux_setup_bin, compare_tree, e2fsck_clean, every_kind_tree, gen_tree,
-    require_tools,
+    CompareOpts, GuestRun, colinux_setup_bin, compare_tree, e2fsck_clean, every_kind_tree,
+    gen_tree, require_tools,
 };
 
 /// The four feature levels, with the `mount -t` type the guest uses.
@@ -149,21 +149,25 @@ fn a_linux_kernel_uses_the_images() -> Result<()> {
     tarball(&src, &archive, "--gzip", &["--format=pax"])?;
     let from_tar = t.path().join("from-tar.img");
     build(&from_tar, "ext4", "auto+4M", &archive, &[])?;
+    let mut run = GuestRun::new()?;
     let mut script = String::from("mkdir -p /mnt\n");
     for (i, (fs, mount_type)) in LEVELS.iter().enumerate() {
-        let dev = format!("/dev/ubd{}", char::from(b'a' + i as u8));
+        let dev = run.dev(i as u8);
         script.push_str(&format!(
             "mkdir -p /mnt/{fs}\nmount -t {mount_type} -o rw {dev} /mnt/{fs}\ngrep '^{dev} /mnt/{fs} {mount_type} rw' /proc/mounts\n\
              (cd /mnt/{fs} && sha256sum -c -s /manifest.sha256)\necho \"{fs}: verified $(wc -l < /manifest.sha256) files\"\n\
              echo written-by-the-guest > /mnt/{fs}/guest.txt\numount /mnt/{fs}\n"
         ));
     }
-    script.push_str(
-        "mkdir -p /mnt/tar\nmount -t ext4 -o rw /dev/ubdf /mnt/tar\n(cd /mnt/tar && sha256sum -c -s /manifest.sha256)\n\
+    let (swap_dev, tar_dev) = (run.dev(4), run.dev(5));
+    script.push_str(&format!(
+        "mkdir -p /mnt/tar\nmount -t ext4 -o rw {tar_dev} /mnt/tar\n(cd /mnt/tar && sha256sum -c -s /manifest.sha256)\n\
          echo \"from-tar: verified $(wc -l < /manifest.sha256) files\"\necho written-by-the-guest > /mnt/tar/guest.txt\numount /mnt/tar\n",
-    );
-    script.push_str("swapon /dev/ubde\ngrep '^/dev/ubde ' /proc/swaps\nswapoff /dev/ubde\n");
-    let mut run = UmlRun::new()
+    ));
+    script.push_str(&format!(
+        "swapon {swap_dev}\ngrep '^{swap_dev} ' /proc/swaps\nswapoff {swap_dev}\n"
+    ));
+    run = run
         .mem_mb(128)
         .file("/manifest.sha256", sums)
         .script(script)
@@ -386,16 +390,17 @@ fn large_directories_are_indexed() -> Result<()> {
         compare_tree(&src, &img, &CompareOpts::default()).map_err(|e| e.context(fs.to_owned()))?;
         imgs.push(img);
     }
+    let mut run = GuestRun::new()?;
     let mut script = String::new();
     for (i, fs) in ["ext3", "ext4", "ext4"].iter().enumerate() {
-        let dev = format!("/dev/ubd{}", char::from(b'a' + i as u8));
+        let dev = run.dev(i as u8);
         script.push_str(&format!(
             "mkdir -p /mnt/{i}\nmount -t {fs} {dev} /mnt/{i}\ntest \"$(ls /mnt/{i}/big | wc -l)\" = 9000\n\
              test \"$(cat /mnt/{i}/big/entry-04321-{})\" = 4321\ntouch /mnt/{i}/big/added-by-guest\numount /mnt/{i}\necho indexed-{i}-ok\n",
             "x".repeat(4321_usize.rem_euclid(40))
         ));
     }
-    let mut run = UmlRun::new().script(script).timeout(120);
+    run = run.script(script).timeout(120);
     for img in &imgs {
         run = run.disk(img, true);
     }
@@ -453,11 +458,17 @@ fn rebuilding_images_keeps_every_file() -> Result<()> {
         "grown {grown}, shrunk {shrunk}"
     );
     // A kernel mounts the rebuilt images read-write.
-    let script = "for d in a b c; do mkdir -p /mnt/$d; done\n\
-                  mount -t ext4 /dev/ubda /mnt/a && mount -t ext3 /dev/ubdb /mnt/b && mount -t ext2 /dev/ubdc /mnt/c\n\
-                  for d in a b c; do test \"$(cat /mnt/$d/regular.txt | wc -l)\" = 2; echo rebuilt > /mnt/$d/new; umount /mnt/$d; done\n\
-                  echo rebuilt-images-mounted\n";
-    let out = UmlRun::new()
+    let run = GuestRun::new()?;
+    let script = format!(
+        "for d in a b c; do mkdir -p /mnt/$d; done\n\
+         mount -t ext4 {} /mnt/a && mount -t ext3 {} /mnt/b && mount -t ext2 {} /mnt/c\n\
+         for d in a b c; do test \"$(cat /mnt/$d/regular.txt | wc -l)\" = 2; echo rebuilt > /mnt/$d/new; umount /mnt/$d; done\n\
+         echo rebuilt-images-mounted\n",
+        run.dev(0),
+        run.dev(1),
+        run.dev(2)
+    );
+    let out = run
         .disk(img("d-ext4"), true)
         .disk(img("b-ext3"), true)
         .disk(img("c-ext2"), true)

@@ -4,357 +4,58 @@
 //! chosen paths of it, over what earlier sources built (a root rebuild's `preserve`
 //! list): each path is looked up folder by folder and copied with everything below it.
 //!
-//! The reader is small and read-only: superblock, group descriptors, inodes, extent
-//! trees and block maps, linear directory blocks (an htree directory's index blocks read
-//! as empty entries, as the format intends, so every name is found by reading each
-//! block), fast and slow symlinks, device numbers, and extended attributes from the
-//! attribute block and from inside 256-byte inodes. It trusts nothing: a block number
-//! outside the image, a looping extent tree, a directory seen twice or an unreadable
-//! inode makes that entry a *loss*, reported as a warning, and the rest is still copied.
-//! The old image is never written to.
+//! The structures are decoded by the same code `check` uses ([`crate::reader`], the
+//! structure modules, [`crate::extent::walk`] and [`crate::blockmap::walk`]):
+//! superblock, group descriptors, inodes, extent trees and block maps, linear directory
+//! blocks (an htree directory's index blocks read as empty entries, as the format
+//! intends, so every name is found by reading each block), fast and slow symlinks,
+//! device numbers, and extended attributes from the attribute block and from inside
+//! 256-byte inodes.
+//!
+//! It trusts nothing. The image must be a regular file or a block device; every read
+//! is bounded by the file (a descriptor table, an inode or a block past its end is
+//! refused before anything is allocated for it). A map that points outside the
+//! filesystem (unwritten extents included), loops, is out of order, or maps more
+//! blocks than the image has; a file size past what its map can address; a directory
+//! seen twice; an unreadable inode: each makes that entry a *loss*, reported as a
+//! warning, and the rest is still copied. All the maps of the image together may map
+//! no more blocks than the image holds, so a damaged image cannot make the copy
+//! larger or longer than a sound one of its size; and files are copied run by run,
+//! holes skipped, so time follows the data, not the sizes the inodes claim. The old
+//! image is never written to.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::Path;
 
-use crate::disk::VirtualDisk;
+use crate::dir_entry::{self, TAIL_LEN};
 use crate::error::Error;
-use crate::extent::Extent;
-use crate::inspect::Superblock;
+use crate::features::{
+    INCOMPAT_64BIT, INCOMPAT_COMPRESSION, INCOMPAT_ENCRYPT, INCOMPAT_INLINE_DATA, INCOMPAT_META_BG,
+    RO_COMPAT_HUGE_FILE,
+};
+use crate::inode::{
+    EXT4_EXTENTS_FL, EXT4_INLINE_DATA_FL, Inode, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK,
+    S_IFREG, S_IFSOCK,
+};
+use crate::mapping::{MapBlock, MapProblem, Run, Visitor};
+use crate::reader::{Fs, FsError, ImageFile};
 use crate::source::Warn;
-use crate::source::tar::DataSink;
-use crate::tree::{FileData, Kind, Meta, Node, NodeId, ROOT, Timestamp, Tree, Xattr};
-use crate::util::{get_u16le, get_u32le};
+use crate::source::tar::{DataSink, FileBytes};
+use crate::superblock::SuperblockError;
+use crate::tree::{FileData, Kind, Meta, Node, NodeId, ROOT, Tree, Xattr};
 
-/// The open image and its geometry.
-struct Image<'a> {
-    file: VirtualDisk,
-    path: &'a Path,
-    sb: Superblock,
-    /// Inode table block of each group.
-    itables: Vec<u64>,
-    bs: u64,
-}
+/// INCOMPAT features whose structures this reader does not read.
+const UNREADABLE_INCOMPAT: u32 =
+    INCOMPAT_COMPRESSION | INCOMPAT_META_BG | INCOMPAT_INLINE_DATA | INCOMPAT_ENCRYPT;
 
-/// What one inode says.
+/// Bytes a file reader hands over per call at most.
+const READ_CHUNK: u64 = 1 << 20;
+
+/// One inode as read: decoded, with its record kept for in-inode attributes.
 struct RawInode {
-    mode: u16,
-    uid: u32,
-    gid: u32,
-    size: u64,
-    mtime: Timestamp,
-    flags: u32,
-    i_block: [u8; 60],
-    file_acl: u64,
-    blocks_512: u64,
+    ino: Inode,
     raw: Vec<u8>,
-}
-
-const S_IFMT: u16 = 0o170000;
-const EXTENTS_FL: u32 = 0x0008_0000;
-const INLINE_DATA_FL: u32 = 0x1000_0000;
-
-impl Image<'_> {
-    fn read(&self, off: u64, len: usize) -> Result<Vec<u8>, String> {
-        let mut b = vec![0u8; len];
-        let n = self
-            .file
-            .read_at(&mut b, off)
-            .map_err(|e| format!("cannot read byte {off}: {e}"))?;
-        if n < len {
-            return Err(format!("byte {off} is past the end of the image file"));
-        }
-        Ok(b)
-    }
-
-    fn block(&self, nr: u64) -> Result<Vec<u8>, String> {
-        if nr == 0 || nr >= self.sb.blocks_count {
-            return Err(format!("block {nr} is outside the filesystem"));
-        }
-        self.read(nr * self.bs, self.bs as usize)
-    }
-
-    fn inode(&self, ino: u32) -> Result<RawInode, String> {
-        if ino == 0 || ino > self.sb.inodes_count {
-            return Err(format!("inode {ino} does not exist"));
-        }
-        let idx = u64::from(ino - 1);
-        let g = (idx / u64::from(self.sb.inodes_per_group)) as usize;
-        let within = idx % u64::from(self.sb.inodes_per_group);
-        let table = *self.itables.get(g).ok_or("its group has no inode table")?;
-        let isz = u64::from(self.sb.inode_size);
-        let raw = self.read(table * self.bs + within * isz, isz as usize)?;
-        let f = |o| get_u32le(&raw, o).unwrap_or(0);
-        let h = |o| get_u16le(&raw, o).unwrap_or(0);
-        let extra = if raw.len() > 128 {
-            usize::from(h(0x80))
-        } else {
-            0
-        };
-        // i_mtime_extra (0x88) is there when the extra fields reach past it.
-        let (nsec, epoch) = if extra >= 0x88 + 4 - 0x80 {
-            (f(0x88) >> 2, i64::from(f(0x88) & 3))
-        } else {
-            (0, 0)
-        };
-        let mtime = Timestamp {
-            secs: i64::from(f(0x10) as i32) + (epoch << 32),
-            nsec: nsec.min(999_999_999),
-        };
-        let mut i_block = [0u8; 60];
-        i_block.copy_from_slice(&raw[0x28..0x64]);
-        let huge = self.sb.ro_compat & crate::features::RO_COMPAT_HUGE_FILE != 0;
-        Ok(RawInode {
-            mode: h(0),
-            uid: u32::from(h(0x02)) | (u32::from(h(0x78)) << 16),
-            gid: u32::from(h(0x18)) | (u32::from(h(0x7a)) << 16),
-            size: u64::from(f(0x04)) | (u64::from(f(0x6c)) << 32),
-            mtime,
-            flags: f(0x20),
-            i_block,
-            file_acl: u64::from(f(0x68)) | (u64::from(h(0x76)) << 32),
-            blocks_512: u64::from(f(0x1c)) | if huge { u64::from(h(0x74)) << 32 } else { 0 },
-            raw,
-        })
-    }
-
-    /// The runs that map an inode's blocks, in logical order.
-    fn runs(&self, ino: &RawInode) -> Result<Vec<Extent>, String> {
-        let mut out = Vec::new();
-        let mut budget = self.sb.blocks_count.min(1 << 32);
-        if ino.flags & INLINE_DATA_FL != 0 {
-            return Err("inline data is not read".into());
-        }
-        if ino.flags & EXTENTS_FL != 0 {
-            self.extent_node(&ino.i_block, 0, &mut out, &mut budget, &mut HashSet::new())?;
-        } else {
-            let ptr = |i: usize| u64::from(get_u32le(&ino.i_block, 4 * i).unwrap_or(0));
-            let per = self.bs / 4;
-            for i in 0..12 {
-                if ptr(i) != 0 {
-                    out.push(Extent {
-                        logical: i as u32,
-                        physical: ptr(i),
-                        len: 1,
-                    });
-                }
-            }
-            let mut seen = HashSet::new();
-            let mut logical = 12u64;
-            for (slot, depth) in [(12usize, 1u32), (13, 2), (14, 3)] {
-                let span = per.pow(depth);
-                if ptr(slot) != 0 {
-                    self.indirect(ptr(slot), depth, logical, &mut out, &mut seen)?;
-                }
-                logical += span;
-            }
-        }
-        out.sort_by_key(|e| e.logical);
-        Ok(out)
-    }
-
-    fn indirect(
-        &self,
-        nr: u64,
-        depth: u32,
-        first: u64,
-        out: &mut Vec<Extent>,
-        seen: &mut HashSet<u64>,
-    ) -> Result<(), String> {
-        if !seen.insert(nr) {
-            return Err(format!("indirect block {nr} is used twice"));
-        }
-        let b = self.block(nr)?;
-        let per = self.bs / 4;
-        let span = per.pow(depth - 1);
-        for i in 0..per {
-            let p = u64::from(get_u32le(&b, (4 * i) as usize).unwrap_or(0));
-            if p == 0 {
-                continue;
-            }
-            let logical = first + i * span;
-            if depth == 1 {
-                let logical = u32::try_from(logical).map_err(|_| "a block map past 2^32 blocks")?;
-                out.push(Extent {
-                    logical,
-                    physical: p,
-                    len: 1,
-                });
-            } else {
-                self.indirect(p, depth - 1, logical, out, seen)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn extent_node(
-        &self,
-        node: &[u8],
-        level: u32,
-        out: &mut Vec<Extent>,
-        budget: &mut u64,
-        seen: &mut HashSet<u64>,
-    ) -> Result<(), String> {
-        if get_u16le(node, 0) != Some(0xf30a) {
-            return Err("an extent header has a bad magic number".into());
-        }
-        let entries = usize::from(get_u16le(node, 2).unwrap_or(0));
-        let depth = get_u16le(node, 6).unwrap_or(0);
-        if level > 5 || entries * 12 + 12 > node.len() {
-            return Err("an extent tree is malformed".into());
-        }
-        for i in 0..entries {
-            let e = &node[12 + 12 * i..24 + 12 * i];
-            let logical = get_u32le(e, 0).unwrap_or(0);
-            if depth == 0 {
-                let len = get_u16le(e, 4).unwrap_or(0);
-                if len > 32768 {
-                    continue; // uninitialised: reads as zeros, a hole to the copy
-                }
-                let physical = u64::from(get_u32le(e, 8).unwrap_or(0))
-                    | (u64::from(get_u16le(e, 6).unwrap_or(0)) << 32);
-                if physical
-                    .checked_add(u64::from(len))
-                    .is_none_or(|end| end > self.sb.blocks_count)
-                    || physical == 0
-                {
-                    return Err(format!(
-                        "an extent points outside the filesystem (block {physical})"
-                    ));
-                }
-                *budget = budget
-                    .checked_sub(u64::from(len))
-                    .ok_or("an extent tree maps more blocks than the image has")?;
-                out.push(Extent {
-                    logical,
-                    physical,
-                    len,
-                });
-            } else {
-                let child = u64::from(get_u32le(e, 4).unwrap_or(0))
-                    | (u64::from(get_u16le(e, 8).unwrap_or(0)) << 32);
-                if !seen.insert(child) {
-                    return Err(format!("extent block {child} is used twice"));
-                }
-                let b = self.block(child)?;
-                self.extent_node(&b, level + 1, out, budget, seen)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Extended attributes: from inside the inode, then the attribute block.
-    fn xattrs(&self, ino: &RawInode) -> Result<Vec<Xattr>, String> {
-        let mut out = Vec::new();
-        if ino.raw.len() > 128 {
-            let extra = usize::from(get_u16le(&ino.raw, 0x80).unwrap_or(0));
-            let start = 128 + extra;
-            if get_u32le(&ino.raw, start) == Some(0xea02_0000) {
-                let region = &ino.raw[start + 4..];
-                parse_entries(region, region, &mut out)?;
-            }
-        }
-        if ino.file_acl != 0 {
-            let b = self.block(ino.file_acl)?;
-            if get_u32le(&b, 0) != Some(0xea02_0000) {
-                return Err(format!(
-                    "attribute block {} has a bad magic number",
-                    ino.file_acl
-                ));
-            }
-            parse_entries(&b[32..], &b, &mut out)?;
-        }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
-    }
-}
-
-/// Attribute entries from `entries`; value offsets count from the start of `values` (the
-/// block, or inside an inode the first entry).
-fn parse_entries(entries: &[u8], values: &[u8], out: &mut Vec<Xattr>) -> Result<(), String> {
-    let mut off = 0;
-    while off + 16 <= entries.len() && get_u32le(entries, off) != Some(0) {
-        let name_len = usize::from(entries[off]);
-        let index = entries[off + 1];
-        let voff = usize::from(get_u16le(entries, off + 2).unwrap_or(0));
-        let vinum = get_u32le(entries, off + 4).unwrap_or(0);
-        let vsize = get_u32le(entries, off + 8).unwrap_or(0) as usize;
-        let name = entries
-            .get(off + 16..off + 16 + name_len)
-            .ok_or("an attribute name runs past its block")?;
-        let prefix: &[u8] = match index {
-            1 => b"user.",
-            4 => b"trusted.",
-            6 => b"security.",
-            _ => b"",
-        };
-        if !prefix.is_empty() && vinum == 0 {
-            let value = values
-                .get(voff..voff + vsize)
-                .ok_or("an attribute value runs past its block")?;
-            let mut full = prefix.to_vec();
-            full.extend_from_slice(name);
-            out.push(Xattr {
-                name: full,
-                value: value.to_vec(),
-            });
-        }
-        off += (16 + name_len).div_ceil(4) * 4;
-    }
-    Ok(())
-}
-
-/// Reads a file's bytes through its runs, holes as zeros.
-struct FileReader<'a> {
-    img: &'a Image<'a>,
-    runs: Vec<Extent>,
-    size: u64,
-    pos: u64,
-}
-
-impl Read for FileReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.pos >= self.size || buf.is_empty() {
-            return Ok(0);
-        }
-        let bs = self.img.bs;
-        let lblock = self.pos / bs;
-        let within = self.pos % bs;
-        let want = (buf.len() as u64).min(self.size - self.pos);
-        let run = self.runs.iter().find(|e| {
-            u64::from(e.logical) <= lblock && lblock < u64::from(e.logical) + u64::from(e.len)
-        });
-        let n = match run {
-            Some(e) => {
-                let left_in_run = (u64::from(e.logical) + u64::from(e.len) - lblock) * bs - within;
-                let n = want.min(left_in_run).min(1 << 20) as usize;
-                let off = (e.physical + lblock - u64::from(e.logical)) * bs + within;
-                let got = self.img.file.read_at(&mut buf[..n], off)?;
-                if got < n {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "the image file ends inside a file's data",
-                    ));
-                }
-                n
-            }
-            None => {
-                // A hole up to the next run (or the end).
-                let next = self
-                    .runs
-                    .iter()
-                    .map(|e| u64::from(e.logical))
-                    .filter(|&l| l > lblock)
-                    .min()
-                    .map_or(self.size, |l| l * bs);
-                let n = want.min(next - self.pos).min(1 << 20) as usize;
-                buf[..n].fill(0);
-                n
-            }
-        };
-        self.pos += n as u64;
-        Ok(n)
-    }
 }
 
 /// Reads the image at `path` into `tree`, streaming file bytes into `sink`; entries that
@@ -366,76 +67,45 @@ pub(crate) fn add_image(
     sink: &mut dyn DataSink,
     warn: Warn<'_>,
 ) -> Result<(), Error> {
-    let not = |reason: &str| Error::NotAnImage {
+    let not = |reason: String| Error::NotAnImage {
         path: path.to_owned(),
-        reason: reason.to_owned(),
+        reason,
     };
-    let file = VirtualDisk::open(path)?;
-    let mut head = vec![0u8; 2048];
-    let n = file.read_at(&mut head, 0).map_err(|e| Error::Read {
-        path: path.to_owned(),
-        source: e,
+    let file = ImageFile::open(path)?;
+    let sb = file.superblock().map_err(|e| match e {
+        SuperblockError::Magic(_) => not("no ext2/3/4 superblock".to_owned()),
+        e => not(e.to_string()),
     })?;
-    head.truncate(n);
-    let sb = Superblock::parse(&head).ok_or_else(|| not("no ext2/3/4 superblock"))?;
-    const UNREADABLE_INCOMPAT: u32 = 0x0001 | 0x0010 | 0x8000 | 0x10000; // compression, meta_bg, inline_data, encrypt
-    if sb.incompat & UNREADABLE_INCOMPAT != 0 {
+    if sb.feature_incompat & UNREADABLE_INCOMPAT != 0 {
         return Err(not(
-            "it uses a feature this reader does not read (compression, meta_bg, inline_data or encryption)",
+            "it uses a feature this reader does not read (compression, meta_bg, inline_data or encryption)".to_owned(),
         ));
     }
-    let bs = u64::from(sb.block_size);
-    let gdt_at = (u64::from(sb.first_data_block) + 1) * bs;
-    let groups = sb.groups();
-    let ds = u64::from(sb.desc_size);
-    let gdt = {
-        let len = usize::try_from(groups * ds).map_err(|_| not("too many groups"))?;
-        let mut b = vec![0u8; len];
-        let got = file.read_at(&mut b, gdt_at).map_err(|e| Error::Read {
-            path: path.to_owned(),
-            source: e,
-        })?;
-        if got < len {
-            return Err(not("the group descriptors are past the end of the file"));
-        }
-        b
-    };
-    let wide = ds >= 64;
-    let itables = (0..groups as usize)
-        .map(|g| {
-            let d = &gdt[g * ds as usize..];
-            u64::from(get_u32le(d, 8).unwrap_or(0))
-                | if wide {
-                    u64::from(get_u32le(d, 0x28).unwrap_or(0)) << 32
-                } else {
-                    0
-                }
-        })
-        .collect();
-    let img = Image {
-        file,
-        path,
-        sb,
-        itables,
-        bs,
-    };
+    let fs = Fs::open(file, sb).map_err(|e| match e {
+        FsError::Read(e) => e.into_error(path),
+        e => not(e.to_string()),
+    })?;
+    // The most blocks all the maps together may map: a sound filesystem maps each of
+    // its blocks once at most, and only blocks the file holds can be read.
+    let budget = fs.sb.blocks_count.min(fs.file.len() / fs.bs());
     let mut walk = Walk {
-        img: &img,
+        fs: &fs,
         sink,
         warn,
         links: HashMap::new(),
         seen_dirs: HashSet::new(),
         lost: 0,
+        budget,
     };
-    let root = img
+    let root = walk
         .inode(2)
-        .map_err(|e| not(&format!("its root directory cannot be read: {e}")))?;
-    if root.mode & S_IFMT != 0o040000 {
-        return Err(not("inode 2 is not a directory"));
+        .map_err(|e| not(format!("its root directory cannot be read: {e}")))?;
+    if root.ino.file_type() != S_IFDIR {
+        return Err(not("inode 2 is not a directory".to_owned()));
     }
     match only {
         None => {
-            tree.nodes[ROOT].meta = meta_of(&img, &root, &mut walk.warn, "/");
+            tree.nodes[ROOT].meta = meta_of(&fs, &root, &mut walk.warn, "/");
             walk.dir(tree, 2, ROOT, "")?;
         }
         Some(paths) => {
@@ -447,41 +117,305 @@ pub(crate) fn add_image(
     if walk.lost > 0 {
         (walk.warn)(format!(
             "{}: {} entries could not be read and were left out (listed above)",
-            img.path.display(),
+            path.display(),
             walk.lost
         ));
     }
     Ok(())
 }
 
-fn meta_of(img: &Image<'_>, ino: &RawInode, warn: &mut Warn<'_>, path: &str) -> Meta {
-    let xattrs = img.xattrs(ino).unwrap_or_else(|e| {
+fn meta_of(fs: &Fs, ino: &RawInode, warn: &mut Warn<'_>, path: &str) -> Meta {
+    let xattrs = xattrs(fs, ino).unwrap_or_else(|e| {
         warn(format!("{path}: extended attributes lost: {e}"));
         Vec::new()
     });
     Meta {
-        perm: ino.mode & 0o7777,
-        uid: ino.uid,
-        gid: ino.gid,
-        mtime: ino.mtime,
+        perm: ino.ino.mode & 0o7777,
+        uid: ino.ino.uid,
+        gid: ino.ino.gid,
+        mtime: ino.ino.mtime,
         xattrs,
     }
 }
 
+/// Extended attributes: from inside the inode, then the attribute block.
+fn xattrs(fs: &Fs, ino: &RawInode) -> Result<Vec<Xattr>, String> {
+    let mut out = Vec::new();
+    if let Some(region) = crate::xattr::in_inode(&ino.raw) {
+        crate::xattr::decode_entries(region, region, &mut out).map_err(|e| e.to_string())?;
+    }
+    let acl = ino
+        .ino
+        .file_acl(fs.sb.feature_incompat & INCOMPAT_64BIT != 0);
+    if acl != 0 {
+        let b = fs.block(acl)?;
+        if crate::xattr::decode_header(&b).is_none() {
+            return Err(format!("attribute block {acl} has a bad magic number"));
+        }
+        crate::xattr::decode_block(&b, &mut out).map_err(|e| e.to_string())?;
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// A mapping walk's visitor for copying: the runs in file order, each mapping block
+/// read once, the first problem kept (the entry is then a loss), every block mapped
+/// charged to the image's budget.
+struct Collect<'a> {
+    fs: &'a Fs,
+    seen: HashSet<u64>,
+    runs: Vec<Run>,
+    problem: Option<String>,
+    budget: &'a mut u64,
+}
+
+impl Collect<'_> {
+    fn fail(&mut self, what: String) {
+        self.problem.get_or_insert(what);
+    }
+
+    fn charge(&mut self, n: u64) -> bool {
+        match self.budget.checked_sub(n) {
+            Some(left) => {
+                *self.budget = left;
+                true
+            }
+            None => {
+                self.fail("the image maps more blocks than it has".to_owned());
+                false
+            }
+        }
+    }
+}
+
+impl Visitor for Collect<'_> {
+    type Error = String;
+
+    fn enter(&mut self, nr: u64, kind: MapBlock) -> bool {
+        if self.problem.is_some() {
+            return false;
+        }
+        if !self.seen.insert(nr) {
+            let what = match kind {
+                MapBlock::ExtentTree => "extent",
+                MapBlock::Indirect(_) => "indirect",
+            };
+            self.fail(format!("{what} block {nr} is used twice"));
+            return false;
+        }
+        self.charge(1)
+    }
+
+    fn read(&mut self, nr: u64) -> Result<Vec<u8>, String> {
+        self.fs.block(nr)
+    }
+
+    fn data(&mut self, run: Run) {
+        if self.problem.is_some() {
+            return;
+        }
+        // Block 0 is never data (it holds the boot block and superblock, or is the
+        // "no block" of a map), so the filesystem's data starts at 1 at the earliest.
+        let first = u64::from(self.fs.sb.first_data_block).max(1);
+        if let Err(p) = run.inside(first, self.fs.sb.blocks_count) {
+            self.fail(p.to_string());
+            return;
+        }
+        // An unwritten extent reads as zeros: a hole to the copy.
+        if run.init && self.charge(run.len) {
+            self.runs.push(run);
+        }
+    }
+
+    fn problem(&mut self, p: MapProblem) {
+        self.fail(p.to_string());
+    }
+
+    fn gave_up(&self) -> bool {
+        self.problem.is_some()
+    }
+}
+
+/// Reads a file's bytes through its runs (sorted, apart), holes as zeros; the writer
+/// asks where data is, and skips the rest.
+struct FileReader<'a> {
+    file: &'a ImageFile,
+    bs: u64,
+    runs: Vec<Run>,
+    size: u64,
+    pos: u64,
+}
+
+impl FileReader<'_> {
+    /// The first run that ends after file block `lblock`.
+    fn run_at(&self, lblock: u64) -> Option<&Run> {
+        let i = self.runs.partition_point(|r| r.logical + r.len <= lblock);
+        self.runs.get(i)
+    }
+}
+
+impl Read for FileReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos >= self.size || buf.is_empty() {
+            return Ok(0);
+        }
+        let bs = self.bs;
+        let lblock = self.pos / bs;
+        let within = self.pos % bs;
+        let want = (buf.len() as u64).min(self.size - self.pos).min(READ_CHUNK);
+        let n = match self.run_at(lblock).copied() {
+            Some(r) if r.logical <= lblock => {
+                let left_in_run = (r.logical + r.len - lblock) * bs - within;
+                let n = want.min(left_in_run) as usize;
+                let off = (r.physical + (lblock - r.logical))
+                    .checked_mul(bs)
+                    .and_then(|o| o.checked_add(within))
+                    .ok_or_else(|| {
+                        std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            "a file's data lies past any byte offset",
+                        )
+                    })?;
+                self.file.read_into(&mut buf[..n], off)?;
+                n
+            }
+            next => {
+                // A hole up to the next run (or the end).
+                let next = next.map_or(self.size, |r| r.logical * bs);
+                let n = want.min(next - self.pos) as usize;
+                buf[..n].fill(0);
+                n
+            }
+        };
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl FileBytes for FileReader<'_> {
+    fn next_data(&mut self, pos: u64) -> Option<u64> {
+        let lblock = pos / self.bs;
+        self.run_at(lblock).map(|r| {
+            if r.logical <= lblock {
+                pos
+            } else {
+                r.logical * self.bs
+            }
+        })
+    }
+
+    fn skip(&mut self, n: u64) -> std::io::Result<()> {
+        self.pos += n;
+        Ok(())
+    }
+}
+
 struct Walk<'a, 'w> {
-    img: &'a Image<'a>,
+    fs: &'a Fs,
     sink: &'a mut dyn DataSink,
     warn: Warn<'w>,
     /// Old inode number -> node, for hard links.
     links: HashMap<u32, NodeId>,
     seen_dirs: HashSet<u32>,
     lost: u64,
+    /// Blocks the maps may still map (see `add_image`).
+    budget: u64,
 }
 
 impl Walk<'_, '_> {
     fn loss(&mut self, path: &str, what: String) {
         self.lost += 1;
-        (self.warn)(format!("{}: {path}: lost: {what}", self.img.path.display()));
+        (self.warn)(format!(
+            "{}: {path}: lost: {what}",
+            self.fs.file.path().display()
+        ));
+    }
+
+    fn inode(&self, ino: u32) -> Result<RawInode, String> {
+        let raw = self.fs.inode(ino)?;
+        // The superblock decoder saw to records of 128 bytes at least.
+        let decoded = Inode::decode(&raw).ok_or("its record is too short")?;
+        Ok(RawInode { ino: decoded, raw })
+    }
+
+    /// The runs that map an inode's blocks, in file order. `charge`: count them against
+    /// the image's budget (a lookup that only reads a folder's names again does not).
+    fn runs(&mut self, ino: &RawInode, charge: bool) -> Result<Vec<Run>, String> {
+        let i = &ino.ino;
+        if i.flags & EXT4_INLINE_DATA_FL != 0 {
+            return Err("inline data is not read".into());
+        }
+        let mut spare = u64::MAX;
+        let mut v = Collect {
+            fs: self.fs,
+            seen: HashSet::new(),
+            runs: Vec::new(),
+            problem: None,
+            budget: if charge { &mut self.budget } else { &mut spare },
+        };
+        let bs = self.fs.sb.block_size;
+        if i.flags & EXT4_EXTENTS_FL != 0 {
+            crate::extent::walk(&i.block, bs, None, &mut v)?;
+        } else {
+            crate::blockmap::walk(&i.block, bs, &mut v)?;
+        }
+        if let Some(p) = v.problem {
+            return Err(p);
+        }
+        // Both walks report runs in file order and refuse overlaps; the reader relies on it.
+        if v.runs
+            .windows(2)
+            .any(|w| w[0].logical + w[0].len > w[1].logical)
+        {
+            return Err("its map is out of order".into());
+        }
+        Ok(v.runs)
+    }
+
+    /// The names in a directory's blocks, in order; `Err` when its map is unreadable.
+    /// Damaged blocks are losses; the names before the damage are kept.
+    fn names(
+        &mut self,
+        raw: &RawInode,
+        path: &str,
+        charge: bool,
+    ) -> Result<Vec<(Vec<u8>, u32)>, String> {
+        let runs = self.runs(raw, charge)?;
+        let mut names = Vec::new();
+        for e in &runs {
+            for i in 0..e.len {
+                let nr = e.physical + i;
+                let b = match self.fs.block(nr) {
+                    Ok(b) => b,
+                    Err(err) => {
+                        self.loss(
+                            path,
+                            format!("a directory block: {err}; the names in it are lost"),
+                        );
+                        continue;
+                    }
+                };
+                let end = if dir_entry::has_tail(&b) {
+                    b.len() - TAIL_LEN
+                } else {
+                    b.len()
+                };
+                for entry in dir_entry::entries(&b, end) {
+                    match entry {
+                        Ok(e) if !e.name.is_empty() => names.push((e.name.to_vec(), e.inode)),
+                        Ok(_) => {}
+                        Err(err) => self.loss(
+                            path,
+                            format!(
+                                "directory block {nr} is damaged ({err}); the names after the \
+                                 damage are lost"
+                            ),
+                        ),
+                    }
+                }
+            }
+        }
+        Ok(names)
     }
 
     fn dir(&mut self, tree: &mut Tree, ino: u32, node: NodeId, path: &str) -> Result<(), Error> {
@@ -492,38 +426,20 @@ impl Walk<'_, '_> {
             );
             return Ok(());
         }
-        let raw = match self.img.inode(ino) {
+        let raw = match self.inode(ino) {
             Ok(r) => r,
             Err(e) => {
                 self.loss(path, e);
                 return Ok(());
             }
         };
-        let runs = match self.img.runs(&raw) {
-            Ok(r) => r,
+        let names = match self.names(&raw, path, true) {
+            Ok(n) => n,
             Err(e) => {
                 self.loss(path, format!("its blocks cannot be mapped: {e}"));
                 return Ok(());
             }
         };
-        let mut names: Vec<(Vec<u8>, u32)> = Vec::new();
-        for e in &runs {
-            for i in 0..u64::from(e.len) {
-                let b = match self.img.block(e.physical + i) {
-                    Ok(b) => b,
-                    Err(err) => {
-                        self.loss(
-                            path,
-                            format!("a directory block: {err}; the names in it are lost"),
-                        );
-                        continue;
-                    }
-                };
-                if let Err(err) = parse_dir_block(&b, &mut names) {
-                    self.loss(path, format!("directory block {} is damaged ({err}); the names after the damage are lost", e.physical + i));
-                }
-            }
-        }
         for (name, child) in names {
             if name == b"."
                 || name == b".."
@@ -532,6 +448,11 @@ impl Walk<'_, '_> {
                 continue;
             }
             let cpath = format!("{path}/{}", String::from_utf8_lossy(&name));
+            if crate::tree::check_name(&name, &cpath).is_err() {
+                // A damaged entry ('/' or NUL in its name): the rest is still copied.
+                self.loss(&cpath, "its name is not a valid file name".into());
+                continue;
+            }
             self.entry(tree, node, &name, child, &cpath)?;
         }
         Ok(())
@@ -551,14 +472,14 @@ impl Walk<'_, '_> {
             tree.link(node, name, existing, cpath)?;
             return Ok(());
         }
-        let raw = match self.img.inode(child) {
+        let raw = match self.inode(child) {
             Ok(r) => r,
             Err(e) => {
                 self.loss(cpath, e);
                 return Ok(());
             }
         };
-        let meta = meta_of(self.img, &raw, &mut self.warn, cpath);
+        let meta = meta_of(self.fs, &raw, &mut self.warn, cpath);
         let kind = match self.kind(&raw, cpath) {
             Ok(Some(k)) => k,
             Ok(None) => return Ok(()),
@@ -597,13 +518,14 @@ impl Walk<'_, '_> {
                 reason: "a kept path must be absolute, below /, without `..`".into(),
             });
         }
+        let image = self.fs.file.path().display().to_string();
         let mut ino = 2u32;
         let mut node = ROOT;
         let mut at = String::new();
         for (i, comp) in comps.iter().enumerate() {
             let name_s = String::from_utf8_lossy(comp);
             let cpath = format!("{at}/{name_s}");
-            let found = match self.lookup(ino, comp) {
+            let found = match self.lookup(ino, comp, &cpath) {
                 Ok(f) => f,
                 Err(e) => {
                     self.loss(&cpath, e);
@@ -612,32 +534,30 @@ impl Walk<'_, '_> {
             };
             let Some(child) = found else {
                 (self.warn)(format!(
-                    "{want}: not in {} ({cpath} is missing); nothing kept for it",
-                    self.img.path.display()
+                    "{want}: not in {image} ({cpath} is missing); nothing kept for it"
                 ));
                 return Ok(());
             };
             if i + 1 == comps.len() {
                 return self.entry(tree, node, comp, child, &cpath);
             }
-            let raw = match self.img.inode(child) {
+            let raw = match self.inode(child) {
                 Ok(r) => r,
                 Err(e) => {
                     self.loss(&cpath, e);
                     return Ok(());
                 }
             };
-            if raw.mode & S_IFMT != 0o040000 {
+            if raw.ino.file_type() != S_IFDIR {
                 (self.warn)(format!(
-                    "{want}: {cpath} is not a folder in {}; nothing kept for it",
-                    self.img.path.display()
+                    "{want}: {cpath} is not a folder in {image}; nothing kept for it"
                 ));
                 return Ok(());
             }
             node = match tree.child(node, comp) {
                 Some(id) if matches!(tree.nodes[id].kind, Kind::Dir(_)) => id,
                 _ => {
-                    let meta = meta_of(self.img, &raw, &mut self.warn, &cpath);
+                    let meta = meta_of(self.fs, &raw, &mut self.warn, &cpath);
                     let id = tree.add(Node {
                         meta,
                         kind: Kind::Dir(Default::default()),
@@ -656,76 +576,91 @@ impl Walk<'_, '_> {
     }
 
     /// The inode named `name` in directory inode `dir`.
-    fn lookup(&self, dir: u32, name: &[u8]) -> Result<Option<u32>, String> {
-        let raw = self.img.inode(dir)?;
-        let runs = self.img.runs(&raw)?;
-        let mut names = Vec::new();
-        for e in &runs {
-            for i in 0..u64::from(e.len) {
-                let b = self.img.block(e.physical + i)?;
-                parse_dir_block(&b, &mut names)?;
-            }
-        }
+    fn lookup(&mut self, dir: u32, name: &[u8], path: &str) -> Result<Option<u32>, String> {
+        let raw = self.inode(dir)?;
+        let names = self.names(&raw, path, false)?;
         Ok(names.into_iter().find(|(n, _)| n == name).map(|(_, i)| i))
     }
 
     /// lost+found with nothing in it is the old filesystem's own: the new one makes its
     /// own. One with entries is kept (those are recovered files).
-    fn lost_found_is_empty(&self, ino: u32) -> bool {
-        let Ok(raw) = self.img.inode(ino) else {
+    fn lost_found_is_empty(&mut self, ino: u32) -> bool {
+        let Ok(raw) = self.inode(ino) else {
             return true;
         };
-        let Ok(runs) = self.img.runs(&raw) else {
+        let Ok(runs) = self.runs(&raw, false) else {
             return true;
         };
-        let mut names = Vec::new();
+        let mut empty = true;
         for e in &runs {
-            for i in 0..u64::from(e.len) {
-                if let Ok(b) = self.img.block(e.physical + i) {
-                    let _ = parse_dir_block(&b, &mut names);
+            for i in 0..e.len {
+                if let Ok(b) = self.fs.block(e.physical + i) {
+                    // Names before any damage count; damage itself is judged when the
+                    // folder is copied.
+                    empty &= dir_entry::entries(&b, b.len())
+                        .map_while(Result::ok)
+                        .all(|e| e.name.is_empty() || e.name == b"." || e.name == b"..");
                 }
             }
         }
-        names.iter().all(|(n, _)| n == b"." || n == b"..")
+        empty
     }
 
     fn kind(&mut self, raw: &RawInode, path: &str) -> Result<Option<Kind>, String> {
-        Ok(Some(match raw.mode & S_IFMT {
-            0o040000 => Kind::Dir(Default::default()),
-            0o100000 => {
-                let runs = self.img.runs(raw)?;
-                let extents = if raw.size == 0 {
+        let i = &raw.ino;
+        let bs = self.fs.bs();
+        Ok(Some(match i.file_type() {
+            S_IFDIR => Kind::Dir(Default::default()),
+            S_IFREG => {
+                // Logical block numbers are 32-bit in an extent tree; a block map
+                // reaches as far as its triple-indirect block.
+                let addressable = if i.flags & EXT4_EXTENTS_FL != 0 {
+                    crate::extent::LOGICAL_LIMIT
+                } else {
+                    crate::blockmap::max_blocks(self.fs.sb.block_size)
+                };
+                let max = addressable.saturating_mul(bs);
+                if i.size > max {
+                    return Err(format!(
+                        "its size of {} bytes is more than a file on this filesystem can \
+                         hold ({max} bytes)",
+                        i.size
+                    ));
+                }
+                let runs = self.runs(raw, true)?;
+                let extents = if i.size == 0 {
                     Vec::new()
                 } else {
                     let mut r = FileReader {
-                        img: self.img,
+                        file: &self.fs.file,
+                        bs,
                         runs,
-                        size: raw.size,
+                        size: i.size,
                         pos: 0,
                     };
                     let p = path.to_owned();
                     self.sink
-                        .stream(&mut r, raw.size, &move || p.clone())
+                        .stream(&mut r, i.size, &move || p.clone())
                         .map_err(|e| e.to_string())?
                 };
                 Kind::File {
                     data: FileData::Written { extents },
-                    size: raw.size,
+                    size: i.size,
                 }
             }
-            0o120000 => {
-                let ea = if raw.file_acl != 0 {
-                    self.img.bs / 512
+            S_IFLNK => {
+                let is64 = self.fs.sb.feature_incompat & INCOMPAT_64BIT != 0;
+                let huge = self.fs.sb.feature_ro_compat & RO_COMPAT_HUGE_FILE != 0;
+                // An attribute block counts in i_blocks: a fast symlink has that and no
+                // more.
+                let ea = if i.file_acl(is64) != 0 { bs / 512 } else { 0 };
+                let len = usize::try_from(i.size).map_err(|_| "a symlink too long")?;
+                let target = if i.blocks(huge) == ea && len < 60 {
+                    i.block[..len].to_vec()
                 } else {
-                    0
-                };
-                let len = usize::try_from(raw.size).map_err(|_| "a symlink too long")?;
-                let target = if raw.blocks_512 == ea && len < 60 {
-                    raw.i_block[..len].to_vec()
-                } else {
-                    let runs = self.img.runs(raw)?;
+                    let runs = self.runs(raw, true)?;
                     let first = runs.first().ok_or("a slow symlink with no block")?;
-                    let b = self.img.block(first.physical)?;
+                    let b = self.fs.block(first.physical)?;
                     b.get(..len)
                         .ok_or("a symlink longer than its block")?
                         .to_vec()
@@ -735,44 +670,20 @@ impl Walk<'_, '_> {
                 }
                 Kind::Symlink(target)
             }
-            t @ (0o020000 | 0o060000) => {
-                let old = get_u32le(&raw.i_block, 0).unwrap_or(0);
-                let (major, minor) = if old != 0 {
-                    ((old >> 8) & 0xff, old & 0xff)
-                } else {
-                    let new = get_u32le(&raw.i_block, 4).unwrap_or(0);
-                    ((new & 0xfff00) >> 8, (new & 0xff) | ((new >> 12) & 0xfff00))
-                };
-                if t == 0o020000 {
+            t @ (S_IFCHR | S_IFBLK) => {
+                let (major, minor) = crate::inode::decode_dev(&i.block);
+                if t == S_IFCHR {
                     Kind::CharDev { major, minor }
                 } else {
                     Kind::BlockDev { major, minor }
                 }
             }
-            0o010000 => Kind::Fifo,
-            0o140000 => {
+            S_IFIFO => Kind::Fifo,
+            S_IFSOCK => {
                 (self.warn)(format!("{path}: skipped: sockets are not stored in images"));
                 return Ok(None);
             }
             other => return Err(format!("unknown file type {other:o}")),
         }))
     }
-}
-
-/// Appends the names of a linear directory block (index blocks read as empty entries).
-fn parse_dir_block(b: &[u8], names: &mut Vec<(Vec<u8>, u32)>) -> Result<(), String> {
-    let mut off = 0;
-    while off + 8 <= b.len() {
-        let ino = get_u32le(b, off).unwrap_or(0);
-        let rec = usize::from(get_u16le(b, off + 4).unwrap_or(0));
-        let name_len = usize::from(b[off + 6]);
-        if rec < 8 || off + rec > b.len() || (ino != 0 && 8 + name_len > rec) {
-            return Err(format!("bad entry at offset {off}"));
-        }
-        if ino != 0 && name_len > 0 {
-            names.push((b[off + 8..off + 8 + name_len].to_vec(), ino));
-        }
-        off += rec;
-    }
-    Ok(())
 }

@@ -2,11 +2,13 @@
 //! order given, so later sources replace earlier entries.
 //!
 //! - [`dir`]: a host folder (Unix hosts: lstat, xattrs, hard links, devices);
-//! - [`tar`]: a tar stream, plain or compressed, whose file bytes are written as they
+//! - [`tar`]: a tar stream, plain or compressed ([`compressed`]: read to the end of
+//!   the compressed stream, every check verified), whose file bytes are written as they
 //!   arrive;
 //! - [`image`]: an existing ext2/3/4 image, read without mounting it;
 //! - [`add_file`]: one host file at a path inside the image (`--file SRC:DEST`).
 
+pub(crate) mod compressed;
 pub(crate) mod dir;
 pub(crate) mod image;
 pub(crate) mod tar;

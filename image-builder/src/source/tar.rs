@@ -17,12 +17,13 @@
 //! name the archive has not given yet, a truncated or corrupt stream and a header
 //! checksum error are errors naming the entry and its offset.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 use crate::extent::Extent;
 use crate::source::Warn;
+use crate::source::compressed::Stream;
 use crate::source::tar_format::{EntryKind, FormatError, TarEntry, TarReader};
 use crate::tree::{FileData, Kind, Meta, Node, NodeId, ROOT, Timestamp, Tree, Xattr};
 
@@ -45,12 +46,43 @@ impl TarInput {
     }
 }
 
+/// One file's bytes as a source hands them over: a reader that may know where its
+/// holes are (a sparse tar entry's map, an image file's extents), so that the sink
+/// skips them instead of reading zeros. Time then follows the data, not the size.
+pub(crate) trait FileBytes: Read {
+    /// The first byte at or after `pos` that may hold data; `None` when none does
+    /// (the rest reads as zeros). A source that does not know its holes says `pos`.
+    fn next_data(&mut self, _pos: u64) -> Option<u64> {
+        Some(_pos)
+    }
+
+    /// Moves `n` bytes on, over bytes `next_data` said hold no data.
+    fn skip(&mut self, n: u64) -> std::io::Result<()> {
+        skip_by_reading(self, n)
+    }
+}
+
+/// Skips `n` bytes of `r` by reading and dropping them.
+pub(crate) fn skip_by_reading<R: Read + ?Sized>(r: &mut R, n: u64) -> std::io::Result<()> {
+    let mut left = n;
+    let mut buf = [0u8; 8192];
+    while left > 0 {
+        let want = left.min(buf.len() as u64) as usize;
+        let got = r.read(&mut buf[..want])?;
+        if got == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        left -= got as u64;
+    }
+    Ok(())
+}
+
 /// Where file bytes go: the image writer, which places them and returns their extents.
 pub(crate) trait DataSink {
     /// Copies `size` bytes from `r` into newly allocated blocks.
     fn stream(
         &mut self,
-        r: &mut dyn Read,
+        r: &mut dyn FileBytes,
         size: u64,
         name: &dyn Fn() -> String,
     ) -> Result<Vec<Extent>, Error>;
@@ -73,7 +105,11 @@ pub(crate) fn add_tar(
         })?),
         TarInput::Stdin => Box::new(std::io::stdin().lock()),
     };
-    let mut reader = TarReader::new(decompress(raw, &name)?);
+    let stream = Stream::open(raw).map_err(|e| Error::Read {
+        path: Path::new(&name).to_owned(),
+        source: e,
+    })?;
+    let mut reader = TarReader::new(stream);
     let fmt_err = |e: FormatError| Error::Archive {
         archive: name.clone(),
         entry: e.entry.map(|p| String::from_utf8_lossy(&p).into_owned()),
@@ -92,14 +128,21 @@ pub(crate) fn add_tar(
         if e.pax_sparse {
             return Err(err("a pax sparse file (GNU.sparse.* records) is not supported; make the archive with --format=gnu for sparse files, or without --sparse".into()));
         }
+        if e.path.is_empty() {
+            return Err(err("the entry has an empty name; every entry must name a file (the archive is corrupt)".into()));
+        }
         let comps = components(&e.path).map_err(err)?;
         let meta = meta_of(&e);
         if comps.is_empty() {
             // "./" itself: the archive's root directory gives the image root its metadata.
             if e.kind == EntryKind::Dir {
                 tree.nodes[ROOT].meta = meta;
+                continue;
             }
-            continue;
+            return Err(err(
+                "the name is the archive's root folder, but the entry is no folder (the archive is corrupt)"
+                    .into(),
+            ));
         }
         let (leaf, parents) = comps.split_last().expect("components is not empty");
         let image_path = crate::source::image_path(&comps);
@@ -171,6 +214,17 @@ pub(crate) fn add_tar(
         let id = tree.add(Node { meta, kind });
         link(tree, sink, parent, leaf, id, &image_path)?;
     }
+    // The archive has ended; a compressed stream has not yet: its checksums (gzip's
+    // CRC32 and length of every member, xz's and zstd's frame checks, bzip2's block and
+    // stream CRCs) come at its end, and nothing may follow it.
+    let mut stream = reader.into_inner();
+    if let Some(format) = stream.format() {
+        stream.finish().map_err(|e| Error::CorruptStream {
+            archive: name.clone(),
+            format: format.name(),
+            reason: e.to_string(),
+        })?;
+    }
     Ok(())
 }
 
@@ -241,35 +295,6 @@ fn meta_of(e: &TarEntry) -> Meta {
         },
         xattrs,
     }
-}
-
-/// Wraps `raw` in the decompressor its first bytes call for.
-fn decompress(raw: Box<dyn Read>, name: &str) -> Result<Box<dyn Read>, Error> {
-    let mut buf = BufReader::with_capacity(1 << 20, raw);
-    let head = buf
-        .fill_buf()
-        .map_err(|e| Error::Read {
-            path: Path::new(name).to_owned(),
-            source: e,
-        })?
-        .to_vec();
-    let wrap = |e: std::io::Error| Error::Archive {
-        archive: name.to_owned(),
-        entry: None,
-        offset: 0,
-        reason: format!("cannot start decompressing: {e}"),
-    };
-    Ok(if head.starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::read::MultiGzDecoder::new(buf))
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Box::new(zstd::stream::read::Decoder::with_buffer(buf).map_err(wrap)?)
-    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
-        Box::new(liblzma::read::XzDecoder::new_multi_decoder(buf))
-    } else if head.starts_with(b"BZh") {
-        Box::new(bzip2::read::MultiBzDecoder::new(buf))
-    } else {
-        Box::new(buf)
-    })
 }
 
 #[cfg(test)]

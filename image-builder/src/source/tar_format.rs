@@ -5,10 +5,32 @@
 //! Block"; GNU tar manual, "Tar Archive Format" (GNU sparse and long names).
 //!
 //! Data is handed out through [`TarReader::data`], a reader that yields the entry's
-//! logical bytes (holes of sparse files as zeros) and leaves the stream at the next
-//! header.
+//! logical bytes (holes of sparse files as zeros, which the writer skips) and leaves the
+//! stream at the next header.
+//!
+//! # Limits
+//!
+//! What the archive says is held in memory only up to stated limits, each refused with
+//! the entry and its offset: a pax extended header (`x`, `g`) or GNU long name (`L`,
+//! `K`) of at most [`MAX_EXTENDED`] bytes, at most that much of pax records in force at
+//! once (the global ones, plus the local ones for one entry), a path or link target of
+//! at most [`MAX_PATH`] bytes, and a GNU sparse map of at most [`MAX_SPARSE`] segments.
+//! Pax records this reader uses (`size`, `uid`, `gid`, `mtime`) must be numbers; one
+//! that is not is an error, not a record to skip.
 
 use std::io::{self, Read};
+
+use crate::source::tar::FileBytes;
+
+/// The most bytes one extended header (pax or GNU long name) may hold, and the most of
+/// pax records in force at once: 1 MiB, far above what attributes in one ext4 block
+/// and a path need.
+pub(crate) const MAX_EXTENDED: u64 = 1 << 20;
+/// The longest path or link target: 64 KiB (Linux's PATH_MAX is 4 KiB; deeper trees
+/// exist, but not ones sixteen times deeper).
+pub(crate) const MAX_PATH: usize = 64 << 10;
+/// The most segments of a GNU sparse map (16 bytes each in memory).
+pub(crate) const MAX_SPARSE: usize = 1 << 20;
 
 /// What an entry is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,11 +141,14 @@ impl<R: Read> TarReader<R> {
 
     /// Reads `n` bytes of an extension entry's data (pax records, long names).
     fn read_data(&mut self, n: u64, entry: Option<&[u8]>) -> Result<Vec<u8>, FormatError> {
-        if n > 64 << 20 {
+        if n > MAX_EXTENDED {
             return Err(self.err(
                 self.pos,
                 entry,
-                format!("an extended header of {n} bytes is not plausible: the archive is corrupt"),
+                format!(
+                    "an extended header of {n} bytes is more than the {MAX_EXTENDED} bytes \
+                     this reader takes: the archive is corrupt or hostile"
+                ),
             ));
         }
         let padded = n.div_ceil(BLOCK as u64) * BLOCK as u64;
@@ -203,6 +228,23 @@ impl<R: Read> TarReader<R> {
                     } else {
                         self.global.extend(recs)
                     }
+                    let held: usize = self
+                        .global
+                        .iter()
+                        .chain(&local)
+                        .map(|(k, v)| k.len() + v.len())
+                        .sum();
+                    if held as u64 > MAX_EXTENDED {
+                        return Err(self.err(
+                            at,
+                            Some(&name),
+                            format!(
+                                "pax records of {held} bytes in force at once are more than \
+                                 the {MAX_EXTENDED} bytes this reader takes: the archive is \
+                                 corrupt or hostile"
+                            ),
+                        ));
+                    }
                     continue;
                 }
                 b'L' | b'K' => {
@@ -271,7 +313,22 @@ impl<R: Read> TarReader<R> {
             };
             let mut stored = size;
             for (k, v) in self.global.iter().chain(local.iter()) {
-                apply_pax(&mut e, &mut stored, k, v);
+                apply_pax(&mut e, &mut stored, k, v)
+                    .map_err(|r| self.err(start, Some(&e.path), r))?;
+            }
+            for (what, len) in [("path", e.path.len()), ("link target", e.link.len())] {
+                if len > MAX_PATH {
+                    // The name shown is cut: the message must stay readable.
+                    let shown = &e.path[..e.path.len().min(100)];
+                    return Err(self.err(
+                        start,
+                        Some(shown),
+                        format!(
+                            "its {what} is {len} bytes, more than the {MAX_PATH} bytes this \
+                             reader takes: the archive is corrupt or hostile"
+                        ),
+                    ));
+                }
             }
             if typeflag == b'S' {
                 // GNU old sparse: up to 4 (offset, length) pairs in the header, more in
@@ -290,6 +347,16 @@ impl<R: Read> TarReader<R> {
                     }
                     read_sparse(&x[..504], &mut map);
                     extended = x[504] != 0;
+                    if map.len() > MAX_SPARSE {
+                        return Err(self.err(
+                            at,
+                            Some(&e.path),
+                            format!(
+                                "its sparse map has more than the {MAX_SPARSE} segments this \
+                                 reader takes: the archive is corrupt or hostile"
+                            ),
+                        ));
+                    }
                 }
                 let real = parse_num(&h[483..495]).ok_or_else(|| {
                     self.err(
@@ -298,8 +365,12 @@ impl<R: Read> TarReader<R> {
                         "the sparse file's real size is not a number",
                     )
                 })?;
-                let stored_total: u64 = map.iter().map(|(_, l)| l).sum();
-                if stored_total != stored
+                let stored_total = map.iter().try_fold(0u64, |sum, (_, l)| sum.checked_add(*l));
+                // Segments in order and apart, each inside the file: what GNU tar
+                // writes, and what reading the data in one pass needs.
+                let in_order = map.windows(2).all(|w| w[0].0 + w[0].1 <= w[1].0);
+                if stored_total != Some(stored)
+                    || !in_order
                     || map
                         .iter()
                         .any(|(o, l)| o.checked_add(*l).is_none_or(|end| end > real))
@@ -329,6 +400,11 @@ impl<R: Read> TarReader<R> {
             self.pad = stored.div_ceil(BLOCK as u64) * BLOCK as u64 - stored;
             return Ok(Some(e));
         }
+    }
+
+    /// The stream, where the archive ended.
+    pub(crate) fn into_inner(self) -> R {
+        self.r
     }
 
     /// A reader of the current entry's logical bytes.
@@ -367,6 +443,30 @@ impl<R: Read> EntryData<'_, R> {
     }
 }
 
+impl<R: Read> FileBytes for EntryData<'_, R> {
+    fn next_data(&mut self, pos: u64) -> Option<u64> {
+        let Some((map, _)) = &self.t.sparse else {
+            return Some(pos);
+        };
+        // The first segment with data that ends after `pos` (the map is in order).
+        let i = map.partition_point(|&(o, l)| o + l <= pos);
+        map[i..]
+            .iter()
+            .find(|&&(_, l)| l > 0)
+            .map(|&(o, _)| o.max(pos))
+    }
+
+    fn skip(&mut self, n: u64) -> io::Result<()> {
+        if self.t.sparse.is_none() {
+            // Without a map every byte is stored (and `next_data` never says to skip).
+            return crate::source::tar::skip_by_reading(self, n);
+        }
+        // Only holes are skipped (`next_data` said so): no stored byte is passed over.
+        self.logical += n;
+        Ok(())
+    }
+}
+
 impl<R: Read> Read for EntryData<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let Some((map, real)) = self.t.sparse.clone() else {
@@ -396,28 +496,46 @@ impl<R: Read> Read for EntryData<'_, R> {
     }
 }
 
-/// Applies one pax record to an entry.
-fn apply_pax(e: &mut TarEntry, stored: &mut u64, k: &[u8], v: &[u8]) {
+/// Applies one pax record to an entry; a record this reader uses must be well formed.
+fn apply_pax(e: &mut TarEntry, stored: &mut u64, k: &[u8], v: &[u8]) -> Result<(), String> {
     let num = || {
         std::str::from_utf8(v)
             .ok()
             .and_then(|s| s.trim().parse::<u64>().ok())
+            .ok_or_else(|| {
+                format!(
+                    "the pax record {}={} is not a number that fits 64 bits: the archive is corrupt",
+                    String::from_utf8_lossy(k),
+                    String::from_utf8_lossy(&v[..v.len().min(40)])
+                )
+            })
     };
+    // POSIX: an empty value for a standard keyword removes the record, and the header's
+    // own field stands. (An attribute's empty value is a value.)
+    let standard = matches!(
+        k,
+        b"path" | b"linkpath" | b"size" | b"uid" | b"gid" | b"mtime"
+    );
+    if standard && v.is_empty() {
+        return Ok(());
+    }
     match k {
         b"path" => e.path = v.to_vec(),
         b"linkpath" => e.link = v.to_vec(),
         b"size" => {
-            if let Some(n) = num() {
-                e.size = n;
-                *stored = n;
-            }
+            let n = num()?;
+            e.size = n;
+            *stored = n;
         }
-        b"uid" => e.uid = num().unwrap_or(e.uid),
-        b"gid" => e.gid = num().unwrap_or(e.gid),
+        b"uid" => e.uid = num()?,
+        b"gid" => e.gid = num()?,
         b"mtime" => {
-            if let Some(t) = parse_pax_time(v) {
-                e.mtime = t;
-            }
+            e.mtime = parse_pax_time(v).ok_or_else(|| {
+                format!(
+                    "the pax record mtime={} is not a time: the archive is corrupt",
+                    String::from_utf8_lossy(&v[..v.len().min(40)])
+                )
+            })?;
         }
         _ if k.starts_with(b"SCHILY.xattr.") => e.xattrs.push((k[13..].to_vec(), v.to_vec())),
         _ if k.starts_with(b"LIBARCHIVE.xattr.") => {
@@ -429,6 +547,7 @@ fn apply_pax(e: &mut TarEntry, stored: &mut u64, k: &[u8], v: &[u8]) {
         _ if k.starts_with(b"GNU.sparse.") => e.pax_sparse = true,
         _ => {}
     }
+    Ok(())
 }
 
 /// One pax record: key and value, both bytes.
@@ -604,6 +723,37 @@ mod tests {
         assert_eq!(v[0], (b"SCHILY.xattr.user.b".to_vec(), b"a\nb".to_vec()));
         assert_eq!(v[1], (b"uid".to_vec(), b"1000".to_vec()));
         assert!(parse_pax(b"99 path=x\n").is_err());
+    }
+
+    #[test]
+    fn empty_pax_values_remove_a_keyword_but_are_an_attribute_value() {
+        let mut e = TarEntry {
+            offset: 0,
+            path: b"from-header".to_vec(),
+            link: Vec::new(),
+            kind: EntryKind::Regular,
+            mode: 0o644,
+            uid: 7,
+            gid: 7,
+            mtime: (1, 0),
+            size: 5,
+            dev_major: 0,
+            dev_minor: 0,
+            xattrs: Vec::new(),
+            pax_sparse: false,
+        };
+        let mut stored = 5;
+        for k in [&b"path"[..], b"size", b"uid", b"mtime"] {
+            apply_pax(&mut e, &mut stored, k, b"").expect("an empty value is allowed");
+        }
+        assert_eq!(
+            (e.path.as_slice(), e.size, stored, e.uid),
+            (&b"from-header"[..], 5, 5, 7)
+        );
+        apply_pax(&mut e, &mut stored, b"SCHILY.xattr.user.empty", b"").expect("kept");
+        assert_eq!(e.xattrs, [(b"user.empty".to_vec(), Vec::new())]);
+        let err = apply_pax(&mut e, &mut stored, b"gid", b"-1").expect_err("not a number");
+        assert!(err.contains("gid=-1"), "{err}");
     }
 
     #[test]

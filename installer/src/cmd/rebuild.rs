@@ -159,8 +159,14 @@ fn installed_plan(prefix: &Path, st: &InstallState) -> Result<Plan> {
             .to_string(),
         "the machine's folder",
     )?;
-    // The machine's monitor, whatever was asked at install (`auto` chose it then).
-    answers.set("MONITOR", &st.monitor, "install-state.json")?;
+    // The machine's monitor where `auto` chose it at install (a switch names its new one).
+    if st
+        .answers
+        .get("MONITOR")
+        .is_none_or(|m| m.eq_ignore_ascii_case("auto"))
+    {
+        answers.set("MONITOR", &st.monitor, "install-state.json")?;
+    }
     let mut plan = super::install::make_plan_with(&answers, &crate::monitor::probe::Trusting)
         .context("the installed machine's answers no longer make a plan")?;
     let found: Vec<(Role, FsLevel)> = plan
@@ -442,7 +448,9 @@ pub fn switch_monitor(
         (&hooks, None),
         interrupt,
     )?;
-    let config = if st.first_boot == "done" {
+    // As after a first boot: QEMU's initrd= is its kernel's initramfs (the virtio
+    // drivers), needed at every boot; the others' is the first boot's only.
+    let config = if st.first_boot == "done" && to != crate::profile::Monitor::Qemu {
         crate::firstboot::without_initrd(&plan.config_txt)
     } else {
         plan.config_txt.clone()

@@ -250,11 +250,11 @@ pub struct RunOptions<'a> {
 }
 
 /// Lines printed before a guest's kernel runs: the PC firmware's on the serial console
-/// (`SeaBIOS (version …)`, `iPXE (…)`, `Booting from ROM..`, `Probing EDD (edd=off to
-/// disable)... ok` from the kernel's real-mode setup), QEMU's own warnings on its
-/// standard error (`qemu-system-x86_64: warning: host doesn't support requested
-/// feature …`), blank lines. A guest whose console shows only these has not reached
-/// its kernel.
+/// (`SeaBIOS (version …)`, `iPXE (…)` and its `Press Ctrl-B to configure iPXE …`,
+/// `Booting from ROM..`, `Probing EDD (edd=off to disable)... ok` from the kernel's
+/// real-mode setup), QEMU's own warnings on its standard error (`qemu-system-x86_64:
+/// warning: host doesn't support requested feature …`), blank lines. A guest whose
+/// console shows only these has not reached its kernel.
 pub fn is_firmware_line(line: &str) -> bool {
     let l = line.trim();
     l.is_empty()
@@ -264,6 +264,8 @@ pub fn is_firmware_line(line: &str) -> bool {
             "Booting from",
             "Probing EDD",
             "Press ESC",
+            // iPXE's prompt (QEMU's default network card's boot ROM, SeaBIOS 1.16).
+            "Press Ctrl-B",
             "Machine UUID",
             "qemu-system",
         ]
@@ -556,6 +558,8 @@ mod tests {
             "",
             "SeaBIOS (version 1.16.2-debian-1.16.2-1)",
             "iPXE (https://ipxe.org) 00:03.0 CA00 PCI2.10 PnP PMM+06FCB4A0+06F0B4A0 CA00",
+            // As Debian 12's QEMU 7.2 prints it (after the clean-up of its \r).
+            "Press Ctrl-B to configure iPXE (PCI 00:03.0)...",
             "Booting from ROM..",
             "Probing EDD (edd=off to disable)... ok",
             "qemu-system-x86_64: warning: host doesn't support requested feature: CPUID.01H:ECX.pni [bit 0]",

@@ -592,6 +592,10 @@ fn probe_uml(kernel: Option<&Path>) -> Verdict {
     if let Err(e) = write_init(&root) {
         return Verdict::new(engine, false, e);
     }
+    let program = match executable(&program, dir.path()) {
+        Ok(p) => p,
+        Err(e) => return Verdict::new(engine, false, e),
+    };
     let config = Config {
         kernel: Some(program.display().to_string()),
         mem: Some(super::uml::MIN_MEM_MB),
@@ -605,6 +609,35 @@ fn probe_uml(kernel: Option<&Path>) -> Verdict {
         ..Config::default()
     };
     boot(engine, &config, dir.path(), UML_DEADLINE, None)
+}
+
+/// `program`, or a copy of it in `dir` that can be run: a kit's UML kernel may have no
+/// execute bit (kits come from archives, CDs and downloads; the install makes its own
+/// copy executable), and the probe runs the kit's file before that copy exists.
+fn executable(program: &Path, dir: &Path) -> Result<PathBuf, String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(program).map_or(0, |m| m.permissions().mode());
+        if mode & 0o111 == 0 {
+            // The name keeps `uml` in it: that is how a UML kernel is told apart.
+            let copy = dir.join("linux.uml");
+            std::fs::copy(program, &copy)
+                .and_then(|_| {
+                    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755))
+                })
+                .map_err(|e| {
+                    format!(
+                        "cannot copy {} to run it (it has no execute bit): {e}",
+                        program.display()
+                    )
+                })?;
+            return Ok(copy);
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(program.to_owned())
 }
 
 /// The probe's root folder for UML: just `/init`.
@@ -971,6 +1004,29 @@ mod tests {
         .expect("colinux is kept");
         assert_eq!(c.monitor, Monitor::Colinux);
         assert!(c.why.contains("not this one"), "{}", c.why);
+    }
+
+    /// A kit's UML kernel without an execute bit is probed through an executable copy
+    /// (here a stand-in that prints the probe guest's marker, as a booted guest does).
+    #[test]
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    fn a_uml_kernel_without_an_execute_bit_is_probed_through_a_copy() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kernel = dir.path().join("linux.uml");
+        std::fs::write(
+            &kernel,
+            format!("#!/bin/sh\necho {}\n", probe_guest::MARKER),
+        )
+        .expect("write");
+        std::fs::set_permissions(&kernel, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let v = probe_uml(Some(&kernel));
+        assert!(v.works, "{v:?}");
+        let mode = std::fs::metadata(&kernel)
+            .expect("stat")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o644, "the kit's file is left as it is");
     }
 
     #[test]

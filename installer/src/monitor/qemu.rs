@@ -11,7 +11,8 @@
 //! machine's `SLIRPHOST` answer says otherwise) and a virtio-net adapter with the MAC,
 //! `ethN=tuntap,NAME,MAC` → `-netdev tap,ifname=NAME,script=no,downscript=no`, `cofsN=DIR`
 //! → `-virtfs local,path=DIR,mount_tag=cofsN,security_model=none` (the fstab written for
-//! QEMU mounts tag `cofsN` with 9p). `-no-reboot`: a guest reboot ends the run.
+//! QEMU mounts tag `cofsN` with 9p; a Windows folder such as `c:\` is left out, its fstab
+//! entry is noauto). `-no-reboot`: a guest reboot ends the run.
 
 use std::path::{Path, PathBuf};
 
@@ -162,9 +163,13 @@ pub fn command_line(config: &Config, opts: &BootOptions) -> Result<Launch, Monit
         }
         args.extend(["-netdev".into(), netdev, "-device".into(), device]);
     }
+    // A Windows folder (`c:\`) does not exist on this host, and the fstab written for
+    // QEMU mounts it noauto (guest.rs): QEMU would refuse to start with it, so it is left
+    // out, as User-mode Linux needs nothing for it either.
     let shares = config
         .cofs
         .iter()
+        .filter(|(_, p)| !(p.contains('\\') || p.as_bytes().get(1) == Some(&b':')))
         .map(|(n, p)| (format!("cofs{n}"), PathBuf::from(p), false))
         .chain(
             opts.extra_shares
@@ -233,6 +238,21 @@ mod tests {
         )
         .expect("kvm");
         assert_eq!(kvm.args.get(1).map(String::as_str), Some("kvm"));
+    }
+
+    #[test]
+    fn a_windows_folder_share_is_left_out() {
+        let c =
+            "kernel=/m/bzImage\ncobd0=/m/root.img\ncofs0=c:\\\ncofs1=/srv/share\nroot=/dev/vda\n";
+        let parsed = config_txt::parse(c.as_bytes(), "config.txt");
+        assert!(!parsed.has_errors(), "{:?}", parsed.diagnostics);
+        let l = command_line(&parsed.config, &BootOptions::sample()).expect("launch");
+        let shown = l.display();
+        assert!(
+            shown.contains("-virtfs local,path=/srv/share,mount_tag=cofs1"),
+            "{shown}"
+        );
+        assert!(!shown.contains("cofs0"), "{shown}");
     }
 
     #[test]

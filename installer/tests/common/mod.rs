@@ -1,12 +1,22 @@
 //! What the installer's end-to-end suites share: the binary, exit codes as a POSIX
-//! parent sees them, small install sizes, and the independent readers they judge
-//! machines with (debugfs, sha256sum, `status --json`).
+//! parent sees them, small install sizes, the monitor guests boot on here, and the
+//! independent readers they judge machines with (debugfs, sha256sum, `status --json`).
+//!
+//! Guests boot on the monitor this host offers, never an assumed one: [`host`] is the
+//! product's own probe (`facts --json` with the default kit's kernels, made once per
+//! target folder: `e2e_tests::host_monitor`), User-mode Linux where it runs guests, else
+//! QEMU with KVM, else QEMU's own emulation. [`install_cmd`] and [`host_cmd`] give a run
+//! that monitor (`--kit` with its machine files, `--monitor`, and QEMU's accelerator in
+//! the environment), [`dev`] names the guest's disks as that monitor does, and [`secs`]
+//! scales a bound measured with UML for it (ten times for TCG). Where no monitor works,
+//! [`host`] fails the test with the probe's reasons.
 //!
 //! Each test binary uses a part of this module, hence the allowance for unused items.
 #![allow(dead_code)]
 
 pub mod wine;
 
+use e2e_tests::HostMonitor;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -35,6 +45,151 @@ pub const SMALL: &[&str] = &[
     "--set",
     "SWAPMB=64",
 ];
+
+/// The monitor guests boot on here; a failure with the probe's reasons when none works.
+pub fn host() -> &'static HostMonitor {
+    e2e_tests::host_monitor().unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+/// `cmd(args)` with the environment of the host's monitor (QEMU's accelerator, so the
+/// run's own probe goes straight to the one that works here).
+pub fn host_cmd(args: &[&str]) -> Command {
+    host_cmd_on(host(), args)
+}
+
+/// `cmd(args)` with the environment of monitor `m`.
+pub fn host_cmd_on(m: &HostMonitor, args: &[&str]) -> Command {
+    let mut c = cmd(args);
+    for (k, v) in m.env() {
+        c.env(k, v);
+    }
+    c
+}
+
+/// `install --unattended --prefix PREFIX` on the host's monitor (`--kit` with its
+/// machine files, `--monitor`), then `extra`; with [`host_cmd`]'s environment. A
+/// `--kit` or `--monitor` in `extra` is the test's own and replaces the host's.
+pub fn install_cmd(prefix: &Path, extra: &[&str]) -> Command {
+    install_cmd_on(host(), prefix, extra)
+}
+
+/// [`install_cmd`] on monitor `m`.
+pub fn install_cmd_on(m: &HostMonitor, prefix: &Path, extra: &[&str]) -> Command {
+    let host_args = m.install_args();
+    let mut args = vec!["install", "--unattended", "--prefix", p(prefix)];
+    for pair in host_args.chunks(2) {
+        if !extra.contains(&pair[0].as_str()) {
+            args.extend(pair.iter().map(String::as_str));
+        }
+    }
+    args.extend_from_slice(extra);
+    host_cmd_on(m, &args)
+}
+
+/// The install options of the host's monitor (`--kit KIT --monitor M`), for argument
+/// lists built by hand.
+pub fn host_args() -> Vec<&'static str> {
+    static ARGS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    ARGS.get_or_init(|| host().install_args())
+        .iter()
+        .map(String::as_str)
+        .collect()
+}
+
+/// A bound in seconds measured with User-mode Linux, for the host's monitor.
+pub fn secs(uml: u64) -> u64 {
+    host().timeout(uml)
+}
+
+/// The guest's device of the machine's disk `index` (`/dev/ubda`, `/dev/vda`, …).
+pub fn dev(index: u8) -> String {
+    host().dev(index)
+}
+
+/// What the guest kernel prints when busybox's `poweroff` ends it on monitor `m`: UML
+/// halts, a PC (QEMU) powers down.
+pub fn powered_off(m: &HostMonitor) -> &'static str {
+    if m.is_uml() {
+        "reboot: System halted"
+    } else {
+        "reboot: Power down"
+    }
+}
+
+/// Hard-links (or copies) monitor `m`'s machine files (its kit: a kernel, and QEMU's
+/// initramfs) into the folder of a test's own kit, at the same paths, before
+/// [`kit_init`] lists them: the kit then carries what the machine boots from.
+pub fn add_machine_files(kit: &Path, m: &HostMonitor) {
+    let from = m.install_kit();
+    let toml = std::fs::read_to_string(from.join("kit.toml")).expect("the monitor's kit.toml");
+    for rel in toml
+        .lines()
+        .filter_map(|l| l.strip_prefix("path = \""))
+        .map(|p| p.trim_end_matches('"'))
+    {
+        let to = kit.join(rel);
+        std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+        if std::fs::hard_link(from.join(rel), &to).is_err() {
+            std::fs::copy(from.join(rel), &to).expect("copy a machine file");
+        }
+    }
+}
+
+/// Copies monitor `m`'s machine files into an installed machine's folder, beside its
+/// config.txt (`vmlinuz` and `initrd.img`, or `linux.uml`), where `boot --monitor`
+/// looks for the other monitor's kernel.
+pub fn place_machine_files(prefix: &Path, m: &HostMonitor) {
+    let kit = m.install_kit();
+    let toml = std::fs::read_to_string(kit.join("kit.toml")).expect("the monitor's kit.toml");
+    for rel in toml
+        .lines()
+        .filter_map(|l| l.strip_prefix("path = \""))
+        .map(|p| p.trim_end_matches('"'))
+    {
+        let name = Path::new(rel).file_name().expect("a file name");
+        std::fs::copy(kit.join(rel), prefix.join(name)).expect("copy a machine file");
+    }
+}
+
+/// Where `monitor` runs no guests here ([`HostMonitor::other`] gave `why`): `o`, an
+/// install or boot on it, was refused (1603), naming the monitor and the probe's cause;
+/// an install's `prefix` was not created.
+pub fn assert_refused_here(o: &Output, prefix: Option<&Path>, monitor: &str, why: &str) {
+    let t = text(o);
+    assert_eq!(o.status.code(), Some(FAILED), "{t}");
+    let title = match monitor {
+        "uml" => "User-mode Linux",
+        "qemu" => "QEMU",
+        other => other,
+    };
+    assert!(
+        t.contains(&format!("MONITOR={monitor}")),
+        "the refusal names {monitor}:\n{t}"
+    );
+    assert!(
+        t.contains(&format!("{title} cannot run a guest on this host")),
+        "{t}"
+    );
+    // The probe's cause, as `facts` found it (its first clause: timings differ per run).
+    let cause = why
+        .split_once(": ")
+        .map_or(why, |(_, r)| r)
+        .split(['(', ';'])
+        .next()
+        .unwrap_or(why)
+        .trim();
+    assert!(
+        t.contains(cause),
+        "`{cause}` (the probe's reason) not in:\n{t}"
+    );
+    if let Some(prefix) = prefix {
+        assert!(
+            !prefix.exists(),
+            "a refused install created {}",
+            prefix.display()
+        );
+    }
+}
 
 /// `colinux-setup ARGS` with no standard input and none of the test-only hooks set.
 pub fn cmd(args: &[&str]) -> Command {

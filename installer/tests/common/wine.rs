@@ -1,7 +1,9 @@
 //! Wine for the Windows tests (msi.rs, service_wine.rs): a booted prefix of its own per
-//! test, commands run through `cmd /c` with the exit code read from %ERRORLEVEL% (Wine's
-//! own exit status is only the low byte), `reg query` output as values, and the Windows
-//! exe built once per test binary into target-win/.
+//! test, 64-bit (a WoW64 Windows 7 x64) or 32-bit (`WINEARCH=win32`, the Windows 7 x86
+//! coLinux runs on; Debian's wine32 from the i386 architecture), commands run through
+//! `cmd /c` with the exit code read from %ERRORLEVEL% (Wine's own exit status is only the
+//! low byte), `reg query` output as values, and the Windows exe built once per test
+//! binary into target-win/.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -21,7 +23,7 @@ pub fn require(tool: &str) {
         .any(|d| d.join(tool).is_file());
     assert!(
         found,
-        "{tool} is not installed; scripts/test installs it (packages wine wine64 wixl msitools)"
+        "{tool} is not installed; scripts/test installs it (packages wine wine64 wine32:i386 wixl msitools)"
     );
 }
 
@@ -52,23 +54,70 @@ pub fn windows_exe() -> &'static Path {
     })
 }
 
+/// The Windows a prefix is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WinArch {
+    /// 64-bit Windows (WINEARCH=win64), which also runs 32-bit programs.
+    Win64,
+    /// 32-bit Windows (WINEARCH=win32): only 32-bit programs, as on Windows 7 x86.
+    Win32,
+}
+
+/// Runs scripts/build-msi for `arch` (x64, x86) and returns target/msi/NAME; the exe
+/// is built (or found up to date) in target-win/, and the MSI's files are staged in
+/// target/msi/stage-ARCH/ (bin/, assets/).
+pub fn build_msi(arch: &str, name: &str) -> PathBuf {
+    let root = repo();
+    let o = Command::new(root.join("scripts/build-msi"))
+        .args(["--arch", arch])
+        .env("CARGO_TARGET_DIR", root.join("target-win"))
+        .output()
+        .expect("running scripts/build-msi");
+    assert!(
+        o.status.success(),
+        "scripts/build-msi --arch {arch} failed\n{}",
+        super::text(&o)
+    );
+    let msi = root.join("target/msi").join(name);
+    assert!(msi.is_file(), "{} was not built", msi.display());
+    msi
+}
+
 /// A Wine prefix of its own, booted.
 pub struct Wine {
     /// Holds the prefix (`pfx/`) and the test's own files.
     pub dir: tempfile::TempDir,
+    /// 64- or 32-bit.
+    pub arch: WinArch,
 }
 
 impl Wine {
-    /// A new prefix in a temporary folder named after `label`, after `wineboot -i`.
+    /// A new 64-bit prefix in a temporary folder named after `label`, after `wineboot -i`.
     pub fn new(label: &str) -> Wine {
+        Wine::new_arch(label, WinArch::Win64)
+    }
+
+    /// A new prefix of `arch` in a temporary folder named after `label`, booted.
+    pub fn new_arch(label: &str, arch: WinArch) -> Wine {
         require("wine");
-        require("wineboot");
+        if arch == WinArch::Win32 {
+            // Debian's wine32 (i386) puts the 32-bit loader here; without it a win32
+            // prefix cannot be made.
+            assert!(
+                Path::new("/usr/lib/wine/wine").is_file(),
+                "32-bit Wine is not installed: scripts/test installs it (dpkg --add-architecture i386; apt-get install wine32:i386)"
+            );
+        }
         let dir = tempfile::Builder::new()
             .prefix(&format!("wine-{label}-"))
             .tempdir()
             .expect("tempdir");
-        let w = Wine { dir };
-        let o = w.cmd("wineboot").arg("-i").output().expect("wineboot");
+        let w = Wine { dir, arch };
+        let o = w
+            .cmd("wine")
+            .args(["wineboot", "-i"])
+            .output()
+            .expect("wineboot");
         assert!(
             o.status.success(),
             "wineboot -i failed\n{}",
@@ -87,6 +136,13 @@ impl Wine {
             "wineserver -w failed\n{}",
             super::text(&o)
         );
+        // A 64-bit Windows has a SysWOW64 folder for its 32-bit programs; Windows 7 x86
+        // has none.
+        assert_eq!(
+            w.c_drive("windows/syswow64").is_dir(),
+            arch == WinArch::Win64,
+            "the prefix is not the {arch:?} Windows asked for"
+        );
         w
     }
 
@@ -97,12 +153,52 @@ impl Wine {
 
     /// `program` with the prefix, no debug output and no Mono/Gecko prompts.
     pub fn cmd(&self, program: &str) -> Command {
-        let mut c = Command::new(program);
-        c.env("WINEPREFIX", self.prefix())
-            .env("WINEDEBUG", "-all")
-            .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
-            .stdin(std::process::Stdio::null());
+        let mut c = self.cmd_in_terminal(program);
+        c.stdin(std::process::Stdio::null());
         c
+    }
+
+    /// `program` with the prefix's environment and the standard streams left alone, for
+    /// a pseudo-terminal to take (the wizard).
+    pub fn cmd_in_terminal(&self, program: &str) -> Command {
+        // Debian's `wine` runs the 32-bit loader whenever wine32 is installed, and in a
+        // 64-bit prefix that loader starts the 32-bit builtins (cmd, msiexec, reg: the
+        // registry's 32-bit view): each Windows gets its own loader.
+        let loader = match self.arch {
+            WinArch::Win64 => "/usr/lib/wine/wine64",
+            WinArch::Win32 => "/usr/lib/wine/wine",
+        };
+        let program = if program == "wine" && Path::new(loader).is_file() {
+            loader
+        } else {
+            program
+        };
+        let mut c = Command::new(program);
+        let winearch = match self.arch {
+            WinArch::Win64 => "win64",
+            WinArch::Win32 => "win32",
+        };
+        c.env("WINEPREFIX", self.prefix())
+            .env("WINEARCH", winearch)
+            .env("WINEDEBUG", "-all")
+            .env("WINEDLLOVERRIDES", "mscoree,mshtml=");
+        c
+    }
+
+    /// Copies the program as setup.msi installs it (`bin\colinux-setup.exe`, `assets\`
+    /// with the busybox the built-in root is made from) from target/msi/stage-ARCH into
+    /// `C:\NAME`, without installing the MSI; returns `C:\NAME\bin\colinux-setup.exe`.
+    pub fn stage_program(&self, arch: &str, name: &str) -> String {
+        let stage = repo().join("target/msi").join(format!("stage-{arch}"));
+        let to = self.c_drive(name);
+        for sub in ["bin", "assets"] {
+            std::fs::create_dir_all(to.join(sub)).expect("mkdir");
+            for e in std::fs::read_dir(stage.join(sub)).expect("the staged MSI files") {
+                let e = e.expect("entry");
+                std::fs::copy(e.path(), to.join(sub).join(e.file_name())).expect("copy");
+            }
+        }
+        format!("C:\\{name}\\bin\\colinux-setup.exe")
     }
 
     /// `C:\NAME` as the Linux path inside the prefix.

@@ -1,12 +1,14 @@
-//! A real kernel (User-mode Linux) mounts the stand-in images, reads and writes them, and
-//! swaps on an mkswap image; the harness reports failures and enforces its timeout.
+//! A real kernel, on the monitor this host offers (User-mode Linux, else QEMU), mounts
+//! the stand-in images, reads and writes them, and swaps on an mkswap image; the harness
+//! reports failures and enforces its timeout.
 
 use std::process::Command;
 
 use anyhow::{Result, ensure};
+use e2e_tests::guest::FAILURE_MARKER;
 use e2e_tests::tools::{run_ok, tool};
 use e2e_tests::tree::sha256_manifest as manifest;
-use e2e_tests::{UmlRun, e2fsck_clean, gen_tree, require_tools};
+use e2e_tests::{GuestRun, e2fsck_clean, gen_tree, require_tools};
 
 use crate::common::{debugfs_read, mke2fs};
 
@@ -29,21 +31,26 @@ fn guest_verifies_writes_ext4_and_swaps() -> Result<()> {
             .arg(&swap),
     )?;
 
-    let script = r#"
+    let run = GuestRun::new()?;
+    let (root, swap_dev) = (run.dev(0), run.dev(1));
+    let script = format!(
+        r#"
 mkdir -p /mnt/root
-mount -t ext4 -o rw /dev/ubda /mnt/root
-grep '^/dev/ubda /mnt/root ext4 rw' /proc/mounts
+mount -t ext4 -o rw {root} /mnt/root
+grep '^{root} /mnt/root ext4 rw' /proc/mounts
 cd /mnt/root
 sha256sum -c -s /manifest.sha256
 echo "sha256 manifest verified: $(wc -l < /manifest.sha256) files"
-echo written-by-uml > /mnt/root/from-guest.txt
+echo written-by-the-guest > /mnt/root/from-guest.txt
 cd /
 umount /mnt/root
-swapon /dev/ubdb
-grep '^/dev/ubdb ' /proc/swaps
-swapoff /dev/ubdb
-"#;
-    let out = UmlRun::new()
+swapon {swap_dev}
+grep '^{swap_dev} ' /proc/swaps
+swapoff {swap_dev}
+"#
+    );
+    let ext4_mounted = format!("EXT4-fs ({}): mounted filesystem", run.dev_name(0));
+    let out = run
         .disk(&img, true)
         .disk(&swap, true)
         .mem_mb(128)
@@ -52,10 +59,22 @@ swapoff /dev/ubdb
         .timeout(60)
         .run()?
         .require_ok()?;
-    eprintln!("UML kernel {:?}, boot took {:?}", out.kernel, out.elapsed);
+    eprintln!(
+        "{}: kernel {:?}, boot took {:?}",
+        out.engine, out.kernel, out.elapsed
+    );
+    // The kit's kernel ran (its version as kit.toml lists it), not one found elsewhere.
+    let kit = e2e_tests::host_monitor()?;
+    let kernel = if kit.is_uml() {
+        "uml/linux.uml"
+    } else {
+        "qemu/vmlinuz"
+    };
+    let want = kit_version(&kit.kit, kernel)?;
     ensure!(
-        out.kernel.as_deref().is_some_and(|k| !k.is_empty()),
-        "no kernel version:\n{}",
+        out.kernel.as_deref() == Some(want.as_str()),
+        "the guest ran kernel {:?}, not the kit's {kernel} {want}:\n{}",
+        out.kernel,
         out.console
     );
     ensure!(
@@ -64,22 +83,18 @@ swapoff /dev/ubdb
         "{}",
         out.console
     );
-    ensure!(
-        out.console.contains("EXT4-fs (ubda): mounted filesystem"),
-        "{}",
-        out.console
-    );
+    ensure!(out.console.contains(&ext4_mounted), "{}", out.console);
     e2fsck_clean(&img)?;
     let written = debugfs_read(&img, "cat /from-guest.txt")?;
     ensure!(
-        written == b"written-by-uml\n",
+        written == b"written-by-the-guest\n",
         "debugfs cat gave {:?}",
         String::from_utf8_lossy(&written)
     );
     Ok(())
 }
 
-/// The Debian UML kernel mounts ext2 and ext3 images too (read-only disks here).
+/// The guest kernel mounts ext2 and ext3 images too (read-only disks here).
 #[test]
 fn guest_mounts_ext2_and_ext3() -> Result<()> {
     require_tools()?;
@@ -91,17 +106,21 @@ fn guest_mounts_ext2_and_ext3() -> Result<()> {
     let ext3 = tmp.path().join("ext3.img");
     mke2fs("ext2", &src, &ext2, "8M", &["-I", "128"])?;
     mke2fs("ext3", &src, &ext3, "8M", &[])?;
-    let script = r#"
+    let run = GuestRun::new()?;
+    let (a, b) = (run.dev(0), run.dev(1));
+    let script = format!(
+        r#"
 mkdir -p /mnt/a /mnt/b
-mount -t ext2 -o ro /dev/ubda /mnt/a
-mount -t ext3 -o ro /dev/ubdb /mnt/b
-grep -E '^/dev/ubd[ab] ' /proc/mounts
+mount -t ext2 -o ro {a} /mnt/a
+mount -t ext3 -o ro {b} /mnt/b
+grep -E '^({a}|{b}) ' /proc/mounts
 test "$(cat /mnt/a/hello)" = "hello from the host"
 test "$(cat /mnt/b/hello)" = "hello from the host"
 umount /mnt/a
 umount /mnt/b
-"#;
-    let out = UmlRun::new()
+"#
+    );
+    let out = run
         .disk(&ext2, false)
         .disk(&ext3, false)
         .script(script)
@@ -109,12 +128,12 @@ umount /mnt/b
         .run()?
         .require_ok()?;
     ensure!(
-        out.console.contains("/dev/ubda /mnt/a ext2 ro"),
+        out.console.contains(&format!("{a} /mnt/a ext2 ro")),
         "{}",
         out.console
     );
     ensure!(
-        out.console.contains("/dev/ubdb /mnt/b ext3 ro"),
+        out.console.contains(&format!("{b} /mnt/b ext3 ro")),
         "{}",
         out.console
     );
@@ -122,10 +141,24 @@ umount /mnt/b
     e2fsck_clean(&ext3)
 }
 
+/// The `version` kit.toml gives the kit file `path`.
+fn kit_version(kit: &std::path::Path, path: &str) -> Result<String> {
+    let toml = std::fs::read_to_string(kit.join("kit.toml"))?;
+    let entry = toml
+        .split("[[file]]")
+        .find(|e| e.contains(&format!("path = \"{path}\"")))
+        .ok_or_else(|| anyhow::anyhow!("{path} is not in {}/kit.toml", kit.display()))?;
+    entry
+        .lines()
+        .find_map(|l| l.strip_prefix("version = \""))
+        .map(|v| v.trim_end_matches('"').to_owned())
+        .ok_or_else(|| anyhow::anyhow!("{path} has no version in kit.toml"))
+}
+
 #[test]
 fn failing_script_is_reported() -> Result<()> {
     require_tools()?;
-    let out = UmlRun::new()
+    let out = GuestRun::new()?
         .script("echo before\nfalse\necho after\n")
         .timeout(60)
         .run()?;
@@ -139,7 +172,7 @@ fn failing_script_is_reported() -> Result<()> {
         out.console
     );
     ensure!(
-        out.console.contains("E2E-UML-SCRIPT-FAILED rc=1"),
+        out.console.contains(&format!("{FAILURE_MARKER} rc=1")),
         "{}",
         out.console
     );
@@ -150,12 +183,12 @@ fn failing_script_is_reported() -> Result<()> {
 #[test]
 fn timeout_kills_the_guest() -> Result<()> {
     require_tools()?;
-    let out = UmlRun::new()
-        .script("echo sleeping\nsleep 600\n")
-        .timeout(5)
-        .run()?;
+    let run = GuestRun::new()?;
+    // A watchdog, scaled like the timeout: the guest was killed, not waited for.
+    let limit = run.monitor().timeout(15);
+    let out = run.script("echo sleeping\nsleep 600\n").timeout(5).run()?;
     ensure!(out.timed_out && !out.ok, "{out:?}");
-    ensure!(out.elapsed.as_secs() < 15, "took {:?}", out.elapsed);
+    ensure!(out.elapsed.as_secs() < limit, "took {:?}", out.elapsed);
     ensure!(out.console.contains("sleeping"), "{}", out.console);
     Ok(())
 }
