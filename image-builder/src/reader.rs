@@ -463,6 +463,72 @@ mod tests {
         assert_eq!(fs.block(2047).map(|b| b.len()), Ok(1024));
     }
 
+    /// `bytes` at the start of a VHDX whose virtual disk is `size` bytes long.
+    fn vhdx(bytes: &[u8], size: u64) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("x.vhdx");
+        let mut out =
+            crate::output::Output::create(&p, size, false, DiskFormat::Vhdx).expect("create");
+        out.write_at(0, bytes).expect("write");
+        out.set_len(size).expect("len");
+        out.identify(b"reader test");
+        out.commit(false).expect("commit");
+        (dir, p)
+    }
+
+    #[test]
+    fn a_vhdx_is_read_as_its_virtual_disk_by_the_same_decoder() {
+        let img = crate::test_data::ext4();
+        let (_d, p) = vhdx(img, img.len() as u64);
+        let f = ImageFile::open(&p).expect("opens");
+        assert_eq!(f.format(), DiskFormat::Vhdx);
+        assert_eq!(f.len(), img.len() as u64);
+        assert!(f.file_len() > f.len(), "headers and tables take room");
+        assert_eq!(f.read(1024, 1024).expect("superblock"), &img[1024..2048]);
+        let sb = f.superblock().expect("superblock");
+        let fs = Fs::open(f, sb).expect("opens");
+        assert_eq!(fs.inode_offset(1), Ok(50 * 1024));
+        assert_eq!(fs.block(2047).map(|b| b.len()), Ok(1024));
+        // The same bound as a raw image of that length: nothing past the disk's end.
+        assert!(matches!(
+            fs.file.read(img.len() as u64 - 10, 11),
+            Err(ReadError::PastEnd { .. })
+        ));
+    }
+
+    #[test]
+    fn a_vhdx_disk_larger_than_its_file_allocates_no_more_than_the_file() {
+        // 1 TiB of virtual disk in a file of a few MiB: a read inside the disk but
+        // larger than the whole file is refused before allocating.
+        let (_d, p) = vhdx(crate::test_data::ext4(), 1 << 40);
+        let f = ImageFile::open(&p).expect("opens");
+        assert_eq!(f.len(), 1 << 40);
+        let big = f.file_len() + 1;
+        let err = f.read(1 << 30, big as usize).expect_err("refused");
+        assert!(matches!(err, ReadError::Larger { .. }), "{err}");
+        assert!(f.read_padded(0, big as usize).is_err());
+        // Blocks not in the file read as zeros.
+        assert_eq!(f.read(1 << 39, 4096).expect("zeros"), vec![0u8; 4096]);
+    }
+
+    #[test]
+    fn a_vhdx_name_without_the_signature_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("raw.vhdx");
+        std::fs::write(&p, crate::test_data::ext4()).expect("write");
+        let err = ImageFile::open(&p).err().expect("refused");
+        assert!(
+            matches!(
+                err,
+                Error::Vhdx {
+                    problem: VhdxError::Signature,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
     #[cfg(unix)]
     #[test]
     fn a_fifo_is_refused_without_waiting_for_a_writer() {
