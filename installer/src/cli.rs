@@ -153,7 +153,7 @@ pub struct BuildArgs {
     #[arg(long, value_name = "SIZE")]
     pub size: String,
     /// A folder, a tar archive (plain, .gz, .xz, .zst, .bz2; `-` for standard input) or an
-    /// existing ext2/3/4 image, whose contents become the image's root; several are
+    /// existing ext2/3/4 image (raw or VHDX), whose contents become the image's root; several are
     /// layered in order.
     #[arg(long = "from", value_name = "DIR")]
     pub from: Vec<PathBuf>,
