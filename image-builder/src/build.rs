@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use sha2::{Digest, Sha256};
 
 use crate::checksum::fs_seed;
+use crate::disk::DiskFormat;
 use crate::error::Error;
 use crate::features::FsLevel;
 use crate::journal;
@@ -85,12 +86,15 @@ pub struct BuildOptions {
     pub seed: Option<String>,
     /// Replace an existing output.
     pub force: bool,
+    /// How the file holds the filesystem: raw, or inside a dynamic VHDX.
+    pub format: DiskFormat,
 }
 
 impl Source {
     /// What a `--from` argument names: `-` is a tar stream on standard input, a folder
-    /// is a folder, a regular file or block device with an ext2/3/4 superblock is an
-    /// image, anything else a tar archive. A pipe (`--from <(curl ...)`, a FIFO) is
+    /// is a folder, a regular file or block device with an ext2/3/4 superblock, or a
+    /// VHDX (by its signature or a `.vhdx` name), is an image, anything else a tar
+    /// archive. A pipe (`--from <(curl ...)`, a FIFO) is
     /// only ever a tar stream, and is not opened here: a stream is read once.
     pub fn detect(path: &Path) -> Source {
         if path.as_os_str() == "-" {
@@ -110,6 +114,10 @@ impl Source {
                 md.is_file()
             }
         });
+        if crate::disk::is_vhdx(path, seekable) {
+            // Damaged or not, a VHDX is meant as a disk: its reader says what is wrong.
+            return Source::Image(path.to_owned());
+        }
         let mut head = [0u8; 2];
         let is_image = seekable
             && File::open(path).is_ok_and(|f| {
@@ -143,6 +151,7 @@ impl BuildOptions {
             source_date_epoch: None,
             seed: None,
             force: false,
+            format: DiskFormat::Raw,
         }
     }
 
@@ -232,6 +241,8 @@ pub struct BuildReport {
     pub label: String,
     /// Bytes of file data copied.
     pub data_bytes: u64,
+    /// How the file holds the filesystem.
+    pub format: DiskFormat,
 }
 
 /// Builds the image `out` from `opts`. `events` hears progress; `interrupt`, when set,
@@ -281,7 +292,7 @@ pub fn build(
         let blocks_count = fixed_size(opts, &need)?;
         let (geometry, map) =
             Geometry::plan(opts.level, opts.block_size, blocks_count, need.inodes)?;
-        let output = Output::create(out, geometry.blocks_count * bs, opts.force)?;
+        let output = Output::create(out, geometry.blocks_count * bs, opts.force, opts.format)?;
         (Writer::new(map, output), Some(geometry))
     } else {
         // File bytes are written as they arrive (streams) or as the tree is walked, into
@@ -315,6 +326,7 @@ pub fn build(
             out,
             fixed.as_ref().map_or(0, |g| g.blocks_count * bs),
             opts.force,
+            opts.format,
         )?;
         let mut w = Writer::new(map, output);
         w.count_overflow = fixed.is_some();
@@ -421,6 +433,7 @@ pub fn build(
 
     events(Event::Phase("syncing"));
     w.out.set_len(geometry.blocks_count * bs)?;
+    w.out.identify(&[&uuid[..], &hash_seed[..]].concat());
     w.out.commit(opts.force)?;
     Ok(BuildReport {
         path: out.to_owned(),
@@ -434,6 +447,7 @@ pub fn build(
         uuid: uuid::Uuid::from_bytes(uuid).hyphenated().to_string(),
         label,
         data_bytes: w.total,
+        format: opts.format,
     })
 }
 
@@ -601,11 +615,7 @@ fn derive_id(
         h.update(b"\0");
         h.update(label.as_bytes());
         h.update(b"\0");
-        h.update(
-            out.file_name()
-                .map(|n| n.as_encoded_bytes().to_vec())
-                .unwrap_or_default(),
-        );
+        h.update(crate::disk::id_name(out, opts.format));
         return finish_id(h);
     }
     h.update(opts.level.name().as_bytes());
@@ -613,11 +623,7 @@ fn derive_id(
     h.update(format!("{:?}", opts.size).as_bytes());
     h.update(label.as_bytes());
     h.update(time.to_le_bytes());
-    h.update(
-        out.file_name()
-            .map(|n| n.as_encoded_bytes().to_vec())
-            .unwrap_or_default(),
-    );
+    h.update(crate::disk::id_name(out, opts.format));
     for (id, node) in tree.nodes.iter().enumerate() {
         let ino = numbering.ino_of[id];
         if ino == 0 {

@@ -5,6 +5,7 @@ use std::io;
 use std::path::PathBuf;
 
 use crate::features::{FsLevel, KernelVersion};
+use crate::vhdx::VhdxError;
 
 /// What can go wrong while building, inspecting or checking an image.
 #[derive(Debug, thiserror::Error)]
@@ -148,5 +149,13 @@ pub enum Error {
         path: PathBuf,
         /// Why.
         reason: String,
+    },
+    /// A VHDX file is damaged, or is a kind of VHDX this crate does not read.
+    #[error("'{}' is not a VHDX this tool can read: {problem}", path.display())]
+    Vhdx {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the structure.
+        problem: VhdxError,
     },
 }

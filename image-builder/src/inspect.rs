@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use crate::disk::DiskFormat;
 use crate::error::Error;
 use crate::features::{
     COMPAT_HAS_JOURNAL, INCOMPAT_64BIT, INCOMPAT_EXTENTS, INCOMPAT_FLEX_BG, RO_COMPAT_HUGE_FILE,
@@ -31,6 +32,8 @@ pub enum ImageKind {
 pub struct ImageInfo {
     /// Kind.
     pub kind: ImageKind,
+    /// How the file holds the disk (raw, or a VHDX's virtual disk).
+    pub format: DiskFormat,
     /// File size in bytes.
     pub file_bytes: u64,
     /// Filesystem (or swap area) size in bytes.
@@ -71,18 +74,19 @@ pub fn inspect(path: &Path) -> Result<ImageInfo, Error> {
 /// Describes the open image `img` (`check` opens it once for both).
 pub(crate) fn inspect_file(img: &ImageFile) -> Result<ImageInfo, Error> {
     let path = img.path();
-    let file_bytes = img.len();
+    let (format, file_bytes, disk_bytes) = (img.format(), img.file_len(), img.len());
     let not = |reason: String| Error::NotAnImage {
         path: path.to_owned(),
         reason,
     };
     let head = img
-        .read_padded(0, PAGE_SIZE.min(file_bytes) as usize)
+        .read_padded(0, PAGE_SIZE.min(disk_bytes) as usize)
         .map_err(|e| e.into_error(path))?;
     if let Some(h) = SwapHeader::decode(&head).filter(|h| h.magic == SwapMagic::V1) {
         let pages = u64::from(h.last_page) + 1;
         return Ok(ImageInfo {
             kind: ImageKind::Swap,
+            format,
             file_bytes,
             size_bytes: pages * PAGE_SIZE,
             block_size: PAGE_SIZE as u32,
@@ -108,6 +112,7 @@ pub(crate) fn inspect_file(img: &ImageFile) -> Result<ImageInfo, Error> {
     })?;
     Ok(ImageInfo {
         kind: kind_of(&sb),
+        format,
         file_bytes,
         // Saturating: a damaged superblock may count more bytes than a u64 holds.
         size_bytes: sb.blocks_count.saturating_mul(u64::from(sb.block_size)),

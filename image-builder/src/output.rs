@@ -1,6 +1,10 @@
 //! The image file being written: a temporary sibling of the target, written at offsets
 //! (blocks never written stay holes), synced, and renamed into place only when complete.
 //!
+//! A VHDX output ([`DiskFormat::Vhdx`]) is the same temporary file holding a dynamic
+//! VHDX: writes at virtual offsets go through [`VhdxWriter`] to payload blocks, and its
+//! tables are written at [`Output::commit`], before the sync and the rename.
+//!
 //! Dropping an [`Output`] that was not committed deletes the temporary file, so an
 //! error or an interrupt leaves nothing partial behind. A SIGKILL can leave the
 //! temporary `.NAME.*.partial` file (never a partial target); the next build ignores it.
@@ -18,19 +22,39 @@ use std::path::{Path, PathBuf};
 
 use tempfile::NamedTempFile;
 
+use crate::disk::DiskFormat;
 use crate::error::Error;
+use crate::vhdx::writer::VhdxWriter;
 
 /// An image file under construction.
 pub(crate) struct Output {
     tmp: NamedTempFile,
     target: PathBuf,
+    /// A VHDX's block mapping; `None` for a raw image.
+    vhdx: Option<VhdxWriter>,
+    /// The disk's size (a VHDX's virtual size, set at the end).
+    len: u64,
+    /// What identifies the image, for a VHDX's GUIDs.
+    seed: Vec<u8>,
 }
 
 impl Output {
-    /// Creates the temporary file beside `target`, `len` bytes long (all holes).
-    /// Refuses an existing `target` unless `force`.
-    pub(crate) fn create(target: &Path, len: u64, force: bool) -> Result<Output, Error> {
+    /// Creates the temporary file beside `target` for a disk of `len` bytes (0: set at
+    /// the end) held as `format`. Refuses an existing `target` unless `force`, and a VHDX
+    /// larger than the format allows.
+    pub(crate) fn create(
+        target: &Path,
+        len: u64,
+        force: bool,
+        format: DiskFormat,
+    ) -> Result<Output, Error> {
         check_target(target, force)?;
+        if format == DiskFormat::Vhdx && len > crate::vhdx::MAX_VIRTUAL_SIZE {
+            return Err(Error::TooLarge {
+                size: len,
+                max: crate::vhdx::MAX_VIRTUAL_SIZE,
+            });
+        }
         let dir = parent_dir(target);
         let name = target
             .file_name()
@@ -44,13 +68,19 @@ impl Output {
                 path: target.to_owned(),
                 source: e,
             })?;
+        let vhdx = (format == DiskFormat::Vhdx).then(VhdxWriter::default);
         let out = Output {
             tmp,
             target: target.to_owned(),
+            len,
+            vhdx,
+            seed: Vec::new(),
         };
         #[cfg(windows)]
         set_sparse(out.file());
-        out.file().set_len(len).map_err(|e| out.err(e))?;
+        if out.vhdx.is_none() {
+            out.file().set_len(len).map_err(|e| out.err(e))?;
+        }
         Ok(out)
     }
 
@@ -65,18 +95,50 @@ impl Output {
         }
     }
 
-    /// Writes `data` at byte `offset`.
-    pub(crate) fn write_at(&self, offset: u64, data: &[u8]) -> Result<(), Error> {
-        write_all_at(self.file(), data, offset).map_err(|e| self.err(e))
+    /// Writes `data` at byte `offset` of the disk.
+    pub(crate) fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<(), Error> {
+        let file = self.tmp.as_file();
+        let res = match &mut self.vhdx {
+            None => write_all_at(file, data, offset),
+            Some(v) => v.write(offset, data, &mut |at, d| write_all_at(file, d, at)),
+        };
+        res.map_err(|e| self.err(e))
     }
 
-    /// Sets the file's length (the image's size, once a growing image knows it).
-    pub(crate) fn set_len(&self, len: u64) -> Result<(), Error> {
+    /// Sets the disk's size (the image's size, once a growing image knows it).
+    pub(crate) fn set_len(&mut self, len: u64) -> Result<(), Error> {
+        self.len = len;
+        if self.vhdx.is_some() {
+            return Ok(());
+        }
         self.file().set_len(len).map_err(|e| self.err(e))
     }
 
-    /// Syncs the file and renames it over the target.
+    /// Names what identifies the image (its UUID and the like): a VHDX's GUIDs are
+    /// derived from it, so the same image gives the same file.
+    pub(crate) fn identify(&mut self, seed: &[u8]) {
+        self.seed = seed.to_vec();
+    }
+
+    /// Writes a VHDX's tables, syncs the file and renames it over the target.
     pub(crate) fn commit(self, force: bool) -> Result<(), Error> {
+        if let Some(v) = &self.vhdx {
+            if self.len > crate::vhdx::MAX_VIRTUAL_SIZE {
+                return Err(Error::TooLarge {
+                    size: self.len,
+                    max: crate::vhdx::MAX_VIRTUAL_SIZE,
+                });
+            }
+            let file = self.tmp.as_file();
+            let end = v
+                .finish(self.len, &self.seed, &mut |at, d| write_all_at(file, d, at))
+                .map_err(|e| self.err(e))?
+                .map_err(|problem| Error::Vhdx {
+                    path: self.target.clone(),
+                    problem,
+                })?;
+            file.set_len(end).map_err(|e| self.err(e))?;
+        }
         self.file().sync_all().map_err(|e| self.err(e))?;
         let target = self.target.clone();
         let res = if force {

@@ -7,23 +7,45 @@
 //! allocates, so no size read from the image can size an allocation beyond the file.
 //! [`Fs`] holds the decoded superblock and group descriptors and turns inode and block
 //! numbers into such reads, bounded by the filesystem's own counts.
+//!
+//! An image file is raw (the disk's bytes as they are) or a dynamic VHDX: a file that
+//! begins with the VHDX signature is decoded and checked at open ([`crate::vhdx`]), and
+//! the one ext decoder then reads its virtual disk, whose length is the VHDX's virtual
+//! size, through the same bounded reads. A VHDX's virtual disk can be far larger than
+//! the file that holds it, so a read is also refused when it would allocate more bytes
+//! than the file itself has (for a raw image the same bound, the file's length).
 
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use crate::disk::DiskFormat;
 use crate::error::Error;
 use crate::features::INCOMPAT_64BIT;
 use crate::group_desc::{self, GroupDesc, WIDE_DESC_SIZE};
 use crate::output::read_at;
 use crate::superblock::{SUPERBLOCK_LEN, SUPERBLOCK_OFFSET, Superblock, SuperblockError};
+use crate::vhdx::VhdxError;
+use crate::vhdx::header::FILE_SIGNATURE;
+use crate::vhdx::reader::VhdxFile;
+
+/// What holds the disk an image file is read as.
+enum Backing {
+    /// The file is the disk.
+    Raw(File),
+    /// A dynamic VHDX: reads at virtual offsets go through its block allocation table.
+    Vhdx(Box<VhdxFile>),
+}
 
 /// An image file open for reading, with its length.
 pub(crate) struct ImageFile {
-    file: File,
+    backing: Backing,
     path: PathBuf,
+    /// The disk's length: the file's, or a VHDX's virtual size.
     len: u64,
+    /// The file's own length (for a raw image, `len`).
+    file_len: u64,
 }
 
 /// Why a read of an image failed.
@@ -33,6 +55,12 @@ pub(crate) enum ReadError {
     PastEnd { offset: u64, len: u64 },
     /// The host could not read them.
     Io { offset: u64, source: io::Error },
+    /// More bytes than the whole file has (a VHDX's virtual disk, larger than its file).
+    Larger {
+        offset: u64,
+        len: u64,
+        file_len: u64,
+    },
 }
 
 impl fmt::Display for ReadError {
@@ -43,6 +71,15 @@ impl fmt::Display for ReadError {
                 "byte {offset} is past the end of the image file ({len} bytes asked for)"
             ),
             ReadError::Io { offset, source } => write!(f, "cannot read byte {offset}: {source}"),
+            ReadError::Larger {
+                offset,
+                len,
+                file_len,
+            } => write!(
+                f,
+                "{len} bytes asked for at byte {offset}, more than the whole file holds \
+                 ({file_len} bytes)"
+            ),
         }
     }
 }
@@ -55,6 +92,9 @@ impl ReadError {
             e @ ReadError::PastEnd { .. } => {
                 io::Error::new(io::ErrorKind::UnexpectedEof, e.to_string())
             }
+            e @ ReadError::Larger { .. } => {
+                io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+            }
         };
         Error::Read {
             path: path.to_owned(),
@@ -66,7 +106,9 @@ impl ReadError {
 impl ImageFile {
     /// Opens `path` as an image: a regular file or a block device, anything else
     /// refused with what it is. The file is opened without blocking, so a FIFO is
-    /// refused instead of waiting for a writer.
+    /// refused instead of waiting for a writer. A file that begins with the VHDX
+    /// signature is a VHDX, decoded and checked now; a file named `.vhdx` without it is
+    /// refused.
     pub(crate) fn open(path: &Path) -> Result<ImageFile, Error> {
         let read_err = |e| Error::Read {
             path: path.to_owned(),
@@ -91,12 +133,62 @@ impl ImageFile {
             });
         }
         // The end, not the metadata: a block device's metadata says 0 bytes.
-        let len = (&file).seek(SeekFrom::End(0)).map_err(read_err)?;
+        let file_len = (&file).seek(SeekFrom::End(0)).map_err(read_err)?;
+        let mut sig = [0u8; 8];
+        let n = read_at(&file, &mut sig, 0).map_err(read_err)?;
+        let (backing, len) = if n == sig.len() && &sig == FILE_SIGNATURE {
+            let vhdx = VhdxFile::open(file, file_len, path)?;
+            let size = vhdx.virtual_size();
+            (Backing::Vhdx(Box::new(vhdx)), size)
+        } else if DiskFormat::from_path(path) == DiskFormat::Vhdx {
+            return Err(Error::Vhdx {
+                path: path.to_owned(),
+                problem: VhdxError::Signature,
+            });
+        } else {
+            (Backing::Raw(file), file_len)
+        };
         Ok(ImageFile {
-            file,
+            backing,
             path: path.to_owned(),
             len,
+            file_len,
         })
+    }
+
+    /// How the file holds the disk.
+    pub(crate) fn format(&self) -> DiskFormat {
+        match self.backing {
+            Backing::Raw(_) => DiskFormat::Raw,
+            Backing::Vhdx(_) => DiskFormat::Vhdx,
+        }
+    }
+
+    /// The file's own length in bytes (a VHDX's, not its virtual disk's).
+    pub(crate) fn file_len(&self) -> u64 {
+        self.file_len
+    }
+
+    /// Reads as much of `buf` as the disk holds at `offset`: the one place bytes of the
+    /// disk are read, whatever holds it. Returns the count (short at the end).
+    pub(crate) fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        match &self.backing {
+            Backing::Raw(f) => read_at(f, buf, offset),
+            Backing::Vhdx(v) => v.read_at(buf, offset),
+        }
+    }
+
+    /// Refuses an allocation of `len` bytes larger than the whole file: for a raw image
+    /// implied by the bounds on the disk, for a VHDX the bound on its virtual disk.
+    fn within_file(&self, offset: u64, len: u64) -> Result<(), ReadError> {
+        if len > self.file_len {
+            return Err(ReadError::Larger {
+                offset,
+                len,
+                file_len: self.file_len,
+            });
+        }
+        Ok(())
     }
 
     /// The file's path.
@@ -104,7 +196,7 @@ impl ImageFile {
         &self.path
     }
 
-    /// The file's length in bytes.
+    /// The disk's length in bytes: the file's, or a VHDX's virtual size.
     pub(crate) fn len(&self) -> u64 {
         self.len
     }
@@ -121,8 +213,10 @@ impl ImageFile {
         if !self.inside(offset, n) {
             return Err(ReadError::PastEnd { offset, len: n });
         }
+        self.within_file(offset, n)?;
         let mut buf = vec![0u8; len];
-        let got = read_at(&self.file, &mut buf, offset)
+        let got = self
+            .read_at(&mut buf, offset)
             .map_err(|source| ReadError::Io { offset, source })?;
         if got < len {
             // The file shrank under us.
@@ -140,14 +234,16 @@ impl ImageFile {
                 len: len as u64,
             });
         }
+        self.within_file(offset, len as u64)?;
         let mut buf = vec![0u8; len];
-        read_at(&self.file, &mut buf, offset).map_err(|source| ReadError::Io { offset, source })?;
+        self.read_at(&mut buf, offset)
+            .map_err(|source| ReadError::Io { offset, source })?;
         Ok(buf)
     }
 
     /// Reads into `buf` at `offset` (exactly: a short read is an error).
     pub(crate) fn read_into(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        let got = read_at(&self.file, buf, offset)?;
+        let got = self.read_at(buf, offset)?;
         if got < buf.len() {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -365,6 +461,72 @@ mod tests {
         assert_eq!(fs.inode_offset(257), Err("inode 257 does not exist".into()));
         assert!(fs.block(2048).is_err());
         assert_eq!(fs.block(2047).map(|b| b.len()), Ok(1024));
+    }
+
+    /// `bytes` at the start of a VHDX whose virtual disk is `size` bytes long.
+    fn vhdx(bytes: &[u8], size: u64) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("x.vhdx");
+        let mut out =
+            crate::output::Output::create(&p, size, false, DiskFormat::Vhdx).expect("create");
+        out.write_at(0, bytes).expect("write");
+        out.set_len(size).expect("len");
+        out.identify(b"reader test");
+        out.commit(false).expect("commit");
+        (dir, p)
+    }
+
+    #[test]
+    fn a_vhdx_is_read_as_its_virtual_disk_by_the_same_decoder() {
+        let img = crate::test_data::ext4();
+        let (_d, p) = vhdx(img, img.len() as u64);
+        let f = ImageFile::open(&p).expect("opens");
+        assert_eq!(f.format(), DiskFormat::Vhdx);
+        assert_eq!(f.len(), img.len() as u64);
+        assert!(f.file_len() > f.len(), "headers and tables take room");
+        assert_eq!(f.read(1024, 1024).expect("superblock"), &img[1024..2048]);
+        let sb = f.superblock().expect("superblock");
+        let fs = Fs::open(f, sb).expect("opens");
+        assert_eq!(fs.inode_offset(1), Ok(50 * 1024));
+        assert_eq!(fs.block(2047).map(|b| b.len()), Ok(1024));
+        // The same bound as a raw image of that length: nothing past the disk's end.
+        assert!(matches!(
+            fs.file.read(img.len() as u64 - 10, 11),
+            Err(ReadError::PastEnd { .. })
+        ));
+    }
+
+    #[test]
+    fn a_vhdx_disk_larger_than_its_file_allocates_no_more_than_the_file() {
+        // 1 TiB of virtual disk in a file of a few MiB: a read inside the disk but
+        // larger than the whole file is refused before allocating.
+        let (_d, p) = vhdx(crate::test_data::ext4(), 1 << 40);
+        let f = ImageFile::open(&p).expect("opens");
+        assert_eq!(f.len(), 1 << 40);
+        let big = f.file_len() + 1;
+        let err = f.read(1 << 30, big as usize).expect_err("refused");
+        assert!(matches!(err, ReadError::Larger { .. }), "{err}");
+        assert!(f.read_padded(0, big as usize).is_err());
+        // Blocks not in the file read as zeros.
+        assert_eq!(f.read(1 << 39, 4096).expect("zeros"), vec![0u8; 4096]);
+    }
+
+    #[test]
+    fn a_vhdx_name_without_the_signature_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("raw.vhdx");
+        std::fs::write(&p, crate::test_data::ext4()).expect("write");
+        let err = ImageFile::open(&p).err().expect("refused");
+        assert!(
+            matches!(
+                err,
+                Error::Vhdx {
+                    problem: VhdxError::Signature,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[cfg(unix)]

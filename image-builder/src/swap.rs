@@ -14,6 +14,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+use crate::disk::DiskFormat;
 use crate::error::Error;
 use crate::output::Output;
 use crate::util::{get_u32le, put_u32le};
@@ -47,6 +48,8 @@ pub struct SwapOptions {
     pub uuid: Option<[u8; 16]>,
     /// Replace an existing file.
     pub force: bool,
+    /// How the file holds the swap area: raw, or inside a dynamic VHDX.
+    pub format: DiskFormat,
 }
 
 /// What was written.
@@ -91,11 +94,7 @@ pub fn write_swap(out: &Path, opts: &SwapOptions) -> Result<SwapReport, Error> {
         h.update(b"colinux-setup swap id v1\0");
         h.update(pages.to_le_bytes());
         h.update(label.as_bytes());
-        h.update(
-            out.file_name()
-                .map(|n| n.as_encoded_bytes().to_vec())
-                .unwrap_or_default(),
-        );
+        h.update(crate::disk::id_name(out, opts.format));
         let d = h.finalize();
         let mut id = [0u8; 16];
         id.copy_from_slice(&d[..16]);
@@ -104,8 +103,9 @@ pub fn write_swap(out: &Path, opts: &SwapOptions) -> Result<SwapReport, Error> {
         id
     });
     let page = encode_header((pages - 1) as u32, &uuid, label.as_bytes());
-    let output = Output::create(out, pages * PAGE_SIZE, opts.force)?;
+    let mut output = Output::create(out, pages * PAGE_SIZE, opts.force, opts.format)?;
     output.write_at(0, &page)?;
+    output.identify(&uuid);
     output.commit(opts.force)?;
     Ok(SwapReport {
         pages,

@@ -320,6 +320,7 @@ fn swap_images() {
             label: Some("swap".into()),
             uuid: None,
             force: false,
+            format: image_builder::DiskFormat::Raw,
         },
     )
     .expect("writes");

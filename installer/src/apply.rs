@@ -1242,6 +1242,7 @@ pub fn swap_options(plan: &Plan) -> image_builder::SwapOptions {
         label: Some("swap".into()),
         uuid: None,
         force: false,
+        format: image_builder::DiskFormat::Raw,
     }
 }
 

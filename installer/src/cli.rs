@@ -153,7 +153,7 @@ pub struct BuildArgs {
     #[arg(long, value_name = "SIZE")]
     pub size: String,
     /// A folder, a tar archive (plain, .gz, .xz, .zst, .bz2; `-` for standard input) or an
-    /// existing ext2/3/4 image, whose contents become the image's root; several are
+    /// existing ext2/3/4 image (raw or VHDX), whose contents become the image's root; several are
     /// layered in order.
     #[arg(long = "from", value_name = "DIR")]
     pub from: Vec<PathBuf>,
@@ -176,6 +176,11 @@ pub struct BuildArgs {
     /// Block size in bytes: 1024, 2048 or 4096 (default 4096).
     #[arg(long, value_name = "BYTES")]
     pub block_size: Option<u32>,
+    /// How the file holds the filesystem: raw (the filesystem's bytes) or vhdx (a dynamic
+    /// VHDX, the disk WSL 2 and Hyper-V attach). Default: vhdx when OUT ends in .vhdx,
+    /// raw otherwise.
+    #[arg(long, value_name = "raw|vhdx")]
+    pub format: Option<String>,
     /// Replace OUT if it exists.
     #[arg(long)]
     pub force: bool,
@@ -198,6 +203,9 @@ pub struct SwapArgs {
     /// Swap UUID (default: derived from the size and label).
     #[arg(long)]
     pub uuid: Option<String>,
+    /// raw or vhdx, as for `images build` (default: vhdx when OUT ends in .vhdx).
+    #[arg(long, value_name = "raw|vhdx")]
+    pub format: Option<String>,
     /// Replace OUT if it exists.
     #[arg(long)]
     pub force: bool,

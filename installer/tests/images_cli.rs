@@ -333,3 +333,133 @@ fn a_seed_fixes_the_uuid() {
     };
     assert_eq!(uuid("one"), uuid("a longer content"));
 }
+
+/// `images build OUT.vhdx`: a VHDX by its name (or `--format vhdx`), read back by check
+/// (e2fsck judging its virtual disk) and inspect; `--format raw` for a `.vhdx` name is a
+/// usage error; a damaged VHDX is a problem the checker finds (exit 1), named.
+#[test]
+fn vhdx_images_by_name_or_format() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let src = t.path().join("src");
+    std::fs::create_dir_all(src.join("etc")).expect("mkdir");
+    std::fs::write(src.join("etc/hostname"), b"wsl\n").expect("write");
+    let from = src.to_str().expect("utf-8");
+    let vhdx = t.path().join("ext4.vhdx");
+    let vhdx_s = vhdx.to_str().expect("utf-8");
+    let o = run(&[
+        "images", "build", vhdx_s, "--fs", "ext4", "--size", "256M", "--from", from,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("in a VHDX"));
+    let bytes = std::fs::read(&vhdx).expect("read");
+    assert_eq!(&bytes[..8], b"vhdxfile");
+    assert!(bytes.len() < 16 << 20, "{} bytes", bytes.len());
+
+    let o = run(&["images", "check", vhdx_s]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{out}{}", stderr(&o));
+    assert!(out.contains("e2fsck -fn: clean"), "{out}");
+    let o = run(&["images", "inspect", vhdx_s, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(v["format"], "vhdx");
+    assert_eq!(v["kind"], "ext4");
+    assert_eq!(v["size_bytes"], 256 << 20);
+
+    // --format vhdx under another name; --format raw under a .vhdx name is refused.
+    let other = t.path().join("root.disk");
+    let o = run(&[
+        "images",
+        "build",
+        other.to_str().expect("utf-8"),
+        "--fs",
+        "ext2",
+        "--size",
+        "16M",
+        "--format",
+        "vhdx",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(&std::fs::read(&other).expect("read")[..8], b"vhdxfile");
+    let raw_named_vhdx = t.path().join("raw.vhdx");
+    let o = run(&[
+        "images",
+        "build",
+        raw_named_vhdx.to_str().expect("utf-8"),
+        "--fs",
+        "ext2",
+        "--size",
+        "16M",
+        "--format",
+        "raw",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("ends in .vhdx"), "{}", stderr(&o));
+    assert!(!raw_named_vhdx.exists());
+    let o = run(&[
+        "images", "build", "x.img", "--fs", "ext2", "--size", "16M", "--format", "qcow2",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("use raw or vhdx"), "{}", stderr(&o));
+
+    // A VHDX as a source: grown and converted to a raw image.
+    let grown = t.path().join("grown.img");
+    let o = run(&[
+        "images",
+        "build",
+        grown.to_str().expect("utf-8"),
+        "--fs",
+        "ext3",
+        "--size",
+        "64M",
+        "--from",
+        vhdx_s,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // Swap in a VHDX.
+    let swap = t.path().join("swap.vhdx");
+    let o = run(&[
+        "images",
+        "swap",
+        swap.to_str().expect("utf-8"),
+        "--size",
+        "32M",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&["images", "check", swap.to_str().expect("utf-8")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // Both headers damaged: check finds it (exit 1) and says which structure.
+    let mut b = bytes.clone();
+    b[(64 << 10) + 0x200] ^= 0xff;
+    b[(128 << 10) + 0x200] ^= 0xff;
+    let bad = t.path().join("bad.vhdx");
+    std::fs::write(&bad, &b).expect("write");
+    let o = run(&["images", "check", bad.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("both headers are damaged"),
+        "{}",
+        stderr(&o)
+    );
+    // As a source: refused before anything is written.
+    let out = t.path().join("from-bad.img");
+    let o = run(&[
+        "images",
+        "build",
+        out.to_str().expect("utf-8"),
+        "--fs",
+        "ext4",
+        "--size",
+        "auto",
+        "--from",
+        bad.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(o.status.code(), Some(FATAL), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("both headers are damaged"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!listing(t.path()).iter().any(|n| n.contains("from-bad")));
+}

@@ -41,6 +41,10 @@ const TOOLS: &[Tool] = &[
         name: "busybox",
         package: "busybox-static",
     },
+    Tool {
+        name: "qemu-img",
+        package: "qemu-utils",
+    },
 ];
 
 /// The monitors' programs, needed only where the host's monitor is theirs: guests boot

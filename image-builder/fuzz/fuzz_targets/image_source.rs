@@ -2,9 +2,10 @@
 //! and `inspect`, on real images with bytes changed where the metadata lives.
 //!
 //! The input is structure-aware: its first byte picks a base image (ours at each level,
-//! and mke2fs's from test_data/), the rest is a list of patches, four bytes each: a
-//! 24-bit offset into the image's first 512 KiB (superblock, descriptors, bitmaps,
-//! inode tables, directories, maps) and the byte to write there. A base byte past the
+//! ours at ext4-modern inside a VHDX, and mke2fs's from test_data/), the rest is a list
+//! of patches, four bytes each: a 24-bit offset into the image's first 512 KiB
+//! (superblock, descriptors, bitmaps, inode tables, directories, maps; in the VHDX, its
+//! headers and region tables) and the byte to write there. A base byte past the
 //! list of images takes the rest of the input as a whole image instead.
 //!
 //! What counts as a failure: a panic, an abort (a huge allocation), a hang (libFuzzer's
@@ -25,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::AtomicBool;
 
-use image_builder::{BuildOptions, FsLevel, Source, build, check, inspect};
+use image_builder::{BuildOptions, DiskFormat, FsLevel, Source, build, check, inspect};
 use libfuzzer_sys::fuzz_target;
 
 /// Where the metadata of the base images lives; patches land here.
@@ -78,6 +79,15 @@ fn bases() -> &'static Bases {
             images.push(std::fs::read(&out).expect("read"));
             std::fs::remove_file(&out).expect("rm");
         }
+        // The same image in a VHDX: its decoder runs before the ext decoder reads the disk.
+        let out = dir.path().join("ext4.vhdx");
+        let mut o = BuildOptions::new(FsLevel::Ext4Modern, "3M".parse().expect("size"));
+        o.block_size = 1024;
+        o.format = DiskFormat::Vhdx;
+        o.sources.push(Source::Dir(src.clone()));
+        build(&out, &o, &mut |_| {}, &AtomicBool::new(false)).expect("builds");
+        images.push(std::fs::read(&out).expect("read"));
+        std::fs::remove_file(&out).expect("rm");
         for packed in [
             &include_bytes!("../../test_data/ext4.img.zst")[..],
             &include_bytes!("../../test_data/ext2.img.zst")[..],

@@ -68,8 +68,13 @@ fn build(a: BuildArgs, interrupt: &AtomicBool) -> Outcome {
             if a.json {
                 emit(&serde_json::json!({"event": "done", "image": r}));
             } else {
+                let vhdx = if r.format == image_builder::DiskFormat::Vhdx {
+                    " in a VHDX"
+                } else {
+                    ""
+                };
                 println!(
-                    "{}: {} {} MiB, {} of {} blocks free, {} of {} inodes free, UUID {}",
+                    "{}: {} {} MiB{vhdx}, {} of {} blocks free, {} of {} inodes free, UUID {}",
                     r.path.display(),
                     r.level.name(),
                     r.size_bytes >> 20,
@@ -103,6 +108,7 @@ fn build_options(a: &BuildArgs) -> Result<BuildOptions, image_builder::Error> {
     o.label = a.label.clone();
     o.seed = a.seed.clone();
     o.force = a.force;
+    o.format = disk_format(&a.out, a.format.as_deref())?;
     if let Some(u) = &a.uuid {
         let u = uuid::Uuid::parse_str(u)
             .map_err(|_| E::BadArgument(format!("--uuid '{u}' is not a UUID")))?;
@@ -147,10 +153,35 @@ fn build_options(a: &BuildArgs) -> Result<BuildOptions, image_builder::Error> {
     Ok(o)
 }
 
+/// The disk format asked for: `--format`, or else the file name's (VHDX for `.vhdx`). A
+/// raw image named `.vhdx` is refused: Windows and WSL would take it for a VHDX.
+fn disk_format(
+    out: &Path,
+    asked: Option<&str>,
+) -> Result<image_builder::DiskFormat, image_builder::Error> {
+    use image_builder::DiskFormat;
+    let by_name = DiskFormat::from_path(out);
+    let Some(asked) = asked else {
+        return Ok(by_name);
+    };
+    let format: DiskFormat = asked.parse()?;
+    if format == DiskFormat::Raw && by_name == DiskFormat::Vhdx {
+        return Err(image_builder::Error::BadArgument(format!(
+            "'{}' ends in .vhdx, but --format raw was asked for: name a raw image .img, or leave --format out",
+            out.display()
+        )));
+    }
+    Ok(format)
+}
+
 fn swap(a: SwapArgs) -> Outcome {
     let ctx = format!("writing swap image {}", a.out.display());
     let size = match image_builder::parse_bytes(&a.size) {
         Ok(s) => s,
+        Err(e) => return classify(e, ctx),
+    };
+    let format = match disk_format(&a.out, a.format.as_deref()) {
+        Ok(f) => f,
         Err(e) => return classify(e, ctx),
     };
     let uuid = match a.uuid.as_deref().map(uuid::Uuid::parse_str).transpose() {
@@ -169,6 +200,7 @@ fn swap(a: SwapArgs) -> Outcome {
             label: a.label.clone(),
             uuid,
             force: a.force,
+            format,
         },
     ) {
         Ok(r) => {
@@ -207,6 +239,9 @@ fn inspect(a: &ImageArgs) -> Outcome {
 fn print_info(path: &Path, i: &image_builder::ImageInfo) {
     println!("{}", path.display());
     println!("  kind:        {:?}", i.kind);
+    if i.format == image_builder::DiskFormat::Vhdx {
+        println!("  format:      VHDX (dynamic; the sizes below are its virtual disk's)");
+    }
     println!(
         "  size:        {} bytes ({} MiB), file {} bytes",
         i.size_bytes,
@@ -257,6 +292,11 @@ fn check(a: &ImageArgs) -> Outcome {
     };
     let e2fsck = if report.kind == Some(image_builder::ImageKind::Swap) {
         None
+    } else if image_builder::DiskFormat::from_path(&a.image) == image_builder::DiskFormat::Vhdx
+        || image_builder::VirtualDisk::open(&a.image)
+            .is_ok_and(|d| d.format() == image_builder::DiskFormat::Vhdx)
+    {
+        e2fsck_of_vhdx(&a.image)
     } else {
         e2fsck_verdict(&a.image)
     };
@@ -299,6 +339,35 @@ fn check(a: &ImageArgs) -> Outcome {
     } else {
         Outcome::CheckFailed
     }
+}
+
+/// e2fsck reads raw disks only: a VHDX's virtual disk is copied to a sparse temporary
+/// file (only its data is written) and judged there. None when e2fsck is not installed or
+/// the copy cannot be made (the structural check has read the disk already).
+fn e2fsck_of_vhdx(image: &Path) -> Option<(bool, String)> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let mut disk = image_builder::VirtualDisk::open(image).ok()?;
+    let mut raw = tempfile::Builder::new()
+        .prefix("colinux-setup-check.")
+        .suffix(".img")
+        .tempfile()
+        .ok()?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = 0u64;
+    loop {
+        let n = disk.read(&mut buf).ok()?;
+        if n == 0 {
+            break;
+        }
+        if buf[..n].iter().any(|&b| b != 0) {
+            let f = raw.as_file_mut();
+            f.seek(SeekFrom::Start(at)).ok()?;
+            std::io::Write::write_all(f, &buf[..n]).ok()?;
+        }
+        at += n as u64;
+    }
+    raw.as_file().set_len(at).ok()?;
+    e2fsck_verdict(raw.path())
 }
 
 /// Runs `e2fsck -fn` where it is installed: (clean, output). Clean means exit 0 *and*
