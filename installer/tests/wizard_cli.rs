@@ -58,21 +58,22 @@ impl Tty {
     fn spawn(args: &[&str], env: &[(&str, &str)]) -> Tty {
         let mut c = Command::new(common::BIN);
         c.args(args).envs(host().env());
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        Tty::spawn_command(c)
+        Tty::spawn_command(c, env)
     }
 
     /// `c` (colinux-setup, or Wine running the Windows exe) in a pseudo-terminal of
-    /// COLS×ROWS.
-    fn spawn_command(mut c: Command) -> Tty {
+    /// COLS×ROWS, with the test hooks of the caller's environment cleared and then `env`
+    /// set (so a test's own hook reaches the program).
+    fn spawn_command(mut c: Command, env: &[(&str, &str)]) -> Tty {
         c.env("TERM", "xterm-256color")
             .env("COLUMNS", COLS.to_string())
             .env("LINES", ROWS.to_string())
             .env_remove("COLINUX_SETUP_TEST_PAUSE_AT")
             .env_remove("COLINUX_SETUP_TEST_FAIL_AT")
             .env_remove("COLINUX_SETUP_TEST_FIRST_BOOT");
+        for (k, v) in env {
+            c.env(k, v);
+        }
         let mut s = expectrl::session::OsSession::spawn(c).expect("spawn in a pty");
         s.get_process_mut()
             .set_window_size(COLS, ROWS)
@@ -875,7 +876,7 @@ fn x86_windows_pages_under_32_bit_wine_choose_the_start_menu_folder_and_the_task
         "--set",
         "SWAPMB=64",
     ]);
-    let mut tty = Tty::spawn_command(c);
+    let mut tty = Tty::spawn_command(c, &[]);
 
     tty.wait_for("Welcome to the coLinux setup");
     tty.wait_for("This host: Microsoft Windows");
