@@ -975,7 +975,7 @@ pub fn resolve(
     a.extend(crate::putty::step::plan_answers(answers)?);
     // DRIVERSIGNER: the administrator's pin for the kit's driver, checked now.
     if let Some(given) = answers.get("DRIVERSIGNER") {
-        crate::cmd::driver::pin_from_arg(&given.value)
+        crate::driver::signer::pin_from_arg(&given.value)
             .map_err(|e| anyhow!("DRIVERSIGNER ({}): {e}", given.origin))?;
         a.insert("DRIVERSIGNER".to_owned(), given.value.clone());
     }
