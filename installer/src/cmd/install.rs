@@ -128,10 +128,12 @@ pub fn run(args: InstallArgs, interrupt: &AtomicBool) -> Outcome {
         plan
     };
     log.line(&plan::describe(&plan));
-    let mut rep = if interactive && !args.json {
-        Reporter::Steps(crate::wizard::progress::Steps::new())
-    } else {
-        Reporter::new(args.json)
+    // The wizard's bars: the reporter draws on them, and the wizard's apply marks the
+    // last one when the install fails or is cancelled.
+    let steps = (interactive && !args.json).then(crate::wizard::progress::Steps::new);
+    let mut rep = match &steps {
+        Some(s) => s.reporter(),
+        None => Reporter::new(args.json),
     };
     for w in &plan.warnings {
         rep.warn(w);
@@ -174,7 +176,7 @@ pub fn run(args: InstallArgs, interrupt: &AtomicBool) -> Outcome {
         emit(&serde_json::json!({"event": "plan", "plan": plan}));
     }
     let result = if interactive {
-        crate::wizard::progress::apply(&plan, &mut rep, &mut log, interrupt)
+        crate::wizard::progress::apply(&plan, &mut rep, steps.as_ref(), &mut log, interrupt)
     } else {
         apply::install(
             &plan,
