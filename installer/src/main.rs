@@ -26,6 +26,7 @@ mod plan;
 mod profile;
 mod progress;
 mod putty;
+mod rebuild;
 mod service;
 mod state;
 mod wizard;

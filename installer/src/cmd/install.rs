@@ -13,7 +13,6 @@ use anyhow::{Context, Result, anyhow, bail};
 use crate::apply::{self, ApplyError, Ctx};
 use crate::cli::InstallArgs;
 use crate::exit::{self, Outcome};
-use crate::facts;
 use crate::plan::{self, Answers, Plan};
 use crate::profile;
 use crate::progress::{Reporter, emit};
@@ -280,7 +279,7 @@ pub fn make_plan(answers: &Answers) -> Result<Plan> {
     // The kit holds the kernels the probe boots: a kit folder that is not there is named
     // as such first, not taken for a kit without kernels (which would refuse the monitor
     // for the wrong reason). An installed machine's plan, made again by a rebuild, does
-    // not need its kit any more (make_plan_with).
+    // not need its kit any more (plan::make_plan_with).
     if let Some(a) = answers.get("KIT") {
         let dir = std::path::absolute(&a.value).unwrap_or_else(|_| a.value.clone().into());
         if !dir.is_dir() {
@@ -290,22 +289,5 @@ pub fn make_plan(answers: &Answers) -> Result<Plan> {
             );
         }
     }
-    make_plan_with(answers, &crate::monitor::probe::HostProber)
-}
-
-/// [`make_plan`] with the monitor probe given (a rebuild trusts the installed monitor).
-pub fn make_plan_with(
-    answers: &Answers,
-    prober: &dyn crate::monitor::probe::Prober,
-) -> Result<Plan> {
-    let name = answers
-        .get("PROFILE")
-        .map_or(profile::DEFAULT.to_owned(), |a| a.value.clone());
-    let loaded = profile::load(&name)?;
-    let prefix = answers
-        .get("INSTALLDIR")
-        .map(|a| std::path::absolute(&a.value).unwrap_or_else(|_| a.value.clone().into()))
-        .unwrap_or_else(|| plan::default_prefix(&loaded.profile));
-    let host = facts::gather(&prefix);
-    plan::resolve(answers, &loaded, &host, prober)
+    plan::make_plan_with(answers, &crate::monitor::probe::HostProber)
 }
