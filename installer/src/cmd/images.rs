@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context, anyhow};
 use image_builder::{BuildOptions, Event, FsLevel, KernelVersion, SizeSpec, Source, SwapOptions};
 
-use crate::cli::{BuildArgs, ImageArgs, ImagesCommand, SwapArgs};
+use super::cli::{BuildArgs, ImageArgs, ImagesCommand, SwapArgs};
 use crate::exit::Outcome;
 use crate::progress::{Reporter, emit};
 

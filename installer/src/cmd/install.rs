@@ -10,8 +10,8 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result, anyhow, bail};
 
+use super::cli::InstallArgs;
 use crate::apply::{self, ApplyError, Ctx};
-use crate::cli::InstallArgs;
 use crate::exit::{self, Outcome};
 use crate::plan::{self, Answers, Plan};
 use crate::profile;

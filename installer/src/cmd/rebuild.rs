@@ -10,8 +10,8 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::anyhow;
 
+use super::cli::{MachineImage, RebuildArgs};
 use crate::apply;
-use crate::cli::{MachineImage, RebuildArgs};
 use crate::exit::Outcome;
 use crate::progress::Reporter;
 use crate::rebuild::{self, Image, Request, Stop};
