@@ -18,6 +18,7 @@ mod input;
 mod keys;
 mod kit;
 mod kit_files;
+mod layers;
 mod machine;
 mod monitor;
 mod netfacts;
