@@ -10,8 +10,8 @@
 //! The test reads every `.rs` file under `src/` outside `cmd/` and `wizard/` (and
 //! except `main.rs`, the binary root that parses and calls the command layer's `run`)
 //! and fails naming the file and line of any path into `cmd` or `wizard`, comments
-//! included: a doc link to a command is an arrow back up too. It is a test rather than a lint because neither
-//! rustc nor clippy knows about layers inside one crate.
+//! included: a doc link to a command is an arrow back up too. It is a test rather
+//! than a lint because neither rustc nor clippy knows about layers inside one crate.
 
 #[cfg(test)]
 mod tests {

@@ -5,9 +5,9 @@
 //! The apply engine reports through [`crate::progress::Reporter`]; [`Steps`] is a
 //! [`Sink`] behind its `Sink` variant (the engine names no wizard type: imports only
 //! point down). [`Steps`] is a shared handle: the reporter holds one clone and
-//! [`apply`] another, to mark the last bar failed or cancelled. A step begins with each phase that is not a
-//! sub-phase of the current one (`building root.img`, then `root.img: writing data`
-//! stays on the same bar).
+//! [`apply`] another, to mark the last bar failed or cancelled. A step begins with
+//! each phase that is not a sub-phase of the current one (`building root.img`, then
+//! `root.img: writing data` stays on the same bar).
 //!
 //! Ctrl-C during the install does not stop it at once: the process's Ctrl-C flag is
 //! watched by a thread that pauses the bars and asks; only a yes raises the flag the
