@@ -306,7 +306,7 @@ pub(crate) fn sweep_temporaries(prefix: &Path) {
         STATE_FILE,
         "config.txt",
         state::MSI_NOTE_FILE,
-        crate::cmd::rebuild::PENDING_FILE,
+        crate::rebuild::PENDING_FILE,
     ] {
         remove_partials(&prefix.join(name));
     }

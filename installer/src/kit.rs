@@ -73,7 +73,7 @@ pub fn check(dir: &Path, manifest: &Manifest) -> (Vec<Problem>, Vec<String>) {
         {
             continue;
         }
-        match crate::cmd::driver::check_signed(dir, f) {
+        match crate::driver::signer::check_signed(dir, f) {
             Ok(line) => signed.push(line),
             Err(e) => out.push(Problem::Signature(f.path.clone(), e)),
         }

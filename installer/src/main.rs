@@ -5,7 +5,6 @@
 //! [`cmd`]; this file is only glue.
 
 mod apply;
-mod cli;
 mod cmd;
 mod download;
 mod driver;
@@ -19,6 +18,7 @@ mod input;
 mod keys;
 mod kit;
 mod kit_files;
+mod layers;
 mod machine;
 mod monitor;
 mod netfacts;
@@ -26,6 +26,7 @@ mod plan;
 mod profile;
 mod progress;
 mod putty;
+mod rebuild;
 mod service;
 mod state;
 mod wizard;
@@ -35,7 +36,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = match cli::Cli::try_parse() {
+    let cli = match cmd::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
             // clap prints help and version on stdout and exits 0; usage errors exit 2.

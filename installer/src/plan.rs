@@ -975,7 +975,7 @@ pub fn resolve(
     a.extend(crate::putty::step::plan_answers(answers)?);
     // DRIVERSIGNER: the administrator's pin for the kit's driver, checked now.
     if let Some(given) = answers.get("DRIVERSIGNER") {
-        crate::cmd::driver::pin_from_arg(&given.value)
+        crate::driver::signer::pin_from_arg(&given.value)
             .map_err(|e| anyhow!("DRIVERSIGNER ({}): {e}", given.origin))?;
         a.insert("DRIVERSIGNER".to_owned(), given.value.clone());
     }
@@ -1560,6 +1560,25 @@ fn tree_bytes(dir: &Path) -> std::io::Result<u64> {
         }
     }
     Ok(total)
+}
+
+/// The plan for `answers`: their profile, this host's facts and the monitor probe
+/// given (the install probes; a rebuild trusts the installed monitor). Here, not with
+/// the install command, because the rebuild engine makes plans too.
+pub fn make_plan_with(
+    answers: &Answers,
+    prober: &dyn crate::monitor::probe::Prober,
+) -> Result<Plan> {
+    let name = answers
+        .get("PROFILE")
+        .map_or(crate::profile::DEFAULT.to_owned(), |a| a.value.clone());
+    let loaded = crate::profile::load(&name)?;
+    let prefix = answers
+        .get("INSTALLDIR")
+        .map(|a| std::path::absolute(&a.value).unwrap_or_else(|_| a.value.clone().into()))
+        .unwrap_or_else(|| default_prefix(&loaded.profile));
+    let host = crate::facts::gather(&prefix);
+    resolve(answers, &loaded, &host, prober)
 }
 
 #[cfg(test)]

@@ -90,8 +90,24 @@ pub enum Reporter {
     Lines { last: Instant },
     /// NDJSON events on stdout.
     Json,
-    /// The wizard's progress page: one bar per step (see [`crate::wizard::progress`]).
-    Steps(crate::wizard::progress::Steps),
+    /// Another renderer (the wizard's progress page: one bar per step). A trait
+    /// object, so this layer names no type of the layers above it.
+    Sink(Box<dyn Sink>),
+}
+
+/// A renderer of progress that a layer above supplies: the same events as the
+/// built-in ones, shown its own way.
+pub trait Sink {
+    /// A step begins (or the current one enters a sub-phase).
+    fn phase(&mut self, name: &str);
+    /// Bytes done of a total.
+    fn progress(&mut self, done: u64, total: u64);
+    /// A line that replaces the last one (at most 100 characters).
+    fn status(&mut self, line: &str);
+    /// Something the user should know; the work goes on.
+    fn warn(&mut self, msg: &str);
+    /// The work ended.
+    fn finish(&mut self);
 }
 
 impl Reporter {
@@ -123,7 +139,7 @@ impl Reporter {
             Reporter::Bar(b) => b.set_message(name.to_owned()),
             Reporter::Lines { .. } => eprintln!("colinux-setup: {name}"),
             Reporter::Json => emit(&serde_json::json!({"event": "phase", "name": name})),
-            Reporter::Steps(s) => s.phase(name),
+            Reporter::Sink(s) => s.phase(name),
         }
     }
 
@@ -143,7 +159,7 @@ impl Reporter {
             Reporter::Json => {
                 emit(&serde_json::json!({"event": "progress", "done": done, "total": total}))
             }
-            Reporter::Steps(s) => s.progress(done, total),
+            Reporter::Sink(s) => s.progress(done, total),
         }
     }
 
@@ -160,7 +176,7 @@ impl Reporter {
                 }
             }
             Reporter::Json => emit(&serde_json::json!({"event": "console", "line": line})),
-            Reporter::Steps(s) => s.status(&line),
+            Reporter::Sink(s) => s.status(&line),
         }
     }
 
@@ -170,7 +186,7 @@ impl Reporter {
             Reporter::Bar(b) => b.suspend(|| eprintln!("colinux-setup: warning: {msg}")),
             Reporter::Lines { .. } => eprintln!("colinux-setup: warning: {msg}"),
             Reporter::Json => emit(&serde_json::json!({"event": "warning", "message": msg})),
-            Reporter::Steps(s) => s.warn(msg),
+            Reporter::Sink(s) => s.warn(msg),
         }
     }
 
@@ -178,7 +194,7 @@ impl Reporter {
     pub fn finish(&mut self) {
         match self {
             Reporter::Bar(b) => b.finish_and_clear(),
-            Reporter::Steps(s) => s.finish(),
+            Reporter::Sink(s) => s.finish(),
             Reporter::Lines { .. } | Reporter::Json => {}
         }
     }

@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 
 /// The state file's name in the prefix.
 pub const STATE_FILE: &str = "install-state.json";
-/// setup.msi's note for its rollback action (see `cmd::msi`): any uninstall removes it.
+/// setup.msi's note for its rollback action (the `msi` command's): any uninstall removes it.
 pub const MSI_NOTE_FILE: &str = ".msi-provisioned";
 /// The lock file's name in the prefix.
 pub const LOCK_FILE: &str = ".colinux-setup.lock";

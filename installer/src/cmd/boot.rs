@@ -157,7 +157,7 @@ pub fn run(
             monitor.as_str(),
             monitor.device(0)
         );
-        if let Err(e) = super::rebuild::switch_monitor(prefix, monitor, &mut log, interrupt) {
+        if let Err(e) = crate::rebuild::switch_monitor(prefix, monitor, &mut log, interrupt) {
             return Outcome::Failed(e.context(format!(
                 "switching the machine in {} to the {} monitor; it is as it was",
                 prefix.display(),

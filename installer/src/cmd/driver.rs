@@ -16,21 +16,23 @@
 //! Test hook: `COLINUX_SETUP_TEST_DRIVER_HOST=FILE` replaces the host with a recording
 //! host whose state is kept in FILE (JSON), so the tests can drive the install and
 //! remove paths on any machine; it is not part of the product's interface.
+//!
+//! The host factory, the verified install and the signer policy are the engine's
+//! ([`crate::driver::host`], [`crate::driver::signer`]): the install uses them too.
+//! This module parses the arguments and renders the results.
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use clap::{Args, Subcommand};
-use driver_bundle::authenticode::{self, Pin, Policy, Report};
-use driver_bundle::host::{self, DriverHost, HostError, Installed, Removed};
-use driver_bundle::manifest::{KitFile, Signer};
+use driver_bundle::authenticode::{self, Policy, Report};
+use driver_bundle::host::{self, Installed, Removed};
 use serde_json::json;
 
+use crate::driver::host::{host_error, host_for, install_driver};
+use crate::driver::signer::{is_pe, pin_from_arg, warn_loudly};
 use crate::exit::Outcome;
-
-/// The environment variable of the recording-host test hook.
-pub const TEST_HOST_ENV: &str = "COLINUX_SETUP_TEST_DRIVER_HOST";
 
 /// `driver` subcommands.
 #[derive(Debug, Subcommand)]
@@ -111,20 +113,6 @@ pub fn run(cmd: DriverCommand) -> Outcome {
     }
 }
 
-/// The pin a `--signer` value names: a thumbprint, or a certificate file.
-pub fn pin_from_arg(s: &str) -> Result<Pin> {
-    if let Some(p) = Pin::thumbprint(s) {
-        return Ok(p);
-    }
-    if s.starts_with("sha256:") {
-        bail!("--signer {s}: expected sha256: and 64 hexadecimal digits");
-    }
-    let bytes = std::fs::read(s).with_context(|| {
-        format!("--signer {s}: not a sha256:THUMBPRINT and not a readable certificate file")
-    })?;
-    Pin::ca(&bytes).map_err(|e| anyhow!("--signer {s}: not a PEM or DER certificate: {e}"))
-}
-
 fn policy(trust: &TrustArgs) -> Result<Policy> {
     let pin = trust.signer.as_deref().map(pin_from_arg).transpose()?;
     if pin.is_none() && !trust.allow_test_signing {
@@ -137,18 +125,6 @@ fn policy(trust: &TrustArgs) -> Result<Policy> {
         at: SystemTime::now(),
         allow_test_signing: trust.allow_test_signing,
     })
-}
-
-/// Prints a test-signing warning where nobody can miss it.
-fn warn_loudly(report: &Report) {
-    for w in &report.warnings {
-        eprintln!("colinux-setup: WARNING: {w}");
-    }
-    if report.warnings.iter().any(|w| w.contains("TEST-SIGNING")) {
-        eprintln!(
-            "colinux-setup: WARNING: a test-signed driver loads only on a Windows in test mode (bcdedit /set testsigning on); never on production machines"
-        );
-    }
 }
 
 fn report_lines(file: &Path, r: &Report) -> String {
@@ -219,116 +195,6 @@ fn verify_cmd(a: &VerifyArgs) -> Outcome {
             Outcome::CheckFailed
         }
     }
-}
-
-/// Checks a signed kit file against its manifest signer (for `kit verify` and the
-/// install); returns a one-line description of the signer.
-pub fn check_signed(dir: &Path, f: &KitFile) -> Result<String> {
-    let pin = match &f.signer {
-        Some(Signer::Thumbprint(t)) => Pin::thumbprint(t)
-            .ok_or_else(|| anyhow!("signer thumbprint {t} is not 64 hex digits"))?,
-        Some(Signer::Ca(ca)) => {
-            let p = driver_bundle::manifest::host_path(dir, ca);
-            let bytes = std::fs::read(&p).with_context(|| format!("reading the signer CA {ca}"))?;
-            Pin::ca(&bytes).map_err(|e| anyhow!("signer CA {ca}: not a certificate: {e}"))?
-        }
-        None => bail!("no signer is pinned for {}", f.path),
-    };
-    let data = std::fs::read(driver_bundle::manifest::host_path(dir, &f.path))
-        .with_context(|| format!("reading {}", f.path))?;
-    let r = authenticode::verify(
-        &data,
-        &Policy {
-            pin: Some(pin),
-            at: SystemTime::now(),
-            allow_test_signing: false,
-        },
-    )?;
-    Ok(format!(
-        "{}: Authenticode signature trusted: \"{}\" (sha256:{})",
-        f.path, r.signer, r.thumbprint
-    ))
-}
-
-/// The host to act on: the recording host for a dry run or the test hook, else the
-/// real one.
-pub fn host_for(dry_run: bool) -> Result<Box<dyn DriverHost>> {
-    let name = if cfg!(windows) {
-        host::SERVICE_NAME
-    } else {
-        host::MODULE_NAME
-    };
-    if let Some(file) = std::env::var_os(TEST_HOST_ENV) {
-        return Ok(Box::new(host::recording::RecordingHost::with_file(
-            name,
-            Path::new(&file),
-        )?));
-    }
-    if dry_run {
-        return Ok(Box::new(host::recording::RecordingHost::new(name)));
-    }
-    Ok(host::native())
-}
-
-/// Whether a driver file needs an Authenticode signature: PE files do (Windows
-/// drivers); a Linux module (ELF) is not Authenticode-signed.
-pub fn is_pe(path: &Path) -> bool {
-    use std::io::Read;
-    let mut magic = [0u8; 2];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .is_ok_and(|()| &magic == b"MZ")
-}
-
-/// Verifies (PE files) and installs a driver file; the lock must be held by the caller.
-pub fn install_driver(
-    host: &mut dyn DriverHost,
-    file: &Path,
-    policy: Option<&Policy>,
-    start: bool,
-) -> Result<(Installed, Option<Report>)> {
-    let report = if is_pe(file) {
-        let policy = policy.ok_or_else(|| {
-            anyhow!(
-                "{}: a Windows driver needs a pinned signer to be checked against",
-                file.display()
-            )
-        })?;
-        let data = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-        let r = authenticode::verify(&data, policy).map_err(|e| {
-            anyhow!(e).context(format!(
-                "{}: the driver's signature was refused; nothing was installed",
-                file.display()
-            ))
-        })?;
-        warn_loudly(&r);
-        // Windows' own verdict, reported: a driver it does not trust will not load.
-        #[cfg(windows)]
-        if let Err(hr) = driver_bundle::wintrust::verify(file) {
-            eprintln!(
-                "colinux-setup: warning: WinVerifyTrust does not trust {} (HRESULT {:#010x}); Windows may refuse to load it",
-                file.display(),
-                hr as u32
-            );
-        }
-        Some(r)
-    } else if cfg!(windows) {
-        bail!(
-            "{}: not a PE file; a Windows driver is a signed .sys file",
-            file.display()
-        );
-    } else {
-        None
-    };
-    let abs = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
-    let outcome = host
-        .install(&abs, start)
-        .map_err(|e| host_error(e, host.kind()))?;
-    Ok((outcome, report))
-}
-
-fn host_error(e: HostError, kind: &str) -> anyhow::Error {
-    anyhow!(e).context(format!("the driver host ({kind}) refused"))
 }
 
 fn lock(prefix: &Path) -> Result<Option<crate::state::Lock>, Outcome> {

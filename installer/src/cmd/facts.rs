@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::anyhow;
 use serde_json::json;
 
-use crate::cli::FactsArgs;
+use super::cli::FactsArgs;
 use crate::exit::Outcome;
 use crate::facts;
 use crate::monitor::probe::{self, Accel, Engine, HostProber, Prober, Verdict};

@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context, anyhow};
 use image_builder::{BuildOptions, Event, FsLevel, KernelVersion, SizeSpec, Source, SwapOptions};
 
-use crate::cli::{BuildArgs, ImageArgs, ImagesCommand, SwapArgs};
+use super::cli::{BuildArgs, ImageArgs, ImagesCommand, SwapArgs};
 use crate::exit::Outcome;
 use crate::progress::{Reporter, emit};
 
@@ -298,7 +298,7 @@ fn check(a: &ImageArgs) -> Outcome {
     {
         e2fsck_of_vhdx(&a.image)
     } else {
-        e2fsck_verdict(&a.image)
+        crate::rebuild::e2fsck_verdict(&a.image)
     };
     let ok = report.problems.is_empty() && e2fsck.as_ref().is_none_or(|(ok, _)| *ok);
     if a.json {
@@ -367,28 +367,5 @@ fn e2fsck_of_vhdx(image: &Path) -> Option<(bool, String)> {
         at += n as u64;
     }
     raw.as_file().set_len(at).ok()?;
-    e2fsck_verdict(raw.path())
-}
-
-/// Runs `e2fsck -fn` where it is installed: (clean, output). Clean means exit 0 *and*
-/// nothing printed beyond its pass lines and summary, since some problems (a wrong free
-/// blocks count in the superblock) are reported with exit 0.
-pub(crate) fn e2fsck_verdict(image: &Path) -> Option<(bool, String)> {
-    let out = std::process::Command::new("e2fsck")
-        .arg("-fn")
-        .arg(image)
-        .output()
-        .ok()?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let quiet = text.lines().all(|l| {
-        l.starts_with("Pass ")
-            || l.starts_with("e2fsck ")
-            || l.trim().is_empty()
-            || (l.contains(" files (") && l.ends_with(" blocks"))
-    });
-    Some((out.status.success() && quiet, text))
+    crate::rebuild::e2fsck_verdict(raw.path())
 }

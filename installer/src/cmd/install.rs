@@ -10,10 +10,9 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result, anyhow, bail};
 
+use super::cli::InstallArgs;
 use crate::apply::{self, ApplyError, Ctx};
-use crate::cli::InstallArgs;
 use crate::exit::{self, Outcome};
-use crate::facts;
 use crate::plan::{self, Answers, Plan};
 use crate::profile;
 use crate::progress::{Reporter, emit};
@@ -128,10 +127,12 @@ pub fn run(args: InstallArgs, interrupt: &AtomicBool) -> Outcome {
         plan
     };
     log.line(&plan::describe(&plan));
-    let mut rep = if interactive && !args.json {
-        Reporter::Steps(crate::wizard::progress::Steps::new())
-    } else {
-        Reporter::new(args.json)
+    // The wizard's bars: the reporter draws on them, and the wizard's apply marks the
+    // last one when the install fails or is cancelled.
+    let steps = (interactive && !args.json).then(crate::wizard::progress::Steps::new);
+    let mut rep = match &steps {
+        Some(s) => s.reporter(),
+        None => Reporter::new(args.json),
     };
     for w in &plan.warnings {
         rep.warn(w);
@@ -174,7 +175,7 @@ pub fn run(args: InstallArgs, interrupt: &AtomicBool) -> Outcome {
         emit(&serde_json::json!({"event": "plan", "plan": plan}));
     }
     let result = if interactive {
-        crate::wizard::progress::apply(&plan, &mut rep, &mut log, interrupt)
+        crate::wizard::progress::apply(&plan, &mut rep, steps.as_ref(), &mut log, interrupt)
     } else {
         apply::install(
             &plan,
@@ -278,7 +279,7 @@ pub fn make_plan(answers: &Answers) -> Result<Plan> {
     // The kit holds the kernels the probe boots: a kit folder that is not there is named
     // as such first, not taken for a kit without kernels (which would refuse the monitor
     // for the wrong reason). An installed machine's plan, made again by a rebuild, does
-    // not need its kit any more (make_plan_with).
+    // not need its kit any more (plan::make_plan_with).
     if let Some(a) = answers.get("KIT") {
         let dir = std::path::absolute(&a.value).unwrap_or_else(|_| a.value.clone().into());
         if !dir.is_dir() {
@@ -288,22 +289,5 @@ pub fn make_plan(answers: &Answers) -> Result<Plan> {
             );
         }
     }
-    make_plan_with(answers, &crate::monitor::probe::HostProber)
-}
-
-/// [`make_plan`] with the monitor probe given (a rebuild trusts the installed monitor).
-pub fn make_plan_with(
-    answers: &Answers,
-    prober: &dyn crate::monitor::probe::Prober,
-) -> Result<Plan> {
-    let name = answers
-        .get("PROFILE")
-        .map_or(profile::DEFAULT.to_owned(), |a| a.value.clone());
-    let loaded = profile::load(&name)?;
-    let prefix = answers
-        .get("INSTALLDIR")
-        .map(|a| std::path::absolute(&a.value).unwrap_or_else(|_| a.value.clone().into()))
-        .unwrap_or_else(|| plan::default_prefix(&loaded.profile));
-    let host = facts::gather(&prefix);
-    plan::resolve(answers, &loaded, &host, prober)
+    plan::make_plan_with(answers, &crate::monitor::probe::HostProber)
 }

@@ -71,7 +71,8 @@ pub fn run(cmd: KitCommand) -> Outcome {
         // A URL is fetched into the cache first (download::verify_source), then checked as a folder.
         KitCommand::Verify(a) => match crate::download::verify_source(&a.dir, a.json) {
             Ok(dir) => verify(&dir, a.json),
-            Err(outcome) => outcome,
+            Err(crate::download::SourceError::Mismatch) => Outcome::CheckFailed,
+            Err(crate::download::SourceError::Unfetched(e)) => Outcome::Failed(e),
         },
         KitCommand::Init(a) => match init(&a) {
             Ok(n) => {

@@ -4,6 +4,7 @@
 //! an [`Outcome`]; none of them exits the process. Without a command, `install` runs.
 
 pub mod boot;
+pub mod cli;
 pub mod config;
 pub mod driver;
 pub mod facts;
@@ -21,8 +22,8 @@ pub mod uninstall;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
-use crate::cli::{Cli, Command, ConfigCommand};
 use crate::exit::Outcome;
+use cli::{Cli, Command, ConfigCommand};
 
 /// The install folder of `status` and `uninstall` when --prefix is not given: the
 /// default profile's default folder.

@@ -27,7 +27,7 @@ use std::sync::atomic::AtomicBool;
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
 
-use crate::cli::InstallArgs;
+use super::cli::InstallArgs;
 use crate::exit::Outcome;
 
 /// The MSI's public properties this command takes.

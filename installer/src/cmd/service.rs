@@ -22,10 +22,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use crate::exit::Outcome;
-use crate::service::{self, Installed, Removed, ServiceHost, SpecError};
-
-/// The environment variable of the recording-host test hook.
-pub const TEST_HOST_ENV: &str = "COLINUX_SETUP_TEST_SERVICE_HOST";
+use crate::service::{self, Installed, Removed, SpecError, host_for};
 
 /// `service` subcommands.
 #[derive(Debug, Subcommand)]
@@ -63,19 +60,6 @@ pub fn run(cmd: ServiceCommand) -> Outcome {
         ServiceCommand::Remove(a) => remove(&a),
         ServiceCommand::Status(a) => status(&a),
     }
-}
-
-/// The host to act on: the recording host for the test hook (file) or a dry run
-/// (memory), else the real one.
-pub fn host_for(dry_run: bool) -> Result<Box<dyn ServiceHost>> {
-    if let Some(file) = std::env::var_os(TEST_HOST_ENV) {
-        let h = service::recording::RecordingHost::with_file(Path::new(&file))?;
-        return Ok(Box::new(if dry_run { h.detached() } else { h }));
-    }
-    if dry_run {
-        return Ok(Box::new(service::recording::RecordingHost::new()));
-    }
-    Ok(service::native()?)
 }
 
 /// The name to use: `--name`, the install's SERVICENAME or recorded service, `coLinux`.

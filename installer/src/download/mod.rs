@@ -225,12 +225,23 @@ pub fn kit_answer(
     Ok(Some(kit.value))
 }
 
+/// Why [`verify_source`] gave no folder.
+#[derive(Debug)]
+pub enum SourceError {
+    /// A file did not match kit.toml (or kit.toml was not valid): a finding about the
+    /// kit, already printed (a checker's exit 1).
+    Mismatch,
+    /// The kit could not be fetched (1603); the error says why.
+    Unfetched(anyhow::Error),
+}
+
 /// `kit verify URL`'s hook: a folder is returned as it is; a URL is fetched into the
 /// default cache (each file checked against kit.toml as it arrives) and its local folder
 /// returned for the folder checks. A file that does not match is the checker's finding
 /// (exit 1, printed on stdout like the folder's problems); a network failure is not a
-/// finding about the kit (exit 1603).
-pub fn verify_source(given: &Path, json: bool) -> Result<PathBuf, crate::exit::Outcome> {
+/// finding about the kit (exit 1603). The command maps [`SourceError`] to those codes:
+/// this module returns its own error, not the command layer's outcome.
+pub fn verify_source(given: &Path, json: bool) -> Result<PathBuf, SourceError> {
     let text = given.to_string_lossy();
     if !is_url(&text) {
         return Ok(given.to_path_buf());
@@ -257,9 +268,9 @@ pub fn verify_source(given: &Path, json: bool) -> Result<PathBuf, crate::exit::O
             } else {
                 println!("{e}");
             }
-            Err(crate::exit::Outcome::CheckFailed)
+            Err(SourceError::Mismatch)
         }
-        Err(e) => Err(crate::exit::Outcome::Failed(
+        Err(e) => Err(SourceError::Unfetched(
             anyhow::Error::new(e)
                 .context(format!("kit verify {text}: the kit could not be fetched")),
         )),

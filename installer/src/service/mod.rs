@@ -402,6 +402,25 @@ pub fn native() -> Result<Box<dyn ServiceHost>, ServiceError> {
     }
 }
 
+/// The environment variable of the recording-host test hook: it names a JSON file that
+/// keeps the recording host's state, so the tests can drive every path on Linux; it is
+/// not part of the product's interface.
+pub const TEST_HOST_ENV: &str = "COLINUX_SETUP_TEST_SERVICE_HOST";
+
+/// The host to act on: the recording host for the test hook (file) or a dry run
+/// (memory), else the real one. It lives here, not with the `service` command,
+/// because the install's service step, its rollback, `status` and `uninstall` use it too.
+pub fn host_for(dry_run: bool) -> anyhow::Result<Box<dyn ServiceHost>> {
+    if let Some(file) = std::env::var_os(TEST_HOST_ENV) {
+        let h = recording::RecordingHost::with_file(Path::new(&file))?;
+        return Ok(Box::new(if dry_run { h.detached() } else { h }));
+    }
+    if dry_run {
+        return Ok(Box::new(recording::RecordingHost::new()));
+    }
+    Ok(native()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,7 @@
 //! Manager would (configuration, running, marked for deletion) and records each action.
 //! `--dry-run` uses it in memory to say what would happen; the tests use it through a
 //! JSON state file (the `COLINUX_SETUP_TEST_SERVICE_HOST` hook of
-//! [`crate::cmd::service`]) to drive the installer's service steps on Linux.
+//! [`super::host_for`]) to drive the installer's service steps on Linux.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

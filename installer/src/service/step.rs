@@ -152,7 +152,7 @@ pub fn step(
         ctx.rep.warn(&w);
         summary.warnings.push(w);
     }
-    let mut host = crate::cmd::service::host_for(false)?;
+    let mut host = super::host_for(false)?;
     let existed = host
         .status(&name)
         .map_err(|e| anyhow!(e).context(format!("asking the host about the service {name}")))?
@@ -195,8 +195,7 @@ pub fn step(
 
 /// Rollback of a journalled service: delete it; returns what was done.
 pub fn rollback(name: &str, log: &mut RunLog) -> Option<String> {
-    let result = crate::cmd::service::host_for(false)
-        .and_then(|mut h| h.remove(name).map_err(|e| anyhow!(e)));
+    let result = super::host_for(false).and_then(|mut h| h.remove(name).map_err(|e| anyhow!(e)));
     crate::apply::rolled_back(&format!("service {name}"), result, log)
 }
 
@@ -217,7 +216,7 @@ pub fn uninstall(
         ));
         return Ok(false);
     }
-    let mut host = crate::cmd::service::host_for(false)?;
+    let mut host = super::host_for(false)?;
     if let Ok(now) = host.status(&rec.name)
         && now.installed
         && let Some(cmd) = now.command_line.filter(|c| *c != rec.command_line)
@@ -249,8 +248,7 @@ pub fn status(rec: Option<&ServiceRecord>) -> serde_json::Value {
     let Some(rec) = rec else {
         return serde_json::json!({"state": "not installed (SERVICE=0)"});
     };
-    let now = crate::cmd::service::host_for(false)
-        .and_then(|mut h| h.status(&rec.name).map_err(|e| anyhow!(e)));
+    let now = super::host_for(false).and_then(|mut h| h.status(&rec.name).map_err(|e| anyhow!(e)));
     serde_json::json!({
         "name": rec.name,
         "installed_state": rec.state,

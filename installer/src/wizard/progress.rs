@@ -2,15 +2,19 @@
 //! written), the first boot's last console line under its bar, a Ctrl-C that asks once
 //! before the install rolls back, and the finish page.
 //!
-//! The apply engine reports through [`crate::progress::Reporter`]; [`Steps`] is the
-//! renderer behind its `Steps` variant. A step begins with each phase that is not a
-//! sub-phase of the current one (`building root.img`, then `root.img: writing data`
-//! stays on the same bar).
+//! The apply engine reports through [`crate::progress::Reporter`]; [`Steps`] is a
+//! [`Sink`] behind its `Sink` variant (the engine names no wizard type: imports only
+//! point down). [`Steps`] is a shared handle: the reporter holds one clone and
+//! [`apply`] another, to mark the last bar failed or cancelled. A step begins with
+//! each phase that is not a sub-phase of the current one (`building root.img`, then
+//! `root.img: writing data` stays on the same bar).
 //!
 //! Ctrl-C during the install does not stop it at once: the process's Ctrl-C flag is
 //! watched by a thread that pauses the bars and asks; only a yes raises the flag the
 //! apply engine polls, which then undoes what the run made and ends with 1602.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -22,7 +26,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::apply::{self, ApplyError, Ctx, Summary};
 use crate::plan::Plan;
 use crate::profile::Monitor;
-use crate::progress::Reporter;
+use crate::progress::{Reporter, Sink};
 use crate::state::RunLog;
 
 struct Step {
@@ -32,8 +36,12 @@ struct Step {
     bytes: bool,
 }
 
-/// One bar per step, on standard error.
-pub struct Steps {
+/// One bar per step, on standard error: a handle; its clones share the bars.
+#[derive(Clone)]
+pub struct Steps(Rc<RefCell<Bars>>);
+
+/// The bars behind [`Steps`].
+struct Bars {
     mp: MultiProgress,
     current: Option<Step>,
     /// The first boot's last console line, under its bar.
@@ -94,14 +102,50 @@ impl Default for Steps {
 impl Steps {
     /// Bars on standard error.
     pub fn new() -> Steps {
-        Steps {
+        Steps(Rc::new(RefCell::new(Bars {
             mp: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
             current: None,
             line: None,
             done: Vec::new(),
-        }
+        })))
     }
 
+    /// The reporter that draws on these bars.
+    pub fn reporter(&self) -> Reporter {
+        Reporter::Sink(Box::new(self.clone()))
+    }
+
+    /// The current step failed or was cancelled.
+    fn fail(&self, word: &str) {
+        self.0
+            .borrow_mut()
+            .close_current(&format!("{}", style(word).red()));
+    }
+}
+
+impl Sink for Steps {
+    fn phase(&mut self, name: &str) {
+        self.0.borrow_mut().phase(name);
+    }
+
+    fn progress(&mut self, done: u64, total: u64) {
+        self.0.borrow_mut().progress(done, total);
+    }
+
+    fn status(&mut self, line: &str) {
+        self.0.borrow_mut().status(line);
+    }
+
+    fn warn(&mut self, msg: &str) {
+        self.0.borrow_mut().warn(msg);
+    }
+
+    fn finish(&mut self) {
+        self.0.borrow_mut().finish();
+    }
+}
+
+impl Bars {
     fn close_current(&mut self, mark: &str) {
         if let Some(s) = self.current.take() {
             s.bar.set_style(done_style());
@@ -189,11 +233,6 @@ impl Steps {
     pub fn finish(&mut self) {
         self.close_current(&format!("{}", style("done").green()));
     }
-
-    /// The current step failed or was cancelled.
-    fn fail(&mut self, word: &str) {
-        self.close_current(&format!("{}", style(word).red()));
-    }
 }
 
 /// Installs `plan` with the wizard's progress page: Ctrl-C asks once, then the apply
@@ -201,6 +240,7 @@ impl Steps {
 pub fn apply(
     plan: &Plan,
     rep: &mut Reporter,
+    steps: Option<&Steps>,
     log: &mut RunLog,
     interrupt: &AtomicBool,
 ) -> Result<Summary, ApplyError> {
@@ -216,10 +256,7 @@ pub fn apply(
     for w in &plan.warnings {
         rep.warn(w);
     }
-    let mp = match rep {
-        Reporter::Steps(s) => Some(s.mp.clone()),
-        _ => None,
-    };
+    let mp = steps.map(|s| s.0.borrow().mp.clone());
     let confirmed = AtomicBool::new(false);
     let finished = AtomicBool::new(false);
     // A Ctrl-C given before the install started (on the summary) is not this run's.
@@ -237,9 +274,9 @@ pub fn apply(
         finished.store(true, Ordering::SeqCst);
         r
     });
-    if let Reporter::Steps(s) = rep {
+    if let Some(s) = steps {
         match &result {
-            Ok(_) => s.finish(),
+            Ok(_) => s.0.borrow_mut().finish(),
             Err(ApplyError::Cancelled(_)) => s.fail("cancelled; undone"),
             Err(_) => s.fail("failed; undone"),
         }

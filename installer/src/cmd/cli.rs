@@ -3,6 +3,9 @@
 //! Names and flags follow the contract in ../shared/design.md; tests outside the
 //! project use them. Values here are only checked for syntax; meaning (sizes against
 //! the volume, kernels against features) is resolved by the commands.
+//!
+//! It is part of the command layer (it names each command's own argument types), so
+//! it lives under `cmd/`; `main.rs` parses with it and hands the value to `cmd::run`.
 
 use std::path::PathBuf;
 
@@ -52,25 +55,25 @@ pub enum Command {
     Config(ConfigCommand),
     /// Check a kit folder against its kit.toml, or write one.
     #[command(subcommand)]
-    Kit(crate::cmd::kit::KitCommand),
+    Kit(super::kit::KitCommand),
     /// Create, remove or show the host-only TAP adapter (on a private /24 that collides
     /// with nothing on the host).
     #[command(subcommand)]
-    Tap(crate::cmd::tap::TapCommand),
+    Tap(super::tap::TapCommand),
     /// The coLinux ring-0 driver: verify its signature, install, remove, status.
     #[command(subcommand)]
-    Driver(crate::cmd::driver::DriverCommand),
+    Driver(super::driver::DriverCommand),
     /// The machine as a Windows service at boot (coLinux monitor): install, remove, status.
     #[command(subcommand)]
-    Service(crate::cmd::service::ServiceCommand),
+    Service(super::service::ServiceCommand),
     /// The PuTTY saved session that opens ssh to an installed machine: install, remove,
     /// show (for the user who runs it).
     #[command(subcommand)]
-    Putty(crate::cmd::putty::PuttyCommand),
+    Putty(super::putty::PuttyCommand),
     /// What setup.msi's custom actions run: install, uninstall, rollback, driver, with
     /// the MSI's properties as --property KEY=VALUE (empty values are not given).
     #[command(subcommand)]
-    Msi(crate::cmd::msi::MsiCommand),
+    Msi(super::msi::MsiCommand),
     /// Internal: kills a guest's process group when the run that started it ends
     /// without saying it is done (see monitor::reaper).
     #[command(hide = true)]

@@ -13,6 +13,12 @@
 //! about in the output and the log. The answer `DRIVERSIGNER` (a CA certificate file or
 //! `sha256:THUMBPRINT`, as `driver verify --signer`) pins the signer instead of the
 //! kit's own pin: an administrator's trust decision, e.g. setup.msi's DRIVERSIGNER.
+//!
+//! [`host`] chooses the driver host and installs a verified file; [`signer`] holds the
+//! signer policy. The `driver` command uses both; they live here, below the commands.
+
+pub mod host;
+pub mod signer;
 
 use std::time::SystemTime;
 
@@ -118,9 +124,9 @@ pub fn step(
     // DRIVERSIGNER (an administrator's pin: a CA file or sha256:THUMBPRINT) replaces
     // the kit's own.
     let pin = match (plan.answers.get("DRIVERSIGNER"), &entry.signer) {
-        (Some(given), _) => Some(
-            crate::cmd::driver::pin_from_arg(given).map_err(|e| anyhow!("DRIVERSIGNER: {e}"))?,
-        ),
+        (Some(given), _) => {
+            Some(signer::pin_from_arg(given).map_err(|e| anyhow!("DRIVERSIGNER: {e}"))?)
+        }
         (None, Some(Signer::Thumbprint(t))) => Pin::thumbprint(t),
         (None, Some(Signer::Ca(ca))) => {
             let p = driver_bundle::manifest::host_path(&kit, ca);
@@ -129,7 +135,7 @@ pub fn step(
         }
         (None, None) => None,
     };
-    if pin.is_none() && crate::cmd::driver::is_pe(&dest) && !allow_test {
+    if pin.is_none() && signer::is_pe(&dest) && !allow_test {
         bail!(
             "the kit's driver {} has no pinned signer (signer or signer_ca in kit.toml); a driver is installed only when its signer is pinned, or with TESTSIGNING=1 for a test-signed driver",
             entry.path
@@ -140,7 +146,7 @@ pub fn step(
         at: SystemTime::now(),
         allow_test_signing: allow_test,
     };
-    let mut host = crate::cmd::driver::host_for(false)?;
+    let mut host = host::host_for(false)?;
     let name = host.name().to_owned();
     let existed = host
         .status()
@@ -154,8 +160,7 @@ pub fn step(
     if !existed {
         journal.push(entry_j)?;
     }
-    let (outcome, report) =
-        crate::cmd::driver::install_driver(host.as_mut(), &dest, Some(&policy), true)?;
+    let (outcome, report) = host::install_driver(host.as_mut(), &dest, Some(&policy), true)?;
     if let Some(r) = &report {
         for w in &r.warnings {
             ctx.rep.warn(w);
@@ -206,8 +211,7 @@ pub fn step(
 
 /// Rollback of a journalled driver: remove it; returns what was done.
 pub fn rollback(name: &str, log: &mut RunLog) -> Option<String> {
-    let result =
-        crate::cmd::driver::host_for(false).and_then(|mut h| h.remove().map_err(|e| anyhow!(e)));
+    let result = host::host_for(false).and_then(|mut h| h.remove().map_err(|e| anyhow!(e)));
     crate::apply::rolled_back(&format!("driver {name}"), result, log)
 }
 
@@ -216,7 +220,7 @@ pub fn uninstall(rec: &DriverRecord, log: &mut RunLog, removed: &mut Vec<String>
     if !rec.created {
         return Ok(false);
     }
-    let mut host = crate::cmd::driver::host_for(false)?;
+    let mut host = host::host_for(false)?;
     let outcome = host.remove().map_err(|e| {
         anyhow!(e).context(format!(
             "cannot remove the driver {} this install made; run the uninstall as an administrator (Windows) or root (Linux)",
@@ -238,8 +242,7 @@ pub fn status(rec: Option<&DriverRecord>) -> serde_json::Value {
             "state": rec.map_or("not needed by this monitor", |r| r.state.as_str()),
         });
     };
-    let now =
-        crate::cmd::driver::host_for(false).and_then(|mut h| h.status().map_err(|e| anyhow!(e)));
+    let now = host::host_for(false).and_then(|mut h| h.status().map_err(|e| anyhow!(e)));
     serde_json::json!({
         "name": rec.name,
         "file": rec.file,
