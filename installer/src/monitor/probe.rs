@@ -412,7 +412,26 @@ pub fn choose(
                     });
                 }
             }
-            Err(ChoiceError::NoneWorks { verdicts })
+            // Nothing boots here. A machine that is not booted here (NOFIRSTBOOT), or one
+            // for Windows, whose only monitor is coLinux (never refused: its machines are
+            // made anywhere and first-boot on their host), is still made, for the host's
+            // own monitor, with its first boot left pending; a machine to boot now is not.
+            match order.first() {
+                Some(&engine) if !boots || engine == Engine::Colinux => {
+                    let reasons = list(&verdicts);
+                    Ok(Choice {
+                        monitor: engine.monitor(),
+                        accel: None,
+                        requested: "auto".into(),
+                        why: format!(
+                            "no monitor can run a guest on this host ({reasons}), so the machine is made for {}, this host's own monitor, and its first boot waits for a host where it runs",
+                            engine.title()
+                        ),
+                        verdicts,
+                    })
+                }
+                _ => Err(ChoiceError::NoneWorks { verdicts }),
+            }
         }
         Request::Given(Monitor::Colinux) => {
             let v = prober.probe(Engine::Colinux, kernels);
@@ -920,6 +939,21 @@ mod tests {
         assert_eq!(t.asked(), vec![Engine::Uml, KVM, TCG]);
         assert_eq!(c.verdicts.len(), 3);
         assert!(!c.verdicts[0].works && !c.verdicts[1].works && c.verdicts[2].works);
+    }
+
+    #[test]
+    #[cfg(not(windows))]
+    fn auto_with_nothing_that_works_and_no_boot_planned_makes_the_machine_for_uml() {
+        let t = Table::new(&[]);
+        let c = choose(Request::Auto, "the profile", false, &kernels(), &t).expect("choice");
+        assert_eq!((c.monitor, c.accel), (Monitor::Uml, None));
+        assert_eq!(c.verdicts.len(), 3);
+        assert!(
+            c.why.contains("no monitor can run a guest on this host (uml: does not work here")
+                && c.why.contains("made for User-mode Linux"),
+            "{}",
+            c.why
+        );
     }
 
     #[test]
