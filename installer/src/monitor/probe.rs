@@ -949,7 +949,8 @@ mod tests {
         assert_eq!((c.monitor, c.accel), (Monitor::Uml, None));
         assert_eq!(c.verdicts.len(), 3);
         assert!(
-            c.why.contains("no monitor can run a guest on this host (uml: does not work here")
+            c.why
+                .contains("no monitor can run a guest on this host (uml: does not work here")
                 && c.why.contains("made for User-mode Linux"),
             "{}",
             c.why
