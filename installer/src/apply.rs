@@ -306,6 +306,7 @@ pub(crate) fn sweep_temporaries(prefix: &Path) {
         STATE_FILE,
         "config.txt",
         state::MSI_NOTE_FILE,
+        state::KEPT_FILE,
         crate::cmd::rebuild::PENDING_FILE,
     ] {
         remove_partials(&prefix.join(name));
@@ -907,6 +908,8 @@ fn steps(
     check_interrupt(ctx.interrupt)?;
     hooks.at("commit", ctx.interrupt)?;
     journal.commit()?;
+    // install-state.json records the images now: an earlier uninstall's record of them goes.
+    let _ = fs::remove_file(plan.prefix.join(state::KEPT_FILE));
     Ok(summary)
 }
 
@@ -1318,6 +1321,9 @@ pub struct Removed {
     pub not_removed: Vec<String>,
     /// The driver is marked for deletion: a reboot finishes the uninstall (3010).
     pub reboot_required: bool,
+    /// Nothing was installed: these were the images an earlier uninstall kept, which
+    /// `--purge` removed.
+    pub earlier: bool,
 }
 
 /// Which images an uninstall removes (config.txt, the driver file and the state always go).
@@ -1357,6 +1363,21 @@ pub fn uninstall(
     }
     let st = InstallState::read(prefix).map_err(ApplyError::Failed)?;
     let Some(st) = st else {
+        // Images an earlier plain uninstall kept: `--purge` removes them now.
+        if purge == Purge::All {
+            let kept = read_kept(prefix).map_err(ApplyError::Failed)?;
+            if let Some(kept) = kept {
+                out.earlier = true;
+                purge_kept(prefix, &kept, &mut out, log)?;
+                drop(lock);
+                let _ = fs::remove_file(prefix.join(state::LOCK_FILE));
+                let _ = fs::remove_dir_all(prefix.join(state::LOGS_DIR));
+                if fs::remove_dir(prefix).is_ok() {
+                    out.removed.push(prefix.display().to_string());
+                }
+                return Ok(Some(out));
+            }
+        }
         drop(lock);
         let _ = fs::remove_file(prefix.join(state::LOCK_FILE));
         return Ok(if out.rolled_back.is_empty() {
@@ -1444,6 +1465,7 @@ pub fn uninstall(
     // install-state.json is untrusted input: a file it names is removed only when the
     // name is a plain name in this folder and the file is still what the install
     // recorded (state::find); anything else is kept and said.
+    let mut kept_records = Vec::new();
     for f in &st.files {
         let goes = f.role == "config"
             || f.role == "driver"
@@ -1464,6 +1486,12 @@ pub fn uninstall(
         let p = prefix.join(&f.file);
         match found {
             state::Found::Missing => {}
+            state::Found::Same if !goes => {
+                out.kept.push(p.display().to_string());
+                if state::is_image_role(&f.role) {
+                    kept_records.push(f.clone());
+                }
+            }
             _ if !goes => out.kept.push(p.display().to_string()),
             state::Found::Same => remove(p, &mut out, log)?,
             state::Found::Other(why) => {
@@ -1481,6 +1509,9 @@ pub fn uninstall(
     if !st.files.iter().any(|f| f.file == "config.txt") {
         remove(prefix.join("config.txt"), &mut out, log)?;
     }
+    // The images kept are recorded before the state that names them goes, so that a
+    // later `uninstall --purge` can still tell them from other files.
+    write_kept(prefix, &kept_records).map_err(ApplyError::Failed)?;
     remove(prefix.join(STATE_FILE), &mut out, log)?;
     remove(prefix.join(state::MSI_NOTE_FILE), &mut out, log)?;
     let lock_path = lock.path.clone();
@@ -1493,4 +1524,135 @@ pub fn uninstall(
         }
     }
     Ok(Some(out))
+}
+
+/// [`state::KEPT_FILE`]: the images a plain uninstall left, as install-state.json
+/// recorded them.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Kept {
+    /// Format of this file.
+    pub format: u32,
+    /// The kept images' records.
+    pub files: Vec<FileRecord>,
+}
+
+/// Records the images an uninstall kept (atomically, [`state::PUBLIC_FILE`] as
+/// install-state.json); with none, removes an older record.
+fn write_kept(prefix: &Path, files: &[FileRecord]) -> Result<()> {
+    let path = prefix.join(state::KEPT_FILE);
+    if files.is_empty() {
+        return match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("cannot remove {}", path.display()))
+            }
+            _ => Ok(()),
+        };
+    }
+    let kept = Kept {
+        format: 1,
+        files: files.to_vec(),
+    };
+    let bytes = serde_json::to_vec_pretty(&kept).context("encoding the kept images' record")?;
+    state::write_atomic(&path, &bytes)
+}
+
+/// Reads [`state::KEPT_FILE`] as untrusted input (a regular file, not a symbolic link,
+/// of at most [`crate::input::STATE_LIMIT`]); `Ok(None)` when there is none.
+fn read_kept(prefix: &Path) -> Result<Option<Kept>> {
+    let path = prefix.join(state::KEPT_FILE);
+    let damaged = || {
+        format!(
+            "{} (the record of the images an uninstall kept) is damaged; remove the images by hand",
+            path.display()
+        )
+    };
+    match fs::symlink_metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Ok(m) if m.file_type().is_symlink() => {
+            bail!(
+                "{} is a symbolic link, which an uninstall never makes; nothing was removed",
+                path.display()
+            )
+        }
+        _ => {}
+    }
+    match crate::input::read(&path, crate::input::STATE_LIMIT, "a kept images' record") {
+        Ok(b) => serde_json::from_slice(&b).map(Some).with_context(damaged),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(anyhow::Error::new(e).context(damaged())),
+    }
+}
+
+/// Removes the images an earlier uninstall kept that are still those images
+/// ([`state::find`]: plain names in the folder, the kind, size and UUID recorded); any
+/// other is kept and said. The record goes with them.
+fn purge_kept(
+    prefix: &Path,
+    kept: &Kept,
+    out: &mut Removed,
+    log: &mut RunLog,
+) -> Result<(), ApplyError> {
+    for f in &kept.files {
+        if !state::is_image_role(&f.role) {
+            let line = format!(
+                "{} names `{}` as a {} file, not an image; it was not looked at",
+                state::KEPT_FILE,
+                f.file,
+                f.role
+            );
+            log.line(&line);
+            out.not_removed.push(line);
+            continue;
+        }
+        let found = match state::find(prefix, f) {
+            Ok(found) => found,
+            Err(why) => {
+                let line = format!(
+                    "{} names the file {why}; it was not looked at (an uninstall only records plain names in its folder)",
+                    state::KEPT_FILE
+                );
+                log.line(&line);
+                out.not_removed.push(line);
+                continue;
+            }
+        };
+        let p = prefix.join(&f.file);
+        match found {
+            state::Found::Missing => {}
+            state::Found::Same => match fs::remove_file(&p) {
+                Ok(()) => {
+                    log.line(&format!(
+                        "removed {} (kept by an earlier uninstall)",
+                        p.display()
+                    ));
+                    out.removed.push(p.display().to_string());
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(ApplyError::Failed(
+                        anyhow!(e).context(format!("cannot remove {}", p.display())),
+                    ));
+                }
+            },
+            state::Found::Other(why) => {
+                let line = format!(
+                    "{} {why}; it is not the image an earlier uninstall kept, so it was kept",
+                    p.display()
+                );
+                log.line(&line);
+                out.not_removed.push(line);
+            }
+        }
+    }
+    let path = prefix.join(state::KEPT_FILE);
+    match fs::remove_file(&path) {
+        Ok(()) => {
+            log.line(&format!("removed {}", path.display()));
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(ApplyError::Failed(
+            anyhow!(e).context(format!("cannot remove {}", path.display())),
+        )),
+    }
 }
