@@ -146,7 +146,7 @@ impl Journal {
         state::write_atomic_mode(&self.path, &bytes, state::PRIVATE_FILE)
     }
 
-    fn owns(&self, path: &Path) -> bool {
+    pub(crate) fn owns(&self, path: &Path) -> bool {
         self.entries.iter().any(|e| match e {
             Entry::File { path: p } | Entry::Replace { path: p, .. } => p == path,
             Entry::Dir { .. }
@@ -837,30 +837,24 @@ fn steps(
 
     check_interrupt(ctx.interrupt)?;
     hooks.at("first-boot", ctx.interrupt)?;
-    let kept_image = plan
-        .files()
-        .iter()
-        .any(|(file, _, _)| summary.kept.contains(file));
+    // Images this install made (now, or recorded by an earlier run) may be written into
+    // by a pending first boot: they are copied first, and put back if it fails. One it
+    // did not make holds the user's data and is not written into by an install.
+    let foreign = records.iter().any(|r| {
+        r.origin != "install"
+            && plan
+                .files()
+                .iter()
+                .any(|(file, _, _)| *file == r.file && summary.kept.contains(file))
+    });
     let already = old_state.as_ref().map(|s| s.first_boot.as_str());
     // QEMU's accelerator: the probe's, or TCG when a KVM first boot hung and was retried.
     let mut accel = plan.monitor_choice.accel;
-    summary.first_boot = match crate::firstboot::run(plan, ctx, kept_image, already)? {
+    summary.first_boot = match crate::firstboot::run(plan, ctx, journal, foreign, already)? {
         crate::firstboot::Done::Ran(used) => {
             accel = used.or(accel);
             // The first boot wrote into the images (and may have changed config.txt).
-            for r in records.iter_mut().filter(|r| r.origin == "install") {
-                let path = plan.prefix.join(&r.file);
-                r.bytes = fs::metadata(&path)
-                    .with_context(|| format!("reading {}", path.display()))?
-                    .len();
-                r.digest = Some(if r.role == "config" || r.role == "driver" {
-                    let bytes =
-                        fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-                    format!("sha256:{}", crate::plan::hex(&sha2::Sha256::digest(&bytes)))
-                } else {
-                    state::file_digest(&path)?
-                });
-            }
+            redigest(&plan.prefix, &mut records)?;
             summary.changed.push("first boot".into());
             "done".to_owned()
         }
@@ -911,6 +905,176 @@ fn steps(
     // install-state.json records the images now: an earlier uninstall's record of them goes.
     let _ = fs::remove_file(plan.prefix.join(state::KEPT_FILE));
     Ok(summary)
+}
+
+/// Records again the size and digest of the files the install made, after the first
+/// boot wrote into the images (and may have changed config.txt).
+fn redigest(prefix: &Path, records: &mut [FileRecord]) -> Result<()> {
+    for r in records.iter_mut().filter(|r| r.origin == "install") {
+        let path = prefix.join(&r.file);
+        r.bytes = fs::metadata(&path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .len();
+        r.digest = Some(if r.role == "config" || r.role == "driver" {
+            let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            format!("sha256:{}", crate::plan::hex(&sha2::Sha256::digest(&bytes)))
+        } else if state::is_image_role(&r.role) {
+            state::file_digest(&path)?
+        } else {
+            // The kit's machine files: the first boot does not write them.
+            continue;
+        });
+    }
+    Ok(())
+}
+
+/// The start of the journal's plan digest while a first boot run later
+/// ([`first_boot_later`]) is under way: it is never a plan's digest, so no install
+/// continues that journal, and every run that finds it rolls it back.
+pub(crate) const FIRST_BOOT_JOURNAL: &str = "first-boot:";
+
+/// What [`first_boot_later`] found or did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Later {
+    /// The first boot ran and succeeded; the state records it done.
+    Ran,
+    /// It was done already (nothing was booted).
+    AlreadyDone,
+    /// The machine's profile has no first boot.
+    NoFirstBoot,
+}
+
+/// Runs the pending (or skipped) first boot of the machine installed in `prefix`, as
+/// the install runs it (the same plan, guest script, timeout and verdict), then
+/// records it done. A failure, Ctrl-C or kill puts back the images and config.txt as
+/// they were before it (copies made first, journalled: [`crate::firstboot::back_up`]),
+/// and the first boot stays pending.
+pub fn first_boot_later(prefix: &Path, ctx: &mut Ctx<'_>) -> Result<Later, ApplyError> {
+    let hooks = Hooks::from_env();
+    let lock = match Lock::acquire(prefix) {
+        Ok(l) => l,
+        Err(e @ state::LockError::Busy(_)) => {
+            return Err(ApplyError::Busy(anyhow!(e).context(
+                "the machine is in use (a boot, install, uninstall or rebuild holds its lock); stop it first",
+            )));
+        }
+        Err(e) => return Err(ApplyError::Failed(anyhow!(e))),
+    };
+    sweep_temporaries(prefix);
+    match Journal::load(prefix) {
+        Ok(Some(j)) if j.plan_digest.starts_with(FIRST_BOOT_JOURNAL) => {
+            ctx.log
+                .line("an interrupted first boot is rolled back first");
+            for d in j.rollback(ctx.log) {
+                ctx.rep.warn(&format!("an interrupted first boot: {d}"));
+            }
+        }
+        Ok(Some(_)) => {
+            return Err(ApplyError::Failed(anyhow!(
+                "an interrupted install left its journal in {}; run the install again to finish it (or uninstall) first",
+                prefix.display()
+            )));
+        }
+        Ok(None) => {}
+        Err(e) => return Err(ApplyError::Failed(e)),
+    }
+    let st = match InstallState::read(prefix) {
+        Ok(Some(st)) => st,
+        Ok(None) => {
+            return Err(ApplyError::Failed(anyhow!(
+                "no machine is installed in {}",
+                prefix.display()
+            )));
+        }
+        Err(e) => return Err(ApplyError::Failed(e)),
+    };
+    match st.first_boot.as_str() {
+        "done" => return Ok(Later::AlreadyDone),
+        "none" => return Ok(Later::NoFirstBoot),
+        _ => {}
+    }
+    ctx.rep.phase("checking the installed machine");
+    let plan = crate::firstboot::installed_plan(prefix, &st).map_err(ApplyError::Failed)?;
+    if plan.first_boot.state != "pending" {
+        return Ok(Later::NoFirstBoot);
+    }
+    // The images must be the machine's own, as install-state.json records them (read as
+    // untrusted input: plain names in the folder, kind, size and UUID).
+    for (file, _, _) in plan.files() {
+        let why = match st.files.iter().find(|f| f.file == file) {
+            None => Some("is not recorded in install-state.json".to_owned()),
+            Some(rec) => match state::find(prefix, rec) {
+                Ok(state::Found::Same) => None,
+                Ok(state::Found::Missing) => Some("is missing".to_owned()),
+                Ok(state::Found::Other(why)) => Some(why),
+                Err(why) => Some(format!("is recorded as {why}")),
+            },
+        };
+        if let Some(why) = why {
+            return Err(ApplyError::Failed(anyhow!(
+                "{} {why}; the first boot runs only on the images the install made: nothing was changed",
+                prefix.join(file).display()
+            )));
+        }
+    }
+    let mut journal = Journal {
+        plan_digest: format!("{FIRST_BOOT_JOURNAL}{}", plan.digest()),
+        entries: Vec::new(),
+        path: prefix.join(JOURNAL_FILE),
+    };
+    let result = (|| -> Result<()> {
+        hooks.at("first-boot", ctx.interrupt)?;
+        let accel =
+            match crate::firstboot::run(&plan, ctx, &mut journal, false, Some(&st.first_boot))? {
+                crate::firstboot::Done::Ran(used) => used.or(st.accel),
+                crate::firstboot::Done::NotRun(_) => {
+                    bail!("the first boot cannot run on this host (the warning above says why)")
+                }
+            };
+        let mut done = st.clone();
+        redigest(prefix, &mut done.files)?;
+        done.first_boot = "done".into();
+        done.accel = accel;
+        if done.answers.contains_key("NOFIRSTBOOT") {
+            done.answers.insert("NOFIRSTBOOT".into(), "0".into());
+        }
+        done.installed_at = state::now_secs();
+        check_interrupt(ctx.interrupt)?;
+        hooks.at("state", ctx.interrupt)?;
+        let bytes = serde_json::to_vec_pretty(&done).context("encoding install-state.json")?;
+        write_file(
+            &prefix.join(STATE_FILE),
+            &bytes,
+            &mut journal,
+            &mut Summary::default(),
+        )?;
+        check_interrupt(ctx.interrupt)?;
+        hooks.at("commit", ctx.interrupt)?;
+        journal.commit()
+    })();
+    match result {
+        Ok(()) => {
+            drop(lock);
+            Ok(Later::Ran)
+        }
+        Err(e) => {
+            ctx.rep.phase("rolling back");
+            let undone = journal.rollback(ctx.log);
+            ctx.log
+                .line(&format!("rolled back {} change(s)", undone.len()));
+            drop(lock);
+            let as_it_was = "the machine is as it was before the first boot (its images and config.txt put back \
+                             from the copies made first), and its first boot is still pending";
+            if ctx.interrupt.load(Ordering::SeqCst) {
+                Err(ApplyError::Cancelled(anyhow!(
+                    "cancelled ({}) during the first boot; {as_it_was}",
+                    crate::progress::stop_reason()
+                )))
+            } else {
+                Err(ApplyError::Failed(e.context(as_it_was)))
+            }
+        }
+    }
 }
 
 /// The `tap` step: creates the adapter (or reuses one of the same name) with the host

@@ -355,4 +355,9 @@ pub struct BootArgs {
     /// Stop the guest after this many seconds (exit 1603).
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
+    /// Run the machine's first boot, when it is still to do (an install with
+    /// --no-first-boot, or one whose monitor could not run then), as the install runs
+    /// it: on failure the machine is put back as it was (exit 1603).
+    #[arg(long, conflicts_with_all = ["monitor", "timeout"])]
+    pub first_boot: bool,
 }

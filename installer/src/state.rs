@@ -406,7 +406,7 @@ pub fn file_digest(path: &Path) -> Result<String> {
 }
 
 #[cfg(unix)]
-fn data_regions(f: &File, len: u64) -> Vec<(u64, u64)> {
+pub(crate) fn data_regions(f: &File, len: u64) -> Vec<(u64, u64)> {
     use rustix::fs::{SeekFrom, seek};
     let mut out = Vec::new();
     let mut at = 0u64;
@@ -425,7 +425,7 @@ fn data_regions(f: &File, len: u64) -> Vec<(u64, u64)> {
 }
 
 #[cfg(not(unix))]
-fn data_regions(_f: &File, len: u64) -> Vec<(u64, u64)> {
+pub(crate) fn data_regions(_f: &File, len: u64) -> Vec<(u64, u64)> {
     vec![(0, len)]
 }
 

@@ -733,3 +733,150 @@ fn ctrl_c_during_the_first_boot_stops_the_guest_and_rolls_back_with_1602() {
     );
     assert!(!prefix.exists(), "the prefix was not rolled back");
 }
+
+/// `boot --first-boot --prefix PREFIX` on the host's monitor, with the first-boot test
+/// `hook`.
+fn first_boot_later(prefix: &Path, hook: Option<&str>) -> Output {
+    let mut c = host_cmd(&["boot", "--first-boot", "--prefix", p(prefix)]);
+    if let Some(h) = hook {
+        c.env("COLINUX_SETUP_TEST_FIRST_BOOT", h);
+    }
+    c.output().expect("run colinux-setup boot --first-boot")
+}
+
+/// The files of the machine and their sha256, to tell that a run left them as they were.
+fn digests(prefix: &Path) -> Vec<(String, String)> {
+    ["root.img", "home.img", "swap.img", "config.txt"]
+        .iter()
+        .map(|f| ((*f).to_owned(), common::sha256(&prefix.join(f))))
+        .collect()
+}
+
+#[test]
+fn a_first_boot_left_by_no_first_boot_runs_later_with_boot_first_boot() {
+    let t = tmp();
+    let prefix = t.path().join("m");
+    let o = install(&prefix, &["--no-first-boot"], None);
+    expect(&o, 0, &["first boot: skipped"]);
+    assert_eq!(debugfs(&prefix.join("home.img"), "ls -l /colinux"), "");
+    let o = first_boot_later(&prefix, None);
+    expect(&o, 0, &["first boot: done"]);
+    let log = logs(&prefix, "first-boot");
+    for needle in [
+        "console: COLINUX-SETUP-FIRST-BOOT: OK".to_owned(),
+        format!("first boot: mounted: {} on /home (ext3)", dev(1)),
+        "first boot: unpacked and checked 2 files in /home".to_owned(),
+    ] {
+        assert!(log.contains(&needle), "`{needle}` not in the log:\n{log}");
+    }
+    let home = prefix.join("home.img");
+    let readme = debugfs(&home, "cat /colinux/README");
+    assert!(
+        readme.contains("installed by colinux-setup") && readme.contains("profile minimal"),
+        "{readme}"
+    );
+    assert!(debugfs(&home, "cat /colinux/bin/motd").contains("Welcome"));
+    for img in ["root.img", "home.img"] {
+        e2e_tests::e2fsck_clean(&prefix.join(img)).expect("e2fsck -fn clean after the first boot");
+    }
+    let config = std::fs::read_to_string(prefix.join("config.txt")).expect("config.txt");
+    assert_initrd(&config, &prefix, host());
+    let s = status_json(&prefix);
+    assert_eq!(s["first_boot"], "done", "{s}");
+    let o = cmd(&["status", "--prefix", p(&prefix)])
+        .output()
+        .expect("status");
+    expect(&o, 0, &["first boot: done"]);
+    // The state records what the first boot wrote: the files are still the machine's
+    // (an uninstall removes config.txt, which it checks against its recorded digest).
+    let o = cmd(&["uninstall", "--prefix", p(&prefix)])
+        .output()
+        .expect("uninstall");
+    expect(&o, 0, &["kept"]);
+    let t2 = text(&o);
+    assert!(!t2.contains("warning"), "{t2}");
+    assert!(!prefix.join("config.txt").exists(), "{t2}");
+    // No copy of an image is left beside it.
+    let left: Vec<String> = std::fs::read_dir(&prefix)
+        .expect("read prefix")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("backup") || n.ends_with(".tmp"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_failing_first_boot_run_later_exits_1603_and_leaves_the_machine_as_it_was() {
+    let t = tmp();
+    let prefix = t.path().join("m");
+    expect(
+        &install(&prefix, &["--no-first-boot"], None),
+        0,
+        &["first boot: skipped"],
+    );
+    let before = digests(&prefix);
+    let o = first_boot_later(&prefix, Some("fail"));
+    expect(
+        &o,
+        FAILED,
+        &[
+            "the first-boot script failed",
+            "COLINUX-SETUP-FIRST-BOOT: FAILED rc=1",
+            "the machine is as it was before the first boot",
+            "its first boot is still pending",
+        ],
+    );
+    // What the message says: every file is as it was, the first boot still to do.
+    assert_eq!(digests(&prefix), before);
+    assert_eq!(status_json(&prefix)["first_boot"], "skipped");
+    assert!(!prefix.join(".colinux-setup-journal.json").exists());
+    assert_eq!(debugfs(&prefix.join("home.img"), "ls -l /colinux"), "");
+    // A panic of the guest kernel too.
+    let o = first_boot_later(&prefix, Some("panic"));
+    expect(&o, FAILED, &["the guest kernel panicked ("]);
+    assert_eq!(digests(&prefix), before);
+    // And it then runs.
+    expect(&first_boot_later(&prefix, None), 0, &["first boot: done"]);
+    assert!(debugfs(&prefix.join("home.img"), "cat /colinux/README").contains("colinux-setup"));
+}
+
+#[test]
+fn boot_first_boot_says_when_it_is_done_already_and_needs_a_machine() {
+    let t = tmp();
+    let prefix = installed(&t);
+    let before = digests(&prefix);
+    let start = Instant::now();
+    let o = first_boot_later(&prefix, Some("fail"));
+    expect(&o, 0, &["the first boot is done already; nothing to do"]);
+    assert!(start.elapsed() < Duration::from_secs(10), "it booted");
+    assert_eq!(digests(&prefix), before);
+    assert_eq!(status_json(&prefix)["first_boot"], "done");
+    // No machine: the error of `boot`.
+    let none = t.path().join("none");
+    let plain = cmd(&["boot", "--prefix", p(&none)]).output().expect("boot");
+    let o = cmd(&["boot", "--first-boot", "--prefix", p(&none)])
+        .output()
+        .expect("boot --first-boot");
+    expect(&o, FAILED, &["no machine is installed"]);
+    assert_eq!(o.stderr, plain.stderr);
+}
+
+#[test]
+fn a_plain_reinstall_runs_a_pending_first_boot() {
+    let t = tmp();
+    let prefix = t.path().join("m");
+    expect(
+        &install(&prefix, &["--no-first-boot"], None),
+        0,
+        &["first boot: skipped"],
+    );
+    // The same answers, the first boot asked for: the install keeps the images it made
+    // and runs the first boot into them.
+    let o = install(&prefix, &[], None);
+    expect(&o, 0, &["first boot: done"]);
+    assert!(debugfs(&prefix.join("home.img"), "cat /colinux/README").contains("colinux-setup"));
+    assert_eq!(status_json(&prefix)["first_boot"], "done");
+    let o = install(&prefix, &[], None);
+    expect(&o, 0, &["nothing changed"]);
+}

@@ -228,7 +228,7 @@ pub fn run(args: InstallArgs, interrupt: &AtomicBool) -> Outcome {
                     } else {
                         format!(", kept {}", summary.kept.join(", "))
                     },
-                    summary.first_boot
+                    crate::firstboot::state_words(&summary.first_boot, &plan.prefix)
                 );
                 println!("log: {}", log_path.display());
             }

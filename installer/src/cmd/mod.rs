@@ -7,6 +7,7 @@ pub mod boot;
 pub mod config;
 pub mod driver;
 pub mod facts;
+pub mod first_boot;
 pub mod images;
 pub mod install;
 pub mod kit;
@@ -54,6 +55,7 @@ pub fn run(cli: Cli, interrupt: &AtomicBool) -> Outcome {
             &default_prefix(a.prefix),
             a.monitor.as_deref(),
             a.timeout,
+            a.first_boot,
             interrupt,
         ),
         Some(Command::Status(a)) => status::run(&default_prefix(a.prefix), a.json),
