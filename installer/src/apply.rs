@@ -933,6 +933,19 @@ fn redigest(prefix: &Path, records: &mut [FileRecord]) -> Result<()> {
 /// continues that journal, and every run that finds it rolls it back.
 pub(crate) const FIRST_BOOT_JOURNAL: &str = "first-boot:";
 
+/// Rolls back the journal of a first boot run later that was killed (its images are
+/// put back as they were before it), if there is one; what was undone. The caller holds
+/// the machine's lock.
+pub fn roll_back_killed_first_boot(prefix: &Path, log: &mut RunLog) -> Vec<String> {
+    match Journal::load(prefix) {
+        Ok(Some(j)) if j.plan_digest.starts_with(FIRST_BOOT_JOURNAL) => {
+            log.line("an interrupted first boot is rolled back first");
+            j.rollback(log)
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// What [`first_boot_later`] found or did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Later {
@@ -961,14 +974,10 @@ pub fn first_boot_later(prefix: &Path, ctx: &mut Ctx<'_>) -> Result<Later, Apply
         Err(e) => return Err(ApplyError::Failed(anyhow!(e))),
     };
     sweep_temporaries(prefix);
+    for d in roll_back_killed_first_boot(prefix, ctx.log) {
+        ctx.rep.warn(&format!("an interrupted first boot: {d}"));
+    }
     match Journal::load(prefix) {
-        Ok(Some(j)) if j.plan_digest.starts_with(FIRST_BOOT_JOURNAL) => {
-            ctx.log
-                .line("an interrupted first boot is rolled back first");
-            for d in j.rollback(ctx.log) {
-                ctx.rep.warn(&format!("an interrupted first boot: {d}"));
-            }
-        }
         Ok(Some(_)) => {
             return Err(ApplyError::Failed(anyhow!(
                 "an interrupted install left its journal in {}; run the install again to finish it (or uninstall) first",

@@ -146,9 +146,8 @@ pub fn run(
             MonitorError::NotRunnable(why) => {
                 ctx.rep.warn(&format!(
                     "the first boot was not run: {why}; it stays pending: run it with \
-                     `colinux-setup boot --first-boot --prefix {}` on a host where {} runs",
-                    plan.prefix.display(),
-                    plan.monitor.as_str()
+                     `colinux-setup boot --first-boot --prefix {}` where the machine's monitor runs",
+                    plan.prefix.display()
                 ));
                 Ok(Done::NotRun("pending".into()))
             }

@@ -880,3 +880,91 @@ fn a_plain_reinstall_runs_a_pending_first_boot() {
     let o = install(&prefix, &[], None);
     expect(&o, 0, &["nothing changed"]);
 }
+
+/// Starts `boot --first-boot` with the hanging first-boot script and SIGKILLs it once
+/// the guest hangs (its mounts made: the images written into). The guest holds the
+/// machine's lock until the reaper has stopped it: see [`unless_busy`].
+fn kill_a_hanging_first_boot(prefix: &Path) {
+    let mut c = host_cmd(&["boot", "--first-boot", "--prefix", p(prefix)]);
+    c.env("COLINUX_SETUP_TEST_FIRST_BOOT", "hang");
+    let mut b = Booting::spawn(c);
+    b.wait_for("first boot in ", secs(30));
+    // The console goes into the run's log.
+    let start = Instant::now();
+    while !logs(prefix, "first-boot").contains("hanging on purpose") {
+        assert!(
+            start.elapsed() < Duration::from_secs(secs(30)),
+            "the guest did not reach the hook:\n{}",
+            b.text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let st = Command::new("kill")
+        .args(["-KILL", &b.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    let _ = b.wait(secs(10));
+    assert!(prefix.join(".colinux-setup-journal.json").exists());
+}
+
+/// Runs `c` until it is not refused as busy (the killed run's guest is still going).
+fn unless_busy(mut make: impl FnMut() -> Command) -> Output {
+    let start = Instant::now();
+    loop {
+        let o = make().output().expect("run");
+        if o.status.code() != Some(common::BUSY) || start.elapsed() > Duration::from_secs(secs(30))
+        {
+            return o;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn a_killed_first_boot_run_later_is_put_back_by_the_next_run() {
+    let t = tmp();
+    let prefix = t.path().join("m");
+    expect(
+        &install(&prefix, &["--no-first-boot"], None),
+        0,
+        &["first boot: skipped"],
+    );
+    let before = digests(&prefix);
+    kill_a_hanging_first_boot(&prefix);
+    // The killed guest had mounted the images: they are not as they were.
+    assert_ne!(digests(&prefix), before);
+    // The next `boot --first-boot` puts the images back first; its own failure then
+    // puts back its copies: every file is as it was before the killed run.
+    let o = unless_busy(|| {
+        let mut c = host_cmd(&["boot", "--first-boot", "--prefix", p(&prefix)]);
+        c.env("COLINUX_SETUP_TEST_FIRST_BOOT", "fail");
+        c
+    });
+    expect(
+        &o,
+        FAILED,
+        &[
+            "an interrupted first boot: restored",
+            "the first-boot script failed",
+        ],
+    );
+    assert_eq!(digests(&prefix), before, "{}", text(&o));
+    // A plain `boot` after a killed first boot puts the images back before it starts.
+    kill_a_hanging_first_boot(&prefix);
+    let o = unless_busy(|| cmd(&["boot", "--prefix", p(&prefix), "--timeout", "1"]));
+    let t2 = text(&o);
+    assert!(
+        t2.contains("an interrupted first boot was rolled back: restored"),
+        "{t2}"
+    );
+    assert!(!prefix.join(".colinux-setup-journal.json").exists(), "{t2}");
+    let left: Vec<String> = std::fs::read_dir(&prefix)
+        .expect("read prefix")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("backup"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert_eq!(status_json(&prefix)["first_boot"], "skipped");
+}

@@ -92,6 +92,10 @@ pub fn run(
         Err(e @ LockError::Busy(_)) => return Outcome::Busy(anyhow!(e)),
         Err(e) => return Outcome::Failed(anyhow!(e)),
     };
+    // A killed `boot --first-boot` left half-written images: they are put back first.
+    for d in crate::apply::roll_back_killed_first_boot(prefix, &mut log) {
+        eprintln!("colinux-setup: an interrupted first boot was rolled back: {d}");
+    }
     let run_dir = match tempfile::Builder::new()
         .prefix("colinux-setup-run-")
         .tempdir()
