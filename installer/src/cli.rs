@@ -276,7 +276,8 @@ pub struct InstallArgs {
     /// guests here (uml, then qemu with KVM, then qemu without), found by a probe.
     #[arg(long, value_name = "auto|colinux|uml|qemu")]
     pub monitor: Option<String>,
-    /// Do not run the first boot (NOFIRSTBOOT=1).
+    /// Do not run the first boot now (NOFIRSTBOOT=1); run it later with
+    /// `colinux-setup boot --first-boot`.
     #[arg(long)]
     pub no_first_boot: bool,
     /// Print the plan and change nothing.
