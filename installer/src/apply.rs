@@ -837,9 +837,15 @@ fn steps(
 
     check_interrupt(ctx.interrupt)?;
     hooks.at("first-boot", ctx.interrupt)?;
-    // Images this install made (now, or recorded by an earlier run) may be written into
-    // by a pending first boot: they are copied first, and put back if it fails. One it
-    // did not make holds the user's data and is not written into by an install.
+    // A pending first boot writes into the images. Those this run built go with its
+    // rollback. Kept ones are written into only by a re-run of the install that left
+    // it pending (the same plan: "repair") when the install made them all: they are
+    // copied first and put back if it fails. Otherwise (the user's image, or other
+    // answers that keep the images as they are) it stays to `boot --first-boot`.
+    let kept_any = plan
+        .files()
+        .iter()
+        .any(|(file, _, _)| summary.kept.contains(file));
     let foreign = records.iter().any(|r| {
         r.origin != "install"
             && plan
@@ -847,10 +853,20 @@ fn steps(
                 .iter()
                 .any(|(file, _, _)| *file == r.file && summary.kept.contains(file))
     });
+    let repair = old_state
+        .as_ref()
+        .is_some_and(|s| s.first_boot == "pending" && s.plan_digest == digest);
+    let keep = if foreign {
+        Some("images that this install did not make were kept")
+    } else if kept_any && !repair {
+        Some("the images were kept as they are")
+    } else {
+        None
+    };
     let already = old_state.as_ref().map(|s| s.first_boot.as_str());
     // QEMU's accelerator: the probe's, or TCG when a KVM first boot hung and was retried.
     let mut accel = plan.monitor_choice.accel;
-    summary.first_boot = match crate::firstboot::run(plan, ctx, journal, foreign, already)? {
+    summary.first_boot = match crate::firstboot::run(plan, ctx, journal, keep, already)? {
         crate::firstboot::Done::Ran(used) => {
             accel = used.or(accel);
             // The first boot wrote into the images (and may have changed config.txt).
@@ -1034,7 +1050,7 @@ pub fn first_boot_later(prefix: &Path, ctx: &mut Ctx<'_>) -> Result<Later, Apply
     let result = (|| -> Result<()> {
         hooks.at("first-boot", ctx.interrupt)?;
         let accel =
-            match crate::firstboot::run(&plan, ctx, &mut journal, false, Some(&st.first_boot))? {
+            match crate::firstboot::run(&plan, ctx, &mut journal, None, Some(&st.first_boot))? {
                 crate::firstboot::Done::Ran(used) => used.or(st.accel),
                 crate::firstboot::Done::NotRun(_) => {
                     bail!("the first boot cannot run on this host (the warning above says why)")

@@ -47,16 +47,16 @@ pub enum Done {
     NotRun(String),
 }
 
-/// Runs the first boot of `plan` if it is pending. `foreign` says whether an image
-/// this install did not make (the user's, found in the folder) was kept: the first
-/// boot is then left to `boot --first-boot`. `already` is the state recorded by an
-/// earlier run. The files it writes into that this run did not make are copied first
+/// Runs the first boot of `plan` if it is pending. `keep` says why the images must not
+/// be written into by this run (an image the install did not make was kept, or the
+/// install keeps the images as they are): the first boot is then left to
+/// `boot --first-boot`. `already` is the state recorded by an earlier run. The files it writes into that this run did not make are copied first
 /// ([`back_up`], journalled), so that a failure puts them back as they were.
 pub fn run(
     plan: &Plan,
     ctx: &mut Ctx<'_>,
     journal: &mut Journal,
-    foreign: bool,
+    keep: Option<&str>,
     already: Option<&str>,
 ) -> Result<Done> {
     if plan.first_boot.state != "pending" {
@@ -65,10 +65,10 @@ pub fn run(
     if already == Some("done") {
         return Ok(Done::NotRun("done".into()));
     }
-    if foreign {
+    if let Some(why) = keep {
         ctx.rep.warn(&format!(
-            "the first boot was not run: images that this install did not make were kept, and the first boot \
-             writes into them; it stays pending: run it with `colinux-setup boot --first-boot --prefix {}`",
+            "the first boot was not run: {why}, and the first boot writes into them; it stays pending: \
+             run it with `colinux-setup boot --first-boot --prefix {}`",
             plan.prefix.display()
         ));
         return Ok(Done::NotRun("pending".into()));

@@ -863,22 +863,72 @@ fn boot_first_boot_says_when_it_is_done_already_and_needs_a_machine() {
 }
 
 #[test]
-fn a_plain_reinstall_runs_a_pending_first_boot() {
+fn a_pending_first_boot_names_its_command_and_a_plain_reinstall_runs_it() {
     let t = tmp();
     let prefix = t.path().join("m");
-    expect(
-        &install(&prefix, &["--no-first-boot"], None),
-        0,
-        &["first boot: skipped"],
-    );
-    // The same answers, the first boot asked for: the install keeps the images it made
-    // and runs the first boot into them.
+    // The user's own home.img in the folder: the install keeps it and does not write
+    // into it, so the first boot stays pending, and every run says how to run it.
+    let data = t.path().join("homedata");
+    std::fs::create_dir_all(data.join("project")).expect("mkdir");
+    std::fs::write(data.join("project/notes"), "mine\n").expect("write");
+    std::fs::create_dir_all(&prefix).expect("prefix");
+    let home = prefix.join("home.img");
+    let o = cmd(&[
+        "images",
+        "build",
+        p(&home),
+        "--fs",
+        "ext3",
+        "--size",
+        "16M",
+        "--from",
+        p(&data),
+    ])
+    .output()
+    .expect("images build");
+    expect(&o, 0, &[]);
+    let run_it = format!("colinux-setup boot --first-boot --prefix {}", p(&prefix));
+    let o = install(&prefix, &[], None);
+    expect(&o, 0, &["first boot: pending", &run_it]);
+    let o = install(&prefix, &[], None);
+    expect(&o, 0, &["nothing changed", "first boot: pending", &run_it]);
+    let o = cmd(&["status", "--prefix", p(&prefix)])
+        .output()
+        .expect("status");
+    expect(&o, 0, &["first boot: pending", &run_it]);
+    // The user moves their home.img away: the same install again builds a new one and
+    // runs the pending first boot, into the root and swap images it made (kept).
+    std::fs::rename(&home, t.path().join("my-home.img")).expect("move home.img");
+    let root_before = common::sha256(&prefix.join("root.img"));
     let o = install(&prefix, &[], None);
     expect(&o, 0, &["first boot: done"]);
-    assert!(debugfs(&prefix.join("home.img"), "cat /colinux/README").contains("colinux-setup"));
+    assert!(debugfs(&home, "cat /colinux/README").contains("colinux-setup"));
+    assert_ne!(common::sha256(&prefix.join("root.img")), root_before);
     assert_eq!(status_json(&prefix)["first_boot"], "done");
     let o = install(&prefix, &[], None);
     expect(&o, 0, &["nothing changed"]);
+    // Other answers that keep the images as they are do not write into them: an install
+    // with --no-first-boot, then one without, keeps the images and names the command.
+    let other = t.path().join("o");
+    expect(
+        &install(&other, &["--no-first-boot"], None),
+        0,
+        &["first boot: skipped"],
+    );
+    let before = digests(&other);
+    let run_it = format!("colinux-setup boot --first-boot --prefix {}", p(&other));
+    let o = install(&other, &[], None);
+    expect(
+        &o,
+        0,
+        &[
+            "the images were kept as they are",
+            "first boot: pending",
+            &run_it,
+        ],
+    );
+    let after = digests(&other);
+    assert_eq!(after[..3], before[..3], "an image was written into");
 }
 
 /// Starts `boot --first-boot` with the hanging first-boot script and SIGKILLs it once

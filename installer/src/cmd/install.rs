@@ -212,9 +212,17 @@ pub fn run(args: InstallArgs, interrupt: &AtomicBool) -> Outcome {
                 }));
             } else if summary.changed.is_empty() {
                 println!(
-                    "{}: already installed as planned (profile {}); nothing changed",
+                    "{}: already installed as planned (profile {}); nothing changed{}",
                     plan.prefix.display(),
-                    plan.profile
+                    plan.profile,
+                    if summary.first_boot == "done" || summary.first_boot == "none" {
+                        String::new()
+                    } else {
+                        format!(
+                            "; first boot: {}",
+                            crate::firstboot::state_words(&summary.first_boot, &plan.prefix)
+                        )
+                    }
                 );
             } else {
                 println!(
