@@ -146,7 +146,7 @@ impl Journal {
         state::write_atomic_mode(&self.path, &bytes, state::PRIVATE_FILE)
     }
 
-    fn owns(&self, path: &Path) -> bool {
+    pub(crate) fn owns(&self, path: &Path) -> bool {
         self.entries.iter().any(|e| match e {
             Entry::File { path: p } | Entry::Replace { path: p, .. } => p == path,
             Entry::Dir { .. }
@@ -306,6 +306,7 @@ pub(crate) fn sweep_temporaries(prefix: &Path) {
         STATE_FILE,
         "config.txt",
         state::MSI_NOTE_FILE,
+        state::KEPT_FILE,
         crate::rebuild::PENDING_FILE,
     ] {
         remove_partials(&prefix.join(name));
@@ -836,30 +837,40 @@ fn steps(
 
     check_interrupt(ctx.interrupt)?;
     hooks.at("first-boot", ctx.interrupt)?;
-    let kept_image = plan
+    // A pending first boot writes into the images. Those this run built go with its
+    // rollback. Kept ones are written into only by a re-run of the install that left
+    // it pending (the same plan: "repair") when the install made them all: they are
+    // copied first and put back if it fails. Otherwise (the user's image, or other
+    // answers that keep the images as they are) it stays to `boot --first-boot`.
+    let kept_any = plan
         .files()
         .iter()
         .any(|(file, _, _)| summary.kept.contains(file));
+    let foreign = records.iter().any(|r| {
+        r.origin != "install"
+            && plan
+                .files()
+                .iter()
+                .any(|(file, _, _)| *file == r.file && summary.kept.contains(file))
+    });
+    let repair = old_state
+        .as_ref()
+        .is_some_and(|s| s.first_boot == "pending" && s.plan_digest == digest);
+    let keep = if foreign {
+        Some("images that this install did not make were kept")
+    } else if kept_any && !repair {
+        Some("the images were kept as they are")
+    } else {
+        None
+    };
     let already = old_state.as_ref().map(|s| s.first_boot.as_str());
     // QEMU's accelerator: the probe's, or TCG when a KVM first boot hung and was retried.
     let mut accel = plan.monitor_choice.accel;
-    summary.first_boot = match crate::firstboot::run(plan, ctx, kept_image, already)? {
+    summary.first_boot = match crate::firstboot::run(plan, ctx, journal, keep, already)? {
         crate::firstboot::Done::Ran(used) => {
             accel = used.or(accel);
             // The first boot wrote into the images (and may have changed config.txt).
-            for r in records.iter_mut().filter(|r| r.origin == "install") {
-                let path = plan.prefix.join(&r.file);
-                r.bytes = fs::metadata(&path)
-                    .with_context(|| format!("reading {}", path.display()))?
-                    .len();
-                r.digest = Some(if r.role == "config" || r.role == "driver" {
-                    let bytes =
-                        fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-                    format!("sha256:{}", crate::plan::hex(&sha2::Sha256::digest(&bytes)))
-                } else {
-                    state::file_digest(&path)?
-                });
-            }
+            redigest(&plan.prefix, &mut records)?;
             summary.changed.push("first boot".into());
             "done".to_owned()
         }
@@ -907,7 +918,188 @@ fn steps(
     check_interrupt(ctx.interrupt)?;
     hooks.at("commit", ctx.interrupt)?;
     journal.commit()?;
+    // install-state.json records the images now: an earlier uninstall's record of them goes.
+    let _ = fs::remove_file(plan.prefix.join(state::KEPT_FILE));
     Ok(summary)
+}
+
+/// Records again the size and digest of the files the install made, after the first
+/// boot wrote into the images (and may have changed config.txt).
+fn redigest(prefix: &Path, records: &mut [FileRecord]) -> Result<()> {
+    for r in records.iter_mut().filter(|r| r.origin == "install") {
+        let path = prefix.join(&r.file);
+        r.bytes = fs::metadata(&path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .len();
+        r.digest = Some(if r.role == "config" || r.role == "driver" {
+            let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            format!("sha256:{}", crate::plan::hex(&sha2::Sha256::digest(&bytes)))
+        } else if state::is_image_role(&r.role) {
+            state::file_digest(&path)?
+        } else {
+            // The kit's machine files: the first boot does not write them.
+            continue;
+        });
+    }
+    Ok(())
+}
+
+/// The start of the journal's plan digest while a first boot run later
+/// ([`first_boot_later`]) is under way: it is never a plan's digest, so no install
+/// continues that journal, and every run that finds it rolls it back.
+pub(crate) const FIRST_BOOT_JOURNAL: &str = "first-boot:";
+
+/// Rolls back the journal of a first boot run later that was killed (its images are
+/// put back as they were before it), if there is one; what was undone. The caller holds
+/// the machine's lock.
+pub fn roll_back_killed_first_boot(prefix: &Path, log: &mut RunLog) -> Vec<String> {
+    match Journal::load(prefix) {
+        Ok(Some(j)) if j.plan_digest.starts_with(FIRST_BOOT_JOURNAL) => {
+            log.line("an interrupted first boot is rolled back first");
+            j.rollback(log)
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// What [`first_boot_later`] found or did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Later {
+    /// The first boot ran and succeeded; the state records it done.
+    Ran,
+    /// It was done already (nothing was booted).
+    AlreadyDone,
+    /// The machine's profile has no first boot.
+    NoFirstBoot,
+}
+
+/// Runs the pending (or skipped) first boot of the machine installed in `prefix`, as
+/// the install runs it (the same plan, guest script, timeout and verdict), then
+/// records it done. A failure, Ctrl-C or kill puts back the images and config.txt as
+/// they were before it (copies made first, journalled: [`crate::firstboot::back_up`]),
+/// and the first boot stays pending.
+pub fn first_boot_later(prefix: &Path, ctx: &mut Ctx<'_>) -> Result<Later, ApplyError> {
+    let hooks = Hooks::from_env();
+    let lock = match Lock::acquire(prefix) {
+        Ok(l) => l,
+        Err(e @ state::LockError::Busy(_)) => {
+            return Err(ApplyError::Busy(anyhow!(e).context(
+                "the machine is in use (a boot, install, uninstall or rebuild holds its lock); stop it first",
+            )));
+        }
+        Err(e) => return Err(ApplyError::Failed(anyhow!(e))),
+    };
+    sweep_temporaries(prefix);
+    for d in roll_back_killed_first_boot(prefix, ctx.log) {
+        ctx.rep.warn(&format!("an interrupted first boot: {d}"));
+    }
+    match Journal::load(prefix) {
+        Ok(Some(_)) => {
+            return Err(ApplyError::Failed(anyhow!(
+                "an interrupted install left its journal in {}; run the install again to finish it (or uninstall) first",
+                prefix.display()
+            )));
+        }
+        Ok(None) => {}
+        Err(e) => return Err(ApplyError::Failed(e)),
+    }
+    let st = match InstallState::read(prefix) {
+        Ok(Some(st)) => st,
+        Ok(None) => {
+            return Err(ApplyError::Failed(anyhow!(
+                "no machine is installed in {}",
+                prefix.display()
+            )));
+        }
+        Err(e) => return Err(ApplyError::Failed(e)),
+    };
+    match st.first_boot.as_str() {
+        "done" => return Ok(Later::AlreadyDone),
+        "none" => return Ok(Later::NoFirstBoot),
+        _ => {}
+    }
+    ctx.rep.phase("checking the installed machine");
+    let plan = crate::firstboot::installed_plan(prefix, &st).map_err(ApplyError::Failed)?;
+    if plan.first_boot.state != "pending" {
+        return Ok(Later::NoFirstBoot);
+    }
+    // The images must be the machine's own, as install-state.json records them (read as
+    // untrusted input: plain names in the folder, kind, size and UUID).
+    for (file, _, _) in plan.files() {
+        let why = match st.files.iter().find(|f| f.file == file) {
+            None => Some("is not recorded in install-state.json".to_owned()),
+            Some(rec) => match state::find(prefix, rec) {
+                Ok(state::Found::Same) => None,
+                Ok(state::Found::Missing) => Some("is missing".to_owned()),
+                Ok(state::Found::Other(why)) => Some(why),
+                Err(why) => Some(format!("is recorded as {why}")),
+            },
+        };
+        if let Some(why) = why {
+            return Err(ApplyError::Failed(anyhow!(
+                "{} {why}; the first boot runs only on the images the install made: nothing was changed",
+                prefix.join(file).display()
+            )));
+        }
+    }
+    let mut journal = Journal {
+        plan_digest: format!("{FIRST_BOOT_JOURNAL}{}", plan.digest()),
+        entries: Vec::new(),
+        path: prefix.join(JOURNAL_FILE),
+    };
+    let result = (|| -> Result<()> {
+        hooks.at("first-boot", ctx.interrupt)?;
+        let accel =
+            match crate::firstboot::run(&plan, ctx, &mut journal, None, Some(&st.first_boot))? {
+                crate::firstboot::Done::Ran(used) => used.or(st.accel),
+                crate::firstboot::Done::NotRun(_) => {
+                    bail!("the first boot cannot run on this host (the warning above says why)")
+                }
+            };
+        let mut done = st.clone();
+        redigest(prefix, &mut done.files)?;
+        done.first_boot = "done".into();
+        done.accel = accel;
+        if done.answers.contains_key("NOFIRSTBOOT") {
+            done.answers.insert("NOFIRSTBOOT".into(), "0".into());
+        }
+        done.installed_at = state::now_secs();
+        check_interrupt(ctx.interrupt)?;
+        hooks.at("state", ctx.interrupt)?;
+        let bytes = serde_json::to_vec_pretty(&done).context("encoding install-state.json")?;
+        write_file(
+            &prefix.join(STATE_FILE),
+            &bytes,
+            &mut journal,
+            &mut Summary::default(),
+        )?;
+        check_interrupt(ctx.interrupt)?;
+        hooks.at("commit", ctx.interrupt)?;
+        journal.commit()
+    })();
+    match result {
+        Ok(()) => {
+            drop(lock);
+            Ok(Later::Ran)
+        }
+        Err(e) => {
+            ctx.rep.phase("rolling back");
+            let undone = journal.rollback(ctx.log);
+            ctx.log
+                .line(&format!("rolled back {} change(s)", undone.len()));
+            drop(lock);
+            let as_it_was = "the machine is as it was before the first boot (its images and config.txt put back \
+                             from the copies made first), and its first boot is still pending";
+            if ctx.interrupt.load(Ordering::SeqCst) {
+                Err(ApplyError::Cancelled(anyhow!(
+                    "cancelled ({}) during the first boot; {as_it_was}",
+                    crate::progress::stop_reason()
+                )))
+            } else {
+                Err(ApplyError::Failed(e.context(as_it_was)))
+            }
+        }
+    }
 }
 
 /// The `tap` step: creates the adapter (or reuses one of the same name) with the host
@@ -1318,6 +1510,9 @@ pub struct Removed {
     pub not_removed: Vec<String>,
     /// The driver is marked for deletion: a reboot finishes the uninstall (3010).
     pub reboot_required: bool,
+    /// Nothing was installed: these were the images an earlier uninstall kept, which
+    /// `--purge` removed.
+    pub earlier: bool,
 }
 
 /// Which images an uninstall removes (config.txt, the driver file and the state always go).
@@ -1357,6 +1552,21 @@ pub fn uninstall(
     }
     let st = InstallState::read(prefix).map_err(ApplyError::Failed)?;
     let Some(st) = st else {
+        // Images an earlier plain uninstall kept: `--purge` removes them now.
+        if purge == Purge::All {
+            let kept = read_kept(prefix).map_err(ApplyError::Failed)?;
+            if let Some(kept) = kept {
+                out.earlier = true;
+                purge_kept(prefix, &kept, &mut out, log)?;
+                drop(lock);
+                let _ = fs::remove_file(prefix.join(state::LOCK_FILE));
+                let _ = fs::remove_dir_all(prefix.join(state::LOGS_DIR));
+                if fs::remove_dir(prefix).is_ok() {
+                    out.removed.push(prefix.display().to_string());
+                }
+                return Ok(Some(out));
+            }
+        }
         drop(lock);
         let _ = fs::remove_file(prefix.join(state::LOCK_FILE));
         return Ok(if out.rolled_back.is_empty() {
@@ -1444,6 +1654,7 @@ pub fn uninstall(
     // install-state.json is untrusted input: a file it names is removed only when the
     // name is a plain name in this folder and the file is still what the install
     // recorded (state::find); anything else is kept and said.
+    let mut kept_records = Vec::new();
     for f in &st.files {
         let goes = f.role == "config"
             || f.role == "driver"
@@ -1464,6 +1675,12 @@ pub fn uninstall(
         let p = prefix.join(&f.file);
         match found {
             state::Found::Missing => {}
+            state::Found::Same if !goes => {
+                out.kept.push(p.display().to_string());
+                if state::is_image_role(&f.role) {
+                    kept_records.push(f.clone());
+                }
+            }
             _ if !goes => out.kept.push(p.display().to_string()),
             state::Found::Same => remove(p, &mut out, log)?,
             state::Found::Other(why) => {
@@ -1481,6 +1698,9 @@ pub fn uninstall(
     if !st.files.iter().any(|f| f.file == "config.txt") {
         remove(prefix.join("config.txt"), &mut out, log)?;
     }
+    // The images kept are recorded before the state that names them goes, so that a
+    // later `uninstall --purge` can still tell them from other files.
+    write_kept(prefix, &kept_records).map_err(ApplyError::Failed)?;
     remove(prefix.join(STATE_FILE), &mut out, log)?;
     remove(prefix.join(state::MSI_NOTE_FILE), &mut out, log)?;
     let lock_path = lock.path.clone();
@@ -1493,4 +1713,135 @@ pub fn uninstall(
         }
     }
     Ok(Some(out))
+}
+
+/// [`state::KEPT_FILE`]: the images a plain uninstall left, as install-state.json
+/// recorded them.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Kept {
+    /// Format of this file.
+    pub format: u32,
+    /// The kept images' records.
+    pub files: Vec<FileRecord>,
+}
+
+/// Records the images an uninstall kept (atomically, [`state::PUBLIC_FILE`] as
+/// install-state.json); with none, removes an older record.
+fn write_kept(prefix: &Path, files: &[FileRecord]) -> Result<()> {
+    let path = prefix.join(state::KEPT_FILE);
+    if files.is_empty() {
+        return match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("cannot remove {}", path.display()))
+            }
+            _ => Ok(()),
+        };
+    }
+    let kept = Kept {
+        format: 1,
+        files: files.to_vec(),
+    };
+    let bytes = serde_json::to_vec_pretty(&kept).context("encoding the kept images' record")?;
+    state::write_atomic(&path, &bytes)
+}
+
+/// Reads [`state::KEPT_FILE`] as untrusted input (a regular file, not a symbolic link,
+/// of at most [`crate::input::STATE_LIMIT`]); `Ok(None)` when there is none.
+fn read_kept(prefix: &Path) -> Result<Option<Kept>> {
+    let path = prefix.join(state::KEPT_FILE);
+    let damaged = || {
+        format!(
+            "{} (the record of the images an uninstall kept) is damaged; remove the images by hand",
+            path.display()
+        )
+    };
+    match fs::symlink_metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Ok(m) if m.file_type().is_symlink() => {
+            bail!(
+                "{} is a symbolic link, which an uninstall never makes; nothing was removed",
+                path.display()
+            )
+        }
+        _ => {}
+    }
+    match crate::input::read(&path, crate::input::STATE_LIMIT, "a kept images' record") {
+        Ok(b) => serde_json::from_slice(&b).map(Some).with_context(damaged),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(anyhow::Error::new(e).context(damaged())),
+    }
+}
+
+/// Removes the images an earlier uninstall kept that are still those images
+/// ([`state::find`]: plain names in the folder, the kind, size and UUID recorded); any
+/// other is kept and said. The record goes with them.
+fn purge_kept(
+    prefix: &Path,
+    kept: &Kept,
+    out: &mut Removed,
+    log: &mut RunLog,
+) -> Result<(), ApplyError> {
+    for f in &kept.files {
+        if !state::is_image_role(&f.role) {
+            let line = format!(
+                "{} names `{}` as a {} file, not an image; it was not looked at",
+                state::KEPT_FILE,
+                f.file,
+                f.role
+            );
+            log.line(&line);
+            out.not_removed.push(line);
+            continue;
+        }
+        let found = match state::find(prefix, f) {
+            Ok(found) => found,
+            Err(why) => {
+                let line = format!(
+                    "{} names the file {why}; it was not looked at (an uninstall only records plain names in its folder)",
+                    state::KEPT_FILE
+                );
+                log.line(&line);
+                out.not_removed.push(line);
+                continue;
+            }
+        };
+        let p = prefix.join(&f.file);
+        match found {
+            state::Found::Missing => {}
+            state::Found::Same => match fs::remove_file(&p) {
+                Ok(()) => {
+                    log.line(&format!(
+                        "removed {} (kept by an earlier uninstall)",
+                        p.display()
+                    ));
+                    out.removed.push(p.display().to_string());
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(ApplyError::Failed(
+                        anyhow!(e).context(format!("cannot remove {}", p.display())),
+                    ));
+                }
+            },
+            state::Found::Other(why) => {
+                let line = format!(
+                    "{} {why}; it is not the image an earlier uninstall kept, so it was kept",
+                    p.display()
+                );
+                log.line(&line);
+                out.not_removed.push(line);
+            }
+        }
+    }
+    let path = prefix.join(state::KEPT_FILE);
+    match fs::remove_file(&path) {
+        Ok(()) => {
+            log.line(&format!("removed {}", path.display()));
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(ApplyError::Failed(
+            anyhow!(e).context(format!("cannot remove {}", path.display())),
+        )),
+    }
 }

@@ -23,14 +23,14 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use sha2::Digest as _;
 
-use crate::apply::Ctx;
+use crate::apply::{Ctx, Entry, Journal};
 use crate::guest::{FIRST_BOOT_FAILED, FIRST_BOOT_OK};
 use crate::monitor::probe::{Accel, Engine};
 use crate::monitor::{self, BootOptions, MonitorError, RunOptions, RunResult};
@@ -47,22 +47,33 @@ pub enum Done {
     NotRun(String),
 }
 
-/// Runs the first boot of `plan` if it is pending. `kept` says whether an image was
-/// kept from before this run; `already` is the state recorded by an earlier run.
-pub fn run(plan: &Plan, ctx: &mut Ctx<'_>, kept: bool, already: Option<&str>) -> Result<Done> {
+/// Runs the first boot of `plan` if it is pending. `keep` says why the images must not
+/// be written into by this run (an image the install did not make was kept, or the
+/// install keeps the images as they are): the first boot is then left to
+/// `boot --first-boot`. `already` is the state recorded by an earlier run. The files it writes into that this run did not make are copied first
+/// ([`back_up`], journalled), so that a failure puts them back as they were.
+pub fn run(
+    plan: &Plan,
+    ctx: &mut Ctx<'_>,
+    journal: &mut Journal,
+    keep: Option<&str>,
+    already: Option<&str>,
+) -> Result<Done> {
     if plan.first_boot.state != "pending" {
         return Ok(Done::NotRun(plan.first_boot.state.clone()));
     }
     if already == Some("done") {
         return Ok(Done::NotRun("done".into()));
     }
-    if kept {
-        ctx.rep.warn(
-            "the first boot was not run: images were kept from before this install, and the first boot \
-             writes into them; it stays pending (boot the machine with `colinux-setup boot`)",
-        );
+    if let Some(why) = keep {
+        ctx.rep.warn(&format!(
+            "the first boot was not run: {why}, and the first boot writes into them; it stays pending: \
+             run it with `colinux-setup boot --first-boot --prefix {}`",
+            plan.prefix.display()
+        ));
         return Ok(Done::NotRun("pending".into()));
     }
+    back_up(plan, journal, ctx)?;
     let parsed = config_txt::parse(plan.config_txt.as_bytes(), "config.txt");
     let run_dir = tempfile::Builder::new()
         .prefix("colinux-setup-run-")
@@ -134,8 +145,9 @@ pub fn run(plan: &Plan, ctx: &mut Ctx<'_>, kept: bool, already: Option<&str>) ->
         return match e {
             MonitorError::NotRunnable(why) => {
                 ctx.rep.warn(&format!(
-                    "the first boot was not run: {why}; it stays pending and runs when the machine is first started in {}",
-                    plan.monitor.as_str()
+                    "the first boot was not run: {why}; it stays pending: run it with \
+                     `colinux-setup boot --first-boot --prefix {}` where the machine's monitor runs",
+                    plan.prefix.display()
                 ));
                 Ok(Done::NotRun("pending".into()))
             }
@@ -211,8 +223,10 @@ pub fn run(plan: &Plan, ctx: &mut Ctx<'_>, kept: bool, already: Option<&str>) ->
     if let Some(why) = why {
         bail!(
             "the first boot failed: {why}; the last console lines:\n{}\n(the whole console is in the log); \
-             fix the cause, or install with --no-first-boot and boot by hand with `colinux-setup boot`",
-            result.tail_text(15)
+             fix the cause and run it again: `colinux-setup boot --first-boot --prefix {}` runs the first boot \
+             of an installed machine (an install with --no-first-boot leaves it to that command)",
+            result.tail_text(15),
+            plan.prefix.display()
         );
     }
     // QEMU's initrd= is the kit kernel's initramfs (its drivers), needed at every boot.
@@ -224,6 +238,159 @@ pub fn run(plan: &Plan, ctx: &mut Ctx<'_>, kept: bool, already: Option<&str>) ->
         result.elapsed.as_secs_f64()
     ));
     Ok(Done::Ran(engine.accel()))
+}
+
+/// The first boot's state as a user reads it (`status`, the install's last line, the
+/// wizard): a first boot still to do (`pending`, `skipped`) names the command that
+/// runs it.
+pub fn state_words(state: &str, prefix: &Path) -> String {
+    match state {
+        "pending" | "skipped" => format!(
+            "{state} (run it with `colinux-setup boot --first-boot --prefix {}`)",
+            prefix.display()
+        ),
+        other => other.to_owned(),
+    }
+}
+
+/// The plan of the machine installed in `prefix`, for its first boot run later: the
+/// answers install-state.json records, with the folder where the state is (the state
+/// is untrusted: nothing is written anywhere else), the machine's monitor as recorded
+/// (the monitor is probed as at install), and the first boot asked for.
+pub fn installed_plan(prefix: &Path, st: &crate::state::InstallState) -> Result<Plan> {
+    let mut answers = crate::plan::Answers::default();
+    for (k, v) in &st.answers {
+        answers.set(k, v, "install-state.json")?;
+    }
+    answers.set(
+        "INSTALLDIR",
+        &std::path::absolute(prefix)
+            .unwrap_or_else(|_| prefix.to_owned())
+            .display()
+            .to_string(),
+        "the machine's folder",
+    )?;
+    answers.set("MONITOR", &st.monitor, "install-state.json")?;
+    answers.set("NOFIRSTBOOT", "0", "boot --first-boot")?;
+    crate::plan::make_plan(&answers)
+        .context("the installed machine's answers no longer make a plan")
+}
+
+/// Where [`back_up`] keeps the copy of `path` while the first boot runs.
+fn backup_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.first-boot-backup"))
+}
+
+/// Copies the machine's files the first boot writes into (its images and config.txt)
+/// that this run did not make, beside them (`.NAME.first-boot-backup`), each
+/// journalled as replaced before it is copied: a failure, Ctrl-C or kill then puts the
+/// copies back (the rollback), a success removes them (the commit). A copy is written
+/// under a temporary name and renamed, so a rollback only ever puts back a complete
+/// one. Files this run made are removed by its rollback and are not copied. The copy of
+/// an interrupted first boot (a journal this run continues) is put back first.
+pub(crate) fn back_up(plan: &Plan, journal: &mut Journal, ctx: &mut Ctx<'_>) -> Result<()> {
+    let mut paths: Vec<PathBuf> = plan
+        .files()
+        .iter()
+        .map(|(_, p, _)| p.to_path_buf())
+        .collect();
+    paths.push(plan.prefix.join("config.txt"));
+    for path in paths {
+        let backup = backup_path(&path);
+        let entry = Entry::Replace {
+            path: path.clone(),
+            backup: backup.clone(),
+        };
+        if journal.entries.contains(&entry) {
+            if backup.exists() {
+                fs::rename(&backup, &path).with_context(|| {
+                    format!(
+                        "putting back {} as it was before an interrupted first boot",
+                        path.display()
+                    )
+                })?;
+                ctx.log.line(&format!(
+                    "{}: put back as it was before an interrupted first boot",
+                    path.display()
+                ));
+            }
+        } else if journal.owns(&path) || !path.exists() {
+            continue;
+        } else {
+            journal.push(entry)?;
+        }
+        ctx.rep.phase(&format!(
+            "copying {} (put back if the first boot fails)",
+            path.file_name().unwrap_or_default().to_string_lossy()
+        ));
+        copy_data(&path, &backup)
+            .with_context(|| format!("copying {} before the first boot", path.display()))?;
+        ctx.log.line(&format!(
+            "{}: copied to {} before the first boot",
+            path.display(),
+            backup.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Copies `from` to `to` through a temporary sibling, with `from`'s mode: a clone of
+/// its extents where the filesystem can (Linux FICLONE), else its data regions only
+/// (holes stay holes: a 2 GB image that is mostly holes costs its data).
+fn copy_data(from: &Path, to: &Path) -> Result<()> {
+    use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
+    let name = to
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = to.with_file_name(format!("{name}.{}.tmp", std::process::id()));
+    let mut src = crate::input::open_regular(from)?;
+    let meta = src.metadata()?;
+    let mode = {
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777
+        }
+        #[cfg(not(unix))]
+        {
+            crate::state::PRIVATE_FILE
+        }
+    };
+    let len = meta.len();
+    let res = (|| -> Result<()> {
+        let _ = fs::remove_file(&tmp);
+        let mut dst = crate::state::create_new(&tmp, mode)?;
+        #[cfg(target_os = "linux")]
+        let cloned = rustix::fs::ioctl_ficlone(&dst, &src).is_ok();
+        #[cfg(not(target_os = "linux"))]
+        let cloned = false;
+        if !cloned {
+            dst.set_len(len)?;
+            let mut buf = vec![0u8; 1 << 20];
+            for (start, end) in crate::state::data_regions(&src, len) {
+                src.seek(SeekFrom::Start(start))?;
+                dst.seek(SeekFrom::Start(start))?;
+                let mut left = end - start;
+                while left > 0 {
+                    let n = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
+                    src.read_exact(&mut buf[..n])?;
+                    dst.write_all(&buf[..n])?;
+                    left -= n as u64;
+                }
+            }
+        }
+        dst.sync_all()?;
+        fs::rename(&tmp, to)?;
+        Ok(())
+    })();
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res
 }
 
 /// How long a KVM guest may print nothing after the firmware before the first boot

@@ -1562,6 +1562,25 @@ fn tree_bytes(dir: &Path) -> std::io::Result<u64> {
     Ok(total)
 }
 
+/// Loads the profile the answers name and resolves the plan against the host, probing
+/// the monitors that may run it.
+pub fn make_plan(answers: &Answers) -> Result<Plan> {
+    // The kit holds the kernels the probe boots: a kit folder that is not there is named
+    // as such first, not taken for a kit without kernels (which would refuse the monitor
+    // for the wrong reason). An installed machine's plan, made again by a rebuild, does
+    // not need its kit any more (plan::make_plan_with).
+    if let Some(a) = answers.get("KIT") {
+        let dir = std::path::absolute(&a.value).unwrap_or_else(|_| a.value.clone().into());
+        if !dir.is_dir() {
+            bail!(
+                "KIT={}: no such folder; give --kit DIR, a folder with kit.toml at its root",
+                dir.display()
+            );
+        }
+    }
+    make_plan_with(answers, &crate::monitor::probe::HostProber)
+}
+
 /// The plan for `answers`: their profile, this host's facts and the monitor probe
 /// given (the install probes; a rebuild trusts the installed monitor). Here, not with
 /// the install command, because the rebuild engine makes plans too.

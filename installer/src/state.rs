@@ -49,6 +49,9 @@ pub const LOCK_FILE: &str = ".colinux-setup.lock";
 pub const JOURNAL_FILE: &str = ".colinux-setup-journal.json";
 /// Logs folder.
 pub const LOGS_DIR: &str = "logs";
+/// What a plain `uninstall` kept: the records of the images it left in the folder,
+/// which a later `uninstall --purge` removes when they are still those images.
+pub const KEPT_FILE: &str = ".colinux-setup-kept.json";
 /// The mode of a file others may read (see the module doc).
 pub const PUBLIC_FILE: u32 = 0o644;
 /// The mode of a file only its owner reads.
@@ -403,7 +406,7 @@ pub fn file_digest(path: &Path) -> Result<String> {
 }
 
 #[cfg(unix)]
-fn data_regions(f: &File, len: u64) -> Vec<(u64, u64)> {
+pub(crate) fn data_regions(f: &File, len: u64) -> Vec<(u64, u64)> {
     use rustix::fs::{SeekFrom, seek};
     let mut out = Vec::new();
     let mut at = 0u64;
@@ -422,7 +425,7 @@ fn data_regions(f: &File, len: u64) -> Vec<(u64, u64)> {
 }
 
 #[cfg(not(unix))]
-fn data_regions(_f: &File, len: u64) -> Vec<(u64, u64)> {
+pub(crate) fn data_regions(_f: &File, len: u64) -> Vec<(u64, u64)> {
     vec![(0, len)]
 }
 

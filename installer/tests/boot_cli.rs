@@ -733,3 +733,288 @@ fn ctrl_c_during_the_first_boot_stops_the_guest_and_rolls_back_with_1602() {
     );
     assert!(!prefix.exists(), "the prefix was not rolled back");
 }
+
+/// `boot --first-boot --prefix PREFIX` on the host's monitor, with the first-boot test
+/// `hook`.
+fn first_boot_later(prefix: &Path, hook: Option<&str>) -> Output {
+    let mut c = host_cmd(&["boot", "--first-boot", "--prefix", p(prefix)]);
+    if let Some(h) = hook {
+        c.env("COLINUX_SETUP_TEST_FIRST_BOOT", h);
+    }
+    c.output().expect("run colinux-setup boot --first-boot")
+}
+
+/// The files of the machine and their sha256, to tell that a run left them as they were.
+fn digests(prefix: &Path) -> Vec<(String, String)> {
+    ["root.img", "home.img", "swap.img", "config.txt"]
+        .iter()
+        .map(|f| ((*f).to_owned(), common::sha256(&prefix.join(f))))
+        .collect()
+}
+
+#[test]
+fn a_first_boot_left_by_no_first_boot_runs_later_with_boot_first_boot() {
+    let t = tmp();
+    let prefix = t.path().join("m");
+    let o = install(&prefix, &["--no-first-boot"], None);
+    expect(&o, 0, &["first boot: skipped"]);
+    assert_eq!(debugfs(&prefix.join("home.img"), "ls -l /colinux"), "");
+    let o = first_boot_later(&prefix, None);
+    expect(&o, 0, &["first boot: done"]);
+    let log = logs(&prefix, "first-boot");
+    for needle in [
+        "console: COLINUX-SETUP-FIRST-BOOT: OK".to_owned(),
+        format!("first boot: mounted: {} on /home (ext3)", dev(1)),
+        "first boot: unpacked and checked 2 files in /home".to_owned(),
+    ] {
+        assert!(log.contains(&needle), "`{needle}` not in the log:\n{log}");
+    }
+    let home = prefix.join("home.img");
+    let readme = debugfs(&home, "cat /colinux/README");
+    assert!(
+        readme.contains("installed by colinux-setup") && readme.contains("profile minimal"),
+        "{readme}"
+    );
+    assert!(debugfs(&home, "cat /colinux/bin/motd").contains("Welcome"));
+    for img in ["root.img", "home.img"] {
+        e2e_tests::e2fsck_clean(&prefix.join(img)).expect("e2fsck -fn clean after the first boot");
+    }
+    let config = std::fs::read_to_string(prefix.join("config.txt")).expect("config.txt");
+    assert_initrd(&config, &prefix, host());
+    let s = status_json(&prefix);
+    assert_eq!(s["first_boot"], "done", "{s}");
+    let o = cmd(&["status", "--prefix", p(&prefix)])
+        .output()
+        .expect("status");
+    expect(&o, 0, &["first boot: done"]);
+    // The state records what the first boot wrote: the files are still the machine's
+    // (an uninstall removes config.txt, which it checks against its recorded digest).
+    let o = cmd(&["uninstall", "--prefix", p(&prefix)])
+        .output()
+        .expect("uninstall");
+    expect(&o, 0, &["kept"]);
+    let t2 = text(&o);
+    assert!(!t2.contains("warning"), "{t2}");
+    assert!(!prefix.join("config.txt").exists(), "{t2}");
+    // No copy of an image is left beside it.
+    let left: Vec<String> = std::fs::read_dir(&prefix)
+        .expect("read prefix")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("backup") || n.ends_with(".tmp"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_failing_first_boot_run_later_exits_1603_and_leaves_the_machine_as_it_was() {
+    let t = tmp();
+    let prefix = t.path().join("m");
+    expect(
+        &install(&prefix, &["--no-first-boot"], None),
+        0,
+        &["first boot: skipped"],
+    );
+    let before = digests(&prefix);
+    let o = first_boot_later(&prefix, Some("fail"));
+    expect(
+        &o,
+        FAILED,
+        &[
+            "the first-boot script failed",
+            "COLINUX-SETUP-FIRST-BOOT: FAILED rc=1",
+            "the machine is as it was before the first boot",
+            "its first boot is still pending",
+        ],
+    );
+    // What the message says: every file is as it was, the first boot still to do.
+    assert_eq!(digests(&prefix), before);
+    assert_eq!(status_json(&prefix)["first_boot"], "skipped");
+    assert!(!prefix.join(".colinux-setup-journal.json").exists());
+    assert_eq!(debugfs(&prefix.join("home.img"), "ls -l /colinux"), "");
+    // A panic of the guest kernel too.
+    let o = first_boot_later(&prefix, Some("panic"));
+    expect(&o, FAILED, &["the guest kernel panicked ("]);
+    assert_eq!(digests(&prefix), before);
+    // And it then runs.
+    expect(&first_boot_later(&prefix, None), 0, &["first boot: done"]);
+    assert!(debugfs(&prefix.join("home.img"), "cat /colinux/README").contains("colinux-setup"));
+}
+
+#[test]
+fn boot_first_boot_says_when_it_is_done_already_and_needs_a_machine() {
+    let t = tmp();
+    let prefix = installed(&t);
+    let before = digests(&prefix);
+    let start = Instant::now();
+    let o = first_boot_later(&prefix, Some("fail"));
+    expect(&o, 0, &["the first boot is done already; nothing to do"]);
+    assert!(start.elapsed() < Duration::from_secs(10), "it booted");
+    assert_eq!(digests(&prefix), before);
+    assert_eq!(status_json(&prefix)["first_boot"], "done");
+    // No machine: the error of `boot`.
+    let none = t.path().join("none");
+    let plain = cmd(&["boot", "--prefix", p(&none)]).output().expect("boot");
+    let o = cmd(&["boot", "--first-boot", "--prefix", p(&none)])
+        .output()
+        .expect("boot --first-boot");
+    expect(&o, FAILED, &["no machine is installed"]);
+    assert_eq!(o.stderr, plain.stderr);
+}
+
+#[test]
+fn a_pending_first_boot_names_its_command_and_a_plain_reinstall_runs_it() {
+    let t = tmp();
+    let prefix = t.path().join("m");
+    // The user's own home.img in the folder: the install keeps it and does not write
+    // into it, so the first boot stays pending, and every run says how to run it.
+    let data = t.path().join("homedata");
+    std::fs::create_dir_all(data.join("project")).expect("mkdir");
+    std::fs::write(data.join("project/notes"), "mine\n").expect("write");
+    std::fs::create_dir_all(&prefix).expect("prefix");
+    let home = prefix.join("home.img");
+    let o = cmd(&[
+        "images",
+        "build",
+        p(&home),
+        "--fs",
+        "ext3",
+        "--size",
+        "16M",
+        "--from",
+        p(&data),
+    ])
+    .output()
+    .expect("images build");
+    expect(&o, 0, &[]);
+    let run_it = format!("colinux-setup boot --first-boot --prefix {}", p(&prefix));
+    let o = install(&prefix, &[], None);
+    expect(&o, 0, &["first boot: pending", &run_it]);
+    let o = install(&prefix, &[], None);
+    expect(&o, 0, &["nothing changed", "first boot: pending", &run_it]);
+    let o = cmd(&["status", "--prefix", p(&prefix)])
+        .output()
+        .expect("status");
+    expect(&o, 0, &["first boot: pending", &run_it]);
+    // The user moves their home.img away: the same install again builds a new one and
+    // runs the pending first boot, into the root and swap images it made (kept).
+    std::fs::rename(&home, t.path().join("my-home.img")).expect("move home.img");
+    let root_before = common::sha256(&prefix.join("root.img"));
+    let o = install(&prefix, &[], None);
+    expect(&o, 0, &["first boot: done"]);
+    assert!(debugfs(&home, "cat /colinux/README").contains("colinux-setup"));
+    assert_ne!(common::sha256(&prefix.join("root.img")), root_before);
+    assert_eq!(status_json(&prefix)["first_boot"], "done");
+    let o = install(&prefix, &[], None);
+    expect(&o, 0, &["nothing changed"]);
+    // Other answers that keep the images as they are do not write into them: an install
+    // with --no-first-boot, then one without, keeps the images and names the command.
+    let other = t.path().join("o");
+    expect(
+        &install(&other, &["--no-first-boot"], None),
+        0,
+        &["first boot: skipped"],
+    );
+    let before = digests(&other);
+    let run_it = format!("colinux-setup boot --first-boot --prefix {}", p(&other));
+    let o = install(&other, &[], None);
+    expect(
+        &o,
+        0,
+        &[
+            "the images were kept as they are",
+            "first boot: pending",
+            &run_it,
+        ],
+    );
+    let after = digests(&other);
+    assert_eq!(after[..3], before[..3], "an image was written into");
+}
+
+/// Starts `boot --first-boot` with the hanging first-boot script and SIGKILLs it once
+/// the guest hangs (its mounts made: the images written into). The guest holds the
+/// machine's lock until the reaper has stopped it: see [`unless_busy`].
+fn kill_a_hanging_first_boot(prefix: &Path) {
+    let mut c = host_cmd(&["boot", "--first-boot", "--prefix", p(prefix)]);
+    c.env("COLINUX_SETUP_TEST_FIRST_BOOT", "hang");
+    let mut b = Booting::spawn(c);
+    b.wait_for("first boot in ", secs(30));
+    // The console goes into the run's log.
+    let start = Instant::now();
+    while !logs(prefix, "first-boot").contains("hanging on purpose") {
+        assert!(
+            start.elapsed() < Duration::from_secs(secs(30)),
+            "the guest did not reach the hook:\n{}",
+            b.text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let st = Command::new("kill")
+        .args(["-KILL", &b.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    let _ = b.wait(secs(10));
+    assert!(prefix.join(".colinux-setup-journal.json").exists());
+}
+
+/// Runs `c` until it is not refused as busy (the killed run's guest is still going).
+fn unless_busy(mut make: impl FnMut() -> Command) -> Output {
+    let start = Instant::now();
+    loop {
+        let o = make().output().expect("run");
+        if o.status.code() != Some(common::BUSY) || start.elapsed() > Duration::from_secs(secs(30))
+        {
+            return o;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn a_killed_first_boot_run_later_is_put_back_by_the_next_run() {
+    let t = tmp();
+    let prefix = t.path().join("m");
+    expect(
+        &install(&prefix, &["--no-first-boot"], None),
+        0,
+        &["first boot: skipped"],
+    );
+    let before = digests(&prefix);
+    kill_a_hanging_first_boot(&prefix);
+    // The killed guest had mounted the images: they are not as they were.
+    assert_ne!(digests(&prefix), before);
+    // The next `boot --first-boot` puts the images back first; its own failure then
+    // puts back its copies: every file is as it was before the killed run.
+    let o = unless_busy(|| {
+        let mut c = host_cmd(&["boot", "--first-boot", "--prefix", p(&prefix)]);
+        c.env("COLINUX_SETUP_TEST_FIRST_BOOT", "fail");
+        c
+    });
+    expect(
+        &o,
+        FAILED,
+        &[
+            "an interrupted first boot: restored",
+            "the first-boot script failed",
+        ],
+    );
+    assert_eq!(digests(&prefix), before, "{}", text(&o));
+    // A plain `boot` after a killed first boot puts the images back before it starts.
+    kill_a_hanging_first_boot(&prefix);
+    let o = unless_busy(|| cmd(&["boot", "--prefix", p(&prefix), "--timeout", "1"]));
+    let t2 = text(&o);
+    assert!(
+        t2.contains("an interrupted first boot was rolled back: restored"),
+        "{t2}"
+    );
+    assert!(!prefix.join(".colinux-setup-journal.json").exists(), "{t2}");
+    let left: Vec<String> = std::fs::read_dir(&prefix)
+        .expect("read prefix")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("backup"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert_eq!(status_json(&prefix)["first_boot"], "skipped");
+}

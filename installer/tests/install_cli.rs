@@ -793,3 +793,124 @@ fn the_installed_minimal_machine_boots_on_the_hosts_monitor() {
 }
 
 use std::os::unix::process::CommandExt as _;
+
+/// The names in `dir`, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn uninstall_then_uninstall_purge_removes_the_kept_images_and_the_folder() {
+    let t = tmp();
+    let prefix = t.path().join("m");
+    let p = prefix.to_str().expect("utf-8");
+    ok(install(&prefix, SMALL));
+    let o = ok(run(&["uninstall", "--prefix", p]));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        out.contains("root.img (remove the images with --purge)"),
+        "{out}"
+    );
+    for img in ["root.img", "home.img", "swap.img"] {
+        assert!(prefix.join(img).exists(), "{img}: {}", text(&o));
+    }
+    let o = ok(run(&["uninstall", "--purge", "--prefix", p]));
+    let t2 = text(&o);
+    assert!(!t2.contains("nothing to do"), "{t2}");
+    for img in ["root.img", "home.img", "swap.img"] {
+        assert!(t2.contains(img), "{img} not said removed:\n{t2}");
+    }
+    assert!(!prefix.exists(), "{:?}\n{t2}", names(&prefix));
+    // Nothing left: a third run has nothing to do.
+    let o = ok(run(&["uninstall", "--purge", "--prefix", p]));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("nothing to do"));
+}
+
+#[test]
+fn a_kept_image_changed_after_uninstall_is_kept_by_purge_with_the_reason() {
+    let t = tmp();
+    let prefix = t.path().join("m");
+    let p = prefix.to_str().expect("utf-8");
+    ok(install(&prefix, SMALL));
+    ok(run(&["uninstall", "--prefix", p]));
+    // home.img grows by a byte; root.img is replaced by another file of its name.
+    let home = prefix.join("home.img");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&home)
+        .expect("open home.img");
+    std::io::Write::write_all(&mut f, b"x").expect("append");
+    drop(f);
+    let home_digest = sha256(&home);
+    let root = prefix.join("root.img");
+    std::fs::remove_file(&root).expect("rm root.img");
+    std::fs::write(&root, "the user's notes\n").expect("write root.img");
+    let o = ok(run(&["uninstall", "--purge", "--prefix", p]));
+    let t2 = text(&o);
+    assert!(
+        t2.contains("home.img is ") && t2.contains("bytes, the install recorded"),
+        "{t2}"
+    );
+    assert!(
+        t2.contains("root.img is ") && t2.contains("it was kept"),
+        "{t2}"
+    );
+    assert_eq!(sha256(&home), home_digest);
+    assert_eq!(
+        std::fs::read_to_string(&root).expect("root.img"),
+        "the user's notes\n"
+    );
+    // swap.img was still what the install made: it went. The folder stays for the rest.
+    assert!(!prefix.join("swap.img").exists(), "{t2}");
+    assert_eq!(names(&prefix), ["home.img", "logs", "root.img"], "{t2}");
+}
+
+#[test]
+fn a_kept_images_record_that_names_outside_the_folder_is_not_followed() {
+    let t = tmp();
+    let prefix = t.path().join("m");
+    let p = prefix.to_str().expect("utf-8");
+    ok(install(&prefix, SMALL));
+    ok(run(&["uninstall", "--prefix", p]));
+    let record = prefix.join(".colinux-setup-kept.json");
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record).expect("the kept images' record"))
+            .expect("json");
+    // A victim outside the folder that is an image of the recorded kind, size and UUID.
+    let victim = t.path().join("victim.img");
+    std::fs::copy(prefix.join("swap.img"), &victim).expect("copy");
+    let files = v["files"].as_array_mut().expect("files");
+    let swap = files
+        .iter_mut()
+        .find(|f| f["file"] == "swap.img")
+        .expect("swap record");
+    swap["file"] = serde_json::Value::from("../victim.img");
+    std::fs::write(&record, serde_json::to_vec(&v).expect("json")).expect("write");
+    let o = ok(run(&["uninstall", "--purge", "--prefix", p]));
+    let t2 = text(&o);
+    assert!(victim.exists(), "{t2}");
+    assert!(t2.contains("../victim.img"), "{t2}");
+    assert!(prefix.join("swap.img").exists(), "{t2}");
+    assert!(!prefix.join("root.img").exists(), "{t2}");
+    // A symbolic link as the record is refused before anything is removed.
+    let t3 = tmp();
+    let prefix = t3.path().join("m");
+    let p = prefix.to_str().expect("utf-8");
+    ok(install(&prefix, SMALL));
+    ok(run(&["uninstall", "--prefix", p]));
+    let record = prefix.join(".colinux-setup-kept.json");
+    let elsewhere = t3.path().join("record.json");
+    std::fs::rename(&record, &elsewhere).expect("move");
+    std::os::unix::fs::symlink(&elsewhere, &record).expect("symlink");
+    let o = run(&["uninstall", "--purge", "--prefix", p]);
+    fails(&o, FAILED, &["symbolic link"]);
+    assert!(prefix.join("root.img").exists());
+}

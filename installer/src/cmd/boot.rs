@@ -2,6 +2,9 @@
 //! `--monitor` names), its console on the terminal and, line by line, in
 //! `<prefix>/logs/colinux-setup-boot-*.log`.
 //!
+//! `boot --first-boot` runs the machine's pending first boot instead
+//! ([`super::first_boot`]).
+//!
 //! Exit codes: 0 when the guest powers off normally (the monitor exits 0); 1602 when
 //! Ctrl-C stopped it (UML: ctrl-alt-del through its management console, which the
 //! busybox root turns into a clean poweroff; after 15 s, or for other engines, the
@@ -30,6 +33,7 @@ pub fn run(
     prefix: &Path,
     monitor_arg: Option<&str>,
     timeout: Option<u64>,
+    first_boot: bool,
     interrupt: &AtomicBool,
 ) -> Outcome {
     let monitor = match monitor_arg.map(|m| (m, Monitor::parse(m))) {
@@ -50,6 +54,9 @@ pub fn run(
         }
         Err(e) => return Outcome::Failed(e),
     };
+    if first_boot {
+        return super::first_boot::run(prefix, interrupt);
+    }
     let installed = Monitor::parse(&state.monitor).unwrap_or(Monitor::Uml);
     // The TAP network was free at install; VPNs and other adapters come and go.
     if let Err(e) = crate::cmd::tap::boot_check(prefix, &state) {
@@ -85,6 +92,10 @@ pub fn run(
         Err(e @ LockError::Busy(_)) => return Outcome::Busy(anyhow!(e)),
         Err(e) => return Outcome::Failed(anyhow!(e)),
     };
+    // A killed `boot --first-boot` left half-written images: they are put back first.
+    for d in crate::apply::roll_back_killed_first_boot(prefix, &mut log) {
+        eprintln!("colinux-setup: an interrupted first boot was rolled back: {d}");
+    }
     let run_dir = match tempfile::Builder::new()
         .prefix("colinux-setup-run-")
         .tempdir()

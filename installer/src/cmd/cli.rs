@@ -279,7 +279,8 @@ pub struct InstallArgs {
     /// guests here (uml, then qemu with KVM, then qemu without), found by a probe.
     #[arg(long, value_name = "auto|colinux|uml|qemu")]
     pub monitor: Option<String>,
-    /// Do not run the first boot (NOFIRSTBOOT=1).
+    /// Do not run the first boot now (NOFIRSTBOOT=1); run it later with
+    /// `colinux-setup boot --first-boot`.
     #[arg(long)]
     pub no_first_boot: bool,
     /// Print the plan and change nothing.
@@ -358,4 +359,9 @@ pub struct BootArgs {
     /// Stop the guest after this many seconds (exit 1603).
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
+    /// Run the machine's first boot, when it is still to do (an install with
+    /// --no-first-boot, or one whose monitor could not run then), as the install runs
+    /// it: on failure the machine is put back as it was (exit 1603).
+    #[arg(long, conflicts_with_all = ["monitor", "timeout"])]
+    pub first_boot: bool,
 }

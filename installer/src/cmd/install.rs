@@ -8,12 +8,12 @@
 use std::io::IsTerminal;
 use std::sync::atomic::AtomicBool;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, anyhow};
 
 use super::cli::InstallArgs;
 use crate::apply::{self, ApplyError, Ctx};
 use crate::exit::{self, Outcome};
-use crate::plan::{self, Answers, Plan};
+use crate::plan::{self, Answers};
 use crate::profile;
 use crate::progress::{Reporter, emit};
 use crate::state::RunLog;
@@ -213,9 +213,17 @@ pub fn run(args: InstallArgs, interrupt: &AtomicBool) -> Outcome {
                 }));
             } else if summary.changed.is_empty() {
                 println!(
-                    "{}: already installed as planned (profile {}); nothing changed",
+                    "{}: already installed as planned (profile {}); nothing changed{}",
                     plan.prefix.display(),
-                    plan.profile
+                    plan.profile,
+                    if summary.first_boot == "done" || summary.first_boot == "none" {
+                        String::new()
+                    } else {
+                        format!(
+                            "; first boot: {}",
+                            crate::firstboot::state_words(&summary.first_boot, &plan.prefix)
+                        )
+                    }
                 );
             } else {
                 println!(
@@ -229,7 +237,7 @@ pub fn run(args: InstallArgs, interrupt: &AtomicBool) -> Outcome {
                     } else {
                         format!(", kept {}", summary.kept.join(", "))
                     },
-                    summary.first_boot
+                    crate::firstboot::state_words(&summary.first_boot, &plan.prefix)
                 );
                 println!("log: {}", log_path.display());
             }
@@ -273,21 +281,4 @@ fn fail(args: &InstallArgs, log: Option<&mut RunLog>, e: anyhow::Error) -> Outco
     Outcome::Failed(e)
 }
 
-/// Loads the profile the answers name and resolves the plan against the host, probing
-/// the monitors that may run it.
-pub fn make_plan(answers: &Answers) -> Result<Plan> {
-    // The kit holds the kernels the probe boots: a kit folder that is not there is named
-    // as such first, not taken for a kit without kernels (which would refuse the monitor
-    // for the wrong reason). An installed machine's plan, made again by a rebuild, does
-    // not need its kit any more (plan::make_plan_with).
-    if let Some(a) = answers.get("KIT") {
-        let dir = std::path::absolute(&a.value).unwrap_or_else(|_| a.value.clone().into());
-        if !dir.is_dir() {
-            bail!(
-                "KIT={}: no such folder; give --kit DIR, a folder with kit.toml at its root",
-                dir.display()
-            );
-        }
-    }
-    plan::make_plan_with(answers, &crate::monitor::probe::HostProber)
-}
+pub use crate::plan::make_plan;

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod driver;
 pub mod facts;
+pub mod first_boot;
 pub mod images;
 pub mod install;
 pub mod kit;
@@ -55,6 +56,7 @@ pub fn run(cli: Cli, interrupt: &AtomicBool) -> Outcome {
             &default_prefix(a.prefix),
             a.monitor.as_deref(),
             a.timeout,
+            a.first_boot,
             interrupt,
         ),
         Some(Command::Status(a)) => status::run(&default_prefix(a.prefix), a.json),

@@ -208,7 +208,10 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
                 "has errors or is missing (see `colinux-setup config check`)".to_owned()
             }
         );
-        println!("  first boot: {}", st.first_boot);
+        println!(
+            "  first boot: {}",
+            crate::firstboot::state_words(&st.first_boot, prefix)
+        );
         if let Some(t) = &st.tap {
             println!("  TAP {} on {}: {}", t.name, t.subnet, t.state);
             match &tap_live {

@@ -3,6 +3,11 @@
 //! removes the logs and the folder when it is then empty. An interrupted install's
 //! journal is rolled back first. Nothing installed is not an error (exit 0).
 //!
+//! A plain uninstall records the images it kept (`.colinux-setup-kept.json`, written as
+//! install-state.json is); a later `uninstall --purge` removes those that are still the
+//! same images (kind, size and UUID), keeps and names any other, and removes the folder
+//! when nothing else is in it.
+//!
 //! install-state.json is read as untrusted input: a file it names is removed only when
 //! the name is a plain name in the folder and the file is still what the install
 //! recorded (size and digest; an image, which the guest writes into: its kind, size and
@@ -48,6 +53,11 @@ pub fn run(prefix: &Path, purge: Purge, json: bool, log_file: Option<&Path>) -> 
                     "{}: nothing is installed here; nothing to do",
                     prefix.display()
                 );
+                if purge == Purge::No && prefix.join(crate::state::KEPT_FILE).exists() {
+                    println!(
+                        "  an earlier uninstall kept the images here: remove them with --purge"
+                    );
+                }
             }
             Outcome::Done
         }
@@ -56,7 +66,17 @@ pub fn run(prefix: &Path, purge: Purge, json: bool, log_file: Option<&Path>) -> 
             if json {
                 println!(
                     "{}",
-                    serde_json::json!({"event": "done", "prefix": prefix, "purge": purge == Purge::All, "removed": r.removed, "kept": r.kept, "not_removed": r.not_removed, "rolled_back": r.rolled_back, "log": log_path})
+                    serde_json::json!({"event": "done", "prefix": prefix, "purge": purge == Purge::All, "removed": r.removed, "kept": r.kept, "not_removed": r.not_removed, "rolled_back": r.rolled_back, "earlier_uninstall": r.earlier, "log": log_path})
+                );
+            } else if r.earlier {
+                println!(
+                    "{}: nothing is installed here; removed the images an earlier uninstall kept: {}",
+                    prefix.display(),
+                    if r.removed.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        r.removed.join(", ")
+                    }
                 );
             } else {
                 println!(
