@@ -438,6 +438,82 @@ fn an_install_for_qemu_first_boots_in_qemu_from_a_share_image() {
     }
 }
 
+/// A VHDX disk from `images build` boots in QEMU (`format=vhdx`, chosen by the file's
+/// name): the machine's root rebuilt as root.vhdx and named in config.txt comes up with
+/// the populated system, the guest's writes land in the VHDX (read back through
+/// `qemu-img convert`), and `qemu-img check`, `images check` and e2fsck find it clean.
+/// Where QEMU runs no guests here, the install for it is refused before any change.
+#[test]
+fn qemu_boots_a_machine_whose_root_disk_is_a_vhdx() {
+    let t = tmp();
+    let prefix = t.path().join("m");
+    let qemu = match host().other("qemu") {
+        Ok(q) => q,
+        Err(why) => {
+            let o = install_cmd_on(&host().on("qemu"), &prefix, SIZES)
+                .output()
+                .expect("install");
+            assert_refused_here(&o, Some(&prefix), "qemu", &why);
+            return;
+        }
+    };
+    let o = install_cmd_on(&qemu, &prefix, SIZES)
+        .output()
+        .expect("install");
+    expect(&o, 0, &["first boot: done"]);
+    let (raw, vhdx) = (prefix.join("root.img"), prefix.join("root.vhdx"));
+    let o = cmd(&[
+        "images",
+        "build",
+        p(&vhdx),
+        "--fs",
+        "ext4",
+        "--size",
+        "64M",
+        "--from",
+        p(&raw),
+    ])
+    .output()
+    .expect("images build");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    std::fs::remove_file(&raw).expect("the raw root goes: only the VHDX can boot");
+    let config = prefix.join("config.txt");
+    let before = std::fs::read_to_string(&config).expect("config.txt");
+    let after = before.replace("root.img", "root.vhdx");
+    assert_ne!(before, after, "config.txt names root.img:\n{before}");
+    std::fs::write(&config, after).expect("config.txt");
+
+    let (code, out) = boot_in(
+        &prefix,
+        &qemu,
+        "grep ' / ' /proc/mounts; cat /home/colinux/README; echo VHDX-WRITE > /vhdx-note; \
+         sync; poweroff\n",
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("/dev/vda / ext4"), "{out}");
+    assert!(out.contains("The first boot unpacked this folder"), "{out}");
+    assert!(
+        logs(&prefix, "boot").contains(&format!("file={},format=vhdx", p(&vhdx))),
+        "the boot's command line opens root.vhdx as VHDX"
+    );
+
+    let o = Command::new("qemu-img")
+        .args(["check", "-f", "vhdx", p(&vhdx)])
+        .output()
+        .expect("qemu-img check");
+    assert!(o.status.success(), "qemu-img check: {}", text(&o));
+    let o = cmd(&["images", "check", p(&vhdx)]).output().expect("check");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let back = t.path().join("back.img");
+    let o = Command::new("qemu-img")
+        .args(["convert", "-f", "vhdx", "-O", "raw", p(&vhdx), p(&back)])
+        .output()
+        .expect("qemu-img convert");
+    assert!(o.status.success(), "qemu-img convert: {}", text(&o));
+    e2e_tests::e2fsck_clean(&back).expect("the VHDX's filesystem is clean after poweroff");
+    assert_eq!(debugfs(&back, "cat /vhdx-note").trim(), "VHDX-WRITE");
+}
+
 #[test]
 fn boot_reaches_a_shell_on_the_populated_system_and_powers_off_on_request() {
     let t = tmp();

@@ -139,11 +139,43 @@ pub fn command_line(
     config: &Config,
     opts: &BootOptions,
 ) -> Result<Launch, MonitorError> {
+    if monitor != Monitor::Qemu {
+        raw_disks_only(monitor, config)?;
+    }
     match monitor {
         Monitor::Uml => uml::command_line(config, opts),
         Monitor::Qemu => qemu::command_line(config, opts),
         Monitor::Colinux => colinux::command_line(config, opts),
     }
+}
+
+/// Refuses a VHDX disk (`cobdN=` named `.vhdx`, as `images build` names them) for an
+/// engine that reads raw images only: User-mode Linux's ubd and the coLinux block device
+/// would read the VHDX's own structures as the filesystem.
+fn raw_disks_only(monitor: Monitor, config: &Config) -> Result<(), MonitorError> {
+    let engine = match monitor {
+        Monitor::Uml => "User-mode Linux",
+        Monitor::Colinux => "coLinux",
+        Monitor::Qemu => return Ok(()),
+    };
+    for (n, cobd) in &config.cobd {
+        let path = Path::new(&cobd.path);
+        if image_builder::DiskFormat::from_path(path) == image_builder::DiskFormat::Vhdx {
+            let raw = path.with_extension("img");
+            return Err(MonitorError::Config(format!(
+                "cobd{n}={} is a VHDX disk, which {engine} cannot read (it reads raw \
+                 images); boot it with --monitor qemu, or make a raw copy with \
+                 `colinux-setup images build {} --from {} --fs FS --size SIZE` (its \
+                 filesystem and size as `colinux-setup images inspect {}` shows them) and \
+                 name that in cobd{n}=",
+                cobd.path,
+                raw.display(),
+                cobd.path,
+                cobd.path
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Finds `name` on PATH (or takes it as a path when it holds a `/`).
@@ -532,6 +564,32 @@ fn kill_group(child: &std::process::Child) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn engines_that_read_raw_images_only_refuse_a_vhdx_disk_and_say_what_to_do() {
+        let c = "kernel=/m/vmlinux\ncobd0=/m/root.img\ncobd1=/m/home.vhdx\n\
+                 root=/dev/ubda\n";
+        let parsed = config_txt::parse(c.as_bytes(), "config.txt");
+        assert!(!parsed.has_errors(), "{:?}", parsed.diagnostics);
+        for (monitor, engine) in [
+            (Monitor::Uml, "User-mode Linux"),
+            (Monitor::Colinux, "coLinux"),
+        ] {
+            let e = command_line(monitor, &parsed.config, &BootOptions::sample())
+                .expect_err("a VHDX disk is refused");
+            let shown = e.to_string();
+            for needle in [
+                "cobd1=/m/home.vhdx is a VHDX disk",
+                engine,
+                "--monitor qemu",
+                "colinux-setup images build /m/home.img --from /m/home.vhdx --fs FS --size SIZE",
+                "images inspect /m/home.vhdx",
+            ] {
+                assert!(shown.contains(needle), "`{needle}` not in: {shown}");
+            }
+        }
+        assert!(command_line(Monitor::Qemu, &parsed.config, &BootOptions::sample()).is_ok());
+    }
 
     #[test]
     fn console_lines_lose_escape_sequences_and_control_bytes_but_keep_text() {

@@ -6,7 +6,9 @@
 //! `-initrd`, `mem=` → `-m`, `root=` and the kernel parameters → `-append` (with
 //! `console=ttyS0` and `panic=-1`, the serial console on standard input and output:
 //! `-nographic`), `cobdN=FILE` → `-drive file=FILE,format=raw,if=virtio,index=N` (guest
-//! `/dev/vda`, `/dev/vdb`, …), `ethN=slirp,MAC,REDIRS` → `-netdev user` with one
+//! `/dev/vda`, `/dev/vdb`, …; `format=vhdx` for a file named `.vhdx`, as `images build`
+//! names its VHDX disks: the format comes from the name the installer wrote, never from
+//! the file's first bytes, which the guest can write), `ethN=slirp,MAC,REDIRS` → `-netdev user` with one
 //! `hostfwd=PROTO:ADDR:HOST-:GUEST` per redirected port (ADDR: 127.0.0.1 unless the
 //! machine's `SLIRPHOST` answer says otherwise) and a virtio-net adapter with the MAC,
 //! `ethN=tuntap,NAME,MAC` → `-netdev tap,ifname=NAME,script=no,downscript=no`, `cofsN=DIR`
@@ -104,10 +106,13 @@ pub fn command_line(config: &Config, opts: &BootOptions) -> Result<Launch, Monit
     }
     args.extend(["-append".into(), append]);
     for (n, cobd) in &config.cobd {
+        // Probing the format from the content would let a guest that writes a VHDX
+        // header into its raw disk change how the host opens the file.
+        let format = image_builder::DiskFormat::from_path(Path::new(&cobd.path)).name();
         args.extend([
             "-drive".into(),
             format!(
-                "file={},format=raw,if=virtio,index={n}",
+                "file={},format={format},if=virtio,index={n}",
                 no_comma(&format!("cobd{n}"), &cobd.path)?
             ),
         ]);
@@ -197,6 +202,7 @@ pub fn command_line(config: &Config, opts: &BootOptions) -> Result<Launch, Monit
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::profile::Monitor;
 
     const SAMPLE: &str = "kernel=/m/bzImage\ninitrd=/m/initrd.gz\nmem=128\ncobd0=/m/root.img\ncobd1=/m/home.img\n\
         cobd2=/m/swap.img\neth0=slirp,02:00:00:00:00:01,tcp:2222:22/udp:69:69\neth1=tuntap,tap0,02:00:00:00:00:02\n\
@@ -238,6 +244,30 @@ mod tests {
         )
         .expect("kvm");
         assert_eq!(kvm.args.get(1).map(String::as_str), Some("kvm"));
+    }
+
+    #[test]
+    fn a_disk_named_vhdx_is_opened_as_vhdx_and_every_other_as_raw() {
+        let c = "kernel=/m/bzImage\ncobd0=/m/root.vhdx\ncobd1=/m/home.VHDX\n\
+                 cobd2=/m/swap.img\nroot=/dev/vda\n";
+        let parsed = config_txt::parse(c.as_bytes(), "config.txt");
+        assert!(!parsed.has_errors(), "{:?}", parsed.diagnostics);
+        let l = super::super::command_line(Monitor::Qemu, &parsed.config, &BootOptions::sample())
+            .expect("launch");
+        let drives: Vec<&str> = l
+            .args
+            .iter()
+            .filter(|a| a.starts_with("file="))
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            drives,
+            [
+                "file=/m/root.vhdx,format=vhdx,if=virtio,index=0",
+                "file=/m/home.VHDX,format=vhdx,if=virtio,index=1",
+                "file=/m/swap.img,format=raw,if=virtio,index=2",
+            ]
+        );
     }
 
     #[test]
