@@ -595,6 +595,7 @@ fn cancel_while_writing(dir: &Path) -> (PathBuf, Vec<(String, String)>) {
     tty.wait_for("Cancel the installation and undo what it made?");
     tty.shot("Ctrl-C during the install asks once");
     tty.keys("y");
+    tty.keys(ENTER);
     tty.wait_raw("cancelled");
     let code = tty.exit_code();
     assert_eq!(code, CANCELLED, "{}", tty.screen());
@@ -644,6 +645,7 @@ fn ctrl_c_on_the_sizes_page_asks_then_cancels_with_nothing_made() {
     tty.keys(CTRL_C);
     tty.wait_for("Cancel the installation? Nothing has been changed yet");
     tty.keys("n");
+    tty.keys(ENTER);
     tty.wait_for("Choose a value to change, or go on");
     // Ctrl-C inside a value's prompt, then "yes".
     tty.keys(UP);
@@ -652,6 +654,7 @@ fn ctrl_c_on_the_sizes_page_asks_then_cancels_with_nothing_made() {
     tty.keys(CTRL_C);
     tty.wait_for("Cancel the installation? Nothing has been changed yet");
     tty.keys("y");
+    tty.keys(ENTER);
     let code = tty.exit_code();
     assert_eq!(code, CANCELLED, "{}", tty.screen());
     assert!(
@@ -671,6 +674,62 @@ fn ctrl_c_on_the_sizes_page_asks_then_cancels_with_nothing_made() {
                 || (f.starts_with("tmp/colinux-setup-install-") && f.ends_with(".log"))),
         "left behind: {left:?}"
     );
+}
+
+/// "No" to the cancel question on the summary page, typed as `n` then Enter, keeps the
+/// page: the Enter belongs to the question, not to the page's highlighted Install (it
+/// used to start the install). A later "yes" cancels with nothing made.
+#[test]
+fn no_to_the_cancel_question_on_the_summary_page_does_not_start_the_install() {
+    let tmp = tempdir("wizard-no-");
+    let tmpdir = tmp.path().join("tmp");
+    std::fs::create_dir_all(&tmpdir).expect("tmp");
+    let prefix = tmp.path().join("m");
+    let mut tty = Tty::spawn(
+        &[
+            &["install", "--prefix", p(&prefix)],
+            host_args().as_slice(),
+            &["--no-first-boot"],
+        ]
+        .concat(),
+        &[("TMPDIR", p(&tmpdir))],
+    );
+    tty.wait_for("Welcome to the coLinux setup");
+    tty.keys(ENTER);
+    tty.wait_for("License agreement");
+    tty.keys(DOWN);
+    tty.keys(ENTER);
+    for t in [
+        "Install folder:",
+        "RAM and image sizes",
+        "Network and serial port",
+    ] {
+        tty.wait_for(t);
+        tty.keys(ENTER);
+    }
+    tty.wait_for("Ready to install");
+    let question = "Cancel the installation? Nothing has been changed yet";
+    tty.keys(CTRL_C);
+    tty.wait_for(question);
+    tty.keys("n");
+    tty.keys(ENTER);
+    // Time for an install to start if the Enter reached the page.
+    std::thread::sleep(Duration::from_secs(2));
+    tty.pump();
+    let raw = String::from_utf8_lossy(&tty.raw).into_owned();
+    assert!(
+        !raw.contains("Log of this install:") && !prefix.exists(),
+        "\"no\" to cancelling started the install:\n{}",
+        tty.screen()
+    );
+    tty.keys(CTRL_C);
+    tty.wait_until("the question asked again", |t| {
+        String::from_utf8_lossy(&t.raw).matches(question).count() >= 2
+    });
+    tty.keys("y");
+    tty.keys(ENTER);
+    assert_eq!(tty.exit_code(), CANCELLED, "{}", tty.screen());
+    assert!(!prefix.exists(), "{:?}", listing(tmp.path()));
 }
 
 #[test]

@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Result;
 use console::{Term, style};
-use dialoguer::theme::ColorfulTheme;
+use dialoguer::theme::{ColorfulTheme, Theme};
 use dialoguer::{Confirm, Input, Select};
 
 use crate::cmd::install::make_plan;
@@ -286,10 +286,11 @@ impl Wizard<'_> {
     /// Asks once whether to cancel; a second Ctrl-C or a closed input is a yes.
     fn confirm_cancel(&self) -> Result<bool> {
         let _ = self.term.write_line("");
-        let r = Confirm::with_theme(&self.theme)
-            .with_prompt("Cancel the installation? Nothing has been changed yet")
-            .default(false)
-            .interact_on(&self.term);
+        let r = yes_no(
+            &self.term,
+            &self.theme,
+            "Cancel the installation? Nothing has been changed yet",
+        );
         self.interrupt.store(false, Ordering::SeqCst);
         match r {
             Ok(yes) => Ok(yes),
@@ -306,6 +307,18 @@ impl Wizard<'_> {
             }
         }
     }
+}
+
+/// A yes/no question (no by default) that takes its whole answer, Enter included. With
+/// dialoguer's default a `y` or `n` answers at once, and the Enter a user types after it
+/// presses the highlighted button of the page behind: "no" to cancelling started the
+/// install. No key meant for a question may reach a page.
+pub(crate) fn yes_no(term: &Term, theme: &dyn Theme, prompt: &str) -> dialoguer::Result<bool> {
+    Confirm::with_theme(theme)
+        .with_prompt(prompt)
+        .default(false)
+        .wait_for_newline(true)
+        .interact_on(term)
 }
 
 /// MB as the pages show them (`1843 MB (1.8 GB)`).

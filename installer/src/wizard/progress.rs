@@ -19,7 +19,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use console::{Term, style};
-use dialoguer::Confirm;
 use dialoguer::theme::ColorfulTheme;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -294,10 +293,11 @@ fn watch(
     while !finished.load(Ordering::SeqCst) {
         if interrupt.swap(false, Ordering::SeqCst) {
             let ask = || {
-                let r = Confirm::with_theme(&ColorfulTheme::default())
-                    .with_prompt("Cancel the installation and undo what it made?")
-                    .default(false)
-                    .interact_on(&Term::stderr());
+                let r = super::yes_no(
+                    &Term::stderr(),
+                    &ColorfulTheme::default(),
+                    "Cancel the installation and undo what it made?",
+                );
                 // A second Ctrl-C, or a terminal that went away, is a yes.
                 r.unwrap_or(true)
             };
