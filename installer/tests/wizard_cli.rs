@@ -488,7 +488,7 @@ fn first_boot(dir: &Path) -> Vec<(String, String)> {
             host_args().as_slice(),
             &[
                 "--set",
-                "RAMMB=64",
+                "RAMMB=128",
                 "--set",
                 "HOMEMB=32",
                 "--set",
@@ -743,7 +743,7 @@ fn an_existing_install_is_repaired_upgraded_or_kept_with_its_images() {
         &[
             "--no-first-boot",
             "--set",
-            "RAMMB=64",
+            "RAMMB=128",
             "--set",
             "HOMEMB=32",
             "--set",
@@ -775,7 +775,7 @@ fn an_existing_install_is_repaired_upgraded_or_kept_with_its_images() {
     }
     tty.keys(ENTER);
     tty.wait_for("Ready to install");
-    tty.wait_for("guest RAM:      64 MB");
+    tty.wait_for("guest RAM:      128 MB");
     tty.keys(ENTER);
     tty.wait_for("nothing needed to change");
     assert_eq!(tty.exit_code(), 0, "{}", tty.screen());
