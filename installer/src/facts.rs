@@ -143,6 +143,11 @@ pub fn ram_limits(f: &HostFacts, p: &Profile, m: Monitor) -> RamLimits {
     );
     let mut min = u64::from(p.ram.min_mb);
     let mut min_rule = format!("profile {}: the guest needs at least {min} MB", p.name);
+    let (least, least_rule) = m.least_ram();
+    if min < u64::from(least) {
+        min = u64::from(least);
+        min_rule = least_rule.to_owned();
+    }
     if m == Monitor::Colinux {
         let driver = if f.total_ram_mb >= 256 {
             f.total_ram_mb - 64
@@ -155,10 +160,6 @@ pub fn ram_limits(f: &HostFacts, p: &Profile, m: Monitor) -> RamLimits {
             max_rule = format!(
                 "coLinux gives a guest at most 984 MB, and at most host RAM - 64 MB ({driver} MB on this host)"
             );
-        }
-        if min < u64::from(COLINUX_RAM_MB.0) {
-            min = u64::from(COLINUX_RAM_MB.0);
-            min_rule = "coLinux gives a guest at least 8 MB".to_owned();
         }
     }
     let clamp = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
@@ -199,8 +200,8 @@ pub struct Recommendation {
 ///
 /// RAM: half of the host's RAM, but never so much that the host keeps less than 128 MB
 /// (the seed manual: 256 MB → 128, 512 MB → 256), capped by the profile's `max_mb` and
-/// the monitor's range, rounded down to a multiple of 4, and at least the profile's
-/// `min_mb`. Swap: `factor` × that RAM, at least the profile's `min_mb` ("a bigger swap
+/// the monitor's range, rounded down to a multiple of 4 on coLinux, and at least the
+/// profile's `min_mb` and the monitor's least ([`Monitor::least_ram`]). Swap: `factor` × that RAM, at least the profile's `min_mb` ("a bigger swap
 /// size than ... the RAM size"). Root and home: the profile's sizes and rules.
 pub fn recommend(f: &HostFacts, p: &Profile, m: Monitor) -> Recommendation {
     let limits = ram_limits(f, p, m);
@@ -208,15 +209,21 @@ pub fn recommend(f: &HostFacts, p: &Profile, m: Monitor) -> Recommendation {
     let mut ram = half
         .min(u64::from(limits.max_mb))
         .min(u64::from(p.ram.max_mb));
-    ram -= ram % 4;
+    let multiple = u64::from(limits.multiple_of);
+    ram -= ram % multiple;
     let mut rule = format!(
-        "half of the host's {} MB, host keeps at least {HOST_KEEPS_MB} MB, at most {} MB ({}), multiple of 4",
+        "half of the host's {} MB, host keeps at least {HOST_KEEPS_MB} MB, at most {} MB ({}){}",
         f.total_ram_mb,
         limits.max_mb.min(p.ram.max_mb),
         if limits.max_mb < p.ram.max_mb {
             limits.max_rule.clone()
         } else {
             format!("profile {}", p.name)
+        },
+        if multiple > 1 {
+            format!(", multiple of {multiple}")
+        } else {
+            String::new()
         }
     );
     let mut notes = Vec::new();
@@ -303,5 +310,37 @@ mod tests {
         let l = ram_limits(&host(8192), &p, Monitor::Colinux);
         assert_eq!(l.max_mb, 984);
         assert_eq!(ram_limits(&host(512), &p, Monitor::Uml).max_mb, 384);
+    }
+
+    /// What config.txt says is what runs: the monitors' own floor is the plan's, and
+    /// the text and JSON agree on rounding (multiples of 4 on coLinux only).
+    #[test]
+    fn each_monitors_least_ram_is_the_lower_bound_and_rounding_is_colinuxs_only() {
+        let minimal = crate::profile::load("minimal").expect("shipped").profile;
+        assert!(
+            minimal.ram.min_mb < 128,
+            "the profile alone would allow less"
+        );
+        for m in [Monitor::Uml, Monitor::Qemu] {
+            let l = ram_limits(&host(4096), &minimal, m);
+            assert_eq!(l.min_mb, 128, "{m:?}");
+            assert!(l.min_rule.contains("at least 128 MB"), "{}", l.min_rule);
+            assert_eq!(l.multiple_of, 1);
+            let r = recommend(&host(1030), &minimal, m);
+            assert!(!r.ram.rule.contains("multiple of"), "{}", r.ram.rule);
+        }
+        let c = ram_limits(&host(1024), &minimal, Monitor::Colinux);
+        assert_eq!(
+            (c.min_mb, c.multiple_of),
+            (16, 4),
+            "the profile's 16 MB is above coLinux's 8"
+        );
+        let r = recommend(&host(1030), &minimal, Monitor::Colinux);
+        assert!(r.ram.rule.contains("multiple of 4"), "{}", r.ram.rule);
+        assert!(r.ram.mb.is_multiple_of(4));
+        // A host too small for the floor: the floor, said plainly.
+        let r = recommend(&host(192), &minimal, Monitor::Uml);
+        assert_eq!(r.ram.mb, 128);
+        assert!(r.ram.rule.contains("User-mode Linux"), "{}", r.ram.rule);
     }
 }

@@ -683,7 +683,7 @@ pub fn resolve(
             profile::check_size_mb(v).map_err(|e| anyhow!("SWAPMB={v} ({}): {e}", a.origin))?;
             if v <= u64::from(ram_mb) {
                 warnings.push(format!(
-                    "SWAPMB={v} is not larger than the guest's RAM ({ram_mb} MB); the seed manual asks for more swap than RAM"
+                    "SWAPMB={v} is not larger than the guest's RAM ({ram_mb} MB); the Blackfin coLinux kit manual asks for more swap than RAM"
                 ));
             }
             (v, format!("given ({})", a.origin))
@@ -1149,7 +1149,7 @@ fn check_prefix_rules(
             if text.contains(' ') {
                 bail!(
                     "INSTALLDIR={text} ({origin}): contains a space; coLinux cannot use an install path with spaces \
-                     (the seed manual: \"the path of the coLinux installation must not contain any spaces\"; its service \
+                     (the Blackfin coLinux kit manual: \"the path of the coLinux installation must not contain any spaces\"; its service \
                      and helper command lines drop quotes); choose a folder without spaces, e.g. C:\\coLinux"
                 );
             }

@@ -79,6 +79,26 @@ impl Monitor {
         }
     }
 
+    /// The least guest RAM this monitor runs a guest with, and why. The monitors start
+    /// guests with at least this much whatever config.txt says, so the plan refuses
+    /// less: what config.txt says is what runs.
+    pub const fn least_ram(self) -> (u32, &'static str) {
+        match self {
+            Monitor::Colinux => (8, "coLinux gives a guest at least 8 MB"),
+            // Measured with Debian 12's kernels: see monitor/uml.rs and monitor/qemu.rs.
+            Monitor::Uml => (
+                128,
+                "User-mode Linux runs a guest with at least 128 MB (Debian's UML kernel \
+                 runs out of memory with less)",
+            ),
+            Monitor::Qemu => (
+                128,
+                "QEMU runs a guest with at least 128 MB (the distribution kernel stops \
+                 unpacking its initramfs with less)",
+            ),
+        }
+    }
+
     /// The guest device of block device `index` under this monitor: `/dev/cobdN`
     /// (coLinux), `/dev/ubdX` (UML: cobdN becomes ubdN), `/dev/vdX` (QEMU virtio).
     pub fn device(self, index: u8) -> String {

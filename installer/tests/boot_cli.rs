@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 const SIZES: &[&str] = &[
     "--set",
-    "RAMMB=64",
+    "RAMMB=128",
     "--set",
     "ROOTMB=64",
     "--set",

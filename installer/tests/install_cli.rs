@@ -129,7 +129,7 @@ fn minimal_profile_unattended_install_is_clean_and_a_second_run_changes_nothing(
     assert!(debugfs(&prefix.join("root.img"), "cat /etc/shadow").starts_with("root:*:"));
     let config = std::fs::read_to_string(prefix.join("config.txt")).expect("config");
     assert!(config.contains(&format!("root={}", dev(0))), "{config}");
-    assert!(config.contains("mem=32"), "{config}");
+    assert!(config.contains("mem=128"), "{config}");
 
     let s = status_json(&prefix);
     assert_eq!(s["installed"], true);
@@ -405,7 +405,7 @@ fn a_users_home_image_survives_everything_but_purge() {
     // A failed re-install with other answers: config.txt and state come back as they were.
     let before = snapshot(&prefix);
     let mut other: Vec<&str> = SMALL.to_vec();
-    other[3] = "RAMMB=48";
+    other[3] = "RAMMB=136";
     let o = install_cmd(&prefix, &other)
         .env("COLINUX_SETUP_TEST_FAIL_AT", "state")
         .output()
@@ -442,7 +442,7 @@ fn bad_inputs_fail_with_the_key_and_leave_the_prefix_as_it_was() {
     let fresh = t.path().join("fresh");
 
     let answers = t.path().join("answers.toml");
-    std::fs::write(&answers, "RAMMB = 64\nRAMBM = 64\n").expect("write");
+    std::fs::write(&answers, "RAMMB = 128\nRAMBM = 128\n").expect("write");
     let a = answers.to_str().expect("utf-8");
     let bad_toml = t.path().join("bad.toml");
     std::fs::write(&bad_toml, "name = \"x\"\n[ram\nmin_mb = 1\n").expect("write");
@@ -474,6 +474,18 @@ fn bad_inputs_fail_with_the_key_and_leave_the_prefix_as_it_was() {
             vec!["--set".into(), "RAMMB=99999999".into()],
             FAILED,
             vec!["RAMMB=99999999", "larger than this host allows", "MB"],
+        ),
+        // The monitor starts a guest with at least 128 MB: less is refused, not
+        // written as a mem= that does not run.
+        (
+            vec!["--set".into(), "RAMMB=64".into()],
+            FAILED,
+            vec![
+                "RAMMB=64",
+                "too small",
+                "runs a guest with at least 128 MB",
+                "give RAMMB=128 or more",
+            ],
         ),
         (
             vec!["--set".into(), "HOMEMB=100000000".into()],

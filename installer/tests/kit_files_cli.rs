@@ -448,7 +448,7 @@ fn a_kit_kernel_is_copied_and_the_machine_boots_it_without_the_kit() {
         "--prefix",
         p(&prefix),
         "--set",
-        "RAMMB=64",
+        "RAMMB=128",
         "--set",
         "ROOTMB=64",
         "--set",

@@ -697,7 +697,7 @@ fn a_distribution_from_a_url_reaches_home_in_the_first_boot() {
         "--set",
         "MODULES=0",
         "--set",
-        "RAMMB=64",
+        "RAMMB=128",
         "--set",
         "ROOTMB=64",
         "--set",

@@ -92,7 +92,7 @@ fn the_rollback_leaves_a_machine_that_was_there_before_and_a_failed_provisioning
         "install",
         &dir,
         &[
-            "RAMMB=32",
+            "RAMMB=128",
             "ROOTMB=64",
             "HOMEMB=32",
             "SWAPMB=64",

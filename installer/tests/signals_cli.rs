@@ -283,7 +283,7 @@ fn an_install_killed_during_its_first_boot_leaves_no_guest_and_the_next_run_roll
     args.extend(
         [
             "--set",
-            "RAMMB=64",
+            "RAMMB=128",
             "--set",
             "ROOTMB=64",
             "--set",

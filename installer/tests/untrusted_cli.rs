@@ -725,7 +725,7 @@ fn issue19_item9_dry_run_plans_and_refuses_what_the_install_does() {
             .is_some_and(|f| f.ends_with("built by the interrupted install of these answers")),
         "{same:?}"
     );
-    let other = plan_files(&["--set", "RAMMB=48"]);
+    let other = plan_files(&["--set", "RAMMB=136"]);
     assert_eq!(other[0]["action"], "build", "{other:?}");
     assert_eq!(
         other[0]["found"],

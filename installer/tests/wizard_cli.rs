@@ -221,7 +221,7 @@ fn write_screens(shots: &[(String, String)]) {
          Text captures of a real run: `installer/tests/wizard_cli.rs` drives `colinux-setup`\n\
          in a pseudo-terminal (100×64) and renders what it draws with a terminal emulator\n\
          (the vt100 crate); `scripts/wizard-screens` regenerates this page. Colours are not\n\
-         shown. The run installs the seed's `bfin-uclinux` profile with smaller sizes into a\n\
+         shown. The run installs the Blackfin kit's `bfin-uclinux` profile with smaller sizes into a\n\
          temporary folder; then the default profile is installed with its first boot (in\n\
          User-mode Linux where it runs guests, else QEMU), and a last run is cancelled with\n\
          Ctrl-C while it writes the root image.\n",
@@ -488,7 +488,7 @@ fn first_boot(dir: &Path) -> Vec<(String, String)> {
             host_args().as_slice(),
             &[
                 "--set",
-                "RAMMB=64",
+                "RAMMB=128",
                 "--set",
                 "HOMEMB=32",
                 "--set",
@@ -743,7 +743,7 @@ fn an_existing_install_is_repaired_upgraded_or_kept_with_its_images() {
         &[
             "--no-first-boot",
             "--set",
-            "RAMMB=64",
+            "RAMMB=128",
             "--set",
             "HOMEMB=32",
             "--set",
@@ -775,7 +775,7 @@ fn an_existing_install_is_repaired_upgraded_or_kept_with_its_images() {
     }
     tty.keys(ENTER);
     tty.wait_for("Ready to install");
-    tty.wait_for("guest RAM:      64 MB");
+    tty.wait_for("guest RAM:      128 MB");
     tty.keys(ENTER);
     tty.wait_for("nothing needed to change");
     assert_eq!(tty.exit_code(), 0, "{}", tty.screen());
@@ -804,8 +804,8 @@ fn an_existing_install_is_repaired_upgraded_or_kept_with_its_images() {
     }
     tty.keys(ENTER);
     tty.wait_for("Guest RAM in MB ›");
-    tty.type_value("80");
-    tty.wait_for("Guest RAM: 80 MB");
+    tty.type_value("160");
+    tty.wait_for("Guest RAM: 160 MB");
     for _ in 0..4 {
         tty.keys(DOWN);
     }
@@ -818,7 +818,7 @@ fn an_existing_install_is_repaired_upgraded_or_kept_with_its_images() {
     tty.wait_for("Kept as they were: root.img, home.img, swap.img");
     assert_eq!(tty.exit_code(), 0, "{}", tty.screen());
     let config = std::fs::read_to_string(prefix.join("config.txt")).expect("config");
-    assert!(config.contains("mem=80"), "{config}");
+    assert!(config.contains("mem=160"), "{config}");
     let after: Vec<String> = images.iter().map(|i| sha256(&prefix.join(i))).collect();
     assert_eq!(before, after, "an image of the existing install changed");
 
@@ -840,7 +840,7 @@ fn an_existing_install_is_repaired_upgraded_or_kept_with_its_images() {
     tty.wait_for("Ready to install");
     tty.wait_for("guest RAM:      ");
     assert!(
-        !tty.screen().contains("guest RAM:      80 MB (given"),
+        !tty.screen().contains("guest RAM:      160 MB (given"),
         "the upgrade kept the old RAM answer:\n{}",
         tty.screen()
     );
@@ -850,7 +850,7 @@ fn an_existing_install_is_repaired_upgraded_or_kept_with_its_images() {
     let upgraded: Vec<String> = images.iter().map(|i| sha256(&prefix.join(i))).collect();
     assert_eq!(before, upgraded, "an image changed in the upgrade");
     let config = std::fs::read_to_string(prefix.join("config.txt")).expect("config");
-    assert!(!config.contains("mem=80\n"), "{config}");
+    assert!(!config.contains("mem=160\n"), "{config}");
 }
 
 #[test]

@@ -21,10 +21,12 @@ use std::path::{Path, PathBuf};
 use config_txt::{Config, Nic};
 
 use super::{BootOptions, Launch, MonitorError};
+use crate::profile::Monitor;
 
 /// The least guest RAM a distribution kernel with its initramfs boots in (Debian's 6.1
-/// cloud kernel stops silently while unpacking its initramfs at 64 MB).
-const MIN_MEM_MB: u32 = 128;
+/// cloud kernel stops silently while unpacking its initramfs at 64 MB); the plan refuses
+/// less.
+const MIN_MEM_MB: u32 = Monitor::Qemu.least_ram().0;
 
 /// QEMU's program.
 pub const PROGRAM: &str = "qemu-system-x86_64";
@@ -202,7 +204,6 @@ pub fn command_line(config: &Config, opts: &BootOptions) -> Result<Launch, Monit
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profile::Monitor;
 
     const SAMPLE: &str = "kernel=/m/bzImage\ninitrd=/m/initrd.gz\nmem=128\ncobd0=/m/root.img\ncobd1=/m/home.img\n\
         cobd2=/m/swap.img\neth0=slirp,02:00:00:00:00:01,tcp:2222:22/udp:69:69\neth1=tuntap,tap0,02:00:00:00:00:02\n\

@@ -23,9 +23,10 @@ use std::path::{Path, PathBuf};
 use config_txt::{Config, Nic};
 
 use super::{BootOptions, Launch, MonitorError};
+use crate::profile::Monitor;
 
-/// The least guest memory UML is started with, in MB.
-pub const MIN_MEM_MB: u32 = 128;
+/// The least guest memory UML is started with, in MB (the plan refuses less).
+pub const MIN_MEM_MB: u32 = Monitor::Uml.least_ram().0;
 
 /// UML splits its arguments on `,` and `=`: refuse values it would misread.
 fn arg_path(what: &str, p: &str) -> Result<String, MonitorError> {

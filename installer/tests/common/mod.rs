@@ -37,7 +37,7 @@ pub const SMALL: &[&str] = &[
     "--set",
     "NOFIRSTBOOT=1",
     "--set",
-    "RAMMB=32",
+    "RAMMB=128",
     "--set",
     "ROOTMB=64",
     "--set",
