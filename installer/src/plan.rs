@@ -745,7 +745,7 @@ pub fn resolve(
         None => p.network.slirp.as_ref().map(|r| r.join("/")),
     };
     let slirp_host = slirp_host(answers, slirp.as_deref(), monitor, &mut warnings)?;
-    let (serial, start_menu, tasks) = extras(answers, p)?;
+    let (serial, start_menu, tasks) = extras(answers, p, monitor)?;
     let tap = match &p.network.tap {
         Some(t) => Some(plan_tap(t, answers, u8::from(slirp.is_some()), monitor)?),
         None => {
@@ -1069,6 +1069,7 @@ fn slirp_host(
 fn extras(
     answers: &Answers,
     p: &profile::Profile,
+    monitor: Monitor,
 ) -> Result<(Option<String>, Option<String>, Vec<String>)> {
     let serial = match answers.get("SERIAL") {
         Some(a) if a.value.is_empty() || a.value.eq_ignore_ascii_case("none") => None,
@@ -1078,6 +1079,16 @@ fn extras(
                 bail!(
                     "SERIAL={v} ({}): a serial port is a device name without spaces, commas, # or quotes, e.g. COM1; empty for none",
                     a.origin
+                );
+            }
+            if monitor != Monitor::Colinux {
+                // config.txt's ttys0= is coLinux's alone: UML and QEMU would drop it.
+                bail!(
+                    "SERIAL={v} ({}): the {} monitor gives the guest no host serial port \
+                     (config.txt's ttys0= is coLinux's); leave SERIAL empty, or use the \
+                     colinux monitor",
+                    a.origin,
+                    monitor.as_str()
                 );
             }
             Some(v.clone())
@@ -1188,10 +1199,17 @@ fn check_prefix_rules(
 }
 
 fn plan_tap(t: &profile::Tap, answers: &Answers, eth: u8, monitor: Monitor) -> Result<TapPlan> {
+    // The adapter is made on this host unless the machine is coLinux's on a host that
+    // is not Windows (then on Windows, later): its name follows that host's rules.
+    let here = cfg!(windows) || monitor != Monitor::Colinux;
     let name = match answers.get("TAPNAME") {
         Some(a) => {
-            tap_setup::check_name(&a.value)
-                .map_err(|e| anyhow!("TAPNAME={} ({}): {e}", a.value, a.origin))?;
+            let checked = if here {
+                tap_setup::check_name_here(&a.value)
+            } else {
+                tap_setup::check_name(&a.value)
+            };
+            checked.map_err(|e| anyhow!("TAPNAME={} ({}): {e}", a.value, a.origin))?;
             a.value.clone()
         }
         None => t.name.clone(),
@@ -1218,7 +1236,6 @@ fn plan_tap(t: &profile::Tap, answers: &Answers, eth: u8, monitor: Monitor) -> R
             };
             anyhow!("{key}: {e}; give a free network with SUBNET=10.x.y.0/24")
         })?;
-    let here = cfg!(windows) || monitor != Monitor::Colinux;
     let existing = if here {
         host.find(&name).ok().flatten()
     } else {

@@ -487,6 +487,16 @@ fn bad_inputs_fail_with_the_key_and_leave_the_prefix_as_it_was() {
                 "give RAMMB=128 or more",
             ],
         ),
+        // config.txt's serial port is coLinux's: UML and QEMU would drop it.
+        (
+            vec!["--set".into(), "SERIAL=ttyUSB0".into()],
+            FAILED,
+            vec![
+                "SERIAL=ttyUSB0",
+                "monitor gives the guest no host serial port",
+                "leave SERIAL empty",
+            ],
+        ),
         (
             vec!["--set".into(), "HOMEMB=100000000".into()],
             FAILED,

@@ -895,6 +895,37 @@ fn the_network_and_windows_answers_refuse_bad_values_with_the_reason() {
         assert_eq!(o.status.code(), Some(common::FAILED), "{set}: {t}");
         assert!(t.contains(needle), "{set}: expected `{needle}` in:\n{t}");
     }
+    // A machine for User-mode Linux gets its adapter on this Linux host, whose kernel
+    // takes names of at most 15 bytes; the coLinux machine's is made on Windows later.
+    let tap = |monitor: &str| {
+        cmd(&[
+            "install",
+            "--unattended",
+            "--dry-run",
+            "--profile",
+            "bfin-uclinux",
+            "--monitor",
+            monitor,
+            "--prefix",
+            p(&prefix),
+            "--set",
+            "NOFIRSTBOOT=1",
+            "--set",
+            "TAPNAME=tap-colinux-16by",
+        ])
+        .env("TMPDIR", tmp.path())
+        .output()
+        .expect("dry run")
+    };
+    let o = tap("uml");
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(common::FAILED), "{t}");
+    assert!(
+        t.contains("TAPNAME=tap-colinux-16by") && t.contains("at most 15 bytes"),
+        "{t}"
+    );
+    let o = tap("colinux");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(!prefix.exists(), "a refused dry run made the folder");
     let o = dry("SERIAL=COM2");
     let t = text(&o);

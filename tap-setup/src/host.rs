@@ -99,6 +99,28 @@ pub fn check_name(name: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// [`check_name`] and the rules of this host's own adapters, for a plan to refuse a name
+/// before any change: on Linux at most 15 bytes (the kernel's IFNAMSIZ less the NUL),
+/// without `:` or blanks. Elsewhere the same as [`check_name`].
+pub fn check_name_here(name: &str) -> Result<(), Error> {
+    check_name(name)?;
+    if cfg!(target_os = "linux") {
+        linux_name_rule(name)?;
+    }
+    Ok(())
+}
+
+/// The Linux kernel's rule for an interface name.
+pub(crate) fn linux_name_rule(name: &str) -> Result<(), Error> {
+    if name.len() > 15 || name.contains(':') || name.contains(char::is_whitespace) {
+        return Err(Error::BadName {
+            name: name.to_owned(),
+            reason: "Linux interface names are at most 15 bytes, without ':' or blanks".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Creates the adapter (or reuses one of the same name), sets its address and brings it
 /// up. The network must be free on the host, apart from the adapter's own use of it. An
 /// adapter created here is deleted again if a later part fails.
@@ -285,6 +307,24 @@ mod tests {
             subnet: Subnet::parse(s).expect("subnet"),
             owner: Some(1000),
         }
+    }
+
+    #[test]
+    fn a_name_is_checked_with_this_hosts_rules() {
+        let long = "abcdefghijklmnop"; // 16 bytes
+        assert!(
+            check_name(long).is_ok(),
+            "the portable rule allows 63 characters"
+        );
+        assert!(check_name_here(&long[..15]).is_ok());
+        assert_eq!(check_name_here(long).is_err(), cfg!(target_os = "linux"));
+        assert_eq!(check_name_here("tap:0").is_err(), cfg!(target_os = "linux"));
+        let e = linux_name_rule(long).expect_err("16 bytes").to_string();
+        assert!(e.contains("at most 15 bytes"), "{e}");
+        assert!(
+            check_name_here("a,b").is_err(),
+            "config.txt cannot carry a comma"
+        );
     }
 
     #[test]

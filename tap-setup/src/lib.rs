@@ -49,7 +49,8 @@ pub mod windows;
 
 pub use error::Error;
 pub use host::{
-    Adapter, Installed, RecordingHost, Spec, TapHost, check_name, choose_subnet, install, remove,
+    Adapter, Installed, RecordingHost, Spec, TapHost, check_name, check_name_here, choose_subnet,
+    install, remove,
 };
 pub use subnet::{Busy, Choice, Prefix, Subnet, default_candidates};
 

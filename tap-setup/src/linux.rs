@@ -116,13 +116,8 @@ fn attach(name: &str) -> Result<std::fs::File, Error> {
         flags: IFF_TAP | IFF_NO_PI,
         _pad: [0; 22],
     };
+    crate::host::linux_name_rule(name)?;
     let bytes = name.as_bytes();
-    if bytes.len() > 15 || name.contains(':') || name.contains(char::is_whitespace) {
-        return Err(Error::BadName {
-            name: name.to_owned(),
-            reason: "Linux interface names are at most 15 bytes, without ':' or blanks".into(),
-        });
-    }
     req.name[..bytes.len()].copy_from_slice(bytes);
     // SAFETY: `file` is an open /dev/net/tun descriptor and `req` is a live, properly
     // sized `struct ifreq` that TUNSETIFF reads and writes for the duration of the call.
