@@ -212,7 +212,6 @@ pub(crate) struct Geometry {
     /// Descriptor table blocks actually used (the reserve beyond them is free).
     pub gdt_blocks: u32,
     /// Blocks of one group's inode table.
-    #[cfg_attr(not(test), expect(dead_code, reason = "the layout tests read it"))]
     pub itable_blocks: u32,
     pub groups: Vec<GroupLayout>,
 }
