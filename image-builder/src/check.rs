@@ -271,15 +271,34 @@ fn type_name(mode: u16) -> &'static str {
 }
 
 /// A bit per item, for the whole filesystem.
+#[derive(Default)]
 struct Bits {
     words: Vec<u64>,
 }
 
+/// `n` copies of `value`, or [`Error::TooLargeToCheck`] where the host cannot give the
+/// memory: the counts come from the image, and a small VHDX (or a sparse file) can claim
+/// a 64 TiB disk with 4 billion inodes, whose tables an infallible allocation would
+/// abort the process on.
+fn filled<T: Clone>(n: u64, value: T, what: impl FnOnce() -> String) -> Result<Vec<T>, Error> {
+    let bytes = n.saturating_mul(std::mem::size_of::<T>() as u64);
+    let too_large = |what: String| Error::TooLargeToCheck { what, bytes };
+    let Ok(len) = usize::try_from(n) else {
+        return Err(too_large(what()));
+    };
+    let mut v = Vec::new();
+    if v.try_reserve_exact(len).is_err() {
+        return Err(too_large(what()));
+    }
+    v.resize(len, value);
+    Ok(v)
+}
+
 impl Bits {
-    fn new(n: u64) -> Bits {
-        Bits {
-            words: vec![0; usize::try_from(n.div_ceil(64)).unwrap_or(0)],
-        }
+    fn new(n: u64) -> Result<Bits, Error> {
+        Ok(Bits {
+            words: filled(n.div_ceil(64), 0, || format!("a map of its {n} blocks"))?,
+        })
     }
 
     fn get(&self, i: u64) -> bool {
@@ -480,17 +499,22 @@ fn check_ext(img: ImageFile, p: &mut Problems, report: &mut CheckReport) -> Resu
         ..
     } = fs;
     let n = g.blocks;
+    // The largest table first, so that a filesystem too large to check here fails
+    // before the block maps are filled.
+    let slots = filled(u64::from(g.inodes) + 1, Slot::default(), || {
+        format!("its {} inodes", g.inodes)
+    })?;
     let mut ext = Ext {
         img,
         p,
         descs,
-        meta: Bits::new(n),
-        rsv: Bits::new(n),
-        refd: Bits::new(n),
+        meta: Bits::new(n)?,
+        rsv: Bits::new(n)?,
+        refd: Bits::new(n)?,
         referenced: 0,
         claims_left: n.saturating_add(4096),
         gave_up: false,
-        slots: vec![Slot::default(); g.inodes as usize + 1],
+        slots,
         table_ok: vec![false; g.groups as usize],
         dirs: HashMap::new(),
         xattrs: HashMap::new(),
@@ -818,9 +842,10 @@ impl Ext<'_> {
     /// Marks the fixed metadata, reporting any structure outside the filesystem or on
     /// top of another.
     fn metadata_map(&mut self) {
+        // The maps allocated (empty) with the checker are filled here.
+        let mut meta = std::mem::take(&mut self.meta);
+        let mut rsv = std::mem::take(&mut self.rsv);
         let g = &self.g;
-        let mut meta = Bits::new(g.blocks);
-        let mut rsv = Bits::new(g.blocks);
         let mut problems = Vec::new();
         let resize = g.compat & COMPAT_RESIZE_INODE != 0;
         let mut claim = |start: u64, len: u64, what: String, reserved: bool| {
@@ -1934,5 +1959,28 @@ impl Visitor for MapCheck<'_, '_, '_> {
 
     fn gave_up(&self) -> bool {
         self.ext.gave_up
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A table sized by a hostile count is an error the caller can report, never an
+    /// abort (a 60 TiB VHDX from `images build` asked for 48 GB here and killed the
+    /// process with "memory allocation failed").
+    #[test]
+    fn a_table_larger_than_memory_is_an_error_not_an_abort() {
+        let Err(e) = filled(u64::MAX / 2, Slot::default(), || "its inodes".to_owned()) else {
+            panic!("more than an address space was given");
+        };
+        let shown = e.to_string();
+        assert!(
+            shown.contains("bytes of memory for its inodes") && shown.contains("more memory"),
+            "{shown}"
+        );
+        assert!(matches!(e, Error::TooLargeToCheck { bytes, .. } if bytes >= u64::MAX / 2));
+        assert!(Bits::new(u64::MAX).is_err(), "2^64 bits");
+        assert_eq!(filled(3, 7u8, String::new).expect("small"), [7, 7, 7]);
     }
 }

@@ -55,6 +55,18 @@ pub enum Error {
         /// The limit.
         max: u64,
     },
+    /// Checking the filesystem needs more memory than the host gives: its tables are
+    /// sized by the counts in its superblock (a 60 TiB disk has 4 billion inodes).
+    #[error(
+        "checking this filesystem needs {bytes} bytes of memory for {what}, more than this host \
+         gives; check it on a host with more memory"
+    )]
+    TooLargeToCheck {
+        /// What the memory is for (e.g. "its 4026531840 inodes").
+        what: String,
+        /// The bytes asked for.
+        bytes: u64,
+    },
     /// A block size other than 1024, 2048 or 4096.
     #[error("block size {0} is not supported: use 1024, 2048 or 4096")]
     BadBlockSize(u32),

@@ -397,6 +397,27 @@ fn a_machine_switches_to_the_other_monitor_and_back() {
     assert_eq!(status_json(&prefix)["monitor"], here.monitor.as_str());
 }
 
+/// Installs a machine for QEMU in `prefix`, first boot included, and returns QEMU's
+/// monitor; where QEMU runs no guests here, asserts that the install is refused before
+/// any change, with the probe's reason, and returns `None`.
+fn installed_for_qemu(prefix: &Path) -> Option<HostMonitor> {
+    let qemu = match host().other("qemu") {
+        Ok(q) => q,
+        Err(why) => {
+            let o = install_cmd_on(&host().on("qemu"), prefix, SIZES)
+                .output()
+                .expect("install");
+            assert_refused_here(&o, Some(prefix), "qemu", &why);
+            return None;
+        }
+    };
+    let o = install_cmd_on(&qemu, prefix, SIZES)
+        .output()
+        .expect("install");
+    expect(&o, 0, &["first boot: done"]);
+    Some(qemu)
+}
+
 /// QEMU's first boot reads the distribution from a read-only share image (virtfs has no
 /// Windows host support). Where QEMU runs no guests here, the install is refused before
 /// any change instead.
@@ -404,20 +425,9 @@ fn a_machine_switches_to_the_other_monitor_and_back() {
 fn an_install_for_qemu_first_boots_in_qemu_from_a_share_image() {
     let t = tmp();
     let prefix = t.path().join("m");
-    let qemu = match host().other("qemu") {
-        Ok(q) => q,
-        Err(why) => {
-            let o = install_cmd_on(&host().on("qemu"), &prefix, SIZES)
-                .output()
-                .expect("install");
-            assert_refused_here(&o, Some(&prefix), "qemu", &why);
-            return;
-        }
-    };
-    let o = install_cmd_on(&qemu, &prefix, SIZES)
-        .output()
-        .expect("install");
-    expect(&o, 0, &["first boot: done"]);
+    if installed_for_qemu(&prefix).is_none() {
+        return;
+    }
     let log = logs(&prefix, "install");
     for needle in [
         "-drive file=",
@@ -447,20 +457,9 @@ fn an_install_for_qemu_first_boots_in_qemu_from_a_share_image() {
 fn qemu_boots_a_machine_whose_root_disk_is_a_vhdx() {
     let t = tmp();
     let prefix = t.path().join("m");
-    let qemu = match host().other("qemu") {
-        Ok(q) => q,
-        Err(why) => {
-            let o = install_cmd_on(&host().on("qemu"), &prefix, SIZES)
-                .output()
-                .expect("install");
-            assert_refused_here(&o, Some(&prefix), "qemu", &why);
-            return;
-        }
+    let Some(qemu) = installed_for_qemu(&prefix) else {
+        return;
     };
-    let o = install_cmd_on(&qemu, &prefix, SIZES)
-        .output()
-        .expect("install");
-    expect(&o, 0, &["first boot: done"]);
     let (raw, vhdx) = (prefix.join("root.img"), prefix.join("root.vhdx"));
     let o = cmd(&[
         "images",

@@ -514,7 +514,7 @@ fn windows_exe_answers_facts_and_builds_images_under_wine() {
 
 /// The i686 exe of setup-x86.msi under 32-bit Wine (Windows 7 x86): the same commands,
 /// and an image larger than 4 GiB, past every 32-bit file offset, whose backup superblock
-/// written at 6.1 GiB is read back by e2fsck, and whose unwritten ranges are holes.
+/// written at 6.1 GiB recovers it with e2fsck, and whose unwritten ranges are holes.
 #[test]
 fn x86_exe_answers_facts_builds_images_past_4_gib_and_verifies_kits_under_32_bit_wine() {
     msi_x86();
@@ -540,16 +540,32 @@ fn x86_exe_answers_facts_builds_images_past_4_gib_and_verifies_kits_under_32_bit
         "6600 MiB image takes {allocated} bytes on disk: its empty ranges were written"
     );
     e2e_tests::oracle::e2fsck_clean(&img).expect("6600 MiB image built by the i686 exe");
-    let backup = Command::new("e2fsck")
-        .args(["-fn", "-B", "4096", "-b", &(49 * 32768).to_string()])
+    // Recovery from the backup at 6272 MiB: e2fsck reads it (and its descriptor table)
+    // and rebuilds what a backup does not vouch for (the bitmaps of groups left
+    // uninitialised: from a backup it treats them as initialised, as it does with
+    // mke2fs's images); the recovered copy is then clean.
+    let copy = dir.join("from-backup.img");
+    let cp = Command::new("cp")
+        .args(["--sparse=always"])
         .arg(&img)
+        .arg(&copy)
+        .output()
+        .expect("cp");
+    assert!(cp.status.success(), "{}", common::text(&cp));
+    let backup = Command::new("e2fsck")
+        .args(["-fy", "-B", "4096", "-b", &(49 * 32768).to_string()])
+        .arg(&copy)
         .output()
         .expect("e2fsck (package e2fsprogs)");
+    let said = common::text(&backup);
     assert!(
-        backup.status.success(),
-        "the backup superblock at 6272 MiB is not sound\n{}",
-        common::text(&backup)
+        matches!(backup.status.code(), Some(0 | 1))
+            && !said.contains("Bad magic")
+            && !said.contains("Superblock invalid"),
+        "the backup superblock at 6272 MiB is not sound\n{said}"
     );
+    e2e_tests::oracle::e2fsck_clean(&copy).expect("recovered from the backup at 6272 MiB");
+    std::fs::remove_file(&copy).expect("remove the copy");
     let (code, o) = w.run(&format!("{exe} images check {}", windows_path(&img)));
     assert_eq!(code, 0, "images check 6600M\n{}", common::text(&o));
 }

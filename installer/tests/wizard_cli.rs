@@ -173,6 +173,24 @@ impl Tty {
         self.shots.push((name.to_owned(), trimmed));
     }
 
+    /// From the welcome page to the summary with every default (the license accepted).
+    fn defaults_to_the_summary(&mut self) {
+        self.wait_for("Welcome to the coLinux setup");
+        self.keys(ENTER);
+        self.wait_for("License agreement");
+        self.keys(DOWN);
+        self.keys(ENTER);
+        for t in [
+            "Install folder:",
+            "RAM and image sizes",
+            "Network and serial port",
+        ] {
+            self.wait_for(t);
+            self.keys(ENTER);
+        }
+        self.wait_for("Ready to install");
+    }
+
     /// Reads to the end and returns the exit code.
     fn exit_code(&mut self) -> i32 {
         let start = Instant::now();
@@ -498,20 +516,7 @@ fn first_boot(dir: &Path) -> Vec<(String, String)> {
         .concat(),
         &[("TMPDIR", p(&dir.join("tmp")))],
     );
-    tty.wait_for("Welcome to the coLinux setup");
-    tty.keys(ENTER);
-    tty.wait_for("License agreement");
-    tty.keys(DOWN);
-    tty.keys(ENTER);
-    for t in [
-        "Install folder:",
-        "RAM and image sizes",
-        "Network and serial port",
-    ] {
-        tty.wait_for(t);
-        tty.keys(ENTER);
-    }
-    tty.wait_for("Ready to install");
+    tty.defaults_to_the_summary();
     tty.keys(ENTER);
     // A console line of the guest under the first boot's bar.
     tty.wait_until("a console line under the first boot's bar", |t| {
@@ -568,20 +573,7 @@ fn cancel_while_writing(dir: &Path) -> (PathBuf, Vec<(String, String)>) {
             ("COLINUX_SETUP_TEST_PAUSE_AT", "image:root:writing"),
         ],
     );
-    tty.wait_for("Welcome to the coLinux setup");
-    tty.keys(ENTER);
-    tty.wait_for("License agreement");
-    tty.keys(DOWN);
-    tty.keys(ENTER);
-    for t in [
-        "Install folder:",
-        "RAM and image sizes",
-        "Network and serial port",
-    ] {
-        tty.wait_for(t);
-        tty.keys(ENTER);
-    }
-    tty.wait_for("Ready to install");
+    tty.defaults_to_the_summary();
     tty.keys(ENTER);
     tty.wait_raw("test hook: paused at image:root:writing");
     tty.wait_for("root.img");
@@ -694,20 +686,7 @@ fn no_to_the_cancel_question_on_the_summary_page_does_not_start_the_install() {
         .concat(),
         &[("TMPDIR", p(&tmpdir))],
     );
-    tty.wait_for("Welcome to the coLinux setup");
-    tty.keys(ENTER);
-    tty.wait_for("License agreement");
-    tty.keys(DOWN);
-    tty.keys(ENTER);
-    for t in [
-        "Install folder:",
-        "RAM and image sizes",
-        "Network and serial port",
-    ] {
-        tty.wait_for(t);
-        tty.keys(ENTER);
-    }
-    tty.wait_for("Ready to install");
+    tty.defaults_to_the_summary();
     let question = "Cancel the installation? Nothing has been changed yet";
     tty.keys(CTRL_C);
     tty.wait_for(question);
