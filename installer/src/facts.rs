@@ -3,7 +3,7 @@
 //!
 //! [`gather`] is the only function that asks the host; [`recommend`] and [`ram_limits`]
 //! are pure functions of [`HostFacts`] and the profile, so the rules are unit-tested
-//! with the seed manual's own examples (a 256 MB host gives 128, 512 MB gives 256).
+//! with the Blackfin coLinux kit manual's own examples (a 256 MB host gives 128, 512 MB gives 256).
 //!
 //! Free space is asked of the install folder's own volume (`statvfs` on the folder, or
 //! on its nearest existing parent), not matched from a list of mounted disks.
@@ -110,7 +110,7 @@ fn volume(_path: &Path) -> Option<Volume> {
     None
 }
 
-/// RAM the host leaves for itself (the seed manual: "Windows ... should have at least
+/// RAM the host leaves for itself (the Blackfin coLinux kit manual: "Windows ... should have at least
 /// 128MB left").
 pub const HOST_KEEPS_MB: u64 = 128;
 /// coLinux's driver refuses hosts with more physical memory than this.
@@ -199,7 +199,7 @@ pub struct Recommendation {
 /// Recommends guest RAM, swap, root and home sizes.
 ///
 /// RAM: half of the host's RAM, but never so much that the host keeps less than 128 MB
-/// (the seed manual: 256 MB → 128, 512 MB → 256), capped by the profile's `max_mb` and
+/// (the Blackfin coLinux kit manual: 256 MB → 128, 512 MB → 256), capped by the profile's `max_mb` and
 /// the monitor's range, rounded down to a multiple of 4 on coLinux, and at least the
 /// profile's `min_mb` and the monitor's least ([`Monitor::least_ram`]). Swap: `factor` × that RAM, at least the profile's `min_mb` ("a bigger swap
 /// size than ... the RAM size"). Root and home: the profile's sizes and rules.

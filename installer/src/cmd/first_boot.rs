@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-use crate::apply::{self, ApplyError, Ctx, Later};
+use crate::apply::{self, Ctx, Later};
 use crate::exit::{self, Outcome};
 use crate::progress::Reporter;
 use crate::state::RunLog;
@@ -57,20 +57,7 @@ pub fn run(prefix: &Path, interrupt: &AtomicBool) -> Outcome {
             Outcome::Done
         }
         Err(e) => {
-            let (outcome, msg) = match e {
-                ApplyError::Cancelled(e) => {
-                    let m = format!("{e:#}");
-                    (Outcome::Cancelled(e), m)
-                }
-                ApplyError::Busy(e) => {
-                    let m = format!("{e:#}");
-                    (Outcome::Busy(e), m)
-                }
-                ApplyError::Failed(e) => {
-                    let m = format!("{e:#}");
-                    (Outcome::Failed(e), m)
-                }
-            };
+            let (outcome, msg) = super::apply_outcome(e);
             log.line(&format!("error: {msg}"));
             outcome
         }

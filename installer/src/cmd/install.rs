@@ -244,20 +244,7 @@ pub fn run(args: InstallArgs, interrupt: &AtomicBool) -> Outcome {
             Outcome::Done
         }
         Err(e) => {
-            let (outcome, msg) = match e {
-                ApplyError::Cancelled(e) => {
-                    let m = format!("{e:#}");
-                    (Outcome::Cancelled(e), m)
-                }
-                ApplyError::Busy(e) => {
-                    let m = format!("{e:#}");
-                    (Outcome::Busy(e), m)
-                }
-                ApplyError::Failed(e) => {
-                    let m = format!("{e:#}");
-                    (Outcome::Failed(e), m)
-                }
-            };
+            let (outcome, msg) = super::apply_outcome(e);
             log.line(&format!("error: {msg}"));
             if args.json {
                 emit(&serde_json::json!({"event": "error", "message": msg, "log": log_path}));

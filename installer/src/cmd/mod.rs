@@ -75,3 +75,23 @@ pub fn run(cli: Cli, interrupt: &AtomicBool) -> Outcome {
         Some(Command::ReapGuest { pgid }) => crate::monitor::reaper::serve(pgid),
     }
 }
+
+/// What a failed install or first boot ends with, and its words for the log (the
+/// error's whole chain): a cancel is 1602, a busy machine 1618, anything else 1603.
+pub(crate) fn apply_outcome(e: crate::apply::ApplyError) -> (Outcome, String) {
+    use crate::apply::ApplyError;
+    match e {
+        ApplyError::Cancelled(e) => {
+            let m = format!("{e:#}");
+            (Outcome::Cancelled(e), m)
+        }
+        ApplyError::Busy(e) => {
+            let m = format!("{e:#}");
+            (Outcome::Busy(e), m)
+        }
+        ApplyError::Failed(e) => {
+            let m = format!("{e:#}");
+            (Outcome::Failed(e), m)
+        }
+    }
+}
