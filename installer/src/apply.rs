@@ -42,7 +42,7 @@ use sha2::Digest as _;
 use crate::plan::{ImagePlan, Plan, SourcePlan};
 use crate::progress::Reporter;
 use crate::state::{
-    self, FileRecord, InstallState, JOURNAL_FILE, Lock, RunLog, STATE_FILE, TapRecord,
+    self, FileRecord, FirstBoot, InstallState, JOURNAL_FILE, Lock, RunLog, STATE_FILE, TapRecord,
 };
 
 /// How an apply ended badly.
@@ -361,8 +361,8 @@ pub struct Summary {
     pub kept: Vec<String>,
     /// Things to know.
     pub warnings: Vec<String>,
-    /// The first boot's state after this run (`done`, `pending`, `skipped`, `none`).
-    pub first_boot: String,
+    /// The first boot's state after this run.
+    pub first_boot: FirstBoot,
 }
 
 fn cancelled() -> anyhow::Error {
@@ -429,7 +429,7 @@ pub fn survey(plan: &Plan) -> Result<Vec<FileAction>> {
             .and_then(|s| s.files.iter().find(|f| f.file == file))
         {
             _ if interrupted.is_some() => "built by the interrupted install of these answers",
-            Some(r) if r.origin == "install" => "made by the install",
+            Some(r) if r.origin == crate::state::Origin::Install => "made by the install",
             Some(_) => "there before the install: the user's",
             None => "not made by this install: kept with its data",
         };
@@ -800,17 +800,17 @@ fn steps(
     ctx.rep.phase("writing config.txt");
     let config = plan.prefix.join("config.txt");
     // initrd= is first-boot-only: a re-install after the first boot does not bring it back.
-    let config_txt = crate::kit_files::config_after(plan, old_state.as_ref());
+    let config_txt = crate::kit_files::config_after(plan, old_state.as_ref())?;
     write_file(&config, config_txt.as_bytes(), journal, &mut summary)?;
     records.push(FileRecord {
         file: "config.txt".into(),
-        role: "config".into(),
+        role: crate::state::FileRole::Config,
         bytes: config_txt.len() as u64,
         digest: Some(format!(
             "sha256:{}",
             crate::plan::hex(&sha2::Sha256::digest(config_txt.as_bytes()))
         )),
-        origin: "install".into(),
+        origin: crate::state::Origin::Install,
         fs: None,
         uuid: None,
     });
@@ -847,15 +847,15 @@ fn steps(
         .iter()
         .any(|(file, _, _)| summary.kept.contains(file));
     let foreign = records.iter().any(|r| {
-        r.origin != "install"
+        r.origin != crate::state::Origin::Install
             && plan
                 .files()
                 .iter()
                 .any(|(file, _, _)| *file == r.file && summary.kept.contains(file))
     });
-    let repair = old_state
-        .as_ref()
-        .is_some_and(|s| s.first_boot == "pending" && s.plan_digest == digest);
+    let repair = old_state.as_ref().is_some_and(|s| {
+        s.first_boot == crate::state::FirstBoot::Pending && s.plan_digest == digest
+    });
     let keep = if foreign {
         Some("images that this install did not make were kept")
     } else if kept_any && !repair {
@@ -863,7 +863,7 @@ fn steps(
     } else {
         None
     };
-    let already = old_state.as_ref().map(|s| s.first_boot.as_str());
+    let already = old_state.as_ref().map(|s| s.first_boot);
     // QEMU's accelerator: the probe's, or TCG when a KVM first boot hung and was retried.
     let mut accel = plan.monitor_choice.accel;
     summary.first_boot = match crate::firstboot::run(plan, ctx, journal, keep, already)? {
@@ -872,7 +872,7 @@ fn steps(
             // The first boot wrote into the images (and may have changed config.txt).
             redigest(&plan.prefix, &mut records)?;
             summary.changed.push("first boot".into());
-            "done".to_owned()
+            FirstBoot::Done
         }
         crate::firstboot::Done::NotRun(s) => s,
     };
@@ -886,13 +886,13 @@ fn steps(
         format: 1,
         version: env!("CARGO_PKG_VERSION").to_owned(),
         profile: plan.profile.clone(),
-        monitor: plan.monitor.as_str().to_owned(),
+        monitor: plan.monitor,
         accel,
         monitor_why: Some(plan.monitor_choice.why.clone()),
         prefix: plan.prefix.clone(),
         plan_digest: digest.to_owned(),
         answers: plan.answers.clone(),
-        first_boot: summary.first_boot.clone(),
+        first_boot: summary.first_boot,
         tap: tap_record,
         driver: driver_record,
         service: service_record,
@@ -926,20 +926,27 @@ fn steps(
 /// Records again the size and digest of the files the install made, after the first
 /// boot wrote into the images (and may have changed config.txt).
 fn redigest(prefix: &Path, records: &mut [FileRecord]) -> Result<()> {
-    for r in records.iter_mut().filter(|r| r.origin == "install") {
+    for r in records
+        .iter_mut()
+        .filter(|r| r.origin == crate::state::Origin::Install)
+    {
         let path = prefix.join(&r.file);
         r.bytes = fs::metadata(&path)
             .with_context(|| format!("reading {}", path.display()))?
             .len();
-        r.digest = Some(if r.role == "config" || r.role == "driver" {
-            let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-            format!("sha256:{}", crate::plan::hex(&sha2::Sha256::digest(&bytes)))
-        } else if state::is_image_role(&r.role) {
-            state::file_digest(&path)?
-        } else {
-            // The kit's machine files: the first boot does not write them.
-            continue;
-        });
+        r.digest = Some(
+            if r.role == crate::state::FileRole::Config || r.role == crate::state::FileRole::Driver
+            {
+                let bytes =
+                    fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                format!("sha256:{}", crate::plan::hex(&sha2::Sha256::digest(&bytes)))
+            } else if r.role.is_image() {
+                state::file_digest(&path)?
+            } else {
+                // The kit's machine files: the first boot does not write them.
+                continue;
+            },
+        );
     }
     Ok(())
 }
@@ -1013,14 +1020,14 @@ pub fn first_boot_later(prefix: &Path, ctx: &mut Ctx<'_>) -> Result<Later, Apply
         }
         Err(e) => return Err(ApplyError::Failed(e)),
     };
-    match st.first_boot.as_str() {
-        "done" => return Ok(Later::AlreadyDone),
-        "none" => return Ok(Later::NoFirstBoot),
-        _ => {}
+    match st.first_boot {
+        FirstBoot::Done => return Ok(Later::AlreadyDone),
+        FirstBoot::None => return Ok(Later::NoFirstBoot),
+        FirstBoot::Pending | FirstBoot::Skipped => {}
     }
     ctx.rep.phase("checking the installed machine");
     let plan = crate::firstboot::installed_plan(prefix, &st).map_err(ApplyError::Failed)?;
-    if plan.first_boot.state != "pending" {
+    if plan.first_boot.state != FirstBoot::Pending {
         return Ok(Later::NoFirstBoot);
     }
     // The images must be the machine's own, as install-state.json records them (read as
@@ -1050,7 +1057,7 @@ pub fn first_boot_later(prefix: &Path, ctx: &mut Ctx<'_>) -> Result<Later, Apply
     let result = (|| -> Result<()> {
         hooks.at("first-boot", ctx.interrupt)?;
         let accel =
-            match crate::firstboot::run(&plan, ctx, &mut journal, None, Some(&st.first_boot))? {
+            match crate::firstboot::run(&plan, ctx, &mut journal, None, Some(st.first_boot))? {
                 crate::firstboot::Done::Ran(used) => used.or(st.accel),
                 crate::firstboot::Done::NotRun(_) => {
                     bail!("the first boot cannot run on this host (the warning above says why)")
@@ -1058,7 +1065,7 @@ pub fn first_boot_later(prefix: &Path, ctx: &mut Ctx<'_>) -> Result<Later, Apply
             };
         let mut done = st.clone();
         redigest(prefix, &mut done.files)?;
-        done.first_boot = "done".into();
+        done.first_boot = FirstBoot::Done;
         done.accel = accel;
         if done.answers.contains_key("NOFIRSTBOOT") {
             done.answers.insert("NOFIRSTBOOT".into(), "0".into());
@@ -1122,11 +1129,11 @@ fn tap_step(
     ));
     let mut record = TapRecord {
         name: t.name.clone(),
-        subnet: t.subnet.clone(),
+        subnet: t.subnet,
         state: String::new(),
         created: false,
-        host_ip: Some(t.host_ip.clone()),
-        guest_ip: Some(t.guest_ip.clone()),
+        host_ip: Some(t.host_ip),
+        guest_ip: Some(t.guest_ip),
         skipped: None,
     };
     if !t.here {
@@ -1138,7 +1145,7 @@ fn tap_step(
     }
     let spec = tap_setup::Spec {
         name: t.name.clone(),
-        subnet: tap_setup::Subnet::parse(&t.subnet)?,
+        subnet: t.subnet,
         owner: t.owner,
     };
     let entry = Entry::Tap {
@@ -1281,16 +1288,19 @@ fn image_step(
                 .line(&format!("{}: built by the interrupted run; kept", img.file));
             return Ok(FileRecord {
                 file: img.file.clone(),
-                role: img.role.as_str().into(),
+                role: img.role.into(),
                 bytes,
                 digest: Some(state::file_digest(&img.path)?),
-                origin: "install".into(),
+                origin: crate::state::Origin::Install,
                 fs: None,
                 uuid: image_uuid(&img.path),
             });
         }
         if let Some(r) = recorded {
-            if r.origin == "install" && bytes != img.size_mb << 20 && r.bytes == bytes {
+            if r.origin == crate::state::Origin::Install
+                && bytes != img.size_mb << 20
+                && r.bytes == bytes
+            {
                 let w = format!(
                     "{} is {} MB, the plan asks for {} MB; it is kept as it is (images are never replaced by an install; use `colinux-setup images rebuild`)",
                     img.file,
@@ -1311,10 +1321,10 @@ fn image_step(
         summary.kept.push(img.file.clone());
         return Ok(FileRecord {
             file: img.file.clone(),
-            role: img.role.as_str().into(),
+            role: img.role.into(),
             bytes,
             digest: None,
-            origin: "kept".into(),
+            origin: crate::state::Origin::Kept,
             fs: None,
             uuid: image_uuid(&img.path),
         });
@@ -1352,10 +1362,10 @@ fn image_step(
     summary.changed.push(img.file.clone());
     Ok(FileRecord {
         file: img.file.clone(),
-        role: img.role.as_str().into(),
+        role: img.role.into(),
         bytes: report.size_bytes,
         digest: Some(state::file_digest(&img.path)?),
-        origin: "install".into(),
+        origin: crate::state::Origin::Install,
         fs: None,
         uuid: Some(report.uuid.clone()),
     })
@@ -1367,7 +1377,7 @@ fn image_step(
 /// `images rebuild` uses it too, so a rebuilt root is the install's root.
 /// Builds `out`, its phases shown as `LABEL: phase`; the test hook `step` fires while
 /// its metadata is written (standing for a failure in the middle of a build). Returns
-/// the report and how many entries of an image source were lost (`lost:` warnings).
+/// the report and how many entries of an image source were lost (the builder counts them).
 pub(crate) fn build_image(
     out: &Path,
     opts: &image_builder::BuildOptions,
@@ -1378,7 +1388,6 @@ pub(crate) fn build_image(
     interrupt: &AtomicBool,
 ) -> Result<(image_builder::BuildReport, u64)> {
     let mut hook_err = None;
-    let mut lost = 0u64;
     let result = image_builder::build(
         out,
         opts,
@@ -1393,19 +1402,16 @@ pub(crate) fn build_image(
                 rep.phase(&format!("{label}: {p}"));
             }
             image_builder::Event::Progress { done, total } => rep.progress(done, total),
-            image_builder::Event::Warning(w) => {
-                if w.contains("lost:") {
-                    lost += 1;
-                }
-                rep.warn(&w);
-            }
+            image_builder::Event::Warning(w) => rep.warn(&w),
         },
         interrupt,
     );
     if let Some(e) = hook_err {
         return Err(e);
     }
-    Ok((result.map_err(anyhow::Error::new)?, lost))
+    let report = result.map_err(anyhow::Error::new)?;
+    let lost = report.lost_entries;
+    Ok((report, lost))
 }
 
 pub fn image_options(
@@ -1413,13 +1419,8 @@ pub fn image_options(
     img: &ImagePlan,
 ) -> Result<(image_builder::BuildOptions, crate::guest::Staged)> {
     let staged = crate::guest::stage(plan, img)?;
-    let kernel: image_builder::KernelVersion = plan
-        .guest_kernel
-        .parse()
-        .map_err(|e| anyhow!("guest kernel: {e}"))?;
-    let level = image_builder::FsLevel::resolve(&img.fs, Some(kernel))?;
     let mut opts =
-        image_builder::BuildOptions::new(level, image_builder::SizeSpec::Bytes(img.size_mb << 20));
+        image_builder::BuildOptions::new(img.fs, image_builder::SizeSpec::Bytes(img.size_mb << 20));
     opts.label = Some(img.role.as_str().to_owned());
     opts.owner = Some((0, 0));
     opts.sources = staged.sources.clone();
@@ -1452,10 +1453,10 @@ fn swap_step(
         if journal.owns(&s.path) {
             return Ok(FileRecord {
                 file: s.file.clone(),
-                role: "swap".into(),
+                role: crate::state::FileRole::Swap,
                 bytes,
                 digest: Some(state::file_digest(&s.path)?),
-                origin: "install".into(),
+                origin: crate::state::Origin::Install,
                 fs: None,
                 uuid: image_uuid(&s.path),
             });
@@ -1463,10 +1464,10 @@ fn swap_step(
         summary.kept.push(s.file.clone());
         return Ok(recorded.unwrap_or(FileRecord {
             file: s.file.clone(),
-            role: "swap".into(),
+            role: crate::state::FileRole::Swap,
             bytes,
             digest: None,
-            origin: "kept".into(),
+            origin: crate::state::Origin::Kept,
             fs: None,
             uuid: image_uuid(&s.path),
         }));
@@ -1481,10 +1482,10 @@ fn swap_step(
     summary.changed.push(s.file.clone());
     Ok(FileRecord {
         file: s.file.clone(),
-        role: "swap".into(),
+        role: crate::state::FileRole::Swap,
         bytes: r.size_bytes,
         digest: Some(state::file_digest(&s.path)?),
-        origin: "install".into(),
+        origin: crate::state::Origin::Install,
         fs: None,
         uuid: Some(r.uuid.clone()),
     })
@@ -1583,8 +1584,7 @@ pub fn uninstall(
         // include the one the install gave it is someone else's (a VPN's tap0), kept.
         let others = match (host.find(&t.name), &t.host_ip) {
             (Ok(Some(a)), Some(ip))
-                if !a.addresses.is_empty()
-                    && !a.addresses.iter().any(|p| p.addr.to_string() == *ip) =>
+                if !a.addresses.is_empty() && !a.addresses.iter().any(|p| p.addr == *ip) =>
             {
                 Some(
                     a.addresses
@@ -1601,7 +1601,7 @@ pub fn uninstall(
                 let line = format!(
                     "the TAP adapter {} has the address {addrs}, not {} as the install made it; it was kept",
                     t.name,
-                    t.host_ip.as_deref().unwrap_or_default()
+                    t.host_ip.map(|ip| ip.to_string()).unwrap_or_default()
                 );
                 log.line(&line);
                 out.not_removed.push(line);
@@ -1656,11 +1656,11 @@ pub fn uninstall(
     // recorded (state::find); anything else is kept and said.
     let mut kept_records = Vec::new();
     for f in &st.files {
-        let goes = f.role == "config"
-            || f.role == "driver"
-            || crate::kit_files::is_machine_role(&f.role)
+        let goes = f.role == crate::state::FileRole::Config
+            || f.role == crate::state::FileRole::Driver
+            || f.role.is_machine_file()
             || purge == Purge::All
-            || (purge == Purge::MadeByInstall && f.origin == "install");
+            || (purge == Purge::MadeByInstall && f.origin == crate::state::Origin::Install);
         let found = match state::find(prefix, f) {
             Ok(found) => found,
             Err(why) => {
@@ -1677,7 +1677,7 @@ pub fn uninstall(
             state::Found::Missing => {}
             state::Found::Same if !goes => {
                 out.kept.push(p.display().to_string());
-                if state::is_image_role(&f.role) {
+                if f.role.is_image() {
                     kept_records.push(f.clone());
                 }
             }
@@ -1782,7 +1782,7 @@ fn purge_kept(
     log: &mut RunLog,
 ) -> Result<(), ApplyError> {
     for f in &kept.files {
-        if !state::is_image_role(&f.role) {
+        if !f.role.is_image() {
             let line = format!(
                 "{} names `{}` as a {} file, not an image; it was not looked at",
                 state::KEPT_FILE,

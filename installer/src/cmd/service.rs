@@ -110,7 +110,7 @@ pub fn install(a: &ServiceArgs) -> Outcome {
         Err(o) => return o,
     };
     match crate::state::InstallState::read(&prefix) {
-        Ok(Some(st)) if st.monitor != "colinux" => {
+        Ok(Some(st)) if st.monitor != crate::profile::Monitor::Colinux => {
             return Outcome::Failed(anyhow!(
                 "{}: this machine is installed for the {} monitor; the machine service runs colinux-daemon and exists only for the coLinux monitor (run it with `colinux-setup boot`)",
                 prefix.display(),

@@ -18,6 +18,7 @@
 //! Exit codes: 0, 1 (status: no adapter), 2 (usage), 3010 (made, but Windows asks for a
 //! reboot), 1603 (failed; a missing right is named), 1618 (the machine's lock is held).
 
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -133,7 +134,7 @@ fn install(a: &TapInstallArgs) -> Result<Outcome> {
     let recorded = st
         .and_then(|s| s.tap.as_ref())
         .filter(|t| t.name == name)
-        .map(|t| t.subnet.clone());
+        .map(|t| t.subnet.to_string());
     let pinned = match a.subnet.as_ref().or(recorded.as_ref()) {
         Some(s) => Some(tap_setup::Subnet::parse(s).map_err(|e| {
             if a.subnet.is_some() {
@@ -195,15 +196,15 @@ fn install(a: &TapInstallArgs) -> Result<Outcome> {
         let was_ours = st.tap.as_ref().is_some_and(|t| t.created && t.name == name);
         let rec = TapRecord {
             name: name.clone(),
-            subnet: spec.subnet.to_string(),
+            subnet: spec.subnet,
             state: format!(
                 "{} by `tap install`, {} up",
                 if done.created { "created" } else { "reused" },
                 spec.subnet.host_ip()
             ),
             created: done.created || was_ours,
-            host_ip: Some(spec.subnet.host_ip().to_string()),
-            guest_ip: Some(spec.subnet.guest_ip().to_string()),
+            host_ip: Some(spec.subnet.host_ip()),
+            guest_ip: Some(spec.subnet.guest_ip()),
             skipped: None,
         };
         record(&prefix, st, rec)?;
@@ -257,15 +258,12 @@ fn remove(a: &TapArgs) -> Result<Outcome> {
 }
 
 /// The adapter's state as JSON, and whether it is there as expected.
-pub fn adapter_json(name: &str, expected_ip: Option<&str>) -> (serde_json::Value, bool) {
+pub fn adapter_json(name: &str, expected_ip: Option<Ipv4Addr>) -> (serde_json::Value, bool) {
     let mut host = crate::netfacts::host();
     match host.find(name) {
         Ok(Some(ad)) => {
-            let has_ip = expected_ip.is_none_or(|ip| {
-                ad.addresses
-                    .iter()
-                    .any(|p| p.addr.to_string() == ip && p.len == 24)
-            });
+            let has_ip = expected_ip
+                .is_none_or(|ip| ad.addresses.iter().any(|p| p.addr == ip && p.len == 24));
             let ok = ad.is_tap && has_ip;
             (
                 json!({"present": true, "ok": ok, "adapter": ad, "expected_address": expected_ip}),
@@ -285,7 +283,7 @@ fn status(a: &TapArgs) -> Result<Outcome> {
     let st = m.as_ref().map(|(_, s)| s);
     let name = resolve_name(a, st)?;
     let rec = st.and_then(|s| s.tap.clone()).filter(|t| t.name == name);
-    let (live, ok) = adapter_json(&name, rec.as_ref().and_then(|r| r.host_ip.as_deref()));
+    let (live, ok) = adapter_json(&name, rec.as_ref().and_then(|r| r.host_ip));
     let network = rec.as_ref().map(|r| network_check(r, &name));
     if a.json {
         println!(
@@ -328,7 +326,7 @@ fn status(a: &TapArgs) -> Result<Outcome> {
         if let Some(r) = &rec {
             println!(
                 "  recorded: {} on {}, {}{}",
-                r.host_ip.as_deref().unwrap_or("?"),
+                r.host_ip.map_or("?".to_owned(), |ip| ip.to_string()),
                 r.subnet,
                 r.state,
                 if r.created {
@@ -355,7 +353,7 @@ fn status(a: &TapArgs) -> Result<Outcome> {
 /// Whether the recorded network now collides with the host's (other than the adapter's
 /// own use of it): the message, or `None`.
 fn network_check(rec: &TapRecord, name: &str) -> Option<String> {
-    let subnet = tap_setup::Subnet::parse(&rec.subnet).ok()?;
+    let subnet = rec.subnet;
     let mut host = crate::netfacts::host();
     let busy = host.busy().ok()?;
     tap_setup::subnet::conflict(subnet, &busy, Some(name)).map(|with| {
@@ -384,11 +382,12 @@ pub fn boot_check(prefix: &Path, st: &InstallState) -> Result<()> {
             "{msg}; the guest ({}) would not be reachable. Remove the other network, or move the machine to a free one: \
              `colinux-setup tap install --prefix {} --subnet 10.x.y.0/24`, then re-install with SUBNET=10.x.y.0/24 \
              so the guest's address follows",
-            rec.guest_ip.as_deref().unwrap_or("its address"),
+            rec.guest_ip
+                .map_or("its address".to_owned(), |ip| ip.to_string()),
             prefix.display()
         );
     }
-    let (live, ok) = adapter_json(&rec.name, rec.host_ip.as_deref());
+    let (live, ok) = adapter_json(&rec.name, rec.host_ip);
     if !ok {
         bail!(
             "the TAP adapter {} of this machine is {} (expected {} on {}); set it up again with `colinux-setup tap install --prefix {}`",
@@ -398,7 +397,7 @@ pub fn boot_check(prefix: &Path, st: &InstallState) -> Result<()> {
             } else {
                 "not on this host"
             },
-            rec.host_ip.as_deref().unwrap_or("?"),
+            rec.host_ip.map_or("?".to_owned(), |ip| ip.to_string()),
             rec.subnet,
             prefix.display()
         );

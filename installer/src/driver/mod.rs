@@ -189,10 +189,10 @@ pub fn step(
         .line(&format!("driver {name} ({}): {state}", host.kind()));
     let file = FileRecord {
         file: file_name.clone(),
-        role: "driver".into(),
+        role: crate::state::FileRole::Driver,
         bytes: entry.size,
         digest: Some(format!("sha256:{}", entry.sha256)),
-        origin: "install".into(),
+        origin: crate::state::Origin::Install,
         fs: None,
         uuid: None,
     };

@@ -85,9 +85,9 @@ fn session(plan: &Plan) -> Result<Option<Session>> {
         .find(|u| u.uid != 0)
         .map(|u| u.name.clone());
     super::from_config(
-        plan.config_txt.as_bytes(),
+        &plan.config,
         "config.txt",
-        plan.tap.as_ref().map(|t| t.guest_ip.clone()),
+        plan.tap.as_ref().map(|t| t.guest_ip),
         &name,
         user,
     )

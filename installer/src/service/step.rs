@@ -89,7 +89,7 @@ pub fn wanted(plan: &Plan) -> Option<String> {
 pub fn describe(plan: &Plan) -> Option<String> {
     let name = wanted(plan)?;
     Some(
-        match super::spec(&plan.prefix, &name, plan.config_txt.as_bytes()) {
+        match super::spec_for_config(&plan.prefix, &name, &plan.config) {
             Ok(s) => format!(
                 "  service:        {} (starts at boot as {}, after {}; restarts after 1 s twice): {} (rolled back on failure; an existing one is reused)",
                 s.name,
@@ -140,7 +140,7 @@ pub fn step(
         ctx.rep.warn(&w);
         summary.warnings.push(w);
     }
-    let spec = super::spec(&plan.prefix, &name, plan.config_txt.as_bytes())?;
+    let spec = super::spec_for_config(&plan.prefix, &name, &plan.config)?;
     let daemon = plan.prefix.join(super::DAEMON_EXE);
     if !daemon.is_file() {
         // The kit brought no daemon (the machine-files step warned already): the service

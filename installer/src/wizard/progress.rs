@@ -338,7 +338,7 @@ pub fn finish(plan: &Plan, summary: &Summary, log: &std::path::Path) {
     }
     s.push_str(&format!(
         "First boot: {}.\n\nStart it:\n",
-        crate::firstboot::state_words(&summary.first_boot, &plan.prefix)
+        crate::firstboot::state_words(summary.first_boot, &plan.prefix)
     ));
     match plan.monitor {
         Monitor::Colinux => s.push_str(&format!(
