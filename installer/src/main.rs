@@ -4,6 +4,7 @@
 //! exactly one place (see [`exit`]). Every command lives in its own module under
 //! [`cmd`]; this file is only glue.
 
+mod answer_keys;
 mod apply;
 mod cmd;
 mod download;

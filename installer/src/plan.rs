@@ -27,36 +27,6 @@ use crate::monitor::probe::{self, Choice, Kernels, Prober};
 use crate::profile::{self, ImageSource, Loaded, Monitor, MonitorRequest, Role};
 use crate::state::FirstBoot;
 
-/// Every key an answer file or `--set` may give.
-pub const KEYS: &[&str] = &[
-    "PROFILE",
-    "INSTALLDIR",
-    "MONITOR",
-    "RAMMB",
-    "ROOTMB",
-    "HOMEMB",
-    "SWAPMB",
-    "TAPNAME",
-    "SUBNET",
-    "NOFIRSTBOOT",
-    "MODULES",
-    "HOSTNAME",
-    "KIT",
-    "SLIRP",
-    "SLIRPHOST",
-    "SERIAL",
-    "STARTMENU",
-    "TASKS",
-    "ANSWERFILE",
-    "PURGE",
-    "TESTSIGNING",
-    "SERVICE",
-    "SERVICENAME",
-    "PUTTYSESSION",
-    "PUTTYUSER",
-    "DRIVERSIGNER",
-];
-
 /// The extra tasks `TASKS` may name (Windows shortcuts and service; recorded by the
 /// install, made by the Windows host integration).
 pub const TASK_WORDS: &[&str] = &["startmenu", "desktop", "service"];
@@ -75,13 +45,14 @@ pub struct Answer {
 pub struct Answers(pub BTreeMap<String, Answer>);
 
 impl Answers {
-    /// Sets `key` (checked against [`KEYS`]).
+    /// Sets `key` (checked against [`crate::answer_keys::ALL`]).
     pub fn set(&mut self, key: &str, value: &str, origin: &str) -> Result<()> {
         let upper = key.trim();
-        if !KEYS.contains(&upper) {
-            let hint = keys::nearest(upper, KEYS)
+        if crate::answer_keys::find(upper).is_none() {
+            let known = crate::answer_keys::names();
+            let hint = keys::nearest(upper, &known)
                 .map(|k| format!("; did you mean `{k}`?"))
-                .unwrap_or_else(|| format!("; the keys are: {}", KEYS.join(", ")));
+                .unwrap_or_else(|| format!("; the keys are: {}", known.join(", ")));
             bail!("{origin}: unknown answer key `{upper}`{hint}");
         }
         if upper == "PURGE" {
