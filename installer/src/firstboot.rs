@@ -30,7 +30,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use sha2::Digest as _;
 
-use crate::apply::{Ctx, Entry, Journal};
+use crate::engine::{Ctx, Entry, Journal};
 use crate::guest::{FIRST_BOOT_FAILED, FIRST_BOOT_OK};
 use crate::monitor::probe::{Accel, Engine};
 use crate::monitor::{self, BootOptions, MonitorError, RunOptions, RunResult};

@@ -39,7 +39,7 @@ use driver_bundle::manifest::{self, Arch, Host, KitFile, Manifest, Role};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::apply::{Ctx, Entry, Journal, Summary};
+use crate::engine::{Ctx, Entry, Journal, Summary};
 use crate::plan::Plan;
 use crate::profile::Monitor;
 use crate::state::{FileRecord, InstallState};
@@ -402,7 +402,7 @@ pub fn step(
             );
         }
         let dest = plan.prefix.join(&f.file);
-        crate::apply::remove_partials(&dest);
+        crate::engine::remove_partials(&dest);
         if dest.is_dir() {
             bail!(
                 "{}: is a folder, where the kit's {} ({}) belongs; move it away",

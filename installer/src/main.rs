@@ -10,6 +10,7 @@ mod cmd;
 mod download;
 mod driver;
 mod elf;
+mod engine;
 mod exit;
 mod facts;
 mod firstboot;
@@ -30,6 +31,7 @@ mod putty;
 mod rebuild;
 mod service;
 mod state;
+mod tap;
 mod wizard;
 
 use std::process::ExitCode;

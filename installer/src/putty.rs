@@ -103,7 +103,7 @@ pub fn for_machine(prefix: &Path, name: &str, user: Option<String>) -> Result<Se
     let tap_guest = crate::state::InstallState::read(prefix)
         .ok()
         .flatten()
-        .and_then(|s| s.tap)
+        .and_then(|s| crate::tap::record(&s).ok().flatten())
         .and_then(|t| t.guest_ip);
     let origin = path.display().to_string();
     let parsed = config_txt::parse(&bytes, &origin);

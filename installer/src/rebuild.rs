@@ -45,7 +45,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, Result, anyhow};
 use image_builder::{FsLevel, Headroom, ImageKind, SizeSpec, Source};
 
-use crate::apply::{self, Hooks};
+use crate::apply;
+use crate::engine::Hooks;
 use crate::plan::{Answers, Plan};
 use crate::profile::Role;
 use crate::progress::Reporter;
@@ -247,7 +248,7 @@ pub fn rebuild(
             .unwrap_or_default();
         let new = target.with_file_name(format!("{file}.new"));
         // A SIGKILLed rebuild's leftovers.
-        apply::remove_partials(&new);
+        crate::engine::remove_partials(&new);
         let _ = fs::remove_file(&new);
         rep.phase(&format!("rebuilding {file}"));
         let built = match t {
@@ -271,7 +272,7 @@ pub fn rebuild(
         let level = match built {
             Ok(l) => l,
             Err(e) => {
-                apply::remove_partials(&new);
+                crate::engine::remove_partials(&new);
                 let _ = fs::remove_file(&new);
                 let interrupted = interrupt.load(Ordering::SeqCst)
                     || e.chain().any(|c| {
@@ -358,7 +359,7 @@ pub fn switch_monitor(
         .ok_or_else(|| anyhow!("profile {} has no root image", plan.profile))?;
     let file = root.file.clone();
     let new = root.path.with_file_name(format!("{file}.new"));
-    apply::remove_partials(&new);
+    crate::engine::remove_partials(&new);
     let _ = fs::remove_file(&new);
     let info = image_builder::inspect(&root.path).with_context(|| {
         format!(

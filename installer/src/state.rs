@@ -84,46 +84,15 @@ pub struct InstallState {
     pub answers: BTreeMap<String, String>,
     /// Where the first boot stands.
     pub first_boot: FirstBoot,
-    /// The TAP adapter, as planned.
-    pub tap: Option<TapRecord>,
-    /// The ring-0 driver (coLinux monitor), when the install handled it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub driver: Option<crate::driver::DriverRecord>,
-    /// The machine's Windows service (answer SERVICE=1), when the install made or reused one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service: Option<crate::service::step::ServiceRecord>,
-    /// The PuTTY session (answer PUTTYSESSION), when the install saved or found one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub putty: Option<crate::putty::step::PuttyRecord>,
+    /// The host objects the install made or found (TAP adapter, driver, service, PuTTY
+    /// session), each under its step's name (`tap`, `driver`, ...), as the step wrote
+    /// it: the step decodes it ([`InstallState::object`]).
+    #[serde(flatten)]
+    pub objects: BTreeMap<String, serde_json::Value>,
     /// Files of the machine.
     pub files: Vec<FileRecord>,
     /// Seconds since 1970 of the install that last changed something.
     pub installed_at: u64,
-}
-
-/// The TAP adapter of the plan.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TapRecord {
-    /// Name.
-    pub name: String,
-    /// /24.
-    pub subnet: tap_setup::Subnet,
-    /// What happened to it.
-    pub state: String,
-    /// This install created the adapter (so uninstall deletes it); `false` for an
-    /// adapter that was there before, or none.
-    #[serde(default)]
-    pub created: bool,
-    /// The host side's address.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host_ip: Option<std::net::Ipv4Addr>,
-    /// The guest's address (written into the guest's rcS).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub guest_ip: Option<std::net::Ipv4Addr>,
-    /// Why the adapter was not created: networking was optional and it could not be
-    /// made, or it belongs to another host (coLinux on Windows).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub skipped: Option<String>,
 }
 
 /// One file of the machine.
@@ -412,6 +381,35 @@ fn digest_like(path: &Path, want: &str) -> Result<String> {
 }
 
 impl InstallState {
+    /// The record the step `step` keeps here, decoded; `None` when there is none. A
+    /// record that does not decode is a damaged state (the file is untrusted).
+    pub fn object<T: serde::de::DeserializeOwned>(&self, step: &str) -> Result<Option<T>> {
+        match self.objects.get(step) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(v) => T::deserialize(v).map(Some).with_context(|| {
+                format!(
+                    "{} is damaged: its `{step}` record cannot be read; move it away and run the install again to rewrite it",
+                    self.prefix.join(STATE_FILE).display()
+                )
+            }),
+        }
+    }
+
+    /// Keeps `record` as the step `step`'s (or removes the step's record).
+    pub fn set_object<T: Serialize>(&mut self, step: &str, record: Option<&T>) -> Result<()> {
+        match record {
+            Some(r) => {
+                let v = serde_json::to_value(r)
+                    .with_context(|| format!("encoding the `{step}` record"))?;
+                self.objects.insert(step.to_owned(), v);
+            }
+            None => {
+                self.objects.remove(step);
+            }
+        }
+        Ok(())
+    }
+
     /// Reads `<prefix>/install-state.json`; `Ok(None)` when there is none.
     /// It is read as untrusted input: a regular file of at most
     /// [`crate::input::STATE_LIMIT`]; the file names it records are checked where they
@@ -786,12 +784,19 @@ mod tests {
         assert_eq!(st.monitor, crate::profile::Monitor::Uml);
         assert_eq!(st.first_boot, FirstBoot::Skipped);
         assert!(st.first_boot.is_outstanding());
-        let tap = st.tap.as_ref().expect("a TAP record");
-        assert_eq!(
-            tap.subnet.guest_ip(),
-            std::net::Ipv4Addr::new(10, 12, 12, 2)
+        // A host object's record is kept as written, for its step to decode.
+        #[derive(serde::Deserialize)]
+        struct Named {
+            name: String,
+        }
+        let tap: Named = st.object("tap").expect("decodes").expect("is there");
+        assert_eq!(tap.name, "tap0");
+        assert!(st.object::<Named>("driver").expect("absent").is_none());
+        let e = st.object::<u32>("tap").expect_err("not a number");
+        assert!(
+            format!("{e:#}").contains("its `tap` record cannot be read"),
+            "{e:#}"
         );
-        assert_eq!(tap.host_ip, Some(std::net::Ipv4Addr::new(10, 12, 12, 1)));
         let roles: Vec<_> = st.files.iter().map(|f| (f.role, f.origin)).collect();
         assert_eq!(
             roles,
@@ -818,16 +823,12 @@ mod tests {
     #[test]
     fn a_state_with_a_value_of_no_known_kind_is_refused_as_damaged() {
         type Spoil = fn(&mut serde_json::Value);
-        let cases: [(&str, Spoil); 7] = [
+        let cases: [(&str, Spoil); 5] = [
             ("monitor", |v| v["monitor"] = "vmware".into()),
             ("first boot", |v| v["first_boot"] = "half".into()),
             ("role", |v| v["files"][0]["role"] = "../etc".into()),
             ("origin", |v| v["files"][1]["origin"] = "someone".into()),
             ("filesystem", |v| v["files"][0]["fs"] = "ntfs".into()),
-            ("public subnet", |v| {
-                v["tap"]["subnet"] = "8.8.8.0/24".into()
-            }),
-            ("address", |v| v["tap"]["guest_ip"] = "10.12.12.300".into()),
         ];
         for (what, spoil) in cases {
             let mut v = written();

@@ -11,7 +11,8 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context, anyhow};
 
 use super::cli::InstallArgs;
-use crate::apply::{self, ApplyError, Ctx};
+use crate::apply::{self, ApplyError};
+use crate::engine::Ctx;
 use crate::exit::{self, Outcome};
 use crate::plan::{self, Answers};
 use crate::profile;

@@ -71,7 +71,7 @@ fn name_for(a: &ServiceArgs, prefix: &Path) -> Result<String, Outcome> {
                 .answers
                 .get("SERVICENAME")
                 .cloned()
-                .or_else(|| st.service.map(|s| s.name))
+                .or_else(|| service::step::record(&st).ok().flatten().map(|s| s.name))
                 .unwrap_or_else(|| service::DEFAULT_NAME.to_owned()),
             Ok(None) => service::DEFAULT_NAME.to_owned(),
             Err(e) => return Err(Outcome::Failed(e)),

@@ -127,8 +127,19 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
         Err(_) => json!({"file": config, "present": false, "ok": false}),
     };
     // The adapter as the host has it now (name, MAC, address, up, owner).
-    let tap_live = st
-        .tap
+    let records = (|| -> anyhow::Result<_> {
+        Ok((
+            crate::tap::record(&st)?,
+            crate::driver::record(&st)?,
+            crate::service::step::record(&st)?,
+            crate::putty::step::record(&st)?,
+        ))
+    })();
+    let (tap, driver, service, putty) = match records {
+        Ok(r) => r,
+        Err(e) => return Outcome::Failed(e),
+    };
+    let tap_live = tap
         .as_ref()
         .map(|t| crate::cmd::tap::adapter_json(&t.name, t.host_ip));
     let v = json!({
@@ -144,10 +155,10 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
         "images": images,
         "config": config_check,
         "machine_files": crate::kit_files::status(prefix, &st),
-        "driver": crate::driver::status(st.driver.as_ref()),
-        "service": crate::service::step::status(st.service.as_ref()),
-        "putty": st.putty,
-        "tap": st.tap,
+        "driver": crate::driver::status(driver.as_ref()),
+        "service": crate::service::step::status(service.as_ref()),
+        "putty": putty,
+        "tap": tap,
         "tap_adapter": tap_live.as_ref().map(|(v, _)| v),
         "interrupted_install": interrupted,
         "answers": st.answers,
@@ -213,7 +224,7 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
             "  first boot: {}",
             crate::firstboot::state_words(st.first_boot, prefix)
         );
-        if let Some(t) = &st.tap {
+        if let Some(t) = &tap {
             println!("  TAP {} on {}: {}", t.name, t.subnet, t.state);
             match &tap_live {
                 Some((_, true)) => println!("    present and up with its address"),
@@ -233,9 +244,9 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
         }
         println!(
             "  driver: {}",
-            crate::driver::status_line(&crate::driver::status(st.driver.as_ref()))
+            crate::driver::status_line(&crate::driver::status(driver.as_ref()))
         );
-        if let Some(p) = &st.putty {
+        if let Some(p) = &putty {
             println!(
                 "  PuTTY session: \"{}\": ssh {} port {} ({}{})",
                 p.name,
@@ -249,12 +260,10 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
                 }
             );
         }
-        if st.service.is_some() || st.monitor == crate::profile::Monitor::Colinux {
+        if service.is_some() || st.monitor == crate::profile::Monitor::Colinux {
             println!(
                 "  service: {}",
-                crate::service::step::status_line(&crate::service::step::status(
-                    st.service.as_ref()
-                ))
+                crate::service::step::status_line(&crate::service::step::status(service.as_ref()))
             );
         }
         for p in &problems {

@@ -26,7 +26,8 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use crate::exit::Outcome;
-use crate::state::{self, InstallState, Lock, LockError, STATE_FILE, TapRecord};
+use crate::state::{self, InstallState, Lock, LockError, STATE_FILE};
+use crate::tap::TapRecord;
 
 /// The adapter name when neither `--name` nor an installed machine gives one.
 pub const DEFAULT_NAME: &str = "tap-colinux";
@@ -107,7 +108,8 @@ fn machine(prefix: Option<&Path>) -> Result<Option<(PathBuf, InstallState)>> {
 }
 
 fn resolve_name(a: &TapArgs, st: Option<&InstallState>) -> Result<String> {
-    let name = match (&a.name, st.and_then(|s| s.tap.as_ref())) {
+    let recorded = st.map(crate::tap::record).transpose()?.flatten();
+    let name = match (&a.name, recorded.as_ref()) {
         (Some(n), _) => n.clone(),
         (None, Some(t)) => t.name.clone(),
         (None, None) if st.is_some() => {
@@ -122,7 +124,7 @@ fn resolve_name(a: &TapArgs, st: Option<&InstallState>) -> Result<String> {
 /// Writes the machine's TAP record, under its lock.
 fn record(prefix: &Path, mut st: InstallState, rec: TapRecord) -> Result<()> {
     let _lock = Lock::acquire(prefix)?;
-    st.tap = Some(rec);
+    crate::tap::set_record(&mut st, Some(&rec))?;
     let bytes = serde_json::to_vec_pretty(&st).context("encoding install-state.json")?;
     state::write_atomic(&prefix.join(STATE_FILE), &bytes)
 }
@@ -132,7 +134,9 @@ fn install(a: &TapInstallArgs) -> Result<Outcome> {
     let st = m.as_ref().map(|(_, s)| s);
     let name = resolve_name(&a.which, st)?;
     let recorded = st
-        .and_then(|s| s.tap.as_ref())
+        .map(crate::tap::record)
+        .transpose()?
+        .flatten()
         .filter(|t| t.name == name)
         .map(|t| t.subnet.to_string());
     let pinned = match a.subnet.as_ref().or(recorded.as_ref()) {
@@ -193,7 +197,7 @@ fn install(a: &TapInstallArgs) -> Result<Outcome> {
     let done = tap_setup::install(host.as_mut(), &spec)
         .map_err(|e| anyhow!(e).context(format!("setting up the TAP adapter {name}")))?;
     if let Some((prefix, st)) = m {
-        let was_ours = st.tap.as_ref().is_some_and(|t| t.created && t.name == name);
+        let was_ours = crate::tap::record(&st)?.is_some_and(|t| t.created && t.name == name);
         let rec = TapRecord {
             name: name.clone(),
             subnet: spec.subnet,
@@ -241,7 +245,7 @@ fn remove(a: &TapArgs) -> Result<Outcome> {
     let removed = tap_setup::remove(host.as_mut(), &name)
         .map_err(|e| anyhow!(e).context(format!("removing the TAP adapter {name}")))?;
     if let Some((prefix, st)) = m
-        && let Some(mut rec) = st.tap.clone().filter(|t| t.name == name)
+        && let Some(mut rec) = crate::tap::record(&st)?.filter(|t| t.name == name)
     {
         rec.created = false;
         rec.state = "removed by `tap remove`".into();
@@ -282,7 +286,11 @@ fn status(a: &TapArgs) -> Result<Outcome> {
     let m = machine(a.prefix.as_deref())?;
     let st = m.as_ref().map(|(_, s)| s);
     let name = resolve_name(a, st)?;
-    let rec = st.and_then(|s| s.tap.clone()).filter(|t| t.name == name);
+    let rec = st
+        .map(crate::tap::record)
+        .transpose()?
+        .flatten()
+        .filter(|t| t.name == name);
     let (live, ok) = adapter_json(&name, rec.as_ref().and_then(|r| r.host_ip));
     let network = rec.as_ref().map(|r| network_check(r, &name));
     if a.json {
@@ -366,7 +374,7 @@ fn network_check(rec: &TapRecord, name: &str) -> Option<String> {
 /// `boot`'s re-check of the machine's TAP adapter: its network must still be free and
 /// the adapter there with its address. A skipped (optional) adapter is a warning.
 pub fn boot_check(prefix: &Path, st: &InstallState) -> Result<()> {
-    let Some(rec) = &st.tap else {
+    let Some(rec) = &crate::tap::record(st)? else {
         return Ok(());
     };
     if let Some(why) = &rec.skipped {

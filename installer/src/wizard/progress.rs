@@ -22,7 +22,8 @@ use console::{Term, style};
 use dialoguer::theme::ColorfulTheme;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::apply::{self, ApplyError, Ctx, Summary};
+use crate::apply::{self, ApplyError};
+use crate::engine::{Ctx, Summary};
 use crate::plan::Plan;
 use crate::profile::Monitor;
 use crate::progress::{Reporter, Sink};
