@@ -177,3 +177,61 @@ impl Journal {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    #[test]
+    fn a_rollback_undoes_files_and_hands_host_objects_to_their_step_in_reverse() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let log_path = dir.path().join("run.log");
+        let mut log = RunLog::start("test", Some(&log_path));
+        let mut j = Journal::fresh(dir.path(), "digest");
+        let made = dir.path().join("made.img");
+        j.push(Entry::File { path: made.clone() })
+            .expect("journalled");
+        fs::write(&made, b"x").expect("written");
+        let first = serde_json::json!({"name": "tap9"});
+        j.push(Entry::host("tap", &first).expect("entry"))
+            .expect("journalled");
+        j.push(Entry::host("later", &7).expect("entry"))
+            .expect("journalled");
+        // Written before the change: a new run reads the same entries.
+        let again = Journal::load(dir.path()).expect("reads").expect("is there");
+        assert_eq!(again.entries, j.entries);
+
+        let calls = RefCell::new(Vec::new());
+        let undo = |step: &str, v: &serde_json::Value, _: &mut RunLog| {
+            calls.borrow_mut().push((step.to_owned(), v.clone()));
+            vec![format!("undid {step}")]
+        };
+        let done = again.rollback(&mut log, &undo);
+        assert_eq!(
+            *calls.borrow(),
+            [
+                ("later".to_owned(), serde_json::json!(7)),
+                ("tap".to_owned(), first)
+            ]
+        );
+        assert_eq!(
+            done[..2],
+            ["undid later".to_owned(), "undid tap".to_owned()]
+        );
+        assert!(!made.exists(), "the file the install made is removed");
+        assert!(!dir.path().join(JOURNAL_FILE).exists(), "the journal goes");
+    }
+
+    #[test]
+    fn a_damaged_journal_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        fs::write(
+            dir.path().join(JOURNAL_FILE),
+            br#"{"plan_digest":"d","entries":[{"kind":"tap","name":"x"}]}"#,
+        )
+        .expect("written");
+        let e = Journal::load(dir.path()).expect_err("an entry kind no version writes");
+        assert!(format!("{e:#}").contains("is damaged"), "{e:#}");
+    }
+}
