@@ -243,6 +243,9 @@ pub struct BuildReport {
     pub data_bytes: u64,
     /// How the file holds the filesystem.
     pub format: DiskFormat,
+    /// Entries of an image source that could not be read and were left out (each was
+    /// reported by an [`Event::Warning`] naming it); 0 for every other source.
+    pub lost_entries: u64,
 }
 
 /// Builds the image `out` from `opts`. `events` hears progress; `interrupt`, when set,
@@ -282,10 +285,11 @@ pub fn build(
     // checked (or found) exactly first. With a stream, file bytes are written as they
     // arrive, into a filesystem of the given size or one that grows to fit.
     let growing = matches!(opts.size, SizeSpec::Auto(_));
+    let mut lost_entries = 0;
     let (mut w, fixed) = if !streaming && !growing {
         // The whole tree is known before anything is written: an explicit size is
         // checked first, and refused with the minimum before any data moves.
-        read_sources(&mut tree, opts, None, events)?;
+        lost_entries = read_sources(&mut tree, opts, None, events)?;
         prepare(&mut tree, opts, events, None);
         let numbering = Numbering::new(&tree);
         let need = sizing::need(&tree, &numbering, opts.level, opts.block_size);
@@ -307,7 +311,7 @@ pub fn build(
                 // a stream's cannot be known and gets the default ratio.
                 let (mut inodes, mut blocks) = (0, 0);
                 if !streaming {
-                    read_sources(&mut tree, opts, None, events)?;
+                    lost_entries = read_sources(&mut tree, opts, None, events)?;
                     let numbering = Numbering::new(&tree);
                     let need = sizing::need(&tree, &numbering, opts.level, opts.block_size);
                     let pct = if let Headroom::Percent(p) = headroom {
@@ -331,7 +335,7 @@ pub fn build(
         let mut w = Writer::new(map, output);
         w.count_overflow = fixed.is_some();
         if streaming {
-            read_sources(&mut tree, opts, Some(&mut w), events)?;
+            lost_entries = read_sources(&mut tree, opts, Some(&mut w), events)?;
         }
         prepare(&mut tree, opts, events, Some(&mut w));
         (w, fixed)
@@ -448,6 +452,7 @@ pub fn build(
         label,
         data_bytes: w.total,
         format: opts.format,
+        lost_entries,
     })
 }
 
@@ -516,13 +521,16 @@ fn prepare(
     }
 }
 
+/// Reads every source into `tree`; returns how many entries of image sources could not
+/// be read and were left out.
 fn read_sources(
     tree: &mut Tree,
     opts: &BuildOptions,
     mut sink: Option<&mut Writer>,
     events: &mut dyn FnMut(Event),
-) -> Result<(), Error> {
+) -> Result<u64, Error> {
     let mut warn = |m: String| events(Event::Warning(m));
+    let mut lost = 0;
     for s in &opts.sources {
         match s {
             Source::Dir(p) => source::dir::add_dir(tree, p, &mut warn)?,
@@ -533,15 +541,15 @@ fn read_sources(
             }
             Source::Image(path) => {
                 let sink = sink.as_deref_mut().expect("an image is read with a writer");
-                source::image::add_image(tree, path, None, sink, &mut warn)?;
+                lost += source::image::add_image(tree, path, None, sink, &mut warn)?;
             }
             Source::ImagePaths { image, paths } => {
                 let sink = sink.as_deref_mut().expect("an image is read with a writer");
-                source::image::add_image(tree, image, Some(paths), sink, &mut warn)?;
+                lost += source::image::add_image(tree, image, Some(paths), sink, &mut warn)?;
             }
         }
     }
-    Ok(())
+    Ok(lost)
 }
 
 /// The time that dates the filesystem itself: SOURCE_DATE_EPOCH, or else the newest

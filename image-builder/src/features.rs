@@ -131,8 +131,30 @@ impl fmt::Display for KernelVersion {
     }
 }
 
+/// As its text (`2.6.33`).
+impl serde::Serialize for KernelVersion {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// From its text, as [`KernelVersion::from_str`] reads it.
+impl<'de> serde::Deserialize<'de> for KernelVersion {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// As its name (`ext4-compat`), the word `--fs` takes.
+impl fmt::Display for FsLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// The four feature levels the writer lays out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FsLevel {
     /// ext2 for Linux 2.6.11 and later: no journal, block maps, 128-byte inodes.

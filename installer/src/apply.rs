@@ -33,17 +33,43 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
+use crate::engine::step::HostStep;
+use crate::engine::{
+    Ctx, Entry, Hooks, Journal, Removed, Summary, cancelled, check_interrupt, remove_partials,
+    write_file,
+};
 use crate::plan::{ImagePlan, Plan, SourcePlan};
 use crate::progress::Reporter;
-use crate::state::{
-    self, FileRecord, InstallState, JOURNAL_FILE, Lock, RunLog, STATE_FILE, TapRecord,
-};
+use crate::state::{self, FileRecord, FirstBoot, InstallState, Lock, RunLog, STATE_FILE};
+
+/// The install's steps that make host objects, in the order they are made (the
+/// uninstall removes them in reverse). Adding one is a module implementing
+/// [`HostStep`] and a line here.
+pub const HOST_STEPS: &[&dyn HostStep] = &[
+    &crate::tap::Tap,
+    &crate::driver::Driver,
+    &crate::service::step::Service,
+    &crate::putty::step::Putty,
+];
+
+/// Undoes a host object's journal entry through the step that wrote it. A step name no
+/// step has (the journal is read from disk) is logged and left.
+fn undo_host(step: &str, undo: &serde_json::Value, log: &mut RunLog) -> Vec<String> {
+    match HOST_STEPS.iter().find(|s| s.name() == step) {
+        Some(s) => s.roll_back(undo, log),
+        None => {
+            log.line(&format!(
+                "rollback: the journal names a step `{step}` this version does not have; left as it is"
+            ));
+            Vec::new()
+        }
+    }
+}
 
 /// How an apply ended badly.
 #[derive(Debug)]
@@ -56,244 +82,6 @@ pub enum ApplyError {
     Failed(anyhow::Error),
 }
 
-/// One change, recorded before it is made.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum Entry {
-    /// A folder created (removed on rollback when empty).
-    Dir {
-        /// The folder.
-        path: PathBuf,
-    },
-    /// A file created (removed on rollback).
-    File {
-        /// The file.
-        path: PathBuf,
-    },
-    /// A TAP adapter about to be created (deleted on rollback).
-    Tap {
-        /// Its name.
-        name: String,
-    },
-    /// The ring-0 driver about to be installed (removed on rollback).
-    Driver {
-        /// Its service or module name.
-        name: String,
-    },
-    /// The machine's Windows service about to be created (deleted on rollback).
-    Service {
-        /// Its name.
-        name: String,
-    },
-    /// A PuTTY session about to be saved (removed on rollback).
-    Putty {
-        /// Where PuTTY keeps it.
-        store: crate::putty::Store,
-        /// Its name.
-        name: String,
-    },
-    /// A file replaced: the old one was renamed to `backup`.
-    Replace {
-        /// The file.
-        path: PathBuf,
-        /// The old content's place until commit.
-        backup: PathBuf,
-    },
-}
-
-/// The write-ahead journal of an install that has not committed.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Journal {
-    /// Digest of the plan being installed.
-    pub plan_digest: String,
-    /// Changes, in order.
-    pub entries: Vec<Entry>,
-    #[serde(skip)]
-    path: PathBuf,
-}
-
-impl Journal {
-    fn load(prefix: &Path) -> Result<Option<Journal>> {
-        let path = prefix.join(JOURNAL_FILE);
-        match crate::input::read(&path, crate::input::STATE_LIMIT, "an install's journal") {
-            Ok(b) => {
-                let mut j: Journal = serde_json::from_slice(&b).with_context(|| {
-                    format!(
-                        "{} (an interrupted install's journal) is damaged",
-                        path.display()
-                    )
-                })?;
-                j.path = path;
-                Ok(Some(j))
-            }
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(anyhow::Error::new(e).context(format!(
-                "{} (an interrupted install's journal) cannot be read; move it away and run the install again",
-                path.display()
-            ))),
-        }
-    }
-
-    pub(crate) fn push(&mut self, e: Entry) -> Result<()> {
-        if !self.entries.contains(&e) {
-            self.entries.push(e);
-        }
-        self.save()
-    }
-
-    fn save(&self) -> Result<()> {
-        let bytes = serde_json::to_vec_pretty(self).context("encoding the journal")?;
-        state::write_atomic_mode(&self.path, &bytes, state::PRIVATE_FILE)
-    }
-
-    pub(crate) fn owns(&self, path: &Path) -> bool {
-        self.entries.iter().any(|e| match e {
-            Entry::File { path: p } | Entry::Replace { path: p, .. } => p == path,
-            Entry::Dir { .. }
-            | Entry::Tap { .. }
-            | Entry::Driver { .. }
-            | Entry::Service { .. }
-            | Entry::Putty { .. } => false,
-        })
-    }
-
-    /// Undoes every entry in reverse order; returns what was undone.
-    fn rollback(&self, log: &mut RunLog) -> Vec<String> {
-        let mut done = Vec::new();
-        for e in self.entries.iter().rev() {
-            match e {
-                Entry::File { path } => {
-                    if path.exists() && fs::remove_file(path).is_ok() {
-                        done.push(format!("removed {}", path.display()));
-                    }
-                    remove_partials(path);
-                }
-                Entry::Replace { path, backup } => {
-                    if backup.exists() && fs::rename(backup, path).is_ok() {
-                        done.push(format!("restored {}", path.display()));
-                    }
-                }
-                Entry::Tap { name } => {
-                    let mut host = crate::netfacts::host();
-                    match tap_setup::remove(host.as_mut(), name) {
-                        Ok(true) => done.push(format!("removed the TAP adapter {name}")),
-                        Ok(false) => {}
-                        Err(e) => log.line(&format!("rollback: the TAP adapter {name}: {e}")),
-                    }
-                }
-                Entry::Driver { name } => {
-                    done.extend(crate::driver::rollback(name, log));
-                }
-                Entry::Service { name } => {
-                    done.extend(crate::service::step::rollback(name, log));
-                }
-                Entry::Putty { store, name } => {
-                    done.extend(crate::putty::step::rollback(store, name, log));
-                }
-                Entry::Dir { path } => {
-                    // Our own bookkeeping files go first; anything else keeps the folder.
-                    for f in [state::LOCK_FILE, JOURNAL_FILE] {
-                        let _ = fs::remove_file(path.join(f));
-                    }
-                    if fs::remove_dir(path).is_ok() {
-                        done.push(format!("removed folder {}", path.display()));
-                    }
-                }
-            }
-        }
-        let _ = fs::remove_file(&self.path);
-        for d in &done {
-            log.line(&format!("rollback: {d}"));
-        }
-        done
-    }
-
-    fn commit(&self) -> Result<()> {
-        for e in &self.entries {
-            if let Entry::Replace { backup, .. } = e
-                && backup.exists()
-            {
-                fs::remove_file(backup)
-                    .with_context(|| format!("removing the backup {}", backup.display()))?;
-            }
-        }
-        match fs::remove_file(&self.path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e).with_context(|| format!("removing {}", self.path.display())),
-        }
-    }
-}
-
-/// What a rollback says about a host object it removed (`what`: `driver NAME`,
-/// `service NAME`): the line for the summary, or `None` when nothing was there; a
-/// failure is logged, since a rollback goes on with the rest.
-pub(crate) fn rolled_back(
-    what: &str,
-    result: Result<driver_bundle::host::Removed>,
-    log: &mut RunLog,
-) -> Option<String> {
-    use driver_bundle::host::Removed;
-    match result {
-        Ok(Removed::Removed) => Some(format!("removed the {what}")),
-        Ok(Removed::RebootRequired) => Some(format!(
-            "removed the {what} (Windows finishes at the next reboot)"
-        )),
-        Ok(Removed::NotInstalled) => None,
-        Err(e) => {
-            log.line(&format!("rollback: the {what}: {e:#}"));
-            None
-        }
-    }
-}
-
-/// What an uninstall says about a host object it removed (`what`: `driver NAME`,
-/// `service NAME`); `true` when a reboot finishes the removal.
-pub(crate) fn uninstalled(
-    what: &str,
-    outcome: driver_bundle::host::Removed,
-    log: &mut RunLog,
-    removed: &mut Vec<String>,
-) -> bool {
-    use driver_bundle::host::Removed;
-    match outcome {
-        Removed::Removed => {
-            log.line(&format!("removed the {what}"));
-            removed.push(what.to_owned());
-            false
-        }
-        Removed::RebootRequired => {
-            log.line(&format!(
-                "the {what} is marked for deletion: a reboot finishes it"
-            ));
-            removed.push(format!("{what} (after a reboot)"));
-            true
-        }
-        Removed::NotInstalled => {
-            log.line(&format!("the {what} was already gone"));
-            false
-        }
-    }
-}
-
-/// Removes the image builder's temporary siblings of `target` (`.NAME.*.partial`), which
-/// a SIGKILL during a build leaves behind.
-pub(crate) fn remove_partials(target: &Path) {
-    let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
-        return;
-    };
-    let prefix = format!(".{}.", name.to_string_lossy());
-    let Ok(rd) = fs::read_dir(dir) else {
-        return;
-    };
-    for e in rd.flatten() {
-        let n = e.file_name().to_string_lossy().into_owned();
-        if n.starts_with(&prefix) && (n.ends_with(".partial") || n.ends_with(".tmp")) {
-            let _ = fs::remove_file(e.path());
-        }
-    }
-}
-
 /// Removes the temporaries that [`state::write_atomic`] leaves when a run is killed
 /// while it writes (`.NAME.PID.tmp`) of the files every run writes in the folder: the
 /// journal, install-state.json, config.txt, setup.msi's note and a rebuild's note.
@@ -302,7 +90,7 @@ pub(crate) fn remove_partials(target: &Path) {
 /// removed by the rollback or by the run that continues the journal.)
 pub(crate) fn sweep_temporaries(prefix: &Path) {
     for name in [
-        JOURNAL_FILE,
+        state::JOURNAL_FILE,
         STATE_FILE,
         "config.txt",
         state::MSI_NOTE_FILE,
@@ -311,65 +99,6 @@ pub(crate) fn sweep_temporaries(prefix: &Path) {
     ] {
         remove_partials(&prefix.join(name));
     }
-}
-
-/// The test-only hooks (see the module doc).
-pub(crate) struct Hooks {
-    pause_at: Option<String>,
-    fail_at: Option<String>,
-}
-
-impl Hooks {
-    pub(crate) fn from_env() -> Hooks {
-        Hooks {
-            pause_at: std::env::var("COLINUX_SETUP_TEST_PAUSE_AT").ok(),
-            fail_at: std::env::var("COLINUX_SETUP_TEST_FAIL_AT").ok(),
-        }
-    }
-
-    pub(crate) fn at(&self, step: &str, interrupt: &AtomicBool) -> Result<()> {
-        if self.pause_at.as_deref() == Some(step) {
-            eprintln!("colinux-setup: test hook: paused at {step}");
-            let start = Instant::now();
-            while !interrupt.load(Ordering::SeqCst) && start.elapsed() < Duration::from_secs(120) {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        if self.fail_at.as_deref() == Some(step) {
-            bail!("test hook: failure injected at step {step}");
-        }
-        Ok(())
-    }
-}
-
-/// Everything a step needs.
-pub struct Ctx<'a> {
-    /// Progress.
-    pub rep: &'a mut Reporter,
-    /// The run's log.
-    pub log: &'a mut RunLog,
-    /// Ctrl-C.
-    pub interrupt: &'a AtomicBool,
-}
-
-/// What the install did.
-#[derive(Debug, Default, Serialize)]
-pub struct Summary {
-    /// Files made or replaced.
-    pub changed: Vec<String>,
-    /// Files that were there and were kept.
-    pub kept: Vec<String>,
-    /// Things to know.
-    pub warnings: Vec<String>,
-    /// The first boot's state after this run (`done`, `pending`, `skipped`, `none`).
-    pub first_boot: String,
-}
-
-fn cancelled() -> anyhow::Error {
-    anyhow!(
-        "cancelled ({}); what this install made has been removed",
-        crate::progress::stop_reason()
-    )
 }
 
 /// What an install does with one image file of its plan, decided before any change
@@ -429,7 +158,7 @@ pub fn survey(plan: &Plan) -> Result<Vec<FileAction>> {
             .and_then(|s| s.files.iter().find(|f| f.file == file))
         {
             _ if interrupted.is_some() => "built by the interrupted install of these answers",
-            Some(r) if r.origin == "install" => "made by the install",
+            Some(r) if r.origin == crate::state::Origin::Install => "made by the install",
             Some(_) => "there before the install: the user's",
             None => "not made by this install: kept with its data",
         };
@@ -696,10 +425,10 @@ pub fn install(plan: &Plan, ctx: &mut Ctx<'_>) -> Result<Summary, ApplyError> {
         Ok(Some(j)) => {
             ctx.log
                 .line("an interrupted install of another plan is rolled back first");
-            j.rollback(ctx.log);
-            fresh_journal(plan, &digest)
+            j.rollback(ctx.log, &undo_host);
+            Journal::fresh(&plan.prefix, &digest)
         }
-        Ok(None) => fresh_journal(plan, &digest),
+        Ok(None) => Journal::fresh(&plan.prefix, &digest),
         Err(e) => return Err(ApplyError::Failed(e)),
     };
     let result = (|| -> Result<Summary> {
@@ -723,7 +452,7 @@ pub fn install(plan: &Plan, ctx: &mut Ctx<'_>) -> Result<Summary, ApplyError> {
                     )
                 });
             ctx.rep.phase("rolling back");
-            let undone = journal.rollback(ctx.log);
+            let undone = journal.rollback(ctx.log, &undo_host);
             ctx.log
                 .line(&format!("rolled back {} change(s)", undone.len()));
             let lock_path = lock.path.clone();
@@ -739,14 +468,6 @@ pub fn install(plan: &Plan, ctx: &mut Ctx<'_>) -> Result<Summary, ApplyError> {
                 Err(ApplyError::Failed(e.context("the install failed; what it made has been removed, and what was there before is as it was")))
             }
         }
-    }
-}
-
-fn fresh_journal(plan: &Plan, digest: &str) -> Journal {
-    Journal {
-        plan_digest: digest.to_owned(),
-        entries: Vec::new(),
-        path: plan.prefix.join(JOURNAL_FILE),
     }
 }
 
@@ -800,40 +521,31 @@ fn steps(
     ctx.rep.phase("writing config.txt");
     let config = plan.prefix.join("config.txt");
     // initrd= is first-boot-only: a re-install after the first boot does not bring it back.
-    let config_txt = crate::kit_files::config_after(plan, old_state.as_ref());
+    let config_txt = crate::kit_files::config_after(plan, old_state.as_ref())?;
     write_file(&config, config_txt.as_bytes(), journal, &mut summary)?;
     records.push(FileRecord {
         file: "config.txt".into(),
-        role: "config".into(),
+        role: crate::state::FileRole::Config,
         bytes: config_txt.len() as u64,
         digest: Some(format!(
             "sha256:{}",
             crate::plan::hex(&sha2::Sha256::digest(config_txt.as_bytes()))
         )),
-        origin: "install".into(),
+        origin: crate::state::Origin::Install,
         fs: None,
         uuid: None,
     });
 
-    check_interrupt(ctx.interrupt)?;
-    hooks.at("tap", ctx.interrupt)?;
-    let tap_record = tap_step(plan, ctx, journal, old_state.as_ref(), &mut summary)?;
-
-    check_interrupt(ctx.interrupt)?;
-    hooks.at("driver", ctx.interrupt)?;
-    let (driver_record, driver_file) =
-        crate::driver::step(plan, ctx, journal, old_state.as_ref(), &mut summary)?;
-    records.extend(driver_file);
-
-    check_interrupt(ctx.interrupt)?;
-    hooks.at("service", ctx.interrupt)?;
-    let service_record =
-        crate::service::step::step(plan, ctx, journal, old_state.as_ref(), &mut summary)?;
-
-    check_interrupt(ctx.interrupt)?;
-    hooks.at("putty", ctx.interrupt)?;
-    let putty_record =
-        crate::putty::step::step(plan, ctx, journal, old_state.as_ref(), &mut summary)?;
+    let mut objects = std::collections::BTreeMap::new();
+    for step in HOST_STEPS {
+        check_interrupt(ctx.interrupt)?;
+        hooks.at(step.name(), ctx.interrupt)?;
+        let applied = step.apply(plan, ctx, journal, old_state.as_ref(), &mut summary)?;
+        records.extend(applied.files);
+        if let Some(r) = applied.record {
+            objects.insert(step.name().to_owned(), r);
+        }
+    }
 
     check_interrupt(ctx.interrupt)?;
     hooks.at("first-boot", ctx.interrupt)?;
@@ -847,15 +559,15 @@ fn steps(
         .iter()
         .any(|(file, _, _)| summary.kept.contains(file));
     let foreign = records.iter().any(|r| {
-        r.origin != "install"
+        r.origin != crate::state::Origin::Install
             && plan
                 .files()
                 .iter()
                 .any(|(file, _, _)| *file == r.file && summary.kept.contains(file))
     });
-    let repair = old_state
-        .as_ref()
-        .is_some_and(|s| s.first_boot == "pending" && s.plan_digest == digest);
+    let repair = old_state.as_ref().is_some_and(|s| {
+        s.first_boot == crate::state::FirstBoot::Pending && s.plan_digest == digest
+    });
     let keep = if foreign {
         Some("images that this install did not make were kept")
     } else if kept_any && !repair {
@@ -863,7 +575,7 @@ fn steps(
     } else {
         None
     };
-    let already = old_state.as_ref().map(|s| s.first_boot.as_str());
+    let already = old_state.as_ref().map(|s| s.first_boot);
     // QEMU's accelerator: the probe's, or TCG when a KVM first boot hung and was retried.
     let mut accel = plan.monitor_choice.accel;
     summary.first_boot = match crate::firstboot::run(plan, ctx, journal, keep, already)? {
@@ -872,7 +584,7 @@ fn steps(
             // The first boot wrote into the images (and may have changed config.txt).
             redigest(&plan.prefix, &mut records)?;
             summary.changed.push("first boot".into());
-            "done".to_owned()
+            FirstBoot::Done
         }
         crate::firstboot::Done::NotRun(s) => s,
     };
@@ -886,17 +598,14 @@ fn steps(
         format: 1,
         version: env!("CARGO_PKG_VERSION").to_owned(),
         profile: plan.profile.clone(),
-        monitor: plan.monitor.as_str().to_owned(),
+        monitor: plan.monitor,
         accel,
         monitor_why: Some(plan.monitor_choice.why.clone()),
         prefix: plan.prefix.clone(),
         plan_digest: digest.to_owned(),
         answers: plan.answers.clone(),
-        first_boot: summary.first_boot.clone(),
-        tap: tap_record,
-        driver: driver_record,
-        service: service_record,
-        putty: putty_record,
+        first_boot: summary.first_boot,
+        objects,
         files: records,
         installed_at: state::now_secs(),
     };
@@ -926,20 +635,27 @@ fn steps(
 /// Records again the size and digest of the files the install made, after the first
 /// boot wrote into the images (and may have changed config.txt).
 fn redigest(prefix: &Path, records: &mut [FileRecord]) -> Result<()> {
-    for r in records.iter_mut().filter(|r| r.origin == "install") {
+    for r in records
+        .iter_mut()
+        .filter(|r| r.origin == crate::state::Origin::Install)
+    {
         let path = prefix.join(&r.file);
         r.bytes = fs::metadata(&path)
             .with_context(|| format!("reading {}", path.display()))?
             .len();
-        r.digest = Some(if r.role == "config" || r.role == "driver" {
-            let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-            format!("sha256:{}", crate::plan::hex(&sha2::Sha256::digest(&bytes)))
-        } else if state::is_image_role(&r.role) {
-            state::file_digest(&path)?
-        } else {
-            // The kit's machine files: the first boot does not write them.
-            continue;
-        });
+        r.digest = Some(
+            if r.role == crate::state::FileRole::Config || r.role == crate::state::FileRole::Driver
+            {
+                let bytes =
+                    fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                format!("sha256:{}", crate::plan::hex(&sha2::Sha256::digest(&bytes)))
+            } else if r.role.is_image() {
+                state::file_digest(&path)?
+            } else {
+                // The kit's machine files: the first boot does not write them.
+                continue;
+            },
+        );
     }
     Ok(())
 }
@@ -956,7 +672,7 @@ pub fn roll_back_killed_first_boot(prefix: &Path, log: &mut RunLog) -> Vec<Strin
     match Journal::load(prefix) {
         Ok(Some(j)) if j.plan_digest.starts_with(FIRST_BOOT_JOURNAL) => {
             log.line("an interrupted first boot is rolled back first");
-            j.rollback(log)
+            j.rollback(log, &undo_host)
         }
         _ => Vec::new(),
     }
@@ -1013,14 +729,14 @@ pub fn first_boot_later(prefix: &Path, ctx: &mut Ctx<'_>) -> Result<Later, Apply
         }
         Err(e) => return Err(ApplyError::Failed(e)),
     };
-    match st.first_boot.as_str() {
-        "done" => return Ok(Later::AlreadyDone),
-        "none" => return Ok(Later::NoFirstBoot),
-        _ => {}
+    match st.first_boot {
+        FirstBoot::Done => return Ok(Later::AlreadyDone),
+        FirstBoot::None => return Ok(Later::NoFirstBoot),
+        FirstBoot::Pending | FirstBoot::Skipped => {}
     }
     ctx.rep.phase("checking the installed machine");
     let plan = crate::firstboot::installed_plan(prefix, &st).map_err(ApplyError::Failed)?;
-    if plan.first_boot.state != "pending" {
+    if plan.first_boot.state != FirstBoot::Pending {
         return Ok(Later::NoFirstBoot);
     }
     // The images must be the machine's own, as install-state.json records them (read as
@@ -1042,15 +758,11 @@ pub fn first_boot_later(prefix: &Path, ctx: &mut Ctx<'_>) -> Result<Later, Apply
             )));
         }
     }
-    let mut journal = Journal {
-        plan_digest: format!("{FIRST_BOOT_JOURNAL}{}", plan.digest()),
-        entries: Vec::new(),
-        path: prefix.join(JOURNAL_FILE),
-    };
+    let mut journal = Journal::fresh(prefix, &format!("{FIRST_BOOT_JOURNAL}{}", plan.digest()));
     let result = (|| -> Result<()> {
         hooks.at("first-boot", ctx.interrupt)?;
         let accel =
-            match crate::firstboot::run(&plan, ctx, &mut journal, None, Some(&st.first_boot))? {
+            match crate::firstboot::run(&plan, ctx, &mut journal, None, Some(st.first_boot))? {
                 crate::firstboot::Done::Ran(used) => used.or(st.accel),
                 crate::firstboot::Done::NotRun(_) => {
                     bail!("the first boot cannot run on this host (the warning above says why)")
@@ -1058,7 +770,7 @@ pub fn first_boot_later(prefix: &Path, ctx: &mut Ctx<'_>) -> Result<Later, Apply
             };
         let mut done = st.clone();
         redigest(prefix, &mut done.files)?;
-        done.first_boot = "done".into();
+        done.first_boot = FirstBoot::Done;
         done.accel = accel;
         if done.answers.contains_key("NOFIRSTBOOT") {
             done.answers.insert("NOFIRSTBOOT".into(), "0".into());
@@ -1084,7 +796,7 @@ pub fn first_boot_later(prefix: &Path, ctx: &mut Ctx<'_>) -> Result<Later, Apply
         }
         Err(e) => {
             ctx.rep.phase("rolling back");
-            let undone = journal.rollback(ctx.log);
+            let undone = journal.rollback(ctx.log, &undo_host);
             ctx.log
                 .line(&format!("rolled back {} change(s)", undone.len()));
             drop(lock);
@@ -1100,166 +812,6 @@ pub fn first_boot_later(prefix: &Path, ctx: &mut Ctx<'_>) -> Result<Later, Apply
             }
         }
     }
-}
-
-/// The `tap` step: creates the adapter (or reuses one of the same name) with the host
-/// address of the plan's network. An adapter created here is journalled first, so a
-/// rollback deletes it; one that was there before is never deleted. Without the right
-/// to create it, an optional network is skipped (and recorded so) instead of failing.
-fn tap_step(
-    plan: &Plan,
-    ctx: &mut Ctx<'_>,
-    journal: &mut Journal,
-    old: Option<&InstallState>,
-    summary: &mut Summary,
-) -> Result<Option<TapRecord>> {
-    let Some(t) = &plan.tap else {
-        return Ok(None);
-    };
-    ctx.rep.phase(&format!(
-        "setting up the TAP adapter {} on {}",
-        t.name, t.subnet
-    ));
-    let mut record = TapRecord {
-        name: t.name.clone(),
-        subnet: t.subnet.clone(),
-        state: String::new(),
-        created: false,
-        host_ip: Some(t.host_ip.clone()),
-        guest_ip: Some(t.guest_ip.clone()),
-        skipped: None,
-    };
-    if !t.here {
-        ctx.log
-            .line(&format!("TAP adapter {}: {}", t.name, t.state));
-        record.state = "not created on this host".into();
-        record.skipped = Some(t.state.clone());
-        return Ok(Some(record));
-    }
-    let spec = tap_setup::Spec {
-        name: t.name.clone(),
-        subnet: tap_setup::Subnet::parse(&t.subnet)?,
-        owner: t.owner,
-    };
-    let entry = Entry::Tap {
-        name: t.name.clone(),
-    };
-    let ours_before = journal.entries.contains(&entry)
-        || old
-            .and_then(|s| s.tap.as_ref())
-            .is_some_and(|r| r.created && r.name == t.name);
-    let mut host = crate::netfacts::host();
-    let existed = host
-        .find(&t.name)
-        .with_context(|| format!("looking for the TAP adapter {}", t.name))?
-        .is_some();
-    if !existed {
-        journal.push(entry)?;
-    }
-    match tap_setup::install(host.as_mut(), &spec) {
-        Ok(done) => {
-            record.created = done.created || ours_before;
-            record.state = if done.created {
-                format!("created, {} up", t.host_ip)
-            } else {
-                format!("reused, {} up", t.host_ip)
-            };
-            if done.created {
-                summary.changed.push(format!("TAP adapter {}", t.name));
-            }
-            if done.reboot_required {
-                let w = format!(
-                    "Windows asks for a reboot before the TAP adapter {} can be used",
-                    t.name
-                );
-                ctx.rep.warn(&w);
-                summary.warnings.push(w);
-            }
-            ctx.log.line(&format!(
-                "TAP adapter {}: {} (owner {}, MAC {})",
-                t.name,
-                record.state,
-                done.adapter
-                    .owner
-                    .map_or("none".to_owned(), |u| format!("uid {u}")),
-                done.adapter.mac.as_deref().unwrap_or("unknown")
-            ));
-            Ok(Some(record))
-        }
-        Err(
-            e @ (tap_setup::Error::NoRight { .. }
-            | tap_setup::Error::NoTapSupport { .. }
-            | tap_setup::Error::BadName { .. }),
-        ) if t.optional => {
-            let w = format!(
-                "the TAP adapter {} was not created: {e}; the profile marks networking optional, so the machine is installed without it (create it later with `colinux-setup tap install --prefix {}` as a user who may)",
-                t.name,
-                plan.prefix.display()
-            );
-            ctx.rep.warn(&w);
-            summary.warnings.push(w);
-            record.state = "skipped (networking optional)".into();
-            record.skipped = Some(e.to_string());
-            Ok(Some(record))
-        }
-        Err(e) => {
-            let hint = if matches!(
-                e,
-                tap_setup::Error::NoRight { .. } | tap_setup::Error::NoTapSupport { .. }
-            ) {
-                "; run the install as root or with CAP_NET_ADMIN, or mark networking optional in the profile ([network.tap] optional = true)"
-            } else {
-                ""
-            };
-            Err(anyhow!(e).context(format!(
-                "the TAP adapter {} on {} could not be set up{hint}",
-                t.name, t.subnet
-            )))
-        }
-    }
-}
-
-fn check_interrupt(flag: &AtomicBool) -> Result<()> {
-    if flag.load(Ordering::SeqCst) {
-        return Err(cancelled());
-    }
-    Ok(())
-}
-
-/// Writes `bytes` to `path` unless it already holds them; a different file is kept in
-/// a backup until the install commits.
-pub(crate) fn write_file(
-    path: &Path,
-    bytes: &[u8],
-    journal: &mut Journal,
-    summary: &mut Summary,
-) -> Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    match fs::read(path) {
-        Ok(old) if old == bytes => return Ok(()),
-        Ok(_) => {
-            if !journal.owns(path) {
-                let backup = path.with_file_name(format!(".{name}.backup"));
-                journal.push(Entry::Replace {
-                    path: path.to_owned(),
-                    backup: backup.clone(),
-                })?;
-                fs::rename(path, &backup)
-                    .with_context(|| format!("moving {} aside", path.display()))?;
-            }
-        }
-        Err(_) => {
-            journal.push(Entry::File {
-                path: path.to_owned(),
-            })?;
-        }
-    }
-    state::write_atomic(path, bytes)?;
-    summary.changed.push(name);
-    Ok(())
 }
 
 fn image_step(
@@ -1281,16 +833,19 @@ fn image_step(
                 .line(&format!("{}: built by the interrupted run; kept", img.file));
             return Ok(FileRecord {
                 file: img.file.clone(),
-                role: img.role.as_str().into(),
+                role: img.role.into(),
                 bytes,
                 digest: Some(state::file_digest(&img.path)?),
-                origin: "install".into(),
+                origin: crate::state::Origin::Install,
                 fs: None,
                 uuid: image_uuid(&img.path),
             });
         }
         if let Some(r) = recorded {
-            if r.origin == "install" && bytes != img.size_mb << 20 && r.bytes == bytes {
+            if r.origin == crate::state::Origin::Install
+                && bytes != img.size_mb << 20
+                && r.bytes == bytes
+            {
                 let w = format!(
                     "{} is {} MB, the plan asks for {} MB; it is kept as it is (images are never replaced by an install; use `colinux-setup images rebuild`)",
                     img.file,
@@ -1311,10 +866,10 @@ fn image_step(
         summary.kept.push(img.file.clone());
         return Ok(FileRecord {
             file: img.file.clone(),
-            role: img.role.as_str().into(),
+            role: img.role.into(),
             bytes,
             digest: None,
-            origin: "kept".into(),
+            origin: crate::state::Origin::Kept,
             fs: None,
             uuid: image_uuid(&img.path),
         });
@@ -1352,10 +907,10 @@ fn image_step(
     summary.changed.push(img.file.clone());
     Ok(FileRecord {
         file: img.file.clone(),
-        role: img.role.as_str().into(),
+        role: img.role.into(),
         bytes: report.size_bytes,
         digest: Some(state::file_digest(&img.path)?),
-        origin: "install".into(),
+        origin: crate::state::Origin::Install,
         fs: None,
         uuid: Some(report.uuid.clone()),
     })
@@ -1367,7 +922,7 @@ fn image_step(
 /// `images rebuild` uses it too, so a rebuilt root is the install's root.
 /// Builds `out`, its phases shown as `LABEL: phase`; the test hook `step` fires while
 /// its metadata is written (standing for a failure in the middle of a build). Returns
-/// the report and how many entries of an image source were lost (`lost:` warnings).
+/// the report and how many entries of an image source were lost (the builder counts them).
 pub(crate) fn build_image(
     out: &Path,
     opts: &image_builder::BuildOptions,
@@ -1378,7 +933,6 @@ pub(crate) fn build_image(
     interrupt: &AtomicBool,
 ) -> Result<(image_builder::BuildReport, u64)> {
     let mut hook_err = None;
-    let mut lost = 0u64;
     let result = image_builder::build(
         out,
         opts,
@@ -1393,19 +947,16 @@ pub(crate) fn build_image(
                 rep.phase(&format!("{label}: {p}"));
             }
             image_builder::Event::Progress { done, total } => rep.progress(done, total),
-            image_builder::Event::Warning(w) => {
-                if w.contains("lost:") {
-                    lost += 1;
-                }
-                rep.warn(&w);
-            }
+            image_builder::Event::Warning(w) => rep.warn(&w),
         },
         interrupt,
     );
     if let Some(e) = hook_err {
         return Err(e);
     }
-    Ok((result.map_err(anyhow::Error::new)?, lost))
+    let report = result.map_err(anyhow::Error::new)?;
+    let lost = report.lost_entries;
+    Ok((report, lost))
 }
 
 pub fn image_options(
@@ -1413,13 +964,8 @@ pub fn image_options(
     img: &ImagePlan,
 ) -> Result<(image_builder::BuildOptions, crate::guest::Staged)> {
     let staged = crate::guest::stage(plan, img)?;
-    let kernel: image_builder::KernelVersion = plan
-        .guest_kernel
-        .parse()
-        .map_err(|e| anyhow!("guest kernel: {e}"))?;
-    let level = image_builder::FsLevel::resolve(&img.fs, Some(kernel))?;
     let mut opts =
-        image_builder::BuildOptions::new(level, image_builder::SizeSpec::Bytes(img.size_mb << 20));
+        image_builder::BuildOptions::new(img.fs, image_builder::SizeSpec::Bytes(img.size_mb << 20));
     opts.label = Some(img.role.as_str().to_owned());
     opts.owner = Some((0, 0));
     opts.sources = staged.sources.clone();
@@ -1452,10 +998,10 @@ fn swap_step(
         if journal.owns(&s.path) {
             return Ok(FileRecord {
                 file: s.file.clone(),
-                role: "swap".into(),
+                role: crate::state::FileRole::Swap,
                 bytes,
                 digest: Some(state::file_digest(&s.path)?),
-                origin: "install".into(),
+                origin: crate::state::Origin::Install,
                 fs: None,
                 uuid: image_uuid(&s.path),
             });
@@ -1463,10 +1009,10 @@ fn swap_step(
         summary.kept.push(s.file.clone());
         return Ok(recorded.unwrap_or(FileRecord {
             file: s.file.clone(),
-            role: "swap".into(),
+            role: crate::state::FileRole::Swap,
             bytes,
             digest: None,
-            origin: "kept".into(),
+            origin: crate::state::Origin::Kept,
             fs: None,
             uuid: image_uuid(&s.path),
         }));
@@ -1481,10 +1027,10 @@ fn swap_step(
     summary.changed.push(s.file.clone());
     Ok(FileRecord {
         file: s.file.clone(),
-        role: "swap".into(),
+        role: crate::state::FileRole::Swap,
         bytes: r.size_bytes,
         digest: Some(state::file_digest(&s.path)?),
-        origin: "install".into(),
+        origin: crate::state::Origin::Install,
         fs: None,
         uuid: Some(r.uuid.clone()),
     })
@@ -1493,26 +1039,6 @@ fn swap_step(
 /// The filesystem or swap UUID of an image, for its record (see [`FileRecord::uuid`]).
 fn image_uuid(path: &Path) -> Option<String> {
     image_builder::inspect(path).ok().map(|i| i.uuid)
-}
-
-/// What `uninstall` did.
-#[derive(Debug, Default, Serialize)]
-pub struct Removed {
-    /// Removed.
-    pub removed: Vec<String>,
-    /// Kept (images, unless --purge).
-    pub kept: Vec<String>,
-    /// Rolled back from an interrupted install.
-    pub rolled_back: Vec<String>,
-    /// Files install-state.json names that were not removed although the uninstall
-    /// would have: not what the install recorded, or named outside the install
-    /// folder. One sentence each.
-    pub not_removed: Vec<String>,
-    /// The driver is marked for deletion: a reboot finishes the uninstall (3010).
-    pub reboot_required: bool,
-    /// Nothing was installed: these were the images an earlier uninstall kept, which
-    /// `--purge` removed.
-    pub earlier: bool,
 }
 
 /// Which images an uninstall removes (config.txt, the driver file and the state always go).
@@ -1546,7 +1072,7 @@ pub fn uninstall(
     sweep_temporaries(prefix);
     let mut out = Removed::default();
     match Journal::load(prefix) {
-        Ok(Some(j)) => out.rolled_back = j.rollback(log),
+        Ok(Some(j)) => out.rolled_back = j.rollback(log, &undo_host),
         Ok(None) => {}
         Err(e) => return Err(ApplyError::Failed(e)),
     }
@@ -1575,68 +1101,15 @@ pub fn uninstall(
             Some(out)
         });
     };
-    // The TAP adapter goes first, and only when this tool created it: should that fail
-    // (no right), every file is still there and the uninstall can be run again.
-    if let Some(t) = st.tap.as_ref().filter(|t| t.created) {
-        let mut host = crate::netfacts::host();
-        // The record is untrusted: an adapter of that name whose addresses do not
-        // include the one the install gave it is someone else's (a VPN's tap0), kept.
-        let others = match (host.find(&t.name), &t.host_ip) {
-            (Ok(Some(a)), Some(ip))
-                if !a.addresses.is_empty()
-                    && !a.addresses.iter().any(|p| p.addr.to_string() == *ip) =>
-            {
-                Some(
-                    a.addresses
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                )
-            }
-            _ => None,
-        };
-        let result = match others {
-            Some(addrs) => {
-                let line = format!(
-                    "the TAP adapter {} has the address {addrs}, not {} as the install made it; it was kept",
-                    t.name,
-                    t.host_ip.as_deref().unwrap_or_default()
-                );
-                log.line(&line);
-                out.not_removed.push(line);
-                Ok(false)
-            }
-            None => tap_setup::remove(host.as_mut(), &t.name),
-        };
-        match result {
-            Ok(true) => {
-                log.line(&format!("removed the TAP adapter {}", t.name));
-                out.removed.push(format!("TAP adapter {}", t.name));
-            }
-            Ok(false) => log.line(&format!("the TAP adapter {} was not removed", t.name)),
-            Err(e) => {
-                return Err(ApplyError::Failed(anyhow!(e).context(format!(
-                    "cannot remove the TAP adapter {} this install created; run the uninstall as root or with CAP_NET_ADMIN",
-                    t.name
-                ))));
-            }
-        }
-    }
-    // The PuTTY session (never a reason to stop: the user's hive may not be loaded).
-    if let Some(p) = &st.putty {
-        crate::putty::step::uninstall(p, log, &mut out.removed, &mut out.not_removed);
-    }
-    // The machine service before the driver it depends on, only when this tool made it.
-    if let Some(s) = &st.service {
-        out.reboot_required |=
-            crate::service::step::uninstall(s, log, &mut out.removed, &mut out.not_removed)
+    // The host objects, in the reverse of the install's order (the PuTTY session, the
+    // service before the driver it depends on, the TAP adapter), each only when this
+    // tool made it; should one fail (no right), every file is still there and the
+    // uninstall can be run again.
+    for step in HOST_STEPS.iter().rev() {
+        if let Some(rec) = st.objects.get(step.name()).filter(|v| !v.is_null()) {
+            step.uninstall(rec, log, &mut out)
                 .map_err(ApplyError::Failed)?;
-    }
-    // The driver next, for the same reason, and only when this tool installed it.
-    if let Some(d) = &st.driver {
-        out.reboot_required |=
-            crate::driver::uninstall(d, log, &mut out.removed).map_err(ApplyError::Failed)?;
+        }
     }
     let remove = |p: PathBuf, out: &mut Removed, log: &mut RunLog| -> Result<(), ApplyError> {
         match fs::remove_file(&p) {
@@ -1656,11 +1129,11 @@ pub fn uninstall(
     // recorded (state::find); anything else is kept and said.
     let mut kept_records = Vec::new();
     for f in &st.files {
-        let goes = f.role == "config"
-            || f.role == "driver"
-            || crate::kit_files::is_machine_role(&f.role)
+        let goes = f.role == crate::state::FileRole::Config
+            || f.role == crate::state::FileRole::Driver
+            || f.role.is_machine_file()
             || purge == Purge::All
-            || (purge == Purge::MadeByInstall && f.origin == "install");
+            || (purge == Purge::MadeByInstall && f.origin == crate::state::Origin::Install);
         let found = match state::find(prefix, f) {
             Ok(found) => found,
             Err(why) => {
@@ -1677,7 +1150,7 @@ pub fn uninstall(
             state::Found::Missing => {}
             state::Found::Same if !goes => {
                 out.kept.push(p.display().to_string());
-                if state::is_image_role(&f.role) {
+                if f.role.is_image() {
                     kept_records.push(f.clone());
                 }
             }
@@ -1782,7 +1255,7 @@ fn purge_kept(
     log: &mut RunLog,
 ) -> Result<(), ApplyError> {
     for f in &kept.files {
-        if !state::is_image_role(&f.role) {
+        if !f.role.is_image() {
             let line = format!(
                 "{} names `{}` as a {} file, not an image; it was not looked at",
                 state::KEPT_FILE,

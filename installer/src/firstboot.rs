@@ -30,12 +30,13 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use sha2::Digest as _;
 
-use crate::apply::{Ctx, Entry, Journal};
+use crate::engine::{Ctx, Entry, Journal};
 use crate::guest::{FIRST_BOOT_FAILED, FIRST_BOOT_OK};
 use crate::monitor::probe::{Accel, Engine};
 use crate::monitor::{self, BootOptions, MonitorError, RunOptions, RunResult};
 use crate::plan::Plan;
 use crate::profile::Monitor;
+use crate::state::FirstBoot;
 
 /// What the first boot ended with, when it did not fail.
 #[derive(Debug, PartialEq, Eq)]
@@ -43,8 +44,8 @@ pub enum Done {
     /// It ran and succeeded, with QEMU's accelerator it ended with (KVM, or TCG after
     /// a KVM guest hung).
     Ran(Option<Accel>),
-    /// It was not run; the state keeps this word (`pending`, `skipped`, `none`, `done`).
-    NotRun(String),
+    /// It was not run; the state keeps this.
+    NotRun(FirstBoot),
 }
 
 /// Runs the first boot of `plan` if it is pending. `keep` says why the images must not
@@ -57,13 +58,13 @@ pub fn run(
     ctx: &mut Ctx<'_>,
     journal: &mut Journal,
     keep: Option<&str>,
-    already: Option<&str>,
+    already: Option<FirstBoot>,
 ) -> Result<Done> {
-    if plan.first_boot.state != "pending" {
-        return Ok(Done::NotRun(plan.first_boot.state.clone()));
+    if plan.first_boot.state != FirstBoot::Pending {
+        return Ok(Done::NotRun(plan.first_boot.state));
     }
-    if already == Some("done") {
-        return Ok(Done::NotRun("done".into()));
+    if already == Some(FirstBoot::Done) {
+        return Ok(Done::NotRun(FirstBoot::Done));
     }
     if let Some(why) = keep {
         ctx.rep.warn(&format!(
@@ -71,10 +72,9 @@ pub fn run(
              run it with `colinux-setup boot --first-boot --prefix {}`",
             plan.prefix.display()
         ));
-        return Ok(Done::NotRun("pending".into()));
+        return Ok(Done::NotRun(FirstBoot::Pending));
     }
     back_up(plan, journal, ctx)?;
-    let parsed = config_txt::parse(plan.config_txt.as_bytes(), "config.txt");
     let run_dir = tempfile::Builder::new()
         .prefix("colinux-setup-run-")
         .tempdir()
@@ -111,7 +111,7 @@ pub fn run(
             drives.push(img);
             format!(
                 "colinux.dist=disk:/dev/vd{}",
-                char::from(b'a' + u8::try_from(parsed.config.cobd.len()).unwrap_or(25).min(25))
+                char::from(b'a' + u8::try_from(plan.config.cobd.len()).unwrap_or(25).min(25))
             )
         }
         _ => format!("colinux.dist=hostfs:{dist_path}"),
@@ -139,7 +139,7 @@ pub fn run(
         extra_shares: Vec::new(),
         extra_drives: drives,
     };
-    let launch = monitor::command_line(plan.monitor, &parsed.config, &opts)
+    let launch = monitor::command_line(plan.monitor, &plan.config, &opts)
         .context("the first boot's command line")?;
     if let Err(e) = monitor::check_runnable(plan.monitor, &launch) {
         return match e {
@@ -149,7 +149,7 @@ pub fn run(
                      `colinux-setup boot --first-boot --prefix {}` where the machine's monitor runs",
                     plan.prefix.display()
                 ));
-                Ok(Done::NotRun("pending".into()))
+                Ok(Done::NotRun(FirstBoot::Pending))
             }
             other => Err(anyhow!(other)),
         };
@@ -172,7 +172,7 @@ pub fn run(
         ));
         engine = Engine::Qemu(Accel::Tcg);
         opts.accel = Accel::Tcg;
-        let launch = monitor::command_line(plan.monitor, &parsed.config, &opts)
+        let launch = monitor::command_line(plan.monitor, &plan.config, &opts)
             .context("the first boot's command line")?;
         attempt = boot_once(plan, ctx, &launch, engine, &progress)?;
     }
@@ -231,7 +231,7 @@ pub fn run(
     }
     // QEMU's initrd= is the kit kernel's initramfs (its drivers), needed at every boot.
     if plan.monitor != Monitor::Qemu {
-        remove_initrd(&plan.prefix.join("config.txt"))?;
+        remove_initrd(plan, &plan.prefix.join("config.txt"))?;
     }
     ctx.log.line(&format!(
         "first boot done in {:.1} s",
@@ -243,13 +243,14 @@ pub fn run(
 /// The first boot's state as a user reads it (`status`, the install's last line, the
 /// wizard): a first boot still to do (`pending`, `skipped`) names the command that
 /// runs it.
-pub fn state_words(state: &str, prefix: &Path) -> String {
-    match state {
-        "pending" | "skipped" => format!(
+pub fn state_words(state: FirstBoot, prefix: &Path) -> String {
+    if state.is_outstanding() {
+        format!(
             "{state} (run it with `colinux-setup boot --first-boot --prefix {}`)",
             prefix.display()
-        ),
-        other => other.to_owned(),
+        )
+    } else {
+        state.as_str().to_owned()
     }
 }
 
@@ -270,7 +271,7 @@ pub fn installed_plan(prefix: &Path, st: &crate::state::InstallState) -> Result<
             .to_string(),
         "the machine's folder",
     )?;
-    answers.set("MONITOR", &st.monitor, "install-state.json")?;
+    answers.set("MONITOR", st.monitor.as_str(), "install-state.json")?;
     answers.set("NOFIRSTBOOT", "0", "boot --first-boot")?;
     crate::plan::make_plan(&answers)
         .context("the installed machine's answers no longer make a plan")
@@ -496,18 +497,25 @@ fn boot_once(
     })
 }
 
-/// Removes the first-boot-only `initrd=` line from config.txt, if there is one.
-fn remove_initrd(config: &Path) -> Result<()> {
+/// Removes the first-boot-only `initrd=` from config.txt, if it has one. The install's
+/// own config.txt is written again from the plan's model without it (the writer, as
+/// at install); a config.txt the user has edited since keeps every other line.
+fn remove_initrd(plan: &Plan, config: &Path) -> Result<()> {
     let text =
         fs::read_to_string(config).with_context(|| format!("reading {}", config.display()))?;
     if !text.lines().any(|l| l.trim_start().starts_with("initrd=")) {
         return Ok(());
     }
-    crate::state::write_atomic(config, without_initrd(&text).as_bytes())
+    let new = if plan.config_text().is_ok_and(|own| own == text) {
+        crate::machine::text(plan, &crate::kit_files::config_for(plan, true))?
+    } else {
+        without_initrd(&text)
+    };
+    crate::state::write_atomic(config, new.as_bytes())
 }
 
 /// config.txt's text without its first-boot-only `initrd=` lines.
-pub fn without_initrd(text: &str) -> String {
+fn without_initrd(text: &str) -> String {
     text.lines()
         .filter(|l| !l.trim_start().starts_with("initrd="))
         .map(|l| format!("{l}\n"))

@@ -39,7 +39,7 @@ use driver_bundle::manifest::{self, Arch, Host, KitFile, Manifest, Role};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::apply::{Ctx, Entry, Journal, Summary};
+use crate::engine::{Ctx, Entry, Journal, Summary};
 use crate::plan::Plan;
 use crate::profile::Monitor;
 use crate::state::{FileRecord, InstallState};
@@ -70,11 +70,6 @@ pub struct Selection {
     pub kernel: Option<String>,
     /// The initrd's file name, when the kit has one for the monitor.
     pub initrd: Option<String>,
-}
-
-/// The roles this step records in install-state.json.
-pub fn is_machine_role(role: &str) -> bool {
-    matches!(role, "monitor" | "kernel" | "initrd")
 }
 
 fn name_of(path: &str) -> &str {
@@ -407,7 +402,7 @@ pub fn step(
             );
         }
         let dest = plan.prefix.join(&f.file);
-        crate::apply::remove_partials(&dest);
+        crate::engine::remove_partials(&dest);
         if dest.is_dir() {
             bail!(
                 "{}: is a folder, where the kit's {} ({}) belongs; move it away",
@@ -472,10 +467,15 @@ pub fn step(
         ));
         records.push(FileRecord {
             file: f.file.clone(),
-            role: f.role.as_str().to_owned(),
+            role: crate::state::FileRole::try_from(f.role).map_err(|r| {
+                anyhow!(
+                    "the kit's {} ({r}) is not a file the machine runs from",
+                    f.kit_path
+                )
+            })?,
             bytes: f.size,
             digest: Some(format!("sha256:{}", f.sha256)),
-            origin: "install".into(),
+            origin: crate::state::Origin::Install,
             fs: None,
             uuid: None,
         });
@@ -486,13 +486,19 @@ pub fn step(
 /// The text of config.txt an install writes: the plan's, without the first-boot-only
 /// `initrd=` once the recorded first boot is done (for QEMU the initrd is the kernel's
 /// initramfs, needed at every boot, and stays).
-pub fn config_after(plan: &Plan, old: Option<&InstallState>) -> String {
-    let done = old.is_some_and(|s| s.first_boot == "done");
-    if done && plan.initrd.is_some() && plan.monitor != Monitor::Qemu {
-        crate::firstboot::without_initrd(&plan.config_txt)
-    } else {
-        plan.config_txt.clone()
+pub fn config_after(plan: &Plan, old: Option<&InstallState>) -> Result<String> {
+    let done = old.is_some_and(|s| s.first_boot == crate::state::FirstBoot::Done);
+    crate::machine::text(plan, &config_for(plan, done))
+}
+
+/// The plan's config.txt model, without the first-boot-only `initrd=` once the first
+/// boot is `done` (QEMU's initrd is its kernel's initramfs and stays).
+pub fn config_for(plan: &Plan, first_boot_done: bool) -> config_txt::Config {
+    let mut config = plan.config.clone();
+    if first_boot_done && plan.monitor != Monitor::Qemu {
+        config.initrd = None;
     }
+    config
 }
 
 /// The `--dry-run` lines of the machine files.
@@ -519,7 +525,7 @@ pub fn describe(plan: &Plan) -> String {
 pub fn status(prefix: &Path, st: &InstallState) -> Vec<serde_json::Value> {
     st.files
         .iter()
-        .filter(|r| is_machine_role(&r.role))
+        .filter(|r| r.role.is_machine_file())
         // A name that is not a plain name in the folder is never opened (status lists
         // it as a problem of install-state.json).
         .filter(|r| crate::state::check_name(&r.file).is_ok())

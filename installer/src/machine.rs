@@ -73,9 +73,10 @@ pub fn model(plan: &Plan) -> Config {
     c
 }
 
-/// The text of config.txt: a header of comments, then the canonical writer's output.
-pub fn config_txt(plan: &Plan) -> Result<String> {
-    let body = config_txt::write(&model(plan))
+/// The text of config.txt for `config` (the plan's model, or a variant of it): a header
+/// of comments from the plan, then the canonical writer's output, checked to read back.
+pub fn text(plan: &Plan, config: &Config) -> Result<String> {
+    let body = config_txt::write(config)
         .map_err(|e| anyhow!("config.txt cannot be written for this plan: {e}"))?;
     let mut s = String::new();
     let _ = writeln!(

@@ -4,11 +4,13 @@
 //! exactly one place (see [`exit`]). Every command lives in its own module under
 //! [`cmd`]; this file is only glue.
 
+mod answer_keys;
 mod apply;
 mod cmd;
 mod download;
 mod driver;
 mod elf;
+mod engine;
 mod exit;
 mod facts;
 mod firstboot;
@@ -29,6 +31,7 @@ mod putty;
 mod rebuild;
 mod service;
 mod state;
+mod tap;
 mod wizard;
 
 use std::process::ExitCode;

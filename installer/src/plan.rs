@@ -25,36 +25,7 @@ use crate::facts::{self, HostFacts};
 use crate::keys;
 use crate::monitor::probe::{self, Choice, Kernels, Prober};
 use crate::profile::{self, ImageSource, Loaded, Monitor, MonitorRequest, Role};
-
-/// Every key an answer file or `--set` may give.
-pub const KEYS: &[&str] = &[
-    "PROFILE",
-    "INSTALLDIR",
-    "MONITOR",
-    "RAMMB",
-    "ROOTMB",
-    "HOMEMB",
-    "SWAPMB",
-    "TAPNAME",
-    "SUBNET",
-    "NOFIRSTBOOT",
-    "MODULES",
-    "HOSTNAME",
-    "KIT",
-    "SLIRP",
-    "SLIRPHOST",
-    "SERIAL",
-    "STARTMENU",
-    "TASKS",
-    "ANSWERFILE",
-    "PURGE",
-    "TESTSIGNING",
-    "SERVICE",
-    "SERVICENAME",
-    "PUTTYSESSION",
-    "PUTTYUSER",
-    "DRIVERSIGNER",
-];
+use crate::state::FirstBoot;
 
 /// The extra tasks `TASKS` may name (Windows shortcuts and service; recorded by the
 /// install, made by the Windows host integration).
@@ -74,13 +45,14 @@ pub struct Answer {
 pub struct Answers(pub BTreeMap<String, Answer>);
 
 impl Answers {
-    /// Sets `key` (checked against [`KEYS`]).
+    /// Sets `key` (checked against [`crate::answer_keys::ALL`]).
     pub fn set(&mut self, key: &str, value: &str, origin: &str) -> Result<()> {
         let upper = key.trim();
-        if !KEYS.contains(&upper) {
-            let hint = keys::nearest(upper, KEYS)
+        if crate::answer_keys::find(upper).is_none() {
+            let known = crate::answer_keys::names();
+            let hint = keys::nearest(upper, &known)
                 .map(|k| format!("; did you mean `{k}`?"))
-                .unwrap_or_else(|| format!("; the keys are: {}", KEYS.join(", ")));
+                .unwrap_or_else(|| format!("; the keys are: {}", known.join(", ")));
             bail!("{origin}: unknown answer key `{upper}`{hint}");
         }
         if upper == "PURGE" {
@@ -155,9 +127,9 @@ pub struct ImagePlan {
     /// Full path.
     pub path: PathBuf,
     /// Filesystem level (`ext3`, `ext4-compat`).
-    pub fs: String,
-    /// Type in fstab.
-    pub fstab_type: String,
+    pub fs: image_builder::FsLevel,
+    /// Type in fstab (the level's).
+    pub fstab_type: &'static str,
     /// Size in MB.
     pub size_mb: u64,
     /// Why that size.
@@ -216,11 +188,11 @@ pub struct TapPlan {
     /// Connection name.
     pub name: String,
     /// The chosen /24.
-    pub subnet: String,
+    pub subnet: tap_setup::Subnet,
     /// The host side's address.
-    pub host_ip: String,
+    pub host_ip: std::net::Ipv4Addr,
     /// The guest's address.
-    pub guest_ip: String,
+    pub guest_ip: std::net::Ipv4Addr,
     /// The guest's interface (`eth0`, or `eth1` after a slirp adapter).
     pub eth: u8,
     /// The user who will run the monitor and may attach to the adapter (Linux uid).
@@ -281,9 +253,8 @@ pub struct SharePlan {
 /// The first boot.
 #[derive(Clone, Debug, Serialize)]
 pub struct FirstBootPlan {
-    /// `pending` (to run; issue 6 runs it), `skipped` (NOFIRSTBOOT) or `none` (the
-    /// profile has no first boot).
-    pub state: String,
+    /// Pending (to run), skipped (NOFIRSTBOOT) or none (the profile has no first boot).
+    pub state: FirstBoot,
     /// What it does.
     pub description: Option<String>,
     /// Timeout in seconds.
@@ -329,7 +300,7 @@ pub struct Plan {
     /// `kernel=` of config.txt.
     pub kernel: String,
     /// The oldest guest kernel that must mount the images.
-    pub guest_kernel: String,
+    pub guest_kernel: image_builder::KernelVersion,
     /// `--kit DIR`.
     pub kit: Option<PathBuf>,
     /// The kit's monitor, kernel and initrd files copied into the install folder
@@ -371,8 +342,8 @@ pub struct Plan {
     pub source_date_epoch: i64,
     /// /etc/fstab of the root image.
     pub fstab: String,
-    /// config.txt.
-    pub config_txt: String,
+    /// config.txt's model; its text is [`Plan::config_text`].
+    pub config: config_txt::Config,
     /// Things the user should know.
     pub warnings: Vec<String>,
     /// Answers that reproduce this plan exactly.
@@ -380,6 +351,11 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The text of config.txt as the install writes it.
+    pub fn config_text(&self) -> Result<String> {
+        crate::machine::text(self, &self.config)
+    }
+
     /// The plan's digest: identical plans have identical digests.
     ///
     /// The texts that say where a value came from (rules, warnings) are left out, so the
@@ -664,8 +640,8 @@ pub fn resolve(
             role: spec.role,
             file: spec.file.clone(),
             path: prefix.join(&spec.file),
-            fs: level.name().to_owned(),
-            fstab_type: level.fstab_type().to_owned(),
+            fs: level,
+            fstab_type: level.fstab_type(),
             size_mb,
             size_rule,
             mount: spec.mount.clone(),
@@ -796,14 +772,18 @@ pub fn resolve(
         .collect::<Result<Vec<_>>>()?;
     let first_boot = match &p.first_boot {
         None => FirstBootPlan {
-            state: "none".into(),
+            state: FirstBoot::None,
             description: None,
             timeout_secs: None,
             target: None,
             modules: None,
         },
         Some(fb) => FirstBootPlan {
-            state: if no_first_boot { "skipped" } else { "pending" }.into(),
+            state: if no_first_boot {
+                FirstBoot::Skipped
+            } else {
+                FirstBoot::Pending
+            },
             description: Some(fb.description.clone()),
             timeout_secs: Some(fb.timeout_secs),
             target: Some(fb.target.clone()),
@@ -887,7 +867,7 @@ pub fn resolve(
         ram_mb,
         ram_rule,
         kernel,
-        guest_kernel: p.guest_kernel.clone(),
+        guest_kernel: kernel_version,
         kit,
         machine_files: machine.files,
         initrd: machine
@@ -909,7 +889,7 @@ pub fn resolve(
         first_boot,
         source_date_epoch: p.source_date_epoch,
         fstab: String::new(),
-        config_txt: String::new(),
+        config: config_txt::Config::default(),
         warnings,
         answers: BTreeMap::new(),
     };
@@ -932,7 +912,7 @@ pub fn resolve(
     a.insert("SWAPMB".to_owned(), plan.swap.size_mb.to_string());
     if let Some(t) = &plan.tap {
         a.insert("TAPNAME".to_owned(), t.name.clone());
-        a.insert("SUBNET".to_owned(), t.subnet.clone());
+        a.insert("SUBNET".to_owned(), t.subnet.to_string());
     }
     a.insert(
         "NOFIRSTBOOT".to_owned(),
@@ -999,7 +979,10 @@ pub fn resolve(
             Monitor::Qemu.device(u8::try_from(rank(plan.swap.cobd)).unwrap_or(plan.swap.cobd));
     }
     plan.fstab = crate::guest::fstab(&plan);
-    plan.config_txt = crate::machine::config_txt(&plan)?;
+    plan.config = crate::machine::model(&plan);
+    // Written once here so that a plan whose config.txt cannot be written (or would not
+    // read back) is refused before any change.
+    plan.config_text()?;
     crate::putty::step::check(&plan)?;
     Ok(plan)
 }
@@ -1250,9 +1233,9 @@ fn plan_tap(t: &profile::Tap, answers: &Answers, eth: u8, monitor: Monitor) -> R
     let subnet = choice.subnet;
     Ok(TapPlan {
         name,
-        host_ip: subnet.host_ip().to_string(),
-        guest_ip: subnet.guest_ip().to_string(),
-        subnet: subnet.to_string(),
+        host_ip: subnet.host_ip(),
+        guest_ip: subnet.guest_ip(),
+        subnet,
         eth,
         owner: crate::netfacts::monitor_user(),
         optional: t.optional,
@@ -1511,7 +1494,11 @@ pub fn describe(plan: &Plan) -> String {
         let _ = writeln!(s, "  warning: {w}");
     }
     let _ = writeln!(s, "\n/etc/fstab:\n{}", plan.fstab);
-    let _ = writeln!(s, "config.txt:\n{}", plan.config_txt);
+    let _ = writeln!(
+        s,
+        "config.txt:\n{}",
+        plan.config_text().unwrap_or_else(|e| format!("{e:#}"))
+    );
     s
 }
 

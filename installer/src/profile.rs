@@ -122,6 +122,12 @@ pub enum MonitorRequest {
     Given(Monitor),
 }
 
+impl std::fmt::Display for Monitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl MonitorRequest {
     /// `auto`, or a monitor's word.
     pub fn as_str(self) -> &'static str {

@@ -103,23 +103,24 @@ pub fn for_machine(prefix: &Path, name: &str, user: Option<String>) -> Result<Se
     let tap_guest = crate::state::InstallState::read(prefix)
         .ok()
         .flatten()
-        .and_then(|s| s.tap)
+        .and_then(|s| crate::tap::record(&s).ok().flatten())
         .and_then(|t| t.guest_ip);
-    from_config(&bytes, &path.display().to_string(), tap_guest, name, user)
+    let origin = path.display().to_string();
+    let parsed = config_txt::parse(&bytes, &origin);
+    from_config(&parsed.config, &origin, tap_guest, name, user)
 }
 
 /// The session for a config.txt (`origin` names it in messages); `tap_guest` is the
 /// guest's address on the machine's TAP adapter, when it has one.
 pub fn from_config(
-    config: &[u8],
+    config: &config_txt::Config,
     origin: &str,
-    tap_guest: Option<String>,
+    tap_guest: Option<std::net::Ipv4Addr>,
     name: &str,
     user: Option<String>,
 ) -> Result<Session> {
     check_name(name)?;
-    let parsed = config_txt::parse(config, origin);
-    for (n, nic) in &parsed.config.eth {
+    for (n, nic) in &config.eth {
         let config_txt::Nic::Slirp { redirs, .. } = nic else {
             continue;
         };
@@ -149,15 +150,14 @@ pub fn from_config(
             });
         }
     }
-    let has_tuntap = parsed
-        .config
+    let has_tuntap = config
         .eth
         .values()
         .any(|n| matches!(n, config_txt::Nic::Tuntap { .. }));
     if let (true, Some(ip)) = (has_tuntap, tap_guest) {
         return Ok(Session {
             name: name.to_owned(),
-            host: ip.clone(),
+            host: ip.to_string(),
             port: 22,
             user,
             from: format!("the guest's address {ip} on the TAP adapter"),

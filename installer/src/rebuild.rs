@@ -45,7 +45,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, Result, anyhow};
 use image_builder::{FsLevel, Headroom, ImageKind, SizeSpec, Source};
 
-use crate::apply::{self, Hooks};
+use crate::apply;
+use crate::engine::Hooks;
 use crate::plan::{Answers, Plan};
 use crate::profile::Role;
 use crate::progress::Reporter;
@@ -113,8 +114,8 @@ fn level_of(path: &Path) -> Option<FsLevel> {
 
 fn set_level(plan: &mut Plan, role: Role, level: FsLevel) {
     for i in plan.images.iter_mut().filter(|i| i.role == role) {
-        level.name().clone_into(&mut i.fs);
-        level.fstab_type().clone_into(&mut i.fstab_type);
+        i.fs = level;
+        i.fstab_type = level.fstab_type();
     }
 }
 
@@ -140,7 +141,7 @@ fn installed_plan(prefix: &Path, st: &InstallState) -> Result<Plan> {
         .get("MONITOR")
         .is_none_or(|m| m.eq_ignore_ascii_case("auto"))
     {
-        answers.set("MONITOR", &st.monitor, "install-state.json")?;
+        answers.set("MONITOR", st.monitor.as_str(), "install-state.json")?;
     }
     let mut plan = crate::plan::make_plan_with(&answers, &crate::monitor::probe::Trusting)
         .context("the installed machine's answers no longer make a plan")?;
@@ -171,10 +172,7 @@ pub fn rebuild(
     targets.dedup();
     finish_pending(prefix, &mut st, log)?;
     let mut plan = installed_plan(prefix, &st)?;
-    let kernel: image_builder::KernelVersion = plan
-        .guest_kernel
-        .parse()
-        .map_err(|e| anyhow!("guest kernel: {e}"))?;
+    let kernel = plan.guest_kernel;
     let new_level = match &a.fs {
         Some(f) => {
             if targets == [Image::Swap] {
@@ -230,10 +228,10 @@ pub fn rebuild(
                 crate::progress::stop_reason()
             )));
         }
-        let (name, role) = match t {
-            Image::Root => ("root", Some(Role::Root)),
-            Image::Home => ("home", Some(Role::Home)),
-            Image::Swap => ("swap", None),
+        let (name, role, recorded) = match t {
+            Image::Root => ("root", Some(Role::Root), state::FileRole::Root),
+            Image::Home => ("home", Some(Role::Home), state::FileRole::Home),
+            Image::Swap => ("swap", None, state::FileRole::Swap),
         };
         let target = match role {
             Some(r) => plan
@@ -250,7 +248,7 @@ pub fn rebuild(
             .unwrap_or_default();
         let new = target.with_file_name(format!("{file}.new"));
         // A SIGKILLed rebuild's leftovers.
-        apply::remove_partials(&new);
+        crate::engine::remove_partials(&new);
         let _ = fs::remove_file(&new);
         rep.phase(&format!("rebuilding {file}"));
         let built = match t {
@@ -274,7 +272,7 @@ pub fn rebuild(
         let level = match built {
             Ok(l) => l,
             Err(e) => {
-                apply::remove_partials(&new);
+                crate::engine::remove_partials(&new);
                 let _ = fs::remove_file(&new);
                 let interrupted = interrupt.load(Ordering::SeqCst)
                     || e.chain().any(|c| {
@@ -302,7 +300,7 @@ pub fn rebuild(
             prefix,
             &mut st,
             (&target, &new),
-            name,
+            recorded,
             level,
             a.keep_backup,
             (&hooks, Some(&format!("rebuild:{name}:state"))),
@@ -361,7 +359,7 @@ pub fn switch_monitor(
         .ok_or_else(|| anyhow!("profile {} has no root image", plan.profile))?;
     let file = root.file.clone();
     let new = root.path.with_file_name(format!("{file}.new"));
-    apply::remove_partials(&new);
+    crate::engine::remove_partials(&new);
     let _ = fs::remove_file(&new);
     let info = image_builder::inspect(&root.path).with_context(|| {
         format!(
@@ -418,7 +416,7 @@ pub fn switch_monitor(
         prefix,
         &mut st,
         (&root.path, &new),
-        "root",
+        state::FileRole::Root,
         Some(level),
         false,
         (&hooks, None),
@@ -426,20 +424,23 @@ pub fn switch_monitor(
     )?;
     // As after a first boot: QEMU's initrd= is its kernel's initramfs (the virtio
     // drivers), needed at every boot; the others' is the first boot's only.
-    let config = if st.first_boot == "done" && to != crate::profile::Monitor::Qemu {
-        crate::firstboot::without_initrd(&plan.config_txt)
-    } else {
-        plan.config_txt.clone()
-    };
+    let config = crate::machine::text(
+        &plan,
+        &crate::kit_files::config_for(&plan, st.first_boot == crate::state::FirstBoot::Done),
+    )?;
     state::write_atomic(&prefix.join("config.txt"), config.as_bytes())?;
-    if let Some(r) = st.files.iter_mut().find(|f| f.role == "config") {
+    if let Some(r) = st
+        .files
+        .iter_mut()
+        .find(|f| f.role == crate::state::FileRole::Config)
+    {
         r.bytes = config.len() as u64;
         r.digest = Some(format!(
             "sha256:{}",
             crate::plan::hex(&<sha2::Sha256 as sha2::Digest>::digest(config.as_bytes()))
         ));
     }
-    to.as_str().clone_into(&mut st.monitor);
+    st.monitor = to;
     st.installed_at = state::now_secs();
     let json = serde_json::to_vec_pretty(&st).context("encoding install-state.json")?;
     state::write_atomic(&prefix.join(STATE_FILE), &json)?;
@@ -464,7 +465,7 @@ fn put_in_place(
     prefix: &Path,
     st: &mut InstallState,
     (target, new): (&Path, &Path),
-    role: &str,
+    role: state::FileRole,
     level: Option<FsLevel>,
     keep_backup: bool,
     (hooks, state_hook): (&Hooks, Option<&str>),
@@ -478,11 +479,11 @@ fn put_in_place(
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
-        role: role.to_owned(),
+        role,
         bytes,
         digest: Some(state::file_digest(new)?),
-        origin: "install".into(),
-        fs: level.map(|l| l.name().to_owned()),
+        origin: crate::state::Origin::Install,
+        fs: level,
         uuid: image_builder::inspect(new).ok().map(|i| i.uuid),
     };
     let note = serde_json::to_vec_pretty(&record).context("encoding the pending record")?;

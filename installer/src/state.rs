@@ -69,7 +69,7 @@ pub struct InstallState {
     /// Profile name.
     pub profile: String,
     /// Monitor.
-    pub monitor: String,
+    pub monitor: crate::profile::Monitor,
     /// QEMU's accelerator, as the probe (or a first boot that fell back) found it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accel: Option<crate::monitor::probe::Accel>,
@@ -82,48 +82,17 @@ pub struct InstallState {
     pub plan_digest: String,
     /// Answers that reproduce the install.
     pub answers: BTreeMap<String, String>,
-    /// First boot: pending, skipped, none.
-    pub first_boot: String,
-    /// The TAP adapter, as planned.
-    pub tap: Option<TapRecord>,
-    /// The ring-0 driver (coLinux monitor), when the install handled it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub driver: Option<crate::driver::DriverRecord>,
-    /// The machine's Windows service (answer SERVICE=1), when the install made or reused one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service: Option<crate::service::step::ServiceRecord>,
-    /// The PuTTY session (answer PUTTYSESSION), when the install saved or found one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub putty: Option<crate::putty::step::PuttyRecord>,
+    /// Where the first boot stands.
+    pub first_boot: FirstBoot,
+    /// The host objects the install made or found (TAP adapter, driver, service, PuTTY
+    /// session), each under its step's name (`tap`, `driver`, ...), as the step wrote
+    /// it: the step decodes it ([`InstallState::object`]).
+    #[serde(flatten)]
+    pub objects: BTreeMap<String, serde_json::Value>,
     /// Files of the machine.
     pub files: Vec<FileRecord>,
     /// Seconds since 1970 of the install that last changed something.
     pub installed_at: u64,
-}
-
-/// The TAP adapter of the plan.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TapRecord {
-    /// Name.
-    pub name: String,
-    /// /24.
-    pub subnet: String,
-    /// What happened to it.
-    pub state: String,
-    /// This install created the adapter (so uninstall deletes it); `false` for an
-    /// adapter that was there before, or none.
-    #[serde(default)]
-    pub created: bool,
-    /// The host side's address.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host_ip: Option<String>,
-    /// The guest's address (written into the guest's rcS).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub guest_ip: Option<String>,
-    /// Why the adapter was not created: networking was optional and it could not be
-    /// made, or it belongs to another host (coLinux on Windows).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub skipped: Option<String>,
 }
 
 /// One file of the machine.
@@ -131,19 +100,19 @@ pub struct TapRecord {
 pub struct FileRecord {
     /// Name in the prefix.
     pub file: String,
-    /// root, home, swap, config.
-    pub role: String,
+    /// What the file is to the machine.
+    pub role: FileRole,
     /// Size in bytes when recorded.
     pub bytes: u64,
     /// Content digest when made by the install (`sparse-sha256:` for images, see
     /// [`file_digest`]; `sha256:` for config.txt); user data is not hashed.
     pub digest: Option<String>,
-    /// `install` (made by colinux-setup) or `kept` (was there before; never touched).
-    pub origin: String,
+    /// Who made it.
+    pub origin: Origin,
     /// The filesystem level (`ext3`, `ext4-compat`, ...) when `images rebuild` changed or
     /// recorded it; absent in states written by the install (the profile names it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fs: Option<String>,
+    pub fs: Option<image_builder::FsLevel>,
     /// An image's filesystem or swap UUID when recorded: what identifies the image
     /// once the guest has written into it (which changes its digest). Absent for other
     /// files and in states written before it was recorded.
@@ -151,9 +120,135 @@ pub struct FileRecord {
     pub uuid: Option<String>,
 }
 
-/// The roles of disk images among [`FileRecord::role`].
-pub fn is_image_role(role: &str) -> bool {
-    matches!(role, "root" | "home" | "swap")
+/// What a recorded file is to the machine (`role` in install-state.json).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileRole {
+    /// The root filesystem image.
+    Root,
+    /// The /home image.
+    Home,
+    /// The swap image.
+    Swap,
+    /// config.txt.
+    Config,
+    /// The copy of the ring-0 driver.
+    Driver,
+    /// The kit's monitor program.
+    Monitor,
+    /// The kit's guest kernel.
+    Kernel,
+    /// The kit's initial ramdisk.
+    Initrd,
+}
+
+impl FileRole {
+    /// The word in install-state.json and in `status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileRole::Root => "root",
+            FileRole::Home => "home",
+            FileRole::Swap => "swap",
+            FileRole::Config => "config",
+            FileRole::Driver => "driver",
+            FileRole::Monitor => "monitor",
+            FileRole::Kernel => "kernel",
+            FileRole::Initrd => "initrd",
+        }
+    }
+
+    /// A disk image (root, home, swap): the guest writes into it, so it is identified
+    /// by kind, size and UUID rather than by its digest.
+    pub fn is_image(self) -> bool {
+        matches!(self, FileRole::Root | FileRole::Home | FileRole::Swap)
+    }
+
+    /// One of the kit's files the machine runs from (monitor, kernel, initrd).
+    pub fn is_machine_file(self) -> bool {
+        matches!(
+            self,
+            FileRole::Monitor | FileRole::Kernel | FileRole::Initrd
+        )
+    }
+}
+
+impl std::fmt::Display for FileRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<crate::profile::Role> for FileRole {
+    fn from(r: crate::profile::Role) -> FileRole {
+        match r {
+            crate::profile::Role::Root => FileRole::Root,
+            crate::profile::Role::Home => FileRole::Home,
+        }
+    }
+}
+
+impl TryFrom<driver_bundle::manifest::Role> for FileRole {
+    /// A kit role the install never copies into the folder.
+    type Error = driver_bundle::manifest::Role;
+    fn try_from(r: driver_bundle::manifest::Role) -> Result<FileRole, Self::Error> {
+        use driver_bundle::manifest::Role as Kit;
+        match r {
+            Kit::Monitor => Ok(FileRole::Monitor),
+            Kit::Kernel => Ok(FileRole::Kernel),
+            Kit::Initrd => Ok(FileRole::Initrd),
+            Kit::Driver => Ok(FileRole::Driver),
+            other => Err(other),
+        }
+    }
+}
+
+/// Who made a recorded file (`origin` in install-state.json).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// Made by colinux-setup: a rollback or `uninstall --purge` may remove it.
+    Install,
+    /// Was there before the install (a user's image): never touched.
+    Kept,
+}
+
+/// Where the machine's first boot stands (`first_boot` in install-state.json and in
+/// the plan).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FirstBoot {
+    /// To run: at the end of the install, or later with `boot --first-boot`.
+    Pending,
+    /// Not run because NOFIRSTBOOT asked so; `boot --first-boot` runs it.
+    Skipped,
+    /// The profile has no first boot.
+    #[default]
+    None,
+    /// It ran and succeeded.
+    Done,
+}
+
+impl FirstBoot {
+    /// The word in install-state.json and in `status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FirstBoot::Pending => "pending",
+            FirstBoot::Skipped => "skipped",
+            FirstBoot::None => "none",
+            FirstBoot::Done => "done",
+        }
+    }
+
+    /// Still to run (pending or skipped): `boot --first-boot` runs it.
+    pub fn is_outstanding(self) -> bool {
+        matches!(self, FirstBoot::Pending | FirstBoot::Skipped)
+    }
+}
+
+impl std::fmt::Display for FirstBoot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Checks a file name read from install-state.json (or a rebuild's note): it must be
@@ -217,7 +312,7 @@ pub fn find(prefix: &Path, rec: &FileRecord) -> Result<Found, String> {
             crate::input::kind_of(&meta.file_type())
         )));
     }
-    if is_image_role(&rec.role) {
+    if rec.role.is_image() {
         if meta.len() != rec.bytes {
             return Ok(Found::Other(format!(
                 "is {} bytes, the install recorded {} bytes",
@@ -258,7 +353,7 @@ fn same_image(path: &Path, rec: &FileRecord) -> Found {
         return Found::Other("is not a disk image".to_owned());
     };
     let swap = info.kind == image_builder::ImageKind::Swap;
-    if swap != (rec.role == "swap") {
+    if swap != (rec.role == FileRole::Swap) {
         return Found::Other(format!(
             "is {}, not the {} image the install recorded",
             if swap { "a swap area" } else { "a filesystem" },
@@ -286,6 +381,35 @@ fn digest_like(path: &Path, want: &str) -> Result<String> {
 }
 
 impl InstallState {
+    /// The record the step `step` keeps here, decoded; `None` when there is none. A
+    /// record that does not decode is a damaged state (the file is untrusted).
+    pub fn object<T: serde::de::DeserializeOwned>(&self, step: &str) -> Result<Option<T>> {
+        match self.objects.get(step) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(v) => T::deserialize(v).map(Some).with_context(|| {
+                format!(
+                    "{} is damaged: its `{step}` record cannot be read; move it away and run the install again to rewrite it",
+                    self.prefix.join(STATE_FILE).display()
+                )
+            }),
+        }
+    }
+
+    /// Keeps `record` as the step `step`'s (or removes the step's record).
+    pub fn set_object<T: Serialize>(&mut self, step: &str, record: Option<&T>) -> Result<()> {
+        match record {
+            Some(r) => {
+                let v = serde_json::to_value(r)
+                    .with_context(|| format!("encoding the `{step}` record"))?;
+                self.objects.insert(step.to_owned(), v);
+            }
+            None => {
+                self.objects.remove(step);
+            }
+        }
+        Ok(())
+    }
+
     /// Reads `<prefix>/install-state.json`; `Ok(None)` when there is none.
     /// It is read as untrusted input: a regular file of at most
     /// [`crate::input::STATE_LIMIT`]; the file names it records are checked where they
@@ -629,6 +753,94 @@ impl RunLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A state as the install writes it, as JSON.
+    fn written() -> serde_json::Value {
+        serde_json::json!({
+            "format": 1, "version": "0", "profile": "minimal", "monitor": "uml",
+            "prefix": "/m", "plan_digest": "d", "answers": {}, "first_boot": "skipped",
+            "tap": {"name": "tap0", "subnet": "10.12.12.0/24", "state": "created", "created": true,
+                    "host_ip": "10.12.12.1", "guest_ip": "10.12.12.2"},
+            "files": [
+                {"file": "root.img", "role": "root", "bytes": 1, "digest": null, "origin": "install", "fs": "ext4-compat"},
+                {"file": "home.img", "role": "home", "bytes": 1, "digest": null, "origin": "kept"},
+                {"file": "vmlinux", "role": "kernel", "bytes": 1, "digest": null, "origin": "install"}
+            ],
+            "installed_at": 0
+        })
+    }
+
+    fn read_json(v: &serde_json::Value) -> Result<Option<InstallState>> {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        fs::write(dir.path().join(STATE_FILE), v.to_string()).expect("writing the state");
+        InstallState::read(dir.path())
+    }
+
+    #[test]
+    fn a_state_reads_into_its_types_and_writes_back_the_same_words() {
+        let st = read_json(&written())
+            .expect("the state reads")
+            .expect("there is a state");
+        assert_eq!(st.monitor, crate::profile::Monitor::Uml);
+        assert_eq!(st.first_boot, FirstBoot::Skipped);
+        assert!(st.first_boot.is_outstanding());
+        // A host object's record is kept as written, for its step to decode.
+        #[derive(serde::Deserialize)]
+        struct Named {
+            name: String,
+        }
+        let tap: Named = st.object("tap").expect("decodes").expect("is there");
+        assert_eq!(tap.name, "tap0");
+        assert!(st.object::<Named>("driver").expect("absent").is_none());
+        let e = st.object::<u32>("tap").expect_err("not a number");
+        assert!(
+            format!("{e:#}").contains("its `tap` record cannot be read"),
+            "{e:#}"
+        );
+        let roles: Vec<_> = st.files.iter().map(|f| (f.role, f.origin)).collect();
+        assert_eq!(
+            roles,
+            [
+                (FileRole::Root, Origin::Install),
+                (FileRole::Home, Origin::Kept),
+                (FileRole::Kernel, Origin::Install)
+            ]
+        );
+        assert!(st.files[0].role.is_image() && !st.files[2].role.is_image());
+        assert!(st.files[2].role.is_machine_file());
+        assert_eq!(st.files[0].fs, Some(image_builder::FsLevel::Ext4Compat));
+        // Written back, every value is the word it was read from.
+        let back = serde_json::to_value(&st).expect("the state encodes");
+        let mut want = written();
+        want["accel"] = serde_json::Value::Null;
+        for (k, v) in want.as_object().expect("an object") {
+            if !v.is_null() {
+                assert_eq!(&back[k], v, "{k}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_state_with_a_value_of_no_known_kind_is_refused_as_damaged() {
+        type Spoil = fn(&mut serde_json::Value);
+        let cases: [(&str, Spoil); 5] = [
+            ("monitor", |v| v["monitor"] = "vmware".into()),
+            ("first boot", |v| v["first_boot"] = "half".into()),
+            ("role", |v| v["files"][0]["role"] = "../etc".into()),
+            ("origin", |v| v["files"][1]["origin"] = "someone".into()),
+            ("filesystem", |v| v["files"][0]["fs"] = "ntfs".into()),
+        ];
+        for (what, spoil) in cases {
+            let mut v = written();
+            spoil(&mut v);
+            let e = read_json(&v).expect_err(what);
+            let text = format!("{e:#}");
+            assert!(
+                text.contains("install-state.json is damaged; move it away"),
+                "{what}: {text}"
+            );
+        }
+    }
 
     #[test]
     fn recorded_names_are_plain_names_in_the_folder() {

@@ -120,27 +120,39 @@ fn export_from(msi: &Path, table: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-const PUBLIC: &[&str] = &[
-    "INSTALLDIR",
-    "RAMMB",
-    "ROOTMB",
-    "HOMEMB",
-    "SWAPMB",
-    "TAPNAME",
-    "SUBNET",
-    "MONITOR",
-    "NOFIRSTBOOT",
-    "ANSWERFILE",
-    "PURGE",
-    "KIT",
-    "PROFILE",
-    "HOSTNAME",
-    "DRIVERSIGNER",
-    "SLIRP",
-    "SERVICE",
-    "SERVICENAME",
-    "PUTTYSESSION",
-];
+/// setup.msi's public answer properties, as the program lists them (`msi properties`,
+/// from its one list of answer keys); the design's fixed keys must be among them.
+fn public() -> Vec<String> {
+    let o = Command::new(common::BIN)
+        .args(["msi", "properties"])
+        .output()
+        .expect("running colinux-setup msi properties");
+    assert!(o.status.success(), "msi properties: {o:?}");
+    let all: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(str::to_owned)
+        .filter(|p| p != "USERSID")
+        .collect();
+    for fixed in [
+        "INSTALLDIR",
+        "RAMMB",
+        "ROOTMB",
+        "HOMEMB",
+        "SWAPMB",
+        "TAPNAME",
+        "SUBNET",
+        "MONITOR",
+        "NOFIRSTBOOT",
+        "ANSWERFILE",
+        "PURGE",
+    ] {
+        assert!(
+            all.iter().any(|p| p == fixed),
+            "{fixed} is not a property: {all:?}"
+        );
+    }
+    all
+}
 
 #[test]
 fn tables_say_per_machine_upgradable_and_deferred_no_impersonate() {
@@ -159,9 +171,9 @@ fn tables_say_per_machine_upgradable_and_deferred_no_impersonate() {
     );
     let secure = prop("SecureCustomProperties");
     let secure: Vec<&str> = secure.split(';').collect();
-    for p in PUBLIC {
+    for p in public() {
         assert!(
-            secure.contains(p),
+            secure.contains(&p.as_str()),
             "SecureCustomProperties lacks {p}: {secure:?}"
         );
     }
@@ -203,7 +215,7 @@ fn tables_say_per_machine_upgradable_and_deferred_no_impersonate() {
         assert_eq!((row[2].as_str(), row[3].as_str()), (property, "1"), "{a}");
     }
     let provision = cas.iter().find(|r| r[0] == "Provision").expect("Provision");
-    for p in PUBLIC.iter().filter(|p| !matches!(**p, "PURGE")) {
+    for p in public().iter().filter(|p| *p != "PURGE") {
         assert!(
             provision[3].contains(&format!("\"{p}=[{p}]")),
             "Provision does not pass {p}: {}",

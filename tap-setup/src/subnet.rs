@@ -105,6 +105,21 @@ impl fmt::Display for Subnet {
     }
 }
 
+/// As its text (`10.12.12.0/24`), the form answers and install-state.json hold.
+impl Serialize for Subnet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// From its text, checked as [`Subnet::parse`] checks an answer.
+impl<'de> Deserialize<'de> for Subnet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Subnet::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 impl std::str::FromStr for Subnet {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Error> {

@@ -59,14 +59,14 @@ struct RawInode {
 }
 
 /// Reads the image at `path` into `tree`, streaming file bytes into `sink`; entries that
-/// cannot be read are reported through `warn` and left out.
+/// cannot be read are reported through `warn` and left out, and their number returned.
 pub(crate) fn add_image(
     tree: &mut Tree,
     path: &Path,
     only: Option<&[String]>,
     sink: &mut dyn DataSink,
     warn: Warn<'_>,
-) -> Result<(), Error> {
+) -> Result<u64, Error> {
     let not = |reason: String| Error::NotAnImage {
         path: path.to_owned(),
         reason,
@@ -121,7 +121,7 @@ pub(crate) fn add_image(
             walk.lost
         ));
     }
-    Ok(())
+    Ok(walk.lost)
 }
 
 fn meta_of(fs: &Fs, ino: &RawInode, warn: &mut Warn<'_>, path: &str) -> Meta {

@@ -57,7 +57,7 @@ pub fn run(
     if first_boot {
         return super::first_boot::run(prefix, interrupt);
     }
-    let installed = Monitor::parse(&state.monitor).unwrap_or(Monitor::Uml);
+    let installed = state.monitor;
     // The TAP network was free at install; VPNs and other adapters come and go.
     if let Err(e) = crate::cmd::tap::boot_check(prefix, &state) {
         return Outcome::Failed(e.context("the machine's network is not ready"));

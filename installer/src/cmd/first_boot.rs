@@ -9,7 +9,8 @@
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-use crate::apply::{self, Ctx, Later};
+use crate::apply::{self, Later};
+use crate::engine::Ctx;
 use crate::exit::{self, Outcome};
 use crate::progress::Reporter;
 use crate::state::RunLog;

@@ -11,7 +11,8 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context, anyhow};
 
 use super::cli::InstallArgs;
-use crate::apply::{self, ApplyError, Ctx};
+use crate::apply::{self, ApplyError};
+use crate::engine::Ctx;
 use crate::exit::{self, Outcome};
 use crate::plan::{self, Answers};
 use crate::profile;
@@ -216,12 +217,14 @@ pub fn run(args: InstallArgs, interrupt: &AtomicBool) -> Outcome {
                     "{}: already installed as planned (profile {}); nothing changed{}",
                     plan.prefix.display(),
                     plan.profile,
-                    if summary.first_boot == "done" || summary.first_boot == "none" {
+                    if summary.first_boot == crate::state::FirstBoot::Done
+                        || summary.first_boot == crate::state::FirstBoot::None
+                    {
                         String::new()
                     } else {
                         format!(
                             "; first boot: {}",
-                            crate::firstboot::state_words(&summary.first_boot, &plan.prefix)
+                            crate::firstboot::state_words(summary.first_boot, &plan.prefix)
                         )
                     }
                 );
@@ -237,7 +240,7 @@ pub fn run(args: InstallArgs, interrupt: &AtomicBool) -> Outcome {
                     } else {
                         format!(", kept {}", summary.kept.join(", "))
                     },
-                    crate::firstboot::state_words(&summary.first_boot, &plan.prefix)
+                    crate::firstboot::state_words(summary.first_boot, &plan.prefix)
                 );
                 println!("log: {}", log_path.display());
             }

@@ -30,30 +30,6 @@ use clap::{Args, Subcommand};
 use super::cli::InstallArgs;
 use crate::exit::Outcome;
 
-/// The MSI's public properties this command takes.
-pub const PROPERTIES: &[&str] = &[
-    "INSTALLDIR",
-    "RAMMB",
-    "ROOTMB",
-    "HOMEMB",
-    "SWAPMB",
-    "TAPNAME",
-    "SUBNET",
-    "MONITOR",
-    "NOFIRSTBOOT",
-    "ANSWERFILE",
-    "PURGE",
-    "KIT",
-    "PROFILE",
-    "HOSTNAME",
-    "DRIVERSIGNER",
-    "SLIRP",
-    "SERVICE",
-    "SERVICENAME",
-    "PUTTYSESSION",
-    "USERSID",
-];
-
 /// Written by `msi install` when the provisioning succeeded: `new` when the folder held
 /// no machine before, `existing` when it did. The MSI's rollback action reads it: no
 /// marker means the provisioning failed and its own journal has already undone it
@@ -73,6 +49,9 @@ pub enum MsiCommand {
     /// Undo a provisioning this install made, with the images it made (the rollback
     /// action); a machine that was there before is left as it is.
     Rollback(MsiArgs),
+    /// List setup.msi's public properties, one per line (for its build and tests).
+    #[command(hide = true)]
+    Properties,
 }
 
 /// The properties, as the custom action passes them.
@@ -99,10 +78,11 @@ pub fn parse(props: &[String]) -> Result<Vec<(String, String)>, anyhow::Error> {
             .split_once('=')
             .ok_or_else(|| anyhow!("--property {p}: expected KEY=VALUE"))?;
         let key = k.trim().to_ascii_uppercase();
-        if !PROPERTIES.contains(&key.as_str()) {
+        let known = crate::answer_keys::msi_properties();
+        if !known.contains(&key.as_str()) {
             return Err(anyhow!(
                 "--property {p}: unknown property {key}; known: {}",
-                PROPERTIES.join(", ")
+                known.join(", ")
             ));
         }
         let mut value = v.trim().to_owned();
@@ -164,6 +144,12 @@ pub fn run(cmd: MsiCommand, interrupt: &AtomicBool) -> Outcome {
         MsiCommand::Install(a) => ("install", a),
         MsiCommand::Uninstall(a) => ("uninstall", a),
         MsiCommand::Rollback(a) => ("rollback", a),
+        MsiCommand::Properties => {
+            for p in crate::answer_keys::msi_properties() {
+                println!("{p}");
+            }
+            return Outcome::Done;
+        }
     };
     let props = match parse(&args.properties) {
         Ok(p) => p,

@@ -71,7 +71,7 @@ fn name_for(a: &ServiceArgs, prefix: &Path) -> Result<String, Outcome> {
                 .answers
                 .get("SERVICENAME")
                 .cloned()
-                .or_else(|| st.service.map(|s| s.name))
+                .or_else(|| service::step::record(&st).ok().flatten().map(|s| s.name))
                 .unwrap_or_else(|| service::DEFAULT_NAME.to_owned()),
             Ok(None) => service::DEFAULT_NAME.to_owned(),
             Err(e) => return Err(Outcome::Failed(e)),
@@ -110,7 +110,7 @@ pub fn install(a: &ServiceArgs) -> Outcome {
         Err(o) => return o,
     };
     match crate::state::InstallState::read(&prefix) {
-        Ok(Some(st)) if st.monitor != "colinux" => {
+        Ok(Some(st)) if st.monitor != crate::profile::Monitor::Colinux => {
             return Outcome::Failed(anyhow!(
                 "{}: this machine is installed for the {} monitor; the machine service runs colinux-daemon and exists only for the coLinux monitor (run it with `colinux-setup boot`)",
                 prefix.display(),

@@ -58,8 +58,10 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
     for f in st
         .files
         .iter()
-        .filter(|f| f.role != "config" && f.role != "driver")
-        .filter(|f| !crate::kit_files::is_machine_role(&f.role))
+        .filter(|f| {
+            f.role != crate::state::FileRole::Config && f.role != crate::state::FileRole::Driver
+        })
+        .filter(|f| !f.role.is_machine_file())
         .filter(|f| state::check_name(&f.file).is_ok())
     {
         let path = prefix.join(&f.file);
@@ -69,16 +71,16 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
             .then(|| image_builder::inspect(&path).ok())
             .flatten();
         let bytes = std::fs::metadata(&path).map(|m| m.len()).ok();
-        if state::is_image_role(&f.role) {
+        if f.role.is_image() {
             match state::find(prefix, f) {
                 Ok(state::Found::Missing) => problems.push(format!(
                     "{} is missing; run the install again to make it",
                     f.file
                 )),
                 Ok(state::Found::Other(why))
-                    if info
-                        .as_ref()
-                        .is_none_or(|i| (i.kind == ImageKind::Swap) != (f.role == "swap")) =>
+                    if info.as_ref().is_none_or(|i| {
+                        (i.kind == ImageKind::Swap) != (f.role == crate::state::FileRole::Swap)
+                    }) =>
                 {
                     problems.push(format!(
                         "{} {why}; the machine cannot start with it: move it away and run the install again",
@@ -106,7 +108,7 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
         Ok(bytes) => {
             let name = config.display().to_string();
             let parsed = config_txt::parse(&bytes, &name);
-            let opts = if st.first_boot == "done" {
+            let opts = if st.first_boot == crate::state::FirstBoot::Done {
                 LintOptions::after_first_boot()
             } else {
                 LintOptions::default()
@@ -125,10 +127,21 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
         Err(_) => json!({"file": config, "present": false, "ok": false}),
     };
     // The adapter as the host has it now (name, MAC, address, up, owner).
-    let tap_live = st
-        .tap
+    let records = (|| -> anyhow::Result<_> {
+        Ok((
+            crate::tap::record(&st)?,
+            crate::driver::record(&st)?,
+            crate::service::step::record(&st)?,
+            crate::putty::step::record(&st)?,
+        ))
+    })();
+    let (tap, driver, service, putty) = match records {
+        Ok(r) => r,
+        Err(e) => return Outcome::Failed(e),
+    };
+    let tap_live = tap
         .as_ref()
-        .map(|t| crate::cmd::tap::adapter_json(&t.name, t.host_ip.as_deref()));
+        .map(|t| crate::cmd::tap::adapter_json(&t.name, t.host_ip));
     let v = json!({
         "installed": true,
         "prefix": prefix,
@@ -142,10 +155,10 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
         "images": images,
         "config": config_check,
         "machine_files": crate::kit_files::status(prefix, &st),
-        "driver": crate::driver::status(st.driver.as_ref()),
-        "service": crate::service::step::status(st.service.as_ref()),
-        "putty": st.putty,
-        "tap": st.tap,
+        "driver": crate::driver::status(driver.as_ref()),
+        "service": crate::service::step::status(service.as_ref()),
+        "putty": putty,
+        "tap": tap,
         "tap_adapter": tap_live.as_ref().map(|(v, _)| v),
         "interrupted_install": interrupted,
         "answers": st.answers,
@@ -162,8 +175,7 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
             st.version
         );
         if let Some(why) = &st.monitor_why {
-            let title = crate::profile::Monitor::parse(&st.monitor)
-                .map_or("unknown", |m| crate::monitor::probe::title_of(m, st.accel));
+            let title = crate::monitor::probe::title_of(st.monitor, st.accel);
             println!("  monitor: {title} ({why})");
         }
         for i in &images {
@@ -210,9 +222,9 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
         );
         println!(
             "  first boot: {}",
-            crate::firstboot::state_words(&st.first_boot, prefix)
+            crate::firstboot::state_words(st.first_boot, prefix)
         );
-        if let Some(t) = &st.tap {
+        if let Some(t) = &tap {
             println!("  TAP {} on {}: {}", t.name, t.subnet, t.state);
             match &tap_live {
                 Some((_, true)) => println!("    present and up with its address"),
@@ -232,9 +244,9 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
         }
         println!(
             "  driver: {}",
-            crate::driver::status_line(&crate::driver::status(st.driver.as_ref()))
+            crate::driver::status_line(&crate::driver::status(driver.as_ref()))
         );
-        if let Some(p) = &st.putty {
+        if let Some(p) = &putty {
             println!(
                 "  PuTTY session: \"{}\": ssh {} port {} ({}{})",
                 p.name,
@@ -248,12 +260,10 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
                 }
             );
         }
-        if st.service.is_some() || st.monitor == "colinux" {
+        if service.is_some() || st.monitor == crate::profile::Monitor::Colinux {
             println!(
                 "  service: {}",
-                crate::service::step::status_line(&crate::service::step::status(
-                    st.service.as_ref()
-                ))
+                crate::service::step::status_line(&crate::service::step::status(service.as_ref()))
             );
         }
         for p in &problems {

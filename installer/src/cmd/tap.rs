@@ -18,6 +18,7 @@
 //! Exit codes: 0, 1 (status: no adapter), 2 (usage), 3010 (made, but Windows asks for a
 //! reboot), 1603 (failed; a missing right is named), 1618 (the machine's lock is held).
 
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -25,7 +26,8 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use crate::exit::Outcome;
-use crate::state::{self, InstallState, Lock, LockError, STATE_FILE, TapRecord};
+use crate::state::{self, InstallState, Lock, LockError, STATE_FILE};
+use crate::tap::TapRecord;
 
 /// The adapter name when neither `--name` nor an installed machine gives one.
 pub const DEFAULT_NAME: &str = "tap-colinux";
@@ -106,7 +108,8 @@ fn machine(prefix: Option<&Path>) -> Result<Option<(PathBuf, InstallState)>> {
 }
 
 fn resolve_name(a: &TapArgs, st: Option<&InstallState>) -> Result<String> {
-    let name = match (&a.name, st.and_then(|s| s.tap.as_ref())) {
+    let recorded = st.map(crate::tap::record).transpose()?.flatten();
+    let name = match (&a.name, recorded.as_ref()) {
         (Some(n), _) => n.clone(),
         (None, Some(t)) => t.name.clone(),
         (None, None) if st.is_some() => {
@@ -121,7 +124,7 @@ fn resolve_name(a: &TapArgs, st: Option<&InstallState>) -> Result<String> {
 /// Writes the machine's TAP record, under its lock.
 fn record(prefix: &Path, mut st: InstallState, rec: TapRecord) -> Result<()> {
     let _lock = Lock::acquire(prefix)?;
-    st.tap = Some(rec);
+    crate::tap::set_record(&mut st, Some(&rec))?;
     let bytes = serde_json::to_vec_pretty(&st).context("encoding install-state.json")?;
     state::write_atomic(&prefix.join(STATE_FILE), &bytes)
 }
@@ -131,9 +134,11 @@ fn install(a: &TapInstallArgs) -> Result<Outcome> {
     let st = m.as_ref().map(|(_, s)| s);
     let name = resolve_name(&a.which, st)?;
     let recorded = st
-        .and_then(|s| s.tap.as_ref())
+        .map(crate::tap::record)
+        .transpose()?
+        .flatten()
         .filter(|t| t.name == name)
-        .map(|t| t.subnet.clone());
+        .map(|t| t.subnet.to_string());
     let pinned = match a.subnet.as_ref().or(recorded.as_ref()) {
         Some(s) => Some(tap_setup::Subnet::parse(s).map_err(|e| {
             if a.subnet.is_some() {
@@ -192,18 +197,18 @@ fn install(a: &TapInstallArgs) -> Result<Outcome> {
     let done = tap_setup::install(host.as_mut(), &spec)
         .map_err(|e| anyhow!(e).context(format!("setting up the TAP adapter {name}")))?;
     if let Some((prefix, st)) = m {
-        let was_ours = st.tap.as_ref().is_some_and(|t| t.created && t.name == name);
+        let was_ours = crate::tap::record(&st)?.is_some_and(|t| t.created && t.name == name);
         let rec = TapRecord {
             name: name.clone(),
-            subnet: spec.subnet.to_string(),
+            subnet: spec.subnet,
             state: format!(
                 "{} by `tap install`, {} up",
                 if done.created { "created" } else { "reused" },
                 spec.subnet.host_ip()
             ),
             created: done.created || was_ours,
-            host_ip: Some(spec.subnet.host_ip().to_string()),
-            guest_ip: Some(spec.subnet.guest_ip().to_string()),
+            host_ip: Some(spec.subnet.host_ip()),
+            guest_ip: Some(spec.subnet.guest_ip()),
             skipped: None,
         };
         record(&prefix, st, rec)?;
@@ -240,7 +245,7 @@ fn remove(a: &TapArgs) -> Result<Outcome> {
     let removed = tap_setup::remove(host.as_mut(), &name)
         .map_err(|e| anyhow!(e).context(format!("removing the TAP adapter {name}")))?;
     if let Some((prefix, st)) = m
-        && let Some(mut rec) = st.tap.clone().filter(|t| t.name == name)
+        && let Some(mut rec) = crate::tap::record(&st)?.filter(|t| t.name == name)
     {
         rec.created = false;
         rec.state = "removed by `tap remove`".into();
@@ -257,15 +262,12 @@ fn remove(a: &TapArgs) -> Result<Outcome> {
 }
 
 /// The adapter's state as JSON, and whether it is there as expected.
-pub fn adapter_json(name: &str, expected_ip: Option<&str>) -> (serde_json::Value, bool) {
+pub fn adapter_json(name: &str, expected_ip: Option<Ipv4Addr>) -> (serde_json::Value, bool) {
     let mut host = crate::netfacts::host();
     match host.find(name) {
         Ok(Some(ad)) => {
-            let has_ip = expected_ip.is_none_or(|ip| {
-                ad.addresses
-                    .iter()
-                    .any(|p| p.addr.to_string() == ip && p.len == 24)
-            });
+            let has_ip = expected_ip
+                .is_none_or(|ip| ad.addresses.iter().any(|p| p.addr == ip && p.len == 24));
             let ok = ad.is_tap && has_ip;
             (
                 json!({"present": true, "ok": ok, "adapter": ad, "expected_address": expected_ip}),
@@ -284,8 +286,12 @@ fn status(a: &TapArgs) -> Result<Outcome> {
     let m = machine(a.prefix.as_deref())?;
     let st = m.as_ref().map(|(_, s)| s);
     let name = resolve_name(a, st)?;
-    let rec = st.and_then(|s| s.tap.clone()).filter(|t| t.name == name);
-    let (live, ok) = adapter_json(&name, rec.as_ref().and_then(|r| r.host_ip.as_deref()));
+    let rec = st
+        .map(crate::tap::record)
+        .transpose()?
+        .flatten()
+        .filter(|t| t.name == name);
+    let (live, ok) = adapter_json(&name, rec.as_ref().and_then(|r| r.host_ip));
     let network = rec.as_ref().map(|r| network_check(r, &name));
     if a.json {
         println!(
@@ -328,7 +334,7 @@ fn status(a: &TapArgs) -> Result<Outcome> {
         if let Some(r) = &rec {
             println!(
                 "  recorded: {} on {}, {}{}",
-                r.host_ip.as_deref().unwrap_or("?"),
+                r.host_ip.map_or("?".to_owned(), |ip| ip.to_string()),
                 r.subnet,
                 r.state,
                 if r.created {
@@ -355,7 +361,7 @@ fn status(a: &TapArgs) -> Result<Outcome> {
 /// Whether the recorded network now collides with the host's (other than the adapter's
 /// own use of it): the message, or `None`.
 fn network_check(rec: &TapRecord, name: &str) -> Option<String> {
-    let subnet = tap_setup::Subnet::parse(&rec.subnet).ok()?;
+    let subnet = rec.subnet;
     let mut host = crate::netfacts::host();
     let busy = host.busy().ok()?;
     tap_setup::subnet::conflict(subnet, &busy, Some(name)).map(|with| {
@@ -368,7 +374,7 @@ fn network_check(rec: &TapRecord, name: &str) -> Option<String> {
 /// `boot`'s re-check of the machine's TAP adapter: its network must still be free and
 /// the adapter there with its address. A skipped (optional) adapter is a warning.
 pub fn boot_check(prefix: &Path, st: &InstallState) -> Result<()> {
-    let Some(rec) = &st.tap else {
+    let Some(rec) = &crate::tap::record(st)? else {
         return Ok(());
     };
     if let Some(why) = &rec.skipped {
@@ -384,11 +390,12 @@ pub fn boot_check(prefix: &Path, st: &InstallState) -> Result<()> {
             "{msg}; the guest ({}) would not be reachable. Remove the other network, or move the machine to a free one: \
              `colinux-setup tap install --prefix {} --subnet 10.x.y.0/24`, then re-install with SUBNET=10.x.y.0/24 \
              so the guest's address follows",
-            rec.guest_ip.as_deref().unwrap_or("its address"),
+            rec.guest_ip
+                .map_or("its address".to_owned(), |ip| ip.to_string()),
             prefix.display()
         );
     }
-    let (live, ok) = adapter_json(&rec.name, rec.host_ip.as_deref());
+    let (live, ok) = adapter_json(&rec.name, rec.host_ip);
     if !ok {
         bail!(
             "the TAP adapter {} of this machine is {} (expected {} on {}); set it up again with `colinux-setup tap install --prefix {}`",
@@ -398,7 +405,7 @@ pub fn boot_check(prefix: &Path, st: &InstallState) -> Result<()> {
             } else {
                 "not on this host"
             },
-            rec.host_ip.as_deref().unwrap_or("?"),
+            rec.host_ip.map_or("?".to_owned(), |ip| ip.to_string()),
             rec.subnet,
             prefix.display()
         );

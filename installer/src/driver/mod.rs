@@ -28,10 +28,64 @@ use driver_bundle::host::Installed;
 use driver_bundle::manifest::{Host, Manifest, Role, Signer};
 use serde::{Deserialize, Serialize};
 
-use crate::apply::{Ctx, Entry, Journal, Summary};
+use crate::engine::step::{Applied, HostStep, Named};
+use crate::engine::{Ctx, Entry, Journal, Removed, Summary};
 use crate::plan::Plan;
 use crate::profile::Monitor;
-use crate::state::{FileRecord, RunLog};
+use crate::state::{FileRecord, InstallState, RunLog};
+
+/// The step's name: its record's key in install-state.json and its test hook.
+pub const NAME: &str = "driver";
+
+/// The machine's recorded driver, if any.
+pub fn record(st: &InstallState) -> Result<Option<DriverRecord>> {
+    st.object(NAME)
+}
+
+/// The ring-0 driver step (coLinux monitor).
+pub struct Driver;
+
+impl HostStep for Driver {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn apply(
+        &self,
+        plan: &Plan,
+        ctx: &mut Ctx<'_>,
+        journal: &mut Journal,
+        old: Option<&InstallState>,
+        summary: &mut Summary,
+    ) -> Result<Applied> {
+        let (rec, file) = step(plan, ctx, journal, old, summary)?;
+        Applied::record(rec.as_ref(), file.into_iter().collect())
+    }
+
+    fn roll_back(&self, undo: &serde_json::Value, log: &mut RunLog) -> Vec<String> {
+        match Named::deserialize(undo) {
+            Ok(n) => rollback(&n.name, log).into_iter().collect(),
+            Err(_) => {
+                log.line(&format!(
+                    "rollback: a driver entry that cannot be read: {undo}"
+                ));
+                Vec::new()
+            }
+        }
+    }
+
+    fn uninstall(
+        &self,
+        record: &serde_json::Value,
+        log: &mut RunLog,
+        out: &mut Removed,
+    ) -> Result<()> {
+        let rec = DriverRecord::deserialize(record)
+            .context("install-state.json's driver record cannot be read")?;
+        out.reboot_required |= uninstall(&rec, log, &mut out.removed)?;
+        Ok(())
+    }
+}
 
 /// The driver, as install-state.json records it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -66,7 +120,7 @@ pub fn step(
     plan: &Plan,
     ctx: &mut Ctx<'_>,
     journal: &mut Journal,
-    old: Option<&crate::state::InstallState>,
+    old: Option<&InstallState>,
     summary: &mut Summary,
 ) -> Result<(Option<DriverRecord>, Option<FileRecord>)> {
     if plan.monitor != Monitor::Colinux {
@@ -113,7 +167,7 @@ pub fn step(
     let dest = plan.prefix.join(&file_name);
     let src = driver_bundle::manifest::host_path(&kit, &entry.path);
     let bytes = std::fs::read(&src).with_context(|| format!("reading the kit's {}", entry.path))?;
-    crate::apply::write_file(&dest, &bytes, journal, summary)?;
+    crate::engine::write_file(&dest, &bytes, journal, summary)?;
     // Checked again where it will be loaded from: the copy is what the host uses.
     driver_bundle::manifest::verify_file(&plan.prefix, &{
         let mut e = entry.clone();
@@ -152,10 +206,10 @@ pub fn step(
         .status()
         .with_context(|| format!("asking the host about the {name} driver"))?
         .installed;
-    let entry_j = Entry::Driver { name: name.clone() };
+    let entry_j = Entry::host(NAME, &Named { name: name.clone() })?;
     let ours_before = journal.entries.contains(&entry_j)
         || old
-            .and_then(|s| s.driver.as_ref())
+            .and_then(|s| record(s).ok().flatten())
             .is_some_and(|d| d.created && d.name == name);
     if !existed {
         journal.push(entry_j)?;
@@ -189,10 +243,10 @@ pub fn step(
         .line(&format!("driver {name} ({}): {state}", host.kind()));
     let file = FileRecord {
         file: file_name.clone(),
-        role: "driver".into(),
+        role: crate::state::FileRole::Driver,
         bytes: entry.size,
         digest: Some(format!("sha256:{}", entry.sha256)),
-        origin: "install".into(),
+        origin: crate::state::Origin::Install,
         fs: None,
         uuid: None,
     };
@@ -212,7 +266,7 @@ pub fn step(
 /// Rollback of a journalled driver: remove it; returns what was done.
 pub fn rollback(name: &str, log: &mut RunLog) -> Option<String> {
     let result = host::host_for(false).and_then(|mut h| h.remove().map_err(|e| anyhow!(e)));
-    crate::apply::rolled_back(&format!("driver {name}"), result, log)
+    crate::engine::step::rolled_back(&format!("driver {name}"), result, log)
 }
 
 /// Uninstall: removes a driver this tool installed. `Ok(true)` when a reboot finishes it.
@@ -227,7 +281,7 @@ pub fn uninstall(rec: &DriverRecord, log: &mut RunLog, removed: &mut Vec<String>
             rec.name
         ))
     })?;
-    Ok(crate::apply::uninstalled(
+    Ok(crate::engine::step::uninstalled(
         &format!("driver {}", rec.name),
         outcome,
         log,

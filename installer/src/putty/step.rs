@@ -16,9 +16,70 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
 use super::{DEFAULT_NAME, Session, Store};
-use crate::apply::{Ctx, Entry, Journal, Summary};
+use crate::engine::step::{Applied, HostStep};
+use crate::engine::{Ctx, Entry, Journal, Removed, Summary};
 use crate::plan::{Answers, Plan};
 use crate::state::{InstallState, RunLog};
+
+/// The step's name: its record's key in install-state.json and its test hook.
+pub const NAME: &str = "putty";
+
+/// The machine's recorded PuTTY session, if any.
+pub fn record(st: &InstallState) -> Result<Option<PuttyRecord>> {
+    st.object(NAME)
+}
+
+/// What the rollback needs to remove a session this run is about to save.
+#[derive(Serialize, Deserialize)]
+struct Undo {
+    store: Store,
+    name: String,
+}
+
+/// The PuTTY saved session step (PUTTYSESSION).
+pub struct Putty;
+
+impl HostStep for Putty {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn apply(
+        &self,
+        plan: &Plan,
+        ctx: &mut Ctx<'_>,
+        journal: &mut Journal,
+        old: Option<&InstallState>,
+        summary: &mut Summary,
+    ) -> Result<Applied> {
+        let rec = step(plan, ctx, journal, old, summary)?;
+        Applied::record(rec.as_ref(), Vec::new())
+    }
+
+    fn roll_back(&self, undo: &serde_json::Value, log: &mut RunLog) -> Vec<String> {
+        match Undo::deserialize(undo) {
+            Ok(u) => rollback(&u.store, &u.name, log).into_iter().collect(),
+            Err(_) => {
+                log.line(&format!(
+                    "rollback: a PuTTY session entry that cannot be read: {undo}"
+                ));
+                Vec::new()
+            }
+        }
+    }
+
+    fn uninstall(
+        &self,
+        record: &serde_json::Value,
+        log: &mut RunLog,
+        out: &mut Removed,
+    ) -> Result<()> {
+        let rec = PuttyRecord::deserialize(record)
+            .context("install-state.json's PuTTY session record cannot be read")?;
+        uninstall(&rec, log, &mut out.removed, &mut out.not_removed);
+        Ok(())
+    }
+}
 
 /// The session, as install-state.json records it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -85,9 +146,9 @@ fn session(plan: &Plan) -> Result<Option<Session>> {
         .find(|u| u.uid != 0)
         .map(|u| u.name.clone());
     super::from_config(
-        plan.config_txt.as_bytes(),
+        &plan.config,
         "config.txt",
-        plan.tap.as_ref().map(|t| t.guest_ip.clone()),
+        plan.tap.as_ref().map(|t| t.guest_ip),
         &name,
         user,
     )
@@ -132,7 +193,7 @@ pub fn step(
     old: Option<&InstallState>,
     summary: &mut Summary,
 ) -> Result<Option<PuttyRecord>> {
-    let old_rec = old.and_then(|s| s.putty.clone());
+    let old_rec = old.map(record).transpose()?.flatten();
     let Some(s) = session(plan)? else {
         return Ok(old_rec.filter(|r| r.created));
     };
@@ -153,10 +214,13 @@ pub fn step(
         );
     }
     if !same {
-        let entry = Entry::Putty {
-            store: store.clone(),
-            name: s.name.clone(),
-        };
+        let entry = Entry::host(
+            NAME,
+            &Undo {
+                store: store.clone(),
+                name: s.name.clone(),
+            },
+        )?;
         if !exists {
             journal.push(entry)?;
         }

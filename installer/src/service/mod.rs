@@ -238,6 +238,18 @@ pub fn spec(prefix: &Path, name: &str, config_text: &[u8]) -> Result<Spec, SpecE
             first: d.to_string(),
         });
     }
+    spec_for_config(prefix, name, &parsed.config)
+}
+
+/// The service for the machine in `prefix` whose config.txt holds `config` (an
+/// install's plan, which has the model already).
+pub fn spec_for_config(
+    prefix: &Path,
+    name: &str,
+    config: &config_txt::Config,
+) -> Result<Spec, SpecError> {
+    validate_name(name)?;
+    let config_path = prefix.join("config.txt");
     let exe = prefix.join(DAEMON_EXE).display().to_string();
     let args = vec![
         format!("@{}", config_path.display()),
@@ -261,7 +273,7 @@ pub fn spec(prefix: &Path, name: &str, config_text: &[u8]) -> Result<Spec, SpecE
         exe,
         args,
         command_line,
-        dependencies: dependencies(&parsed.config),
+        dependencies: dependencies(config),
         start: "auto".into(),
         account: ACCOUNT.into(),
         failure: FailurePolicy::daemon(),

@@ -12,10 +12,64 @@ use anyhow::{Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
 use super::{DEFAULT_NAME, Installed};
-use crate::apply::{Ctx, Entry, Journal, Summary};
+use crate::engine::step::{Applied, HostStep, Named};
+use crate::engine::{Ctx, Entry, Journal, Removed, Summary};
 use crate::plan::{Answers, Plan};
 use crate::profile::Monitor;
 use crate::state::{InstallState, RunLog};
+
+/// The step's name: its record's key in install-state.json and its test hook.
+pub const NAME: &str = "service";
+
+/// The machine's recorded service, if any.
+pub fn record(st: &InstallState) -> Result<Option<ServiceRecord>> {
+    st.object(NAME)
+}
+
+/// The machine's Windows service step (SERVICE=1).
+pub struct Service;
+
+impl HostStep for Service {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn apply(
+        &self,
+        plan: &Plan,
+        ctx: &mut Ctx<'_>,
+        journal: &mut Journal,
+        old: Option<&InstallState>,
+        summary: &mut Summary,
+    ) -> Result<Applied> {
+        let rec = step(plan, ctx, journal, old, summary)?;
+        Applied::record(rec.as_ref(), Vec::new())
+    }
+
+    fn roll_back(&self, undo: &serde_json::Value, log: &mut RunLog) -> Vec<String> {
+        match Named::deserialize(undo) {
+            Ok(n) => rollback(&n.name, log).into_iter().collect(),
+            Err(_) => {
+                log.line(&format!(
+                    "rollback: a service entry that cannot be read: {undo}"
+                ));
+                Vec::new()
+            }
+        }
+    }
+
+    fn uninstall(
+        &self,
+        record: &serde_json::Value,
+        log: &mut RunLog,
+        out: &mut Removed,
+    ) -> Result<()> {
+        let rec = ServiceRecord::deserialize(record)
+            .map_err(|e| anyhow!("install-state.json's service record cannot be read: {e}"))?;
+        out.reboot_required |= uninstall(&rec, log, &mut out.removed, &mut out.not_removed)?;
+        Ok(())
+    }
+}
 
 /// The service, as install-state.json records it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -89,7 +143,7 @@ pub fn wanted(plan: &Plan) -> Option<String> {
 pub fn describe(plan: &Plan) -> Option<String> {
     let name = wanted(plan)?;
     Some(
-        match super::spec(&plan.prefix, &name, plan.config_txt.as_bytes()) {
+        match super::spec_for_config(&plan.prefix, &name, &plan.config) {
             Ok(s) => format!(
                 "  service:        {} (starts at boot as {}, after {}; restarts after 1 s twice): {} (rolled back on failure; an existing one is reused)",
                 s.name,
@@ -110,7 +164,7 @@ pub fn step(
     old: Option<&InstallState>,
     summary: &mut Summary,
 ) -> Result<Option<ServiceRecord>> {
-    let old_rec = old.and_then(|s| s.service.clone());
+    let old_rec = old.map(record).transpose()?.flatten();
     let Some(name) = wanted(plan) else {
         if let Some(r) = old_rec.as_ref().filter(|r| r.created) {
             // Turning the feature off does not delete what an earlier install made:
@@ -140,7 +194,7 @@ pub fn step(
         ctx.rep.warn(&w);
         summary.warnings.push(w);
     }
-    let spec = super::spec(&plan.prefix, &name, plan.config_txt.as_bytes())?;
+    let spec = super::spec_for_config(&plan.prefix, &name, &plan.config)?;
     let daemon = plan.prefix.join(super::DAEMON_EXE);
     if !daemon.is_file() {
         // The kit brought no daemon (the machine-files step warned already): the service
@@ -157,7 +211,7 @@ pub fn step(
         .status(&name)
         .map_err(|e| anyhow!(e).context(format!("asking the host about the service {name}")))?
         .installed;
-    let entry = Entry::Service { name: name.clone() };
+    let entry = Entry::host(NAME, &Named { name: name.clone() })?;
     let ours_before = journal.entries.contains(&entry)
         || old_rec
             .as_ref()
@@ -196,7 +250,7 @@ pub fn step(
 /// Rollback of a journalled service: delete it; returns what was done.
 pub fn rollback(name: &str, log: &mut RunLog) -> Option<String> {
     let result = super::host_for(false).and_then(|mut h| h.remove(name).map_err(|e| anyhow!(e)));
-    crate::apply::rolled_back(&format!("service {name}"), result, log)
+    crate::engine::step::rolled_back(&format!("service {name}"), result, log)
 }
 
 /// Uninstall: removes a service this tool created, if it still runs the command line
@@ -235,7 +289,7 @@ pub fn uninstall(
             rec.name
         ))
     })?;
-    Ok(crate::apply::uninstalled(
+    Ok(crate::engine::step::uninstalled(
         &format!("service {}", rec.name),
         outcome,
         log,

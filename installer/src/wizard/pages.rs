@@ -281,7 +281,7 @@ impl Wizard<'_> {
                     st.monitor,
                     st.version,
                     state::stamp(st.installed_at),
-                    crate::firstboot::state_words(&st.first_boot, &prefix)
+                    crate::firstboot::state_words(st.first_boot, &prefix)
                 ));
             }
             let check = crate::apply::check_host(&self.plan);
@@ -665,7 +665,10 @@ impl Wizard<'_> {
                     let _ = self.term.clear_screen();
                     let text = format!(
                         "config.txt:\n{}\n/etc/fstab of the root image:\n{}",
-                        self.plan.config_txt.trim_end(),
+                        self.plan
+                            .config_text()
+                            .unwrap_or_else(|e| format!("{e:#}"))
+                            .trim_end(),
                         self.plan.fstab.trim_end()
                     );
                     for line in text.lines() {

@@ -22,7 +22,8 @@ use console::{Term, style};
 use dialoguer::theme::ColorfulTheme;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::apply::{self, ApplyError, Ctx, Summary};
+use crate::apply::{self, ApplyError};
+use crate::engine::{Ctx, Summary};
 use crate::plan::Plan;
 use crate::profile::Monitor;
 use crate::progress::{Reporter, Sink};
@@ -338,7 +339,7 @@ pub fn finish(plan: &Plan, summary: &Summary, log: &std::path::Path) {
     }
     s.push_str(&format!(
         "First boot: {}.\n\nStart it:\n",
-        crate::firstboot::state_words(&summary.first_boot, &plan.prefix)
+        crate::firstboot::state_words(summary.first_boot, &plan.prefix)
     ));
     match plan.monitor {
         Monitor::Colinux => s.push_str(&format!(
