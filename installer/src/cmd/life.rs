@@ -46,8 +46,10 @@ pub const STOP_TIMEOUT: u64 = 60;
 pub const SHELL_TIMEOUT: u64 = 600;
 
 /// The line the background process prints when the guest is up.
+#[cfg_attr(not(unix), allow(dead_code))]
 const READY: &str = "colinux-setup: ready";
 /// The prefix of console lines it passes to `start` while the guest comes up.
+#[cfg_attr(not(unix), allow(dead_code))]
 const CONSOLE: &str = "console: ";
 
 /// Runs `list`.
@@ -177,6 +179,7 @@ fn describe(prefix: &Path) -> Value {
 }
 
 /// The text of a machine that is not running.
+#[cfg_attr(not(unix), allow(dead_code))]
 fn not_running(prefix: &Path, what: &str) -> anyhow::Error {
     anyhow!(
         "the machine in {} is not running; start it with `colinux-setup start --prefix {}`, then {what}",
@@ -186,6 +189,7 @@ fn not_running(prefix: &Path, what: &str) -> anyhow::Error {
 }
 
 /// The machine installed in `prefix`, or the error that says there is none.
+#[cfg_attr(not(unix), allow(dead_code))]
 fn installed(prefix: &Path) -> Result<InstallState, anyhow::Error> {
     match InstallState::read(prefix) {
         Ok(Some(s)) => Ok(s),
