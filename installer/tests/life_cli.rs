@@ -406,3 +406,50 @@ fn the_list_of_machines_is_read_as_untrusted_input() {
         .expect("list");
     expect(&o, FAILED, &["set HOME"]);
 }
+
+/// A background process that dies (SIGKILL, as the OOM killer or a crash would) takes
+/// its guest with it: the machine is stopped, its lock free, and it starts again.
+#[test]
+fn a_killed_background_process_takes_its_guest_with_it() {
+    let f = Fixture::new();
+    f.install();
+    let _guard = Running(f.prefix.clone());
+    let start = || {
+        f.run(&[
+            "start",
+            "--prefix",
+            p(&f.prefix),
+            "--timeout",
+            &secs(60).to_string(),
+        ])
+    };
+    expect(&start(), 0, &["started the machine in"]);
+    let m = f.list();
+    let pid = m[0]["pid"].as_u64().expect("a running machine's pid");
+    let st = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    let until = Instant::now() + std::time::Duration::from_secs(secs(10));
+    while locked(&f.prefix) && Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        !locked(&f.prefix),
+        "the guest went with its background process"
+    );
+    // Its run record is still there, but names a process that is gone.
+    assert!(f.prefix.join(".colinux-setup-running.json").exists());
+    assert_eq!(f.list()[0]["state"], "stopped");
+    expect(
+        &f.run(&[&args(&f.on("shell"))[..], &["--", "true"]].concat()),
+        FAILED,
+        &["is not running"],
+    );
+    expect(&start(), 0, &["started the machine in"]);
+    let o = f.run(&[&args(&f.on("shell"))[..], &["--", "echo again"]].concat());
+    expect(&o, 0, &["again"]);
+    expect(&f.run(&args(&f.on("stop"))), 0, &["stopped the machine in"]);
+    assert_eq!(f.list()[0]["state"], "stopped");
+}
