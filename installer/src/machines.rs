@@ -208,12 +208,14 @@ pub struct RunRecord {
 }
 
 /// Writes the run record of `prefix`.
+#[cfg_attr(not(unix), allow(dead_code))]
 pub fn write_run(prefix: &Path, rec: &RunRecord) -> anyhow::Result<()> {
     let bytes = serde_json::to_vec_pretty(rec).unwrap_or_default();
     crate::state::write_atomic(&prefix.join(RUN_FILE), &bytes)
 }
 
 /// Removes the run record of `prefix` (the machine stopped).
+#[cfg_attr(not(unix), allow(dead_code))]
 pub fn remove_run(prefix: &Path) {
     let _ = std::fs::remove_file(prefix.join(RUN_FILE));
 }

@@ -172,7 +172,9 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
                 state::stamp(r.started_at),
                 prefix.display()
             ),
-            None => println!("  not running in the background"),
+            // `start` is Linux's for now: elsewhere there is nothing to say.
+            None if cfg!(unix) => println!("  not running in the background"),
+            None => {}
         }
         if let Some(why) = &st.monitor_why {
             let title = crate::profile::Monitor::parse(&st.monitor)

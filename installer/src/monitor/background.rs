@@ -217,16 +217,8 @@ pub fn run_command(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos())
     );
-    let begin = format!("COLINUX-SHELL-BEGIN-{nonce}");
-    let end = format!("COLINUX-SHELL-END-{nonce} rc=");
-    // Ctrl-U first: whatever was typed on the console line is dropped. One line, so
-    // the shell prints no prompt between the command and the end marker; the command
-    // goes through `eval` as one quoted word, so a trailing `&` or `# comment` in it
-    // cannot swallow the marker.
-    let line = format!(
-        "\u{15}echo COLINUX\"\"-SHELL-BEGIN-{nonce}; eval {}; echo \"COLINUX\"\"-SHELL-END-{nonce} rc=$?\"\n",
-        sh_quote(command)
-    );
+    let (begin, end) = markers(&nonce);
+    let line = typed_line(&nonce, command);
     s.write_all(line.as_bytes())
         .map_err(io("typing the command on the console"))?;
     let start = Instant::now();
@@ -280,6 +272,27 @@ pub fn run_command(
             output.push('\n');
         }
     }
+}
+
+/// What the guest's shell prints before and after a command (the end marker is
+/// followed by its status).
+fn markers(nonce: &str) -> (String, String) {
+    (
+        format!("COLINUX-SHELL-BEGIN-{nonce}"),
+        format!("COLINUX-SHELL-END-{nonce} rc="),
+    )
+}
+
+/// The line typed on the console for `command`. Ctrl-U first: whatever was typed on
+/// the console line is dropped. One line, so the shell prints no prompt between the
+/// command and the end marker; the command goes through `eval` as one quoted word, so a
+/// trailing `&` or `# comment` in it cannot swallow the marker; the markers are written
+/// with `""` inside, so the console's echo of this line matches neither.
+fn typed_line(nonce: &str, command: &str) -> String {
+    format!(
+        "\u{15}echo COLINUX\"\"-SHELL-BEGIN-{nonce}; eval {}; echo \"COLINUX\"\"-SHELL-END-{nonce} rc=$?\"\n",
+        sh_quote(command)
+    )
 }
 
 /// `text` as one word of a shell command line: in single quotes, each `'` as `'\''`.
@@ -387,5 +400,29 @@ impl Drop for RawTerminal {
             rustix::termios::OptionalActions::Now,
             &self.saved,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_typed_line_never_matches_its_own_markers_and_quotes_the_command() {
+        let (begin, end) = markers("42-7");
+        for command in [
+            "true",
+            "echo COLINUX-SHELL-END-42-7 rc=0'",
+            "a & # b",
+            "it's",
+        ] {
+            let line = typed_line("42-7", command);
+            // The console echoes what is typed: neither marker may appear in it.
+            assert!(!line.contains(&begin), "{line}");
+            assert!(!line.contains(&end) || command.contains(&end), "{line}");
+            assert_eq!(line.matches('\n').count(), 1, "one line: {line}");
+        }
+        assert_eq!(sh_quote("it's"), r"'it'\''s'");
+        assert!(typed_line("1", "a & # b").contains("eval 'a & # b';"));
     }
 }
