@@ -453,3 +453,68 @@ fn a_killed_background_process_takes_its_guest_with_it() {
     expect(&f.run(&args(&f.on("stop"))), 0, &["stopped the machine in"]);
     assert_eq!(f.list()[0]["state"], "stopped");
 }
+
+/// `console` on a terminal: raw mode (Ctrl-C goes to the guest, not to `console`),
+/// what is typed runs in the guest, Ctrl-] detaches with exit 0 and the machine runs on.
+#[test]
+fn console_on_a_terminal_passes_every_key_and_detaches_with_ctrl_close_bracket() {
+    use expectrl::Expect as _;
+    use expectrl::process::unix::WaitStatus;
+    let f = Fixture::new();
+    f.install();
+    let _guard = Running(f.prefix.clone());
+    expect(
+        &f.run(&[
+            "start",
+            "--prefix",
+            p(&f.prefix),
+            "--timeout",
+            &secs(60).to_string(),
+        ]),
+        0,
+        &["started the machine in"],
+    );
+    let mut c = Command::new(common::BIN);
+    c.args(["console", "--prefix", p(&f.prefix)])
+        .env("XDG_STATE_HOME", &f.state)
+        .env("TERM", "xterm");
+    let mut s = expectrl::session::OsSession::spawn(c).expect("console in a pty");
+    let mut raw = Vec::new();
+    let mut wait_raw = |s: &mut expectrl::session::OsSession, needle: &str| {
+        let start = Instant::now();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&raw).contains(needle) {
+            match s.try_read(&mut buf) {
+                Ok(n) if n > 0 => raw.extend_from_slice(&buf[..n]),
+                _ => std::thread::sleep(std::time::Duration::from_millis(50)),
+            }
+            assert!(
+                start.elapsed().as_secs() < secs(20),
+                "`{needle}` did not come:\n{}",
+                String::from_utf8_lossy(&raw)
+            );
+        }
+    };
+    wait_raw(&mut s, "Ctrl-] detaches");
+    s.send("echo PTY-$((2+3))\r").expect("type");
+    wait_raw(&mut s, "PTY-5");
+    // Ctrl-C in raw mode reaches the guest's shell (whose line editor drops the line
+    // typed so far), not `console`, which stays attached.
+    s.send("echo DROPPED").expect("type");
+    s.send("\u{3}").expect("Ctrl-C");
+    s.send("echo AFTER-$((3+4))\r").expect("type");
+    wait_raw(&mut s, "AFTER-7");
+    s.send("\u{1d}").expect("Ctrl-]");
+    let start = Instant::now();
+    let status = loop {
+        match s.get_process().status() {
+            Ok(WaitStatus::StillAlive) if start.elapsed().as_secs() < 10 => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => break other,
+        }
+    };
+    assert!(matches!(status, Ok(WaitStatus::Exited(_, 0))), "{status:?}");
+    assert_eq!(f.list()[0]["state"], "running", "the machine runs on");
+    expect(&f.run(&args(&f.on("stop"))), 0, &["stopped the machine in"]);
+}
