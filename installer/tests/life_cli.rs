@@ -447,11 +447,32 @@ fn a_killed_background_process_takes_its_guest_with_it() {
         FAILED,
         &["is not running"],
     );
-    expect(&start(), 0, &["started the machine in"]);
+    // Again, with the results as JSON.
+    let o = f.run(&[
+        "start",
+        "--json",
+        "--prefix",
+        p(&f.prefix),
+        "--timeout",
+        &secs(60).to_string(),
+    ]);
+    expect(&o, 0, &[]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("start --json");
+    assert_eq!(v["state"], "running", "{v}");
+    assert_eq!(v["monitor"], host().monitor.as_str(), "{v}");
+    assert_ne!(v["pid"].as_u64(), Some(pid), "{v}");
+    assert_eq!(v["pid"], f.list()[0]["pid"], "{v}");
     let o = f.run(&[&args(&f.on("shell"))[..], &["--", "echo again"]].concat());
     expect(&o, 0, &["again"]);
-    expect(&f.run(&args(&f.on("stop"))), 0, &["stopped the machine in"]);
+    let o = f.run(&[&args(&f.on("stop"))[..], &["--json"]].concat());
+    expect(&o, 0, &[]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stop --json");
+    assert_eq!(v["was_running"], true, "{v}");
+    assert_eq!(v["clean_poweroff"], true, "{v}");
     assert_eq!(f.list()[0]["state"], "stopped");
+    let o = f.run(&[&args(&f.on("stop"))[..], &["--json"]].concat());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stop --json");
+    assert_eq!(v["was_running"], false, "{v}");
 }
 
 /// `console` on a terminal: raw mode (Ctrl-C goes to the guest, not to `console`),

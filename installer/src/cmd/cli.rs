@@ -399,6 +399,9 @@ pub struct StartArgs {
     /// How long to wait for the guest to come up before stopping it (exit 1603).
     #[arg(long, value_name = "SECS", default_value_t = super::life::START_TIMEOUT)]
     pub timeout: u64,
+    /// The result as one JSON document on stdout (state, pid, monitor, log).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `stop`.
@@ -410,6 +413,9 @@ pub struct StopArgs {
     /// How long the guest may take to power off before it is killed.
     #[arg(long, value_name = "SECS", default_value_t = super::life::STOP_TIMEOUT)]
     pub timeout: u64,
+    /// The result as one JSON document on stdout (whether it ran, a clean poweroff).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `console` (and the background process's arguments).

@@ -3,7 +3,7 @@
 //! - `list [--json]`: every machine this user installed (the registry,
 //!   [`crate::machines`]) with its monitor, state (running, stopped, missing, damaged),
 //!   RAM, images and network. Exit 0; 1603 when the registry itself is damaged.
-//! - `start [--prefix DIR] [--timeout SECS]`: runs the machine in the background and
+//! - `start [--prefix DIR] [--timeout SECS] [--json]`: runs the machine in the background and
 //!   returns once its guest is up (its shell's prompt after the root's "is up" line),
 //!   exit 0; 1618 when it runs already or another run holds its lock; 1603 when it
 //!   cannot start or does not come up in time (then with the last console lines).
@@ -12,10 +12,12 @@
 //!   `<prefix>/logs/colinux-setup-start-*.log`, serves the console on a socket
 //!   ([`crate::monitor::background`]) and leaves a run record in the folder while it
 //!   lives.
-//! - `stop [--prefix DIR] [--timeout SECS]`: a clean poweroff (ctrl-alt-del through
+//! - `stop [--prefix DIR] [--timeout SECS] [--json]`: a clean poweroff (ctrl-alt-del through
 //!   UML's management console or QEMU's monitor, as `boot` does on Ctrl-C), and after
 //!   `--timeout` seconds the machine's processes are killed. Exit 0 when it stopped, and
 //!   0 when it was not running (it says so: stopping a stopped machine is done).
+//!   `start --json` and `stop --json` print their result as one JSON document, as
+//!   `status --json` does; errors go to standard error with their exit code.
 //! - `console [--prefix DIR]`: attaches the terminal to the running guest's console;
 //!   Ctrl-] detaches. Exit 0; 1603 when the machine is not running.
 //! - `shell [--prefix DIR] [--timeout SECS] [-- COMMAND...]`: runs one command in the
@@ -211,12 +213,12 @@ fn unsupported(what: &str) -> Outcome {
 
 /// Runs `start`.
 #[cfg(not(unix))]
-pub fn start(_prefix: &Path, _timeout: u64) -> Outcome {
+pub fn start(_prefix: &Path, _timeout: u64, _json: bool) -> Outcome {
     unsupported("start")
 }
 /// Runs `stop`.
 #[cfg(not(unix))]
-pub fn stop(_prefix: &Path, _timeout: u64) -> Outcome {
+pub fn stop(_prefix: &Path, _timeout: u64, _json: bool) -> Outcome {
     unsupported("stop")
 }
 /// Runs `console`.
@@ -263,7 +265,7 @@ mod unix {
     const BACKGROUND_GRACE: Duration = Duration::from_secs(600);
 
     /// Runs `start`.
-    pub fn start(prefix: &Path, timeout: u64) -> Outcome {
+    pub fn start(prefix: &Path, timeout: u64, json_out: bool) -> Outcome {
         if let Err(e) = installed(prefix) {
             return Outcome::Failed(e);
         }
@@ -362,6 +364,15 @@ mod unix {
         // one's concern (the kernel reaps it once this process ends).
         drop(child);
         let rec = machines::running(prefix);
+        if json_out {
+            println!(
+                "{}",
+                serde_json::json!({"prefix": prefix, "state": "running", "seconds": started.elapsed().as_secs_f64(),
+                    "pid": rec.as_ref().map(|r| r.pid), "monitor": rec.as_ref().map(|r| r.monitor.clone()),
+                    "engine": rec.as_ref().map(|r| r.engine.clone()), "log": rec.as_ref().map(|r| r.log.clone())})
+            );
+            return Outcome::Done;
+        }
         println!(
             "started the machine in {} in the background ({}) in {:.1} s; `colinux-setup shell --prefix {}` runs commands in it, `colinux-setup console --prefix {}` attaches to its console, `colinux-setup stop --prefix {}` stops it",
             prefix.display(),
@@ -683,12 +694,19 @@ mod unix {
     }
 
     /// Runs `stop`.
-    pub fn stop(prefix: &Path, timeout: u64) -> Outcome {
+    pub fn stop(prefix: &Path, timeout: u64, json_out: bool) -> Outcome {
         let Some(rec) = machines::running(prefix) else {
             if let Err(e) = installed(prefix) {
                 return Outcome::Failed(e);
             }
             machines::remove_run(prefix);
+            if json_out {
+                println!(
+                    "{}",
+                    serde_json::json!({"prefix": prefix, "state": "stopped", "was_running": false})
+                );
+                return Outcome::Done;
+            }
             println!(
                 "the machine in {} is not running; nothing to do",
                 prefix.display()
@@ -747,7 +765,18 @@ mod unix {
                 }
             }
         }
-        if clean {
+        if json_out {
+            println!(
+                "{}",
+                serde_json::json!({"prefix": prefix, "state": "stopped", "was_running": true,
+                    "clean_poweroff": clean, "seconds": start.elapsed().as_secs_f64()})
+            );
+            if !clean {
+                eprintln!(
+                    "colinux-setup: warning: the guest did not power off within {timeout} s (--timeout); it was killed"
+                );
+            }
+        } else if clean {
             println!(
                 "stopped the machine in {} ({:.1} s)",
                 prefix.display(),
