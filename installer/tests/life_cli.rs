@@ -332,6 +332,27 @@ fn commands_on_a_machine_that_does_not_run_say_what_to_do() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert!(!locked(&f.prefix), "a failed start leaves the lock free");
+    // Ctrl-C while the guest comes up (its monitor is probed first, over a second):
+    // 1602, and the machine does not run.
+    let b = common::Booting::spawn(f.cmd(&args(&f.on("start"))));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let st = Command::new("kill")
+        .args(["-INT", &b.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    let (code, out) = b.wait(secs(20));
+    assert_eq!(code, Some(common::CANCELLED), "{out}");
+    assert!(
+        out.contains("stopped by Ctrl-C while the guest came up"),
+        "{out}"
+    );
+    assert_eq!(f.list()[0]["state"], "stopped");
+    let until = Instant::now() + std::time::Duration::from_secs(10);
+    while locked(&f.prefix) && Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(!locked(&f.prefix), "a cancelled start leaves the lock free");
 }
 
 /// The list of machines is untrusted input: a damaged one is named with what to do, a

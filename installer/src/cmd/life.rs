@@ -6,7 +6,8 @@
 //! - `start [--prefix DIR] [--timeout SECS] [--json]`: runs the machine in the background and
 //!   returns once its guest is up (its shell's prompt after the root's "is up" line),
 //!   exit 0; 1618 when it runs already or another run holds its lock; 1603 when it
-//!   cannot start or does not come up in time (then with the last console lines).
+//!   cannot start or does not come up in time (then with the last console lines);
+//!   1602 when Ctrl-C stopped it while it came up (the guest is stopped too).
 //!   The background process is `colinux-setup run-machine` (hidden), in a session of
 //!   its own: it holds the machine's lock as `boot` does, logs the console to
 //!   `<prefix>/logs/colinux-setup-start-*.log`, serves the console on a socket
@@ -213,7 +214,12 @@ fn unsupported(what: &str) -> Outcome {
 
 /// Runs `start`.
 #[cfg(not(unix))]
-pub fn start(_prefix: &Path, _timeout: u64, _json: bool) -> Outcome {
+pub fn start(
+    _prefix: &Path,
+    _timeout: u64,
+    _json: bool,
+    _interrupt: &std::sync::atomic::AtomicBool,
+) -> Outcome {
     unsupported("start")
 }
 /// Runs `stop`.
@@ -265,7 +271,7 @@ mod unix {
     const BACKGROUND_GRACE: Duration = Duration::from_secs(600);
 
     /// Runs `start`.
-    pub fn start(prefix: &Path, timeout: u64, json_out: bool) -> Outcome {
+    pub fn start(prefix: &Path, timeout: u64, json_out: bool, interrupt: &AtomicBool) -> Outcome {
         if let Err(e) = installed(prefix) {
             return Outcome::Failed(e);
         }
@@ -347,6 +353,16 @@ mod unix {
             // A root without a prompt after its "is up" line: up is up.
             if up_at.is_some_and(|t| t.elapsed() > Duration::from_secs(10)) {
                 break;
+            }
+            if interrupt.load(Ordering::SeqCst) {
+                let _ = child.kill();
+                let _ = child.wait();
+                machines::remove_run(prefix);
+                return Outcome::Cancelled(anyhow!(
+                    "stopped by {} while the guest came up; the machine in {} is not running",
+                    crate::progress::stop_reason(),
+                    prefix.display()
+                ));
             }
             if started.elapsed() >= deadline {
                 // Killing the background process kills the guest (its reaper) and frees

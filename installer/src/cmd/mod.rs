@@ -75,7 +75,9 @@ pub fn run(cli: Cli, interrupt: &AtomicBool) -> Outcome {
         Some(Command::Msi(cmd)) => msi::run(cmd, interrupt),
         Some(Command::ReapGuest { pgid }) => crate::monitor::reaper::serve(pgid),
         Some(Command::List(a)) => life::list(a.json),
-        Some(Command::Start(a)) => life::start(&default_prefix(a.prefix), a.timeout, a.json),
+        Some(Command::Start(a)) => {
+            life::start(&default_prefix(a.prefix), a.timeout, a.json, interrupt)
+        }
         Some(Command::Stop(a)) => life::stop(&default_prefix(a.prefix), a.timeout, a.json),
         Some(Command::Console(a)) => life::console(&default_prefix(a.prefix)),
         Some(Command::Shell(a)) => life::shell(&default_prefix(a.prefix), &a.command, a.timeout),
