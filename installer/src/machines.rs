@@ -6,7 +6,8 @@
 //! - the **registry** (`$XDG_STATE_HOME/colinux-setup/machines.json`, else
 //!   `~/.local/state/colinux-setup/machines.json`; `%LOCALAPPDATA%\colinux-setup\machines.json`
 //!   on Windows): the install folder of every machine this user installed. An install
-//!   adds its folder, an uninstall removes it; `list` reads it. It only names folders:
+//!   adds its folder (so does a `start`, for machines installed before the list
+//!   existed), an uninstall removes it; `list` reads it. It only names folders:
 //!   what a machine is comes from its own install-state.json, so an entry whose folder
 //!   is gone is shown as missing, never trusted further. Changes are read-modify-write
 //!   under a lock file beside it, so two installs at once keep both entries.
@@ -78,7 +79,7 @@ pub struct Registry {
 pub struct Entry {
     /// Its install folder (absolute).
     pub prefix: PathBuf,
-    /// Seconds since 1970 when it was (last) installed.
+    /// Seconds since 1970 when it was first listed.
     pub added_at: u64,
 }
 
@@ -136,15 +137,16 @@ pub fn read(path: &Path) -> Result<Registry, RegistryError> {
     Ok(reg)
 }
 
-/// Adds (or refreshes) `prefix` in this user's registry.
+/// Adds `prefix` to this user's registry (an entry that is there keeps its place).
 pub fn register(prefix: &Path) -> Result<(), RegistryError> {
     let prefix = std::path::absolute(prefix).unwrap_or_else(|_| prefix.to_owned());
     change(|reg| {
-        reg.machines.retain(|e| e.prefix != prefix);
-        reg.machines.push(Entry {
-            prefix: prefix.clone(),
-            added_at: crate::state::now_secs(),
-        });
+        if !reg.machines.iter().any(|e| e.prefix == prefix) {
+            reg.machines.push(Entry {
+                prefix: prefix.clone(),
+                added_at: crate::state::now_secs(),
+            });
+        }
     })
 }
 

@@ -444,8 +444,13 @@ fn a_killed_background_process_takes_its_guest_with_it() {
             &secs(60).to_string(),
         ])
     };
+    // A machine the list does not know (installed before it existed) joins it when
+    // started.
+    std::fs::remove_file(f.state.join("colinux-setup").join("machines.json")).expect("rm");
+    assert_eq!(f.list(), Vec::<serde_json::Value>::new());
     expect(&start(), 0, &["started the machine in"]);
     let m = f.list();
+    assert_eq!(m.len(), 1, "{m:?}");
     let pid = m[0]["pid"].as_u64().expect("a running machine's pid");
     let st = Command::new("kill")
         .args(["-KILL", &pid.to_string()])

@@ -275,6 +275,11 @@ mod unix {
         if let Err(e) = installed(prefix) {
             return Outcome::Failed(e);
         }
+        // A machine installed before the list existed joins it when it is started; a
+        // list that cannot be written costs the listing, not the start.
+        if let Err(e) = machines::register(prefix) {
+            eprintln!("colinux-setup: warning: {e}");
+        }
         if let Some(r) = machines::running(prefix) {
             return Outcome::Busy(anyhow!(
                 "the machine in {} is running already (background process {}, since {}); `colinux-setup stop --prefix {}` stops it",
