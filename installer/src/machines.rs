@@ -26,11 +26,15 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(unix)]
+use std::os::unix::ffi::OsStrExt as _;
+
 /// The registry's file name in its folder.
 pub const REGISTRY_FILE: &str = "machines.json";
 /// The run record's file name in the install folder.
 pub const RUN_FILE: &str = ".colinux-setup-running.json";
 /// The hidden command the background process runs as (`colinux-setup run-machine`).
+#[cfg_attr(not(unix), allow(dead_code))]
 pub const RUN_COMMAND: &str = "run-machine";
 
 /// Why the registry could not be read or changed.
@@ -139,7 +143,7 @@ pub fn read(path: &Path) -> Result<Registry, RegistryError> {
 
 /// Adds `prefix` to this user's registry (an entry that is there keeps its place).
 pub fn register(prefix: &Path) -> Result<(), RegistryError> {
-    let prefix = std::path::absolute(prefix).unwrap_or_else(|_| prefix.to_owned());
+    let prefix = canonical(&std::path::absolute(prefix).unwrap_or_else(|_| prefix.to_owned()));
     change(|reg| {
         if !reg.machines.iter().any(|e| e.prefix == prefix) {
             reg.machines.push(Entry {
@@ -153,11 +157,15 @@ pub fn register(prefix: &Path) -> Result<(), RegistryError> {
 /// Removes `prefix` from this user's registry (nothing when it is not there).
 pub fn unregister(prefix: &Path) -> Result<(), RegistryError> {
     let prefix = std::path::absolute(prefix).unwrap_or_else(|_| prefix.to_owned());
+    let gone = canonical(&prefix);
     let path = registry_path()?;
     if !path.exists() {
         return Ok(());
     }
-    change(|reg| reg.machines.retain(|e| e.prefix != prefix))
+    change(|reg| {
+        reg.machines
+            .retain(|e| e.prefix != prefix && e.prefix != gone && canonical(&e.prefix) != gone)
+    })
 }
 
 /// Read-modify-write under the registry's lock file.
@@ -227,12 +235,14 @@ pub fn remove_run(prefix: &Path) {
 pub fn running(prefix: &Path) -> Option<RunRecord> {
     let bytes = crate::input::read(&prefix.join(RUN_FILE), 64 * 1024, "a run record").ok()?;
     let rec: RunRecord = serde_json::from_slice(&bytes).ok()?;
-    (rec.format == 1 && is_alive(rec.pid, rec.pid_start)).then_some(rec)
+    (rec.format == 1 && is_alive(rec.pid, rec.pid_start, prefix)).then_some(rec)
 }
 
 /// Whether process `pid` lives, started at `start` (see [`RunRecord::pid_start`]) and
-/// runs colinux-setup's [`RUN_COMMAND`].
-pub fn is_alive(pid: u32, start: u64) -> bool {
+/// runs colinux-setup's [`RUN_COMMAND`] for `prefix` (`run-machine --prefix PREFIX`): a
+/// record naming another machine's background process is not this machine's.
+#[cfg(unix)]
+pub fn is_alive(pid: u32, start: u64, prefix: &Path) -> bool {
     if pid == 0 {
         return false;
     }
@@ -240,14 +250,31 @@ pub fn is_alive(pid: u32, start: u64) -> bool {
         return false;
     };
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    // The same folder however it was written (`../m`, a symbolic link).
+    let same_folder = args.get(3).is_some_and(|a| {
+        let a = Path::new(std::ffi::OsStr::from_bytes(a));
+        a == prefix || canonical(a) == canonical(prefix)
+    });
     now == start
-        && cmdline
-            .split(|b| *b == 0)
-            .nth(1)
-            .is_some_and(|a| a == RUN_COMMAND.as_bytes())
+        && args.get(1).copied() == Some(RUN_COMMAND.as_bytes())
+        && args.get(2).copied() == Some(b"--prefix".as_slice())
+        && same_folder
+}
+
+/// No machine runs in the background off Unix (see the module doc).
+#[cfg(not(unix))]
+pub fn is_alive(_pid: u32, _start: u64, _prefix: &Path) -> bool {
+    false
+}
+
+/// `path` with its links and `..` resolved, when it exists; else as it is.
+fn canonical(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())
 }
 
 /// Process `pid`'s start time (`/proc/PID/stat` field 22), when it lives (Linux).
+#[cfg_attr(not(unix), allow(dead_code))]
 pub fn start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may hold spaces and `)`: the
@@ -288,8 +315,9 @@ mod tests {
         let me = std::process::id();
         let start = start_time(me).expect("our own start time");
         // The test binary does not run `run-machine`.
-        assert!(!is_alive(me, start));
-        assert!(!is_alive(me, start + 1));
-        assert!(!is_alive(0, 0));
+        let here = Path::new("/");
+        assert!(!is_alive(me, start, here));
+        assert!(!is_alive(me, start + 1, here));
+        assert!(!is_alive(0, 0, here));
     }
 }

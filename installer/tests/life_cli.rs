@@ -177,6 +177,33 @@ fn a_machine_started_in_the_background_runs_commands_and_stops_cleanly() {
     );
     expect(&f.run(&args(&f.on("uninstall"))), BUSY, &[]);
     assert!(f.prefix.join("root.img").exists());
+    // Another machine whose folder holds this one's run record (copied, or hostile) is
+    // not running, and stopping it does not stop this one.
+    let other = f.prefix.with_file_name("other");
+    let o = install_cmd(&other, SMALL)
+        .env("XDG_STATE_HOME", &f.state)
+        .output()
+        .expect("install");
+    expect(&o, 0, &[]);
+    std::fs::copy(
+        f.prefix.join(".colinux-setup-running.json"),
+        other.join(".colinux-setup-running.json"),
+    )
+    .expect("copy the run record");
+    let m = f.list();
+    assert_eq!(m[1]["prefix"], p(&other), "{m:?}");
+    assert_eq!(m[1]["state"], "stopped", "{m:?}");
+    expect(
+        &f.run(&["stop", "--prefix", p(&other)]),
+        0,
+        &["is not running"],
+    );
+    assert_eq!(f.list()[0]["state"], "running");
+    // The same machine through a symbolic link to its folder.
+    let link = f.prefix.with_file_name("link");
+    std::os::unix::fs::symlink(&f.prefix, &link).expect("symlink");
+    let o = f.run(&["shell", "--prefix", p(&link), "--", "echo via-link"]);
+    expect(&o, 0, &["via-link"]);
 
     // A command in the guest: its output on stdout, its status as the exit code.
     let t1 = Instant::now();

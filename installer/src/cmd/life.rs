@@ -747,12 +747,12 @@ mod unix {
         let gone = |secs: u64| {
             let until = Instant::now() + Duration::from_secs(secs);
             while Instant::now() < until {
-                if !machines::is_alive(rec.pid, rec.pid_start) {
+                if !machines::is_alive(rec.pid, rec.pid_start, prefix) {
                     return true;
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
-            !machines::is_alive(rec.pid, rec.pid_start)
+            !machines::is_alive(rec.pid, rec.pid_start, prefix)
         };
         let clean = gone(timeout);
         if !clean {
