@@ -497,6 +497,51 @@ mod unix {
         }
     }
 
+    /// Watches the raw console for the guest coming up: the root's rcS line
+    /// (`colinux-setup: guest NAME is up`), then its shell's prompt (`/ # `), whose
+    /// escapes (busybox's line editing asks for the cursor position, ESC [6n, right
+    /// after it) do not count. Chunks may split either anywhere.
+    #[derive(Default)]
+    pub(super) struct UpWatch {
+        seen: String,
+        up: bool,
+    }
+
+    impl UpWatch {
+        /// Takes the next console bytes; `true` once the prompt came after the line.
+        pub(super) fn feed(&mut self, chunk: &[u8]) -> bool {
+            self.seen.push_str(&String::from_utf8_lossy(chunk));
+            if !self.up
+                && let Some(at) = self.seen.find(" is up")
+                && self
+                    .seen
+                    .get(..at)
+                    .is_some_and(|s| s.contains("colinux-setup: guest "))
+            {
+                self.up = true;
+                self.seen = self
+                    .seen
+                    .get(at + " is up".len()..)
+                    .unwrap_or_default()
+                    .to_owned();
+            }
+            let ready = self.up && {
+                let text = monitor::clean_line(&self.seen);
+                let t = text.trim_end_matches(' ');
+                text.ends_with(' ') && (t.ends_with('#') || t.ends_with('$'))
+            };
+            // Only the end matters (the marker is far shorter than what is kept).
+            if self.seen.len() > 512 {
+                let cut = self.seen.len() - 256;
+                let cut = (cut..self.seen.len())
+                    .find(|i| self.seen.is_char_boundary(*i))
+                    .unwrap_or(self.seen.len());
+                self.seen.drain(..cut);
+            }
+            ready
+        }
+    }
+
     /// The background process (`colinux-setup run-machine --prefix DIR`): starts the
     /// machine as `boot` would, with its console on a socket, and waits for its end.
     pub fn run_machine(prefix: &Path, interrupt: &AtomicBool) -> Outcome {
@@ -627,42 +672,12 @@ mod unix {
         let tap = {
             let report = Arc::clone(&report);
             let inner = console.tap();
-            let mut seen = String::new();
-            let up = AtomicBool::new(false);
-            let seen = Mutex::new(std::mem::take(&mut seen));
+            let watch = Mutex::new(UpWatch::default());
             Arc::new(move |chunk: &[u8]| {
                 inner(chunk);
-                let Ok(mut seen) = seen.lock() else { return };
-                seen.push_str(&String::from_utf8_lossy(chunk));
-                if !up.load(Ordering::SeqCst)
-                    && let Some(at) = seen.find(" is up")
-                    && seen
-                        .get(..at)
-                        .is_some_and(|s| s.contains("colinux-setup: guest "))
-                {
-                    up.store(true, Ordering::SeqCst);
-                    let rest = seen.get(at..).unwrap_or_default().to_owned();
-                    *seen = rest;
-                }
-                if up.load(Ordering::SeqCst) {
-                    // busybox's line editing asks for the cursor position (ESC [6n)
-                    // right after its prompt: escapes do not count.
-                    let text = monitor::clean_line(&seen);
-                    let t = text.trim_end_matches(' ');
-                    if text.ends_with(' ')
-                        && (t.ends_with('#') || t.ends_with('$'))
-                        && let Ok(mut r) = report.lock()
-                    {
-                        r.ready();
-                    }
-                }
-                // Only the end matters; keep it short.
-                if seen.len() > 512 {
-                    let cut = seen.len() - 256;
-                    let cut = (cut..seen.len())
-                        .find(|i| seen.is_char_boundary(*i))
-                        .unwrap_or(seen.len());
-                    seen.drain(..cut);
+                let up = watch.lock().is_ok_and(|mut w| w.feed(chunk));
+                if up && let Ok(mut r) = report.lock() {
+                    r.ready();
                 }
             }) as monitor::ConsoleTap
         };
@@ -864,5 +879,36 @@ mod unix {
             }
             Err(e) => Outcome::Failed(anyhow!(e)),
         }
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::unix::UpWatch;
+
+    #[test]
+    fn the_guest_is_up_at_the_prompt_after_its_line_however_the_console_is_cut() {
+        // As UML's console gave it here: the line, then busybox's prompt and its
+        // cursor-position query.
+        let bytes: &[u8] = b"mounting...\r\ncolinux-setup: guest colinux is up\r\n/ # \x1b[6n";
+        for cut in 1..bytes.len() {
+            let mut w = UpWatch::default();
+            let (a, b) = bytes.split_at(cut);
+            let ready = w.feed(a) | w.feed(b);
+            assert!(ready, "cut at {cut}");
+        }
+        // A prompt before the line, or a line without a prompt, is not up.
+        let mut w = UpWatch::default();
+        assert!(!w.feed(b"/ # "));
+        assert!(!w.feed(b"colinux-setup: guest colinux is up\r\n"));
+        assert!(!w.feed(b"echo hi\r\nhi\r\n"));
+        assert!(w.feed(b"/ # "));
+        // Long boots: what is kept stays bounded and the line is still found.
+        let mut w = UpWatch::default();
+        for _ in 0..1000 {
+            assert!(!w.feed("[    0.1] kernel line é\r\n".as_bytes()));
+        }
+        assert!(!w.feed(b"colinux-setup: guest x is up\r\n"));
+        assert!(w.feed(b"# "));
     }
 }
