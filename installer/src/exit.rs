@@ -60,6 +60,10 @@ pub enum Outcome {
     Busy(anyhow::Error),
     /// Done, but a reboot finishes it (3010), e.g. a driver marked for deletion.
     RebootRequired,
+    /// `shell -- COMMAND` ran the command in the guest: its exit status, as ssh passes it
+    /// (Unix hosts: `shell` is not supported elsewhere yet).
+    #[cfg_attr(not(unix), allow(dead_code))]
+    GuestStatus(u8),
 }
 
 /// Prints an error chain the way every command does: `error:` line, `caused by:` lines,
@@ -75,6 +79,7 @@ pub fn print_error(err: &anyhow::Error) {
 pub fn report(outcome: Outcome) -> u8 {
     match outcome {
         Outcome::Done => SUCCESS,
+        Outcome::GuestStatus(code) => code,
         Outcome::RebootRequired => truncate(REBOOT_REQUIRED),
         Outcome::CheckFailed => CHECK_FAILED,
         Outcome::Usage(err) => {

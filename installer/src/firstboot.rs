@@ -457,6 +457,9 @@ fn boot_once(
                 stdin: false,
                 clean_stop: false,
                 stall_after: (engine == Engine::Qemu(Accel::Kvm)).then_some(FIRMWARE_STALL),
+                stop_grace: crate::monitor::STOP_GRACE,
+                console_in: None,
+                console_out: None,
             },
             &mut |line| {
                 log.line(&format!("console: {line}"));

@@ -22,6 +22,7 @@ mod kit;
 mod kit_files;
 mod layers;
 mod machine;
+mod machines;
 mod monitor;
 mod netfacts;
 mod plan;

@@ -590,7 +590,7 @@ impl Drop for Lock {
 pub enum LockError {
     /// Another run holds it.
     #[error(
-        "another colinux-setup run is installing or uninstalling in {0} (it holds {0}/{LOCK_FILE}); wait for it to finish, then run again"
+        "another colinux-setup run is installing, uninstalling or running the machine in {0} (it holds {0}/{LOCK_FILE}); wait for it to finish (a machine started in the background: `colinux-setup stop --prefix {0}`), then run again"
     )]
     Busy(String),
     /// The lock file could not be opened.

@@ -65,12 +65,18 @@ impl Tty {
     /// COLS×ROWS, with the test hooks of the caller's environment cleared and then `env`
     /// set (so a test's own hook reaches the program).
     fn spawn_command(mut c: Command, env: &[(&str, &str)]) -> Tty {
-        c.env("TERM", "xterm-256color")
-            .env("COLUMNS", COLS.to_string())
-            .env("LINES", ROWS.to_string())
-            .env_remove("COLINUX_SETUP_TEST_PAUSE_AT")
-            .env_remove("COLINUX_SETUP_TEST_FAIL_AT")
-            .env_remove("COLINUX_SETUP_TEST_FIRST_BOOT");
+        // The list of installed machines an install adds to is the tests', never the
+        // user's.
+        c.env(
+            "XDG_STATE_HOME",
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("state-home"),
+        )
+        .env("TERM", "xterm-256color")
+        .env("COLUMNS", COLS.to_string())
+        .env("LINES", ROWS.to_string())
+        .env_remove("COLINUX_SETUP_TEST_PAUSE_AT")
+        .env_remove("COLINUX_SETUP_TEST_FAIL_AT")
+        .env_remove("COLINUX_SETUP_TEST_FIRST_BOOT");
         for (k, v) in env {
             c.env(k, v);
         }

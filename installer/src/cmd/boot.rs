@@ -201,6 +201,9 @@ pub fn run(
                 stdin: true,
                 clean_stop: true,
                 stall_after: (engine == Engine::Qemu(Accel::Kvm)).then_some(KVM_STALL),
+                stop_grace: monitor::STOP_GRACE,
+                console_in: None,
+                console_out: None,
             },
             &mut |line| log.line(&format!("console: {line}")),
         )

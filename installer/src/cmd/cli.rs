@@ -74,6 +74,22 @@ pub enum Command {
     /// the MSI's properties as --property KEY=VALUE (empty values are not given).
     #[command(subcommand)]
     Msi(super::msi::MsiCommand),
+    /// Every installed machine of this user: its monitor, state (running, stopped,
+    /// missing), RAM, images and network.
+    List(ListArgs),
+    /// Start the installed machine in the background; returns once the guest is up
+    /// (1618 when it runs already).
+    Start(StartArgs),
+    /// Stop a machine running in the background: a clean poweroff, killed after --timeout.
+    Stop(StopArgs),
+    /// Attach the terminal to a running machine's console (Ctrl-] detaches).
+    Console(ConsoleArgs),
+    /// Run a command in a running machine (`shell -- uname -a`), exiting with its
+    /// status; without a command, its console.
+    Shell(ShellArgs),
+    /// Internal: the background process of `start` (see cmd/life.rs).
+    #[command(hide = true, name = "run-machine")]
+    RunMachine(ConsoleArgs),
     /// Internal: kills a guest's process group when the run that started it ends
     /// without saying it is done (see monitor::reaper).
     #[command(hide = true)]
@@ -364,4 +380,62 @@ pub struct BootArgs {
     /// it: on failure the machine is put back as it was (exit 1603).
     #[arg(long, conflicts_with_all = ["monitor", "timeout"])]
     pub first_boot: bool,
+}
+
+/// `list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// JSON on stdout: one document with every machine.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `start`.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Install folder.
+    #[arg(long, value_name = "DIR")]
+    pub prefix: Option<PathBuf>,
+    /// How long to wait for the guest to come up before stopping it (exit 1603).
+    #[arg(long, value_name = "SECS", default_value_t = super::life::START_TIMEOUT)]
+    pub timeout: u64,
+    /// The result as one JSON document on stdout (state, pid, monitor, log).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `stop`.
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Install folder.
+    #[arg(long, value_name = "DIR")]
+    pub prefix: Option<PathBuf>,
+    /// How long the guest may take to power off before it is killed.
+    #[arg(long, value_name = "SECS", default_value_t = super::life::STOP_TIMEOUT)]
+    pub timeout: u64,
+    /// The result as one JSON document on stdout (whether it ran, a clean poweroff).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `console` (and the background process's arguments).
+#[derive(Debug, Args)]
+pub struct ConsoleArgs {
+    /// Install folder.
+    #[arg(long, value_name = "DIR")]
+    pub prefix: Option<PathBuf>,
+}
+
+/// `shell`.
+#[derive(Debug, Args)]
+pub struct ShellArgs {
+    /// Install folder.
+    #[arg(long, value_name = "DIR")]
+    pub prefix: Option<PathBuf>,
+    /// How long the command may run (exit 1603 after it; it may still run in the guest).
+    #[arg(long, value_name = "SECS", default_value_t = super::life::SHELL_TIMEOUT)]
+    pub timeout: u64,
+    /// The command, typed on the guest's console as one line (after `--`).
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
 }

@@ -204,6 +204,12 @@ pub fn run(args: InstallArgs, interrupt: &AtomicBool) -> Outcome {
                 "done: changed {:?}, kept {:?}",
                 summary.changed, summary.kept
             ));
+            // `list` finds the machine through this user's registry; a registry that
+            // cannot be written costs the listing, not the install.
+            if let Err(e) = crate::machines::register(&plan.prefix) {
+                log.line(&format!("warning: {e}"));
+                eprintln!("colinux-setup: warning: {e}");
+            }
             if interactive && !args.json {
                 crate::wizard::progress::finish(&plan, &summary, &log_path);
             } else if args.json {

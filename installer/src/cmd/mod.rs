@@ -12,6 +12,7 @@ pub mod first_boot;
 pub mod images;
 pub mod install;
 pub mod kit;
+pub mod life;
 pub mod msi;
 pub mod putty;
 pub mod rebuild;
@@ -73,6 +74,14 @@ pub fn run(cli: Cli, interrupt: &AtomicBool) -> Outcome {
         Some(Command::Putty(cmd)) => putty::run(cmd),
         Some(Command::Msi(cmd)) => msi::run(cmd, interrupt),
         Some(Command::ReapGuest { pgid }) => crate::monitor::reaper::serve(pgid),
+        Some(Command::List(a)) => life::list(a.json),
+        Some(Command::Start(a)) => {
+            life::start(&default_prefix(a.prefix), a.timeout, a.json, interrupt)
+        }
+        Some(Command::Stop(a)) => life::stop(&default_prefix(a.prefix), a.timeout, a.json),
+        Some(Command::Console(a)) => life::console(&default_prefix(a.prefix)),
+        Some(Command::Shell(a)) => life::shell(&default_prefix(a.prefix), &a.command, a.timeout),
+        Some(Command::RunMachine(a)) => life::run_machine(&default_prefix(a.prefix), interrupt),
     }
 }
 

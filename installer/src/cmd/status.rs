@@ -7,7 +7,7 @@
 //! It reads `install-state.json`, looks at each image (present, size, filesystem from
 //! its superblock), checks `config.txt` as colinux-daemon would read it, and reports the
 //! first boot, driver and TAP state (the driver and TAP are managed by later issues and
-//! reported as such).
+//! reported as such), and whether it runs in the background (`start`).
 
 use std::path::Path;
 
@@ -142,8 +142,11 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
     let tap_live = tap
         .as_ref()
         .map(|t| crate::cmd::tap::adapter_json(&t.name, t.host_ip));
+    // A machine started in the background (`start`) while its process lives.
+    let running = crate::machines::running(prefix);
     let v = json!({
         "installed": true,
+        "running": running.as_ref().map(|r| json!({"pid": r.pid, "monitor": r.monitor, "engine": r.engine, "started_at": r.started_at, "log": r.log})),
         "prefix": prefix,
         "version": st.version,
         "profile": st.profile,
@@ -174,6 +177,18 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
             st.monitor,
             st.version
         );
+        match &running {
+            Some(r) => println!(
+                "  running in the background ({}, process {} since {}); stop it with `colinux-setup stop --prefix {}`",
+                r.engine,
+                r.pid,
+                state::stamp(r.started_at),
+                prefix.display()
+            ),
+            // `start` is Linux's for now: elsewhere there is nothing to say.
+            None if cfg!(unix) => println!("  not running in the background"),
+            None => {}
+        }
         if let Some(why) = &st.monitor_why {
             let title = crate::monitor::probe::title_of(st.monitor, st.accel);
             println!("  monitor: {title} ({why})");

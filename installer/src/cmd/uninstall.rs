@@ -41,6 +41,12 @@ pub fn run(prefix: &Path, purge: Purge, json: bool, log_file: Option<&Path>) -> 
         "colinux-setup: the log of this run is {}",
         log_path.display()
     ));
+    if result.is_ok()
+        && let Err(e) = crate::machines::unregister(prefix)
+    {
+        log.line(&format!("warning: {e}"));
+        eprintln!("colinux-setup: warning: {e}");
+    }
     match result {
         Ok(None) => {
             if json {

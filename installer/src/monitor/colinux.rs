@@ -48,6 +48,7 @@ pub fn command_line(config: &Config, opts: &BootOptions) -> Result<Launch, Monit
         args,
         env: Vec::new(),
         mconsole: None,
+        qemu_monitor: None,
     })
 }
 

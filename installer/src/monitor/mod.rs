@@ -24,12 +24,15 @@ pub mod qemu;
 pub mod reaper;
 pub mod uml;
 
+#[cfg(unix)]
+pub mod background;
+
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use config_txt::Config;
@@ -111,6 +114,9 @@ pub struct Launch {
     pub env: Vec<(String, PathBuf)>,
     /// UML's management console socket, for a clean stop.
     pub mconsole: Option<PathBuf>,
+    /// QEMU's monitor socket (`-monitor unix:…`), for a clean stop; only a machine run
+    /// in the background has one (in the foreground QEMU's monitor shares the terminal).
+    pub qemu_monitor: Option<PathBuf>,
 }
 
 impl Launch {
@@ -279,6 +285,31 @@ pub struct RunOptions<'a> {
     /// Stop the run when the guest has printed nothing but firmware lines after this
     /// long (see [`is_firmware_line`]): a KVM guest that hangs after the firmware.
     pub stall_after: Option<Duration>,
+    /// How long a clean stop may take before the process group is killed.
+    pub stop_grace: Duration,
+    /// The guest's console input comes from this pipe (a machine in the background:
+    /// whoever attaches writes into it), instead of [`RunOptions::stdin`]'s choice.
+    pub console_in: Option<&'a std::io::PipeReader>,
+    /// Every byte of the console as it comes, prompts without a newline included (a
+    /// machine in the background: its attached consoles).
+    pub console_out: Option<ConsoleTap>,
+}
+
+/// Where the raw console bytes of a run go besides its lines.
+pub type ConsoleTap = Arc<dyn Fn(&[u8]) + Send + Sync>;
+
+/// How long `boot` and the first boot give a guest to power off after Ctrl-C.
+pub const STOP_GRACE: Duration = Duration::from_secs(15);
+
+/// Asks the guest to power off the way its engine allows: ctrl-alt-del through UML's
+/// management console or QEMU's monitor (the busybox root's inittab turns it into a
+/// poweroff). `false` when the engine has no way (then it must be killed).
+pub fn request_clean_stop(launch: &Launch) -> bool {
+    launch.mconsole.as_deref().is_some_and(uml::ctrl_alt_del)
+        || launch
+            .qemu_monitor
+            .as_deref()
+            .is_some_and(qemu::ctrl_alt_del)
 }
 
 /// Lines printed before a guest's kernel runs: the PC firmware's on the serial console
@@ -361,13 +392,17 @@ pub fn run(
         move |source| MonitorError::Io { what, source }
     };
     let (reader, writer) = std::io::pipe().map_err(io("creating the console pipe"))?;
+    let stdin = match opts.console_in {
+        Some(p) => Stdio::from(
+            p.try_clone()
+                .map_err(io("duplicating the console's input pipe"))?,
+        ),
+        None if opts.stdin => Stdio::inherit(),
+        None => Stdio::null(),
+    };
     let mut cmd = Command::new(&launch.program);
     cmd.args(&launch.args)
-        .stdin(if opts.stdin {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
+        .stdin(stdin)
         .stdout(
             writer
                 .try_clone()
@@ -402,6 +437,7 @@ pub fn run(
     let reaper = reaper::Reaper::watch(child.id()).ok();
     let (tx, rx) = mpsc::channel::<String>();
     let echo = opts.echo;
+    let tap = opts.console_out.clone();
     let reader_thread = std::thread::spawn(move || {
         let mut reader = reader;
         let mut buf = [0u8; 4096];
@@ -415,6 +451,9 @@ pub fn run(
             if echo {
                 let _ = out.write_all(chunk);
                 let _ = out.flush();
+            }
+            if let Some(tap) = &tap {
+                tap(chunk);
             }
             for &b in chunk {
                 if b == b'\n' {
@@ -463,7 +502,7 @@ pub fn run(
             Err(e) => return Err(io("waiting for the monitor")(e)),
         }
         let over = opts.timeout.is_some_and(|t| start.elapsed() >= t);
-        let stop_overdue = stop_requested.is_some_and(|t| t.elapsed() >= Duration::from_secs(15));
+        let stop_overdue = stop_requested.is_some_and(|t| t.elapsed() >= opts.stop_grace);
         let silent = !alive && opts.stall_after.is_some_and(|t| start.elapsed() >= t);
         if over || stop_overdue || silent || (panicked && stop_requested.is_none()) {
             timed_out |= over;
@@ -475,7 +514,7 @@ pub fn run(
             interrupted = true;
             stop_requested = Some(Instant::now());
             // A clean stop where the engine has a way; else kill.
-            if !opts.clean_stop || !launch.mconsole.as_deref().is_some_and(uml::ctrl_alt_del) {
+            if !opts.clean_stop || !request_clean_stop(launch) {
                 kill_group(&child);
                 break child.wait().ok();
             }

@@ -789,6 +789,9 @@ fn boot(
             stdin: false,
             clean_stop: false,
             stall_after: stall,
+            stop_grace: super::STOP_GRACE,
+            console_in: None,
+            console_out: None,
         },
         &mut |line| marker |= line.trim() == probe_guest::MARKER,
     );

@@ -102,6 +102,7 @@ pub fn command_line(config: &Config, opts: &BootOptions) -> Result<Launch, Monit
         args,
         env: vec![("TMPDIR".into(), opts.run_dir.clone())],
         mconsole: Some(opts.run_dir.join(&opts.id).join("mconsole")),
+        qemu_monitor: None,
     })
 }
 

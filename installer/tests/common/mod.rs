@@ -191,11 +191,16 @@ pub fn assert_refused_here(o: &Output, prefix: Option<&Path>, monitor: &str, why
     }
 }
 
-/// `colinux-setup ARGS` with no standard input and none of the test-only hooks set.
+/// `colinux-setup ARGS` with no standard input and none of the test-only hooks set; the
+/// list of installed machines (`XDG_STATE_HOME`) is the tests' own, never the user's.
 pub fn cmd(args: &[&str]) -> Command {
     let mut c = Command::new(BIN);
     c.args(args)
         .stdin(Stdio::null())
+        .env(
+            "XDG_STATE_HOME",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("state-home"),
+        )
         .env_remove("COLINUX_SETUP_TEST_PAUSE_AT")
         .env_remove("COLINUX_SETUP_TEST_FAIL_AT")
         .env_remove("COLINUX_SETUP_TEST_FIRST_BOOT");
