@@ -9,13 +9,17 @@
 //! closing the console do (crate ctrlc).
 
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+#[cfg(unix)]
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// The signal that set the interrupt flag (0: none yet, or Ctrl-C on Windows).
+/// The signal that set the interrupt flag (0: none yet). Unix only: on Windows the
+/// one stop is Ctrl-C.
+#[cfg(unix)]
 static SIGNAL: OnceLock<Arc<AtomicUsize>> = OnceLock::new();
 
 /// Installs the handlers once and returns the flag they set. Work checks the flag,
