@@ -210,6 +210,15 @@ fn lock(prefix: &Path) -> Result<Option<crate::state::Lock>, Outcome> {
     }
 }
 
+/// What a dry run adds to its result line (the same words as `service`'s).
+fn dry_run_suffix(dry_run: bool) -> &'static str {
+    if dry_run {
+        " (dry run: nothing was changed)"
+    } else {
+        ""
+    }
+}
+
 fn install_cmd(a: &InstallArgs) -> Outcome {
     let prefix = crate::cmd::default_prefix(a.host.prefix.clone());
     let file = a
@@ -261,11 +270,7 @@ fn install_cmd(a: &InstallArgs) -> Outcome {
                     "driver {} ({}): {what}{}",
                     h.name(),
                     h.kind(),
-                    if a.host.dry_run {
-                        " (dry run: nothing was changed)"
-                    } else {
-                        ""
-                    }
+                    dry_run_suffix(a.host.dry_run)
                 );
             }
             Outcome::Done
@@ -293,7 +298,7 @@ fn remove_cmd(a: &HostArgs) -> Outcome {
                 );
             } else {
                 println!(
-                    "driver {} ({}): {}",
+                    "driver {} ({}): {}{}",
                     h.name(),
                     h.kind(),
                     match outcome {
@@ -301,7 +306,8 @@ fn remove_cmd(a: &HostArgs) -> Outcome {
                         Removed::NotInstalled => "not installed; nothing to do",
                         Removed::RebootRequired =>
                             "marked for deletion; Windows removes it at the next reboot",
-                    }
+                    },
+                    dry_run_suffix(a.dry_run)
                 );
             }
             if outcome == Removed::RebootRequired {
