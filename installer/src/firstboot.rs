@@ -328,11 +328,16 @@ fn run_wsl(plan: &Plan, ctx: &mut Ctx<'_>) -> Result<Done> {
                 }
             },
         )
-        .map_err(|e| anyhow!(e).context(format!("running the first boot in the WSL distribution {name}")))?
+        .map_err(|e| {
+            anyhow!(e).context(format!(
+                "running the first boot in the WSL distribution {name}"
+            ))
+        })?
     };
     // Detached and flushed: the image is whole on the host before the state records it.
     if let Err(e) = host.terminate(&name) {
-        ctx.log.line(&format!("first boot: wsl --terminate {name}: {e}"));
+        ctx.log
+            .line(&format!("first boot: wsl --terminate {name}: {e}"));
     }
     ctx.log.line(&format!(
         "first boot ended after {:.1} s: exit {:?}, timed out {}, marker ok {ok}",

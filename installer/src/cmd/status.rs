@@ -146,7 +146,10 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
     };
     let wsl_now = (wsl.is_some() || st.monitor == crate::profile::Monitor::Wsl)
         .then(|| crate::wsl::step::status(wsl.as_ref()));
-    if let Some(w) = wsl_now.as_ref().filter(|w| w["host"]["registered"] == false) {
+    if let Some(w) = wsl_now
+        .as_ref()
+        .filter(|w| w["host"]["registered"] == false)
+    {
         problems.push(format!(
             "the WSL distribution {} is not registered: {}",
             w["name"].as_str().unwrap_or(""),
@@ -297,10 +300,7 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
             );
         }
         if let Some(w) = &wsl_now {
-            println!(
-                "  WSL distribution: {}",
-                crate::wsl::step::status_line(w)
-            );
+            println!("  WSL distribution: {}", crate::wsl::step::status_line(w));
         }
         for p in &problems {
             println!("  problem: {p}");

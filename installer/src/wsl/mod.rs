@@ -257,7 +257,10 @@ pub fn adjust(plan: &mut Plan) -> anyhow::Result<()> {
         ));
     }
     if plan.tap.is_some() {
-        w.push("the TAP adapter: no WSL meaning (WSL 2 gives the distribution its own network)".to_owned());
+        w.push(
+            "the TAP adapter: no WSL meaning (WSL 2 gives the distribution its own network)"
+                .to_owned(),
+        );
     }
     if plan.slirp.as_deref().is_some_and(|s| !s.trim().is_empty()) {
         w.push("the slirp port forwards: no WSL meaning (WSL forwards the distribution's localhost ports to Windows itself)".to_owned());

@@ -51,7 +51,8 @@ pub struct RecordingHost {
 }
 
 impl RecordingHost {
-    /// A host with no distributions, in memory.
+    /// A host with no distributions, in memory (unit tests).
+    #[cfg(test)]
     pub fn new() -> RecordingHost {
         RecordingHost::default()
     }

@@ -114,7 +114,9 @@ impl HostStep for Wsl {
             ))
         })?;
         match line {
-            Some(l) => out.removed.push(l.trim_start_matches("unregistered ").to_owned()),
+            Some(l) => out
+                .removed
+                .push(l.trim_start_matches("unregistered ").to_owned()),
             None => out.not_removed.push(format!(
                 "the WSL distribution {} is not registered with {} any more: left as it is",
                 rec.name,
@@ -141,7 +143,11 @@ fn unregister(name: &str, disk: &std::path::Path, log: &mut RunLog) -> Result<Op
             log.line(&format!("the WSL distribution {name} was already gone"));
             Ok(None)
         }
-        Some(d) if d.disk.as_deref().is_some_and(|x| !super::same_disk(x, disk)) => {
+        Some(d)
+            if d.disk
+                .as_deref()
+                .is_some_and(|x| !super::same_disk(x, disk)) =>
+        {
             log.line(&format!(
                 "the WSL distribution {name} now has the disk {}, not {}: kept",
                 d.disk.as_deref().unwrap_or(disk).display(),
@@ -208,8 +214,7 @@ pub fn step(
             .is_some_and(|r| r.created && r.name == name && super::same_disk(&r.disk, &disk));
     let created = match now.iter().find(|d| d.name.eq_ignore_ascii_case(&name)) {
         Some(d)
-            if d.name == name
-                && d.disk.as_deref().is_none_or(|x| super::same_disk(x, &disk)) =>
+            if d.name == name && d.disk.as_deref().is_none_or(|x| super::same_disk(x, &disk)) =>
         {
             ctx.log.line(&format!(
                 "the WSL distribution {name} is registered with {} already: reused",

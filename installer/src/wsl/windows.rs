@@ -63,12 +63,15 @@ fn call(op: &str, args: &[&std::ffi::OsStr]) -> Result<String, WslError> {
 
 /// The probe's verdict: wsl.exe is there and `wsl --status` succeeds.
 pub fn supports() -> Result<String, String> {
-    if !cfg!(target_pointer_width = "64") && std::env::var_os("PROCESSOR_ARCHITEW6432").is_none()
-    {
+    if !cfg!(target_pointer_width = "64") && std::env::var_os("PROCESSOR_ARCHITEW6432").is_none() {
         return Err(super::NO_WSL.to_owned());
     }
     if !program().is_file() {
-        return Err(format!("{} is not there: {}", program().display(), super::NO_WSL));
+        return Err(format!(
+            "{} is not there: {}",
+            program().display(),
+            super::NO_WSL
+        ));
     }
     call("wsl --status", &["--status".as_ref()])
         .map(|_| "wsl.exe answers `wsl --status`".to_owned())
@@ -104,7 +107,10 @@ impl WslHost for WslExe {
 
     fn list(&mut self) -> Result<Vec<Distribution>, WslError> {
         let disks = disks();
-        let out = match call("wsl --list --verbose", &["--list".as_ref(), "--verbose".as_ref()]) {
+        let out = match call(
+            "wsl --list --verbose",
+            &["--list".as_ref(), "--verbose".as_ref()],
+        ) {
             Ok(o) => o,
             // No distribution at all: wsl.exe says so and fails.
             Err(_) if disks.is_empty() => return Ok(Vec::new()),
@@ -115,14 +121,20 @@ impl WslHost for WslExe {
             .lines()
             .skip(1)
             .filter_map(|l| {
-                let words: Vec<&str> = l.trim_start_matches([' ', '*']).split_whitespace().collect();
+                let words: Vec<&str> = l
+                    .trim_start_matches([' ', '*'])
+                    .split_whitespace()
+                    .collect();
                 let [name, state, _version] = words.as_slice() else {
                     return None;
                 };
                 Some(Distribution {
                     name: (*name).to_owned(),
                     state: (*state).to_owned(),
-                    disk: disks.iter().find(|(n, _)| n == name).map(|(_, d)| d.clone()),
+                    disk: disks
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .map(|(_, d)| d.clone()),
                 })
             })
             .collect())
@@ -131,7 +143,11 @@ impl WslHost for WslExe {
     fn import_in_place(&mut self, name: &str, disk: &Path) -> Result<(), WslError> {
         call(
             &format!("wsl --import-in-place {name} {}", disk.display()),
-            &["--import-in-place".as_ref(), name.as_ref(), disk.as_os_str()],
+            &[
+                "--import-in-place".as_ref(),
+                name.as_ref(),
+                disk.as_os_str(),
+            ],
         )
         .map(|_| ())
     }
