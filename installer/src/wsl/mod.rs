@@ -436,18 +436,33 @@ mod tests {
     fn an_unregister_keeps_the_disk_and_an_interrupted_one_is_restored() {
         let dir = tempfile::tempdir().expect("tmp");
         let disk = dir.path().join("root.vhdx");
-        std::fs::write(&disk, b"disk").expect("disk");
+        let mut opts = image_builder::BuildOptions::new(
+            image_builder::FsLevel::Ext2,
+            image_builder::SizeSpec::Bytes(8 << 20),
+        );
+        opts.format = image_builder::DiskFormat::Vhdx;
+        image_builder::build(&disk, &opts, &mut |_| {}, &AtomicBool::new(false)).expect("vhdx");
+        let bytes = std::fs::read(&disk).expect("disk");
         let mut h = recording::RecordingHost::new();
+        // WSL registers VHDX disks only, each under one name.
+        let raw = dir.path().join("raw.img");
+        std::fs::write(&raw, vec![0u8; 4096]).expect("raw");
+        assert!(h.import_in_place("r", &raw).is_err());
         h.import_in_place("m", &disk).expect("import");
+        assert!(matches!(
+            h.import_in_place("m", &disk),
+            Err(WslError::AlreadyRegistered { .. })
+        ));
+        assert!(h.import_in_place("n", &disk).is_err());
         unregister_keeping_disk(&mut h, "m", &disk).expect("unregister");
-        assert_eq!(std::fs::read(&disk).expect("kept"), b"disk");
+        assert_eq!(std::fs::read(&disk).expect("kept"), bytes);
         assert!(h.list().expect("list").is_empty());
         // A plain unregister deletes it, as WSL does.
         h.import_in_place("m", &disk).expect("import");
         h.unregister("m").expect("unregister");
         assert!(!disk.exists());
-        std::fs::write(aside_path(&disk), b"disk").expect("aside");
+        std::fs::write(aside_path(&disk), &bytes).expect("aside");
         assert!(restore_aside(&disk).expect("restore"));
-        assert_eq!(std::fs::read(&disk).expect("back"), b"disk");
+        assert_eq!(std::fs::read(&disk).expect("back"), bytes);
     }
 }
