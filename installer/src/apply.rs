@@ -100,6 +100,18 @@ pub(crate) fn sweep_temporaries(prefix: &Path) {
     ] {
         remove_partials(&prefix.join(name));
     }
+    // A killed wsl first boot's distribution share (see firstboot.rs).
+    if let Ok(entries) = fs::read_dir(prefix) {
+        for e in entries.flatten() {
+            let is_share = e
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(".colinux-setup-dist-"));
+            if is_share && e.file_type().is_ok_and(|t| t.is_dir()) {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+    }
 }
 
 /// What an install does with one image file of its plan, decided before any change

@@ -328,17 +328,18 @@ fn run_wsl(plan: &Plan, ctx: &mut Ctx<'_>) -> Result<Done> {
                 }
             },
         )
-        .map_err(|e| {
-            anyhow!(e).context(format!(
-                "running the first boot in the WSL distribution {name}"
-            ))
-        })?
     };
-    // Detached and flushed: the image is whole on the host before the state records it.
+    // Detached and flushed, also after a failure: the image is whole on the host before
+    // the state records it, and a rollback can put it back.
     if let Err(e) = host.terminate(&name) {
         ctx.log
             .line(&format!("first boot: wsl --terminate {name}: {e}"));
     }
+    let out = out.map_err(|e| {
+        anyhow!(e).context(format!(
+            "running the first boot in the WSL distribution {name}"
+        ))
+    })?;
     ctx.log.line(&format!(
         "first boot ended after {:.1} s: exit {:?}, timed out {}, marker ok {ok}",
         started.elapsed().as_secs_f64(),

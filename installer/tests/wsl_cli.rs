@@ -241,10 +241,13 @@ fn install_registers_first_boots_reports_keeps_the_images_and_purges() {
     assert!(m.join("home.img").exists() && m.join("swap.img").exists());
     assert!(!m.join("install-state.json").exists());
 
-    // Installing again over the kept images registers them again.
+    // Installing again over the kept images registers them again; the first boot of
+    // kept images waits for `boot --first-boot`, which runs it in the distribution.
     let o = install(&host, &m, &[], &[]);
-    expect(&o, 0, &["WSL distribution colinux"]);
+    expect(&o, 0, &["WSL distribution colinux", "first boot: pending"]);
     assert_eq!(registered(&host).len(), 1);
+    let o = run(&host, &["boot", "--first-boot", "--prefix", p(&m)]);
+    expect(&o, 0, &["first boot in WSL 2", "first boot: done"]);
     // --purge unregisters and removes the images.
     let o = run(&host, &["uninstall", "--purge", "--prefix", p(&m)]);
     expect(&o, 0, &[]);
@@ -360,9 +363,17 @@ fn damaged_states_are_refused_and_an_interrupted_unregister_is_put_back() {
     let before = sha256(&vhdx);
     let aside = m.join(".root.vhdx.wsl-unregistering");
     std::fs::rename(&vhdx, &aside).expect("aside");
+    // A killed first boot's distribution share is swept too.
+    let share = m.join(".colinux-setup-dist-killed");
+    std::fs::create_dir_all(share.join("tree")).expect("share");
     let o = run(&host, &["uninstall", "--prefix", p(&m)]);
     expect(&o, 0, &["root.vhdx"]);
     assert!(!aside.exists());
+    assert!(!share.exists());
     assert_eq!(sha256(&vhdx), before);
     assert!(registered(&host).is_empty());
+    // The images that uninstall kept go with a later --purge.
+    let o = run(&host, &["uninstall", "--purge", "--prefix", p(&m)]);
+    expect(&o, 0, &["root.vhdx"]);
+    assert!(!vhdx.exists() && !m.exists());
 }
