@@ -71,7 +71,8 @@ pub const NO_WSL: &str =
 /// A failure of a WSL operation, in WSL's words where it gave some.
 #[derive(Debug, thiserror::Error)]
 pub enum WslError {
-    /// This host has no WSL.
+    /// This host has no WSL (not made on Windows, where wsl.exe says why itself).
+    #[cfg_attr(windows, allow(dead_code))]
     #[error("{0}")]
     Unavailable(String),
     /// No distribution has this name.
