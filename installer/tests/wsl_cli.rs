@@ -377,3 +377,59 @@ fn damaged_states_are_refused_and_an_interrupted_unregister_is_put_back() {
     expect(&o, 0, &["root.vhdx"]);
     assert!(!vhdx.exists() && !m.exists());
 }
+
+/// `install` with the recording host, paused at `step` (the test hook), then killed.
+fn killed_at(host: &Path, prefix: &Path, step: &str) {
+    let mut a = vec![
+        "install",
+        "--unattended",
+        "--prefix",
+        p(prefix),
+        "--monitor",
+        "wsl",
+    ];
+    a.extend_from_slice(SIZES);
+    let mut c = cmd(&a);
+    c.env(HOOK, host).env("COLINUX_SETUP_TEST_PAUSE_AT", step);
+    let mut b = common::Booting::spawn(c);
+    b.wait_for(&format!("test hook: paused at {step}"), 60);
+    let o = Command::new("kill")
+        .args(["-KILL", &b.id().to_string()])
+        .output()
+        .expect("kill");
+    assert!(o.status.success(), "kill: {}", text(&o));
+    let (code, _) = b.wait(30);
+    assert_ne!(code, Some(0));
+}
+
+#[test]
+fn an_install_killed_after_registering_is_finished_by_a_rerun_or_undone_by_uninstall() {
+    let t = tempdir("wsl-kill");
+    let host = t.path().join("host.json");
+    let m = t.path().join("m");
+    // Killed after the registration: the rerun takes the journal over, reuses the
+    // distribution as its own and finishes.
+    killed_at(&host, &m, "first-boot");
+    assert_eq!(registered(&host).len(), 1);
+    let o = install(&host, &m, &[], &[]);
+    expect(&o, 0, &["first boot: done"]);
+    let st: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(m.join("install-state.json")).expect("state"))
+            .expect("json");
+    assert_eq!(st["wsl"]["created"], true, "{st}");
+    expect(
+        &run(&host, &["uninstall", "--purge", "--prefix", p(&m)]),
+        0,
+        &[],
+    );
+    assert!(registered(&host).is_empty() && !m.exists());
+
+    // Killed again, then uninstalled: the journal's rollback unregisters what the run
+    // registered and removes the image it built.
+    killed_at(&host, &m, "first-boot");
+    assert_eq!(registered(&host).len(), 1);
+    let o = run(&host, &["uninstall", "--prefix", p(&m)]);
+    expect(&o, 0, &[]);
+    assert!(registered(&host).is_empty(), "{:?}", registered(&host));
+    assert!(!m.join("root.vhdx").exists());
+}
