@@ -952,6 +952,41 @@ mod tests {
 
     #[test]
     #[cfg(not(windows))]
+    fn wsl_is_probed_even_without_a_boot_and_refused_without_the_nofirstboot_hint() {
+        // The install registers a WSL distribution whether it boots it or not.
+        let t = Table::new(&[Engine::Uml]);
+        let e = choose(
+            Request::Given(Monitor::Wsl),
+            "--monitor",
+            false,
+            &kernels(),
+            &t,
+        )
+        .expect_err("refused");
+        assert_eq!(t.asked()[0], Engine::Wsl);
+        let words = e.to_string();
+        assert!(
+            words.contains("MONITOR=wsl (--monitor): WSL 2 cannot run"),
+            "{words}"
+        );
+        assert!(words.contains("User-mode Linux works here"), "{words}");
+        assert!(!words.contains("NOFIRSTBOOT"), "{words}");
+        let t = Table::new(&[Engine::Wsl]);
+        let c = choose(
+            Request::Given(Monitor::Wsl),
+            "--monitor",
+            false,
+            &kernels(),
+            &t,
+        )
+        .expect("works");
+        assert_eq!((c.monitor, c.accel), (Monitor::Wsl, None));
+        // auto never takes wsl (yet).
+        assert!(!auto_order().contains(&Engine::Wsl));
+    }
+
+    #[test]
+    #[cfg(not(windows))]
     fn auto_takes_the_first_engine_that_works_and_probes_no_further() {
         // SAFETY-free: the tests of this module do not set COLINUX_SETUP_QEMU_ACCEL.
         let t = Table::new(&[Engine::Uml, TCG]);
