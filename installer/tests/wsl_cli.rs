@@ -208,6 +208,12 @@ fn install_registers_first_boots_reports_keeps_the_images_and_purges() {
     assert_eq!(v["wsl"]["host"]["state"], "Stopped", "{v}");
     assert_eq!(v["monitor"], "wsl");
 
+    // start is not done for wsl: refused in words that name boot.
+    expect(
+        &run(&host, &["start", "--prefix", p(&m)]),
+        FAILED,
+        &["WSL distribution", "colinux-setup boot --prefix"],
+    );
     // boot opens the distribution's shell.
     expect(&run(&host, &["boot", "--prefix", p(&m)]), 0, &[]);
     assert_eq!(
