@@ -34,6 +34,7 @@ mod service;
 mod state;
 mod tap;
 mod wizard;
+mod wsl;
 
 use std::process::ExitCode;
 

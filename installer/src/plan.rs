@@ -826,6 +826,8 @@ pub fn resolve(
             .unwrap_or_else(|| prefix.join("vmlinuz"))
             .display()
             .to_string(),
+        // WSL boots its own kernel; config.txt's kernel= has no WSL meaning.
+        Monitor::Wsl => "wsl".to_owned(),
     };
     // The kit's machine files, copied into the prefix: config.txt names the copies.
     let machine = match &kit {
@@ -953,6 +955,7 @@ pub fn resolve(
     a.extend(crate::service::step::plan_answers(answers, monitor)?);
     // PUTTYSESSION / PUTTYUSER: checked against config.txt once it is made (below).
     a.extend(crate::putty::step::plan_answers(answers)?);
+    a.extend(crate::wsl::plan_answers(answers, monitor)?);
     // DRIVERSIGNER: the administrator's pin for the kit's driver, checked now.
     if let Some(given) = answers.get("DRIVERSIGNER") {
         crate::driver::signer::pin_from_arg(&given.value)
@@ -978,6 +981,7 @@ pub fn resolve(
         plan.swap.device =
             Monitor::Qemu.device(u8::try_from(rank(plan.swap.cobd)).unwrap_or(plan.swap.cobd));
     }
+    crate::wsl::adjust(&mut plan)?;
     plan.fstab = crate::guest::fstab(&plan);
     plan.config = crate::machine::model(&plan);
     // Written once here so that a plan whose config.txt cannot be written (or would not
@@ -1038,7 +1042,7 @@ fn slirp_host(
             ));
             given.map_or(SLIRP_HOST_DEFAULT, |(h, _)| h)
         }
-        (Monitor::Qemu, given) => given.map_or(SLIRP_HOST_DEFAULT, |(h, _)| h),
+        (Monitor::Qemu | Monitor::Wsl, given) => given.map_or(SLIRP_HOST_DEFAULT, |(h, _)| h),
     };
     if host.is_unspecified() && monitor == Monitor::Qemu {
         warnings.push(format!(
@@ -1168,6 +1172,7 @@ fn check_prefix_rules(
                 );
             }
         }
+        Monitor::Wsl => {}
         Monitor::Uml | Monitor::Qemu => {
             if text.contains(',') {
                 bail!(
@@ -1445,6 +1450,9 @@ pub fn describe(plan: &Plan) -> String {
         let _ = writeln!(s, "  extra tasks:    {}", plan.tasks.join(", "));
     }
     if let Some(line) = crate::service::step::describe(plan) {
+        let _ = writeln!(s, "{line}");
+    }
+    if let Some(line) = crate::wsl::describe(plan) {
         let _ = writeln!(s, "{line}");
     }
     if let Some(line) = crate::putty::step::describe(plan) {

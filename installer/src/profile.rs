@@ -57,6 +57,9 @@ pub enum Monitor {
     Uml,
     /// QEMU.
     Qemu,
+    /// WSL 2 (64-bit Windows 10 2004+ and 11): root as a VHDX registered with
+    /// `wsl.exe --import-in-place` (see `crate::wsl`).
+    Wsl,
 }
 
 impl Monitor {
@@ -66,6 +69,7 @@ impl Monitor {
             Monitor::Colinux => "colinux",
             Monitor::Uml => "uml",
             Monitor::Qemu => "qemu",
+            Monitor::Wsl => "wsl",
         }
     }
 
@@ -75,6 +79,7 @@ impl Monitor {
             "colinux" => Some(Monitor::Colinux),
             "uml" => Some(Monitor::Uml),
             "qemu" => Some(Monitor::Qemu),
+            "wsl" => Some(Monitor::Wsl),
             _ => None,
         }
     }
@@ -96,6 +101,9 @@ impl Monitor {
                 "QEMU runs a guest with at least 128 MB (the distribution kernel stops \
                  unpacking its initramfs with less)",
             ),
+            // WSL 2 sizes its one VM itself (.wslconfig); the machine's RAM has no
+            // meaning there, so no floor binds it.
+            Monitor::Wsl => (0, "WSL 2 sizes its own VM (.wslconfig)"),
         }
     }
 
@@ -107,6 +115,9 @@ impl Monitor {
             Monitor::Colinux => format!("/dev/cobd{index}"),
             Monitor::Uml => format!("/dev/ubd{letter}"),
             Monitor::Qemu => format!("/dev/vd{letter}"),
+            // WSL 2 attaches the distribution's VHDX as a SCSI disk (sdX) and mounts it
+            // as / itself; no fstab line names it.
+            Monitor::Wsl => format!("/dev/sd{letter}"),
         }
     }
 }
@@ -150,7 +161,7 @@ impl TryFrom<String> for MonitorRequest {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
         MonitorRequest::parse(&s)
-            .ok_or_else(|| format!("unknown monitor {s:?}; use auto, colinux, uml or qemu"))
+            .ok_or_else(|| format!("unknown monitor {s:?}; use auto, colinux, uml, qemu or wsl"))
     }
 }
 

@@ -275,8 +275,16 @@ mod unix {
 
     /// Runs `start`.
     pub fn start(prefix: &Path, timeout: u64, json_out: bool, interrupt: &AtomicBool) -> Outcome {
-        if let Err(e) = installed(prefix) {
-            return Outcome::Failed(e);
+        match installed(prefix) {
+            Err(e) => return Outcome::Failed(e),
+            Ok(st) if st.monitor == crate::profile::Monitor::Wsl => {
+                return Outcome::Failed(anyhow!(
+                    "the machine in {} is a WSL distribution, which WSL starts when it is used: `colinux-setup boot --prefix {}` opens its shell (start, stop, console and shell are not done for wsl yet)",
+                    prefix.display(),
+                    prefix.display()
+                ));
+            }
+            Ok(_) => {}
         }
         // A machine installed before the list existed joins it when it is started; a
         // list that cannot be written costs the listing, not the start.

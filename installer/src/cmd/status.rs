@@ -139,6 +139,23 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
         Ok(r) => r,
         Err(e) => return Outcome::Failed(e),
     };
+    // The WSL distribution (wsl monitor): registered, and its state, as WSL says now.
+    let wsl = match crate::wsl::step::record(&st) {
+        Ok(r) => r,
+        Err(e) => return Outcome::Failed(e),
+    };
+    let wsl_now = (wsl.is_some() || st.monitor == crate::profile::Monitor::Wsl)
+        .then(|| crate::wsl::step::status(wsl.as_ref()));
+    if let Some(w) = wsl_now
+        .as_ref()
+        .filter(|w| w["host"]["registered"] == false)
+    {
+        problems.push(format!(
+            "the WSL distribution {} is not registered: {}",
+            w["name"].as_str().unwrap_or(""),
+            crate::wsl::step::status_line(w)
+        ));
+    }
     let tap_live = tap
         .as_ref()
         .map(|t| crate::cmd::tap::adapter_json(&t.name, t.host_ip));
@@ -161,6 +178,7 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
         "driver": crate::driver::status(driver.as_ref()),
         "service": crate::service::step::status(service.as_ref()),
         "putty": putty,
+        "wsl": wsl_now,
         "tap": tap,
         "tap_adapter": tap_live.as_ref().map(|(v, _)| v),
         "interrupted_install": interrupted,
@@ -280,6 +298,9 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
                 "  service: {}",
                 crate::service::step::status_line(&crate::service::step::status(service.as_ref()))
             );
+        }
+        if let Some(w) = &wsl_now {
+            println!("  WSL distribution: {}", crate::wsl::step::status_line(w));
         }
         for p in &problems {
             println!("  problem: {p}");

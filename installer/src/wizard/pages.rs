@@ -43,6 +43,7 @@ fn monitor_text(m: Monitor) -> &'static str {
         }
         Monitor::Uml => "User-mode Linux (linux.uml, on this Linux host; no driver)",
         Monitor::Qemu => "QEMU (any host; KVM when it can be used, else emulation)",
+        Monitor::Wsl => "WSL 2 (64-bit Windows 10 2004+ and 11; root as a VHDX distribution)",
     }
 }
 

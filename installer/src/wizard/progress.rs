@@ -346,7 +346,7 @@ pub fn finish(plan: &Plan, summary: &Summary, log: &std::path::Path) {
             "  on its Windows host: colinux-daemon -t nt @\"{p}{}config.txt\"\n",
             std::path::MAIN_SEPARATOR
         )),
-        Monitor::Uml | Monitor::Qemu => {}
+        Monitor::Uml | Monitor::Qemu | Monitor::Wsl => {}
     }
     s.push_str(&format!("  colinux-setup boot --prefix {p}\n"));
     for u in &plan.users {
