@@ -235,6 +235,34 @@ pub struct UserPlan {
     pub shell: String,
     /// The /etc/shadow hash (`*` when locked).
     pub hash: String,
+    /// A built-in profile's password and where it is written for users (`password_from`):
+    /// shown by the plan and the finish page. Never a profile file's (the user's own), and
+    /// never in the JSON plan nor the digest.
+    #[serde(skip)]
+    pub known_password: Option<KnownPassword>,
+}
+
+/// A built-in profile's documented password ([`UserPlan::known_password`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct KnownPassword {
+    /// The password.
+    pub password: String,
+    /// Where it is written (the Blackfin coLinux kit manual).
+    pub from: String,
+}
+
+impl UserPlan {
+    /// What the user needs to log in: "log in as uclinux with the password bf533 from the
+    /// Blackfin coLinux kit manual; change it with passwd", for a built-in profile's
+    /// documented password only.
+    pub fn login_words(&self) -> Option<String> {
+        self.known_password.as_ref().map(|k| {
+            format!(
+                "log in as {} with the password {} from {}; change it with passwd",
+                self.name, k.password, k.from
+            )
+        })
+    }
 }
 
 /// A cofs share.
@@ -767,6 +795,13 @@ pub fn resolve(
                 home: u.home.clone(),
                 shell: u.shell.clone(),
                 hash,
+                known_password: match (&loaded.file, &u.password, &u.password_from) {
+                    (None, Some(password), Some(from)) => Some(KnownPassword {
+                        password: password.clone(),
+                        from: from.clone(),
+                    }),
+                    _ => None,
+                },
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -1464,10 +1499,10 @@ pub fn describe(plan: &Plan) -> String {
             u.name,
             u.uid,
             u.home,
-            if u.hash == "*" {
-                "locked"
-            } else {
-                "set (SHA-512 crypt in /etc/shadow)"
+            match &u.known_password {
+                _ if u.hash == "*" => "locked".to_owned(),
+                Some(k) => format!("{} from {} (change it with passwd)", k.password, k.from),
+                None => "set (SHA-512 crypt in /etc/shadow)".to_owned(),
             }
         );
     }

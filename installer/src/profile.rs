@@ -363,6 +363,11 @@ pub struct User {
     /// A ready crypt hash instead of `password`.
     #[serde(default)]
     pub password_hash: Option<String>,
+    /// Where a built-in profile's `password` is written for its users (the Blackfin
+    /// coLinux kit manual): the plan and the finish page show the password with it. A
+    /// profile file's password is the user's own and is never shown.
+    #[serde(default)]
+    pub password_from: Option<String>,
 }
 
 fn default_shell() -> String {
@@ -467,6 +472,7 @@ static PROFILE_SCHEMA: Schema = Schema {
                     "shell",
                     "password",
                     "password_hash",
+                    "password_from",
                 ],
                 children: &[],
             },
@@ -825,6 +831,9 @@ fn validate(p: &Profile) -> Result<()> {
         }
         if u.password.is_some() && u.password_hash.is_some() {
             bail!("user[{i}]: give password or password_hash, not both");
+        }
+        if u.password_from.is_some() && u.password.is_none() {
+            bail!("user[{i}].password_from: says where `password` is written; give `password` too");
         }
         for field in [&u.home, &u.shell] {
             if field.contains([':', '\n']) {

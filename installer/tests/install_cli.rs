@@ -11,8 +11,8 @@
 mod common;
 
 use common::{
-    BUSY, CANCELLED, FAILED, SMALL, cmd, debugfs, dev, host, host_cmd, install_cmd, secs, sha256,
-    status_json, tempdir, text,
+    BUSY, CANCELLED, FAILED, SMALL, cmd, debugfs, dev, host, host_cmd, install_cmd, p, secs,
+    sha256, status_json, tempdir, text,
 };
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -256,6 +256,84 @@ fn bfin_uclinux_profile_follows_the_seed() {
         &["--profile", "bfin-uclinux", "--no-first-boot"],
     ));
     assert_eq!(stat_snapshot(&prefix), before);
+}
+
+/// Issue 21 item 6: the kit's own profile on this Linux host makes a coLinux machine that
+/// cannot start here. The install's last words do not send the user to `boot`: they say
+/// where it runs and what it lacks, and the password the profile sets (the manual's).
+#[test]
+fn bfin_uclinux_on_linux_says_where_it_runs_and_its_password_not_to_boot() {
+    let t = tmp();
+    let prefix = t.path().join("bfin");
+    let o = ok(install(
+        &prefix,
+        &[
+            "--profile",
+            "bfin-uclinux",
+            "--no-first-boot",
+            "--set",
+            "ROOTMB=64",
+            "--set",
+            "HOMEMB=32",
+            "--set",
+            "RAMMB=128",
+            "--set",
+            "SWAPMB=160",
+        ],
+    ));
+    let out = String::from_utf8_lossy(&o.stdout);
+    for needle in [
+        "It cannot start on this host: coLinux cannot run on this linux",
+        "It runs on a 32-bit Windows 2000..7 or Linux 2.6 host with at most 4 GB of RAM",
+        "It still needs the coLinux kernel (vmlinux) and colinux-daemon",
+        "install again with --kit DIR|URL",
+        "install again with --monitor uml or --monitor qemu",
+        "log in as uclinux with the password bf533 from the Blackfin coLinux kit manual; change it with passwd",
+    ] {
+        assert!(out.contains(needle), "`{needle}` not in:\n{}", text(&o));
+    }
+    assert!(
+        !out.contains("colinux-setup boot --prefix") && !out.contains("boot --first-boot --prefix"),
+        "the install sends the user to boot a machine that cannot start here:\n{out}"
+    );
+    // The plan shows it too; a profile file's own password never.
+    let sizes = [
+        "--set",
+        "ROOTMB=64",
+        "--set",
+        "HOMEMB=32",
+        "--set",
+        "SWAPMB=160",
+    ];
+    let o = ok(install(
+        &prefix,
+        &[
+            &["--profile", "bfin-uclinux", "--no-first-boot", "--dry-run"][..],
+            &sizes,
+        ]
+        .concat(),
+    ));
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .contains("password bf533 from the Blackfin coLinux kit manual"),
+        "{}",
+        text(&o)
+    );
+    let file = t.path().join("mine.toml");
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/bfin-uclinux.toml"),
+    )
+    .expect("profile");
+    std::fs::write(&file, shipped.replace("bf533", "my-own-secret")).expect("write");
+    let o = ok(install(
+        &t.path().join("mine"),
+        &[
+            &["--profile", p(&file), "--no-first-boot", "--dry-run"][..],
+            &sizes,
+        ]
+        .concat(),
+    ));
+    assert!(!text(&o).contains("my-own-secret"), "{}", text(&o));
 }
 
 /// Every file of the folder but logs/, with its size and modification time.

@@ -372,6 +372,7 @@ fn walk_and_install(tmp: &Path, tty: &mut Tty, shots_out: &mut Vec<(String, Stri
     ];
     tty.wait_for("Ready to install");
     tty.wait_for("serial port:    COM1");
+    tty.wait_for("password bf533 from the Blackfin coLinux kit manual");
     tty.shot("Summary");
     // The config.txt it will write.
     tty.keys(DOWN);
@@ -414,6 +415,22 @@ fn walk_and_install(tmp: &Path, tty: &mut Tty, shots_out: &mut Vec<(String, Stri
     tty.wait_for("Saved the answers to");
     tty.keys(ENTER); // the cursor is back on Install
     tty.wait_for("Log of this install:");
+    // Issue 21 item 6: a coLinux machine cannot start on this (Linux) host, so the finish
+    // page does not send the user to `boot`; it says where the machine runs and what it
+    // lacks, and the password the profile sets, with where it is written.
+    let finish = tty.screen();
+    for needle in [
+        "It cannot start on this host",
+        "32-bit Windows 2000..7",
+        "a kit holding the coLinux files",
+        "log in as uclinux with the password bf533 from the Blackfin coLinux kit",
+    ] {
+        assert!(finish.contains(needle), "`{needle}` not in:\n{finish}");
+    }
+    assert!(
+        !finish.contains("colinux-setup boot --prefix"),
+        "the finish page sends the user to boot:\n{finish}"
+    );
     tty.shot("Progress and finish");
     shots_out.append(&mut tty.shots);
     prefix

@@ -230,7 +230,7 @@ pub fn run(args: InstallArgs, interrupt: &AtomicBool) -> Outcome {
                     } else {
                         format!(
                             "; first boot: {}",
-                            crate::firstboot::state_words(summary.first_boot, &plan.prefix)
+                            crate::finish::first_boot_words(&plan, summary.first_boot)
                         )
                     }
                 );
@@ -246,8 +246,18 @@ pub fn run(args: InstallArgs, interrupt: &AtomicBool) -> Outcome {
                     } else {
                         format!(", kept {}", summary.kept.join(", "))
                     },
-                    crate::firstboot::state_words(summary.first_boot, &plan.prefix)
+                    crate::finish::first_boot_words(&plan, summary.first_boot)
                 );
+                // A machine that cannot start here is not sent to `boot`: where it
+                // runs and what it lacks instead.
+                if crate::finish::cannot_start_here(&plan).is_some() {
+                    for line in crate::finish::start_lines(&plan) {
+                        println!("{line}");
+                    }
+                }
+                if let Some(line) = crate::finish::login_line(&plan) {
+                    println!("{line}");
+                }
                 println!("log: {}", log_path.display());
             }
             Outcome::Done
