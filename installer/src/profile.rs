@@ -498,22 +498,34 @@ pub struct Loaded {
     pub file: Option<PathBuf>,
 }
 
-/// Loads a shipped profile by name, or a profile file by path (anything with a `/`,
-/// `\` or ending in `.toml`).
+/// Whether `name_or_path` names a profile file (anything with a `/`, `\\` or ending in
+/// `.toml`) rather than a built-in profile.
+pub fn is_path(name_or_path: &str) -> bool {
+    name_or_path.contains(['/', '\\']) || name_or_path.ends_with(".toml")
+}
+
+/// The built-in profile called `name`, or the error that lists them (with the nearest
+/// name): a name on the command line that is none of them is a usage error, checked
+/// before anything is read.
+pub fn builtin(name: &str) -> Result<&'static str> {
+    if let Some((_, text)) = SHIPPED.iter().find(|(n, _)| *n == name) {
+        return Ok(text);
+    }
+    let names: Vec<&str> = SHIPPED.iter().map(|(n, _)| *n).collect();
+    let hint = keys::nearest(name, &names)
+        .map(|n| format!("did you mean `{n}`? "))
+        .unwrap_or_default();
+    bail!(
+        "PROFILE: no built-in profile is called `{name}`; {hint}the built-in profiles are: {} (or give the path of a profile file)",
+        names.join(", ")
+    );
+}
+
+/// Loads a built-in profile by name, or a profile file by path ([`is_path`]).
 pub fn load(name_or_path: &str) -> Result<Loaded> {
-    let looks_like_path = name_or_path.contains(['/', '\\']) || name_or_path.ends_with(".toml");
-    if !looks_like_path {
-        let Some((_, text)) = SHIPPED.iter().find(|(n, _)| *n == name_or_path) else {
-            let names: Vec<&str> = SHIPPED.iter().map(|(n, _)| *n).collect();
-            let hint = keys::nearest(name_or_path, &names)
-                .map(|n| format!("did you mean `{n}`? "))
-                .unwrap_or_default();
-            bail!(
-                "PROFILE: no shipped profile is called `{name_or_path}`; {hint}the shipped profiles are: {} (or give the path of a profile file)",
-                names.join(", ")
-            );
-        };
-        let profile = parse(text, &format!("shipped profile {name_or_path}"))?;
+    if !is_path(name_or_path) {
+        let text = builtin(name_or_path)?;
+        let profile = parse(text, &format!("built-in profile {name_or_path}"))?;
         return Ok(Loaded {
             profile,
             origin: format!("shipped:{name_or_path}"),

@@ -49,6 +49,18 @@ pub fn run(args: InstallArgs, interrupt: &AtomicBool) -> Outcome {
     {
         return Outcome::Usage(anyhow!("--monitor {m}: use auto, colinux, uml or qemu"));
     }
+    // A profile name on the command line that names no built-in profile is a usage
+    // error, as an unknown --set key is (a damaged profile file is not: 1603).
+    let named = args
+        .profile
+        .as_deref()
+        .or_else(|| sets.get("PROFILE").map(|a| a.value.as_str()));
+    if let Some(name) = named
+        && !profile::is_path(name)
+        && let Err(e) = profile::builtin(name)
+    {
+        return Outcome::Usage(e);
+    }
     let mut answers = Answers::default();
     let file = args
         .answers
