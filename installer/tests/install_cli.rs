@@ -272,13 +272,13 @@ fn bfin_uclinux_on_linux_says_where_it_runs_and_its_password_not_to_boot() {
             "bfin-uclinux",
             "--no-first-boot",
             "--set",
-            "ROOTMB=64",
+            "ROOTMB=16",
             "--set",
-            "HOMEMB=32",
+            "HOMEMB=8",
             "--set",
             "RAMMB=128",
             "--set",
-            "SWAPMB=160",
+            "SWAPMB=16",
         ],
     ));
     let out = String::from_utf8_lossy(&o.stdout);
@@ -334,6 +334,158 @@ fn bfin_uclinux_on_linux_says_where_it_runs_and_its_password_not_to_boot() {
         .concat(),
     ));
     assert!(!text(&o).contains("my-own-secret"), "{}", text(&o));
+}
+
+/// Issue 21 item 8: what users read says where a value came from in their words ("set
+/// with --set RAMMB", "chosen in the wizard", "from answers.toml:2"), not the team's
+/// ("shipped", "given (...)"), and a Linux example folder on Linux.
+#[test]
+fn the_plan_speaks_users_words() {
+    let t = tmp();
+    let answers = t.path().join("answers.toml");
+    std::fs::write(&answers, "# sizes\nHOMEMB = 8\n").expect("answers");
+    let o = ok(install(
+        &t.path().join("m"),
+        &[
+            "--profile",
+            "bfin-uclinux",
+            "--no-first-boot",
+            "--dry-run",
+            "--answers",
+            p(&answers),
+            "--set",
+            "RAMMB=128",
+            "--set",
+            "ROOTMB=16",
+            "--set",
+            "SWAPMB=16",
+        ],
+    ));
+    // What the program wrote (text() adds the test's own "exit Some(0)" line).
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for needle in [
+        "Plan: profile bfin-uclinux (built-in), monitor colinux",
+        "guest RAM:      128 MB (set with --set RAMMB)",
+        "16 MB ext3 on / as /dev/cobd0 (set with --set ROOTMB)",
+        &format!(
+            "8 MB ext3 on /home as /dev/cobd1 (from {}:2)",
+            answers.display()
+        ),
+    ] {
+        assert!(out.contains(needle), "`{needle}` not in:\n{out}");
+    }
+    for word in ["shipped", "given (", "Some("] {
+        assert!(!out.contains(word), "`{word}` in:\n{out}");
+    }
+    // A folder with a space, refused for coLinux, with an example of this host's kind.
+    let o = install(
+        &t.path().join("a b"),
+        &["--profile", "bfin-uclinux", "--no-first-boot", "--dry-run"],
+    );
+    fails(&o, FAILED, &["contains a space", "e.g. /"]);
+    assert!(!text(&o).contains("C:\\"), "{}", text(&o));
+}
+
+/// Issue 21 item 8: a profile name on the command line that names no built-in profile is
+/// a usage error (2), as an unknown --set key is; a damaged profile file stays 1603.
+#[test]
+fn an_unknown_profile_name_is_a_usage_error() {
+    let t = tmp();
+    let prefix = t.path().join("m");
+    for args in [
+        &[
+            "install",
+            "--unattended",
+            "--profile",
+            "minimall",
+            "--prefix",
+            p(&prefix),
+        ][..],
+        &[
+            "install",
+            "--unattended",
+            "--set",
+            "PROFILE=nosuch",
+            "--prefix",
+            p(&prefix),
+        ],
+        &[
+            "install",
+            "--dry-run",
+            "--profile",
+            "nosuch",
+            "--prefix",
+            p(&prefix),
+        ],
+        &["facts", "--profile", "nosuch"],
+    ] {
+        let o = run(args);
+        fails(
+            &o,
+            2,
+            &[
+                "no built-in profile is called",
+                "the built-in profiles are: minimal, bfin-uclinux",
+            ],
+        );
+        assert!(!text(&o).contains("shipped"), "{}", text(&o));
+    }
+    assert!(
+        text(&run(&[
+            "install",
+            "--unattended",
+            "--profile",
+            "minimall",
+            "--prefix",
+            p(&prefix)
+        ]))
+        .contains("did you mean `minimal`?")
+    );
+    assert!(!prefix.exists());
+    let bad = t.path().join("bad.toml");
+    std::fs::write(&bad, "name = \"bad\"\nnot toml [").expect("write");
+    fails(
+        &run(&[
+            "install",
+            "--unattended",
+            "--profile",
+            p(&bad),
+            "--prefix",
+            p(&prefix),
+        ]),
+        FAILED,
+        &["bad.toml"],
+    );
+}
+
+/// Issue 21 item 8: a folder on a volume that holds no files (/proc) is refused as such,
+/// before its free space ("0 MB free") is taken for the reason.
+#[test]
+fn a_folder_where_no_file_can_be_written_is_named_as_such() {
+    let o = run(&[
+        "install",
+        "--unattended",
+        "--profile",
+        "bfin-uclinux",
+        "--prefix",
+        "/proc/colinux-setup-test",
+        "--no-first-boot",
+        "--set",
+        "ROOTMB=64",
+    ]);
+    fails(
+        &o,
+        FAILED,
+        &[
+            "INSTALLDIR=/proc/colinux-setup-test: files cannot be written in /proc",
+            "choose another folder, e.g. /",
+        ],
+    );
+    assert!(!text(&o).contains("MB free"), "{}", text(&o));
 }
 
 /// Every file of the folder but logs/, with its size and modification time.

@@ -38,7 +38,7 @@ use crate::cmd::install::make_plan;
 use crate::plan::{Answers, Plan};
 
 /// The origin every wizard answer carries (shown in the plan's rules).
-pub const ORIGIN: &str = "wizard";
+pub const ORIGIN: &str = crate::plan::WIZARD_ORIGIN;
 
 /// The wizard's pages, in the seed manual's order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
