@@ -691,6 +691,52 @@ fn ctrl_c_on_the_sizes_page_asks_then_cancels_with_nothing_made() {
     );
 }
 
+/// Issue 21 item 8: the pre-filled folder field edits as a shell line: Ctrl-U clears it
+/// and Ctrl-W takes the word before the cursor, so what is typed replaces the default
+/// instead of being appended to it; Esc goes back to the page.
+#[test]
+fn ctrl_u_and_ctrl_w_clear_the_prefilled_folder() {
+    let tmp = tempdir("wizard-keys-");
+    let tmpdir = tmp.path().join("tmp");
+    std::fs::create_dir_all(&tmpdir).expect("tmp");
+    let first = tmp.path().join("first");
+    let second = tmp.path().join("second");
+    let third = tmp.path().join("third");
+    let mut tty = Tty::spawn(
+        &[&["install", "--prefix", p(&first)], host_args().as_slice()].concat(),
+        &[("TMPDIR", p(&tmpdir))],
+    );
+    tty.wait_for("Welcome to the coLinux setup");
+    tty.keys(ENTER);
+    tty.wait_for("License agreement");
+    tty.keys(DOWN);
+    tty.keys(ENTER);
+    tty.wait_for(&format!("Install folder: {}", first.display()));
+    for (key, to) in [("\x15", &second), ("\x17", &third)] {
+        tty.keys(UP);
+        tty.keys(ENTER);
+        tty.wait_for("Install folder ›");
+        tty.keys(key);
+        tty.keys(p(to));
+        tty.keys(ENTER);
+        tty.wait_for(&format!("Install folder: {}\n", to.display()));
+    }
+    // Esc in the field: back to the page, the folder as it was.
+    tty.keys(UP);
+    tty.keys(ENTER);
+    tty.wait_for("Install folder ›");
+    tty.keys("/typed-then-abandoned");
+    tty.keys(ESC);
+    tty.wait_for("Change the folder");
+    tty.wait_for(&format!("Install folder: {}\n", third.display()));
+    assert!(!tty.screen().contains("abandoned"), "{}", tty.screen());
+    tty.keys(CTRL_C);
+    tty.wait_for("Cancel the installation? Nothing has been changed yet");
+    tty.keys("y");
+    tty.keys(ENTER);
+    assert_eq!(tty.exit_code(), CANCELLED, "{}", tty.screen());
+}
+
 /// "No" to the cancel question on the summary page, typed as `n` then Enter, keeps the
 /// page: the Enter belongs to the question, not to the page's highlighted Install (it
 /// used to start the install). A later "yes" cancels with nothing made.

@@ -22,6 +22,7 @@
 //! The start-menu folder and extra-task pages are shown on Windows only, where a start
 //! menu exists; elsewhere those answers keep their defaults.
 
+mod line;
 mod pages;
 pub mod progress;
 
@@ -32,7 +33,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Result;
 use console::{Term, style};
 use dialoguer::theme::{ColorfulTheme, Theme};
-use dialoguer::{Confirm, Input, Select};
+use dialoguer::{Confirm, Select};
 
 use crate::cmd::install::make_plan;
 use crate::plan::{Answers, Plan};
@@ -242,17 +243,15 @@ impl Wizard<'_> {
         }
     }
 
-    /// A line of text; the shown value is kept by Enter.
+    /// A line of text; the shown value is kept by Enter, edited as a shell line (Ctrl-U,
+    /// Ctrl-W: [`line`]); Esc goes back.
     fn text(&self, prompt: &str, initial: &str) -> Result<Got<String>> {
         loop {
-            let r = Input::<String>::with_theme(&self.theme)
-                .with_prompt(prompt)
-                .with_initial_text(initial)
-                .allow_empty(true)
-                .interact_text_on(&self.term);
+            let r =
+                line::read(&self.term, &self.theme, prompt, initial).map_err(dialoguer::Error::IO);
             match self.settle(r)? {
-                Some(Got::Value(v)) => return Ok(Got::Value(v.trim().to_owned())),
-                Some(Got::Back) => return Ok(Got::Back),
+                Some(Got::Value(Some(v))) => return Ok(Got::Value(v.trim().to_owned())),
+                Some(Got::Value(None)) | Some(Got::Back) => return Ok(Got::Back),
                 Some(Got::Cancel) => return Ok(Got::Cancel),
                 None => {}
             }
