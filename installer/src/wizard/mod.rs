@@ -25,6 +25,7 @@
 mod line;
 mod pages;
 pub mod progress;
+mod screen;
 
 use std::io;
 use std::path::PathBuf;
@@ -213,17 +214,28 @@ impl Wizard<'_> {
         let _ = self
             .term
             .write_line(&format!("{}\n", style(title).bold().underlined()));
-        for line in body.lines() {
-            let _ = self.term.write_line(line);
+        for line in screen::fit(body, screen::size(&self.term).0) {
+            let _ = self.term.write_line(&line);
         }
         let _ = self.term.write_line("");
     }
 
-    /// A line of feedback under the page (an error or a note).
+    /// A line of feedback under the page (an error or a note), broken at spaces.
     fn say(&self, text: &str) {
-        let _ = self
-            .term
-            .write_line(&format!("{} {text}", style("!").red().bold()));
+        let width = screen::size(&self.term).0;
+        for line in screen::fit(&format!("! {text}"), width) {
+            let line = match line.strip_prefix('!') {
+                Some(rest) => format!("{}{rest}", style("!").red().bold()),
+                None => line,
+            };
+            let _ = self.term.write_line(&line);
+        }
+    }
+
+    /// A long text a screen at a time ([`screen::pager`]); Ctrl-C asks as on a page.
+    fn page_through(&self, title: &str, text: &str) -> Result<Option<Got<()>>> {
+        let r = screen::pager(&self.term, title, text).map_err(dialoguer::Error::IO);
+        self.settle(r)
     }
 
     /// A menu; Esc or `q` is Back.

@@ -350,8 +350,8 @@ pub fn finish(plan: &Plan, summary: &Summary, log: &std::path::Path) {
         "\nStatus: colinux-setup status --prefix {p}\nLog of this install: {}\n",
         log.display()
     ));
-    for line in s.lines() {
-        let _ = term.write_line(line);
+    for line in super::screen::fit(&s, super::screen::size(&term).0) {
+        let _ = term.write_line(&line);
     }
 }
 
