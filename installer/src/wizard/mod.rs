@@ -14,8 +14,9 @@
 //!
 //! Every page before the summary has a "< Back" entry (Esc or `q` also go back); Ctrl-C
 //! asks once whether to cancel (nothing has been changed before the summary; during the
-//! install the run rolls back and exits 1602). Prompts go to standard error, through
-//! dialoguer.
+//! install the run rolls back and exits 1602). Prompts go to standard error: menus and
+//! questions through dialoguer, text fields through [`line`] (a shell line's keys), pages
+//! broken at spaces to the terminal's width and long texts paged ([`screen`]).
 //!
 //! # Platform specific behavior
 //!
