@@ -40,10 +40,10 @@ pub fn start_lines(plan: &Plan) -> Vec<String> {
     let mut out = vec![format!("It cannot start on this host: {reason}.")];
     match plan.monitor {
         Monitor::Colinux => {
+            // Its config.txt names this host's paths: it is installed there, not copied.
             out.push(
-                "It runs on a 32-bit Windows 2000..7 or Linux 2.6 host with at most 4 GB of RAM: \
-                 copy this folder there and start it with colinux-daemon -t nt @config.txt \
-                 (or `colinux-setup boot` on that host)."
+                "It is made for coLinux, which runs on 32-bit Windows 2000..7 and Linux 2.6 hosts with at most \
+                 4 GB of RAM: install it on such a host (setup.msi on Windows), where `colinux-setup boot` starts it."
                     .to_owned(),
             );
             let mut missing = Vec::new();

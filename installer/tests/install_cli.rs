@@ -284,7 +284,7 @@ fn bfin_uclinux_on_linux_says_where_it_runs_and_its_password_not_to_boot() {
     let out = String::from_utf8_lossy(&o.stdout);
     for needle in [
         "It cannot start on this host: coLinux cannot run on this linux",
-        "It runs on a 32-bit Windows 2000..7 or Linux 2.6 host with at most 4 GB of RAM",
+        "coLinux, which runs on 32-bit Windows 2000..7 and Linux 2.6 hosts with at most 4 GB of RAM: install it on such a host",
         "It still needs the coLinux kernel (vmlinux) and colinux-daemon",
         "install again with --kit DIR|URL",
         "install again with --monitor uml or --monitor qemu",
