@@ -96,6 +96,25 @@ pub fn first_boot_words(plan: &Plan, state: FirstBoot) -> String {
     }
 }
 
+/// [`first_boot_words`] for an installed machine (`status`), from what its state records:
+/// a coLinux machine on a host coLinux cannot run on is not sent to `boot` here.
+pub fn recorded_first_boot_words(
+    monitor: Monitor,
+    state: FirstBoot,
+    prefix: &std::path::Path,
+) -> String {
+    if state.is_outstanding()
+        && monitor == Monitor::Colinux
+        && crate::monitor::colinux::host_supports().is_err()
+    {
+        format!(
+            "{state} (it runs with `colinux-setup boot --first-boot` on a host where the machine can start)"
+        )
+    } else {
+        crate::firstboot::state_words(state, prefix)
+    }
+}
+
 /// How to log in, when a built-in profile documents the password: the first user but
 /// root with one, else root.
 pub fn login_line(plan: &Plan) -> Option<String> {

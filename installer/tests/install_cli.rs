@@ -296,6 +296,11 @@ fn bfin_uclinux_on_linux_says_where_it_runs_and_its_password_not_to_boot() {
         !out.contains("colinux-setup boot --prefix") && !out.contains("boot --first-boot --prefix"),
         "the install sends the user to boot a machine that cannot start here:\n{out}"
     );
+    // `status` does not send the user to boot it here either.
+    let o = ok(run(&["status", "--prefix", p(&prefix)]));
+    let st = String::from_utf8_lossy(&o.stdout);
+    assert!(st.contains("first boot: skipped (it runs with"), "{st}");
+    assert!(!st.contains("--first-boot --prefix"), "{st}");
     // The plan shows it too; a profile file's own password never.
     let sizes = [
         "--set",

@@ -281,7 +281,7 @@ impl Wizard<'_> {
                     st.monitor,
                     st.version,
                     state::stamp(st.installed_at),
-                    crate::firstboot::state_words(st.first_boot, &prefix)
+                    crate::finish::recorded_first_boot_words(st.monitor, st.first_boot, &prefix)
                 ));
             }
             let check = crate::apply::check_host(&self.plan);
