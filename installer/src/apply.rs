@@ -303,6 +303,23 @@ pub fn check_host(plan: &Plan) -> Result<()> {
             existing.display()
         );
     }
+    // A folder the rights allow may still hold no files (/proc, /sys, a read-only
+    // volume; root passes access() everywhere): a temporary file that deletes itself
+    // tells, before the free space of such a volume is taken for a number.
+    #[cfg(unix)]
+    if let Err(e) = tempfile::tempfile_in(&existing) {
+        bail!(
+            "INSTALLDIR={}: files cannot be written in {} ({}); choose another folder, e.g. {}",
+            prefix.display(),
+            existing.display(),
+            match e.kind() {
+                std::io::ErrorKind::PermissionDenied => "no right to write there",
+                std::io::ErrorKind::ReadOnlyFilesystem => "its volume is read-only",
+                _ => "it is not on a volume that holds files",
+            },
+            crate::plan::example_folder()
+        );
+    }
     // What is in the folder is read as the install reads it: a damaged state or journal
     // is refused here too, and an existing file must be an image to be kept.
     survey(plan)?;

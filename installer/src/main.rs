@@ -13,6 +13,7 @@ mod elf;
 mod engine;
 mod exit;
 mod facts;
+mod finish;
 mod firstboot;
 mod guest;
 mod host;

@@ -374,6 +374,11 @@ pub struct User {
     /// A ready crypt hash instead of `password`.
     #[serde(default)]
     pub password_hash: Option<String>,
+    /// Where a built-in profile's `password` is written for its users (the Blackfin
+    /// coLinux kit manual): the plan and the finish page show the password with it. A
+    /// profile file's password is the user's own and is never shown.
+    #[serde(default)]
+    pub password_from: Option<String>,
 }
 
 fn default_shell() -> String {
@@ -478,6 +483,7 @@ static PROFILE_SCHEMA: Schema = Schema {
                     "shell",
                     "password",
                     "password_hash",
+                    "password_from",
                 ],
                 children: &[],
             },
@@ -503,22 +509,34 @@ pub struct Loaded {
     pub file: Option<PathBuf>,
 }
 
-/// Loads a shipped profile by name, or a profile file by path (anything with a `/`,
-/// `\` or ending in `.toml`).
+/// Whether `name_or_path` names a profile file (anything with a `/`, `\\` or ending in
+/// `.toml`) rather than a built-in profile.
+pub fn is_path(name_or_path: &str) -> bool {
+    name_or_path.contains(['/', '\\']) || name_or_path.ends_with(".toml")
+}
+
+/// The built-in profile called `name`, or the error that lists them (with the nearest
+/// name): a name on the command line that is none of them is a usage error, checked
+/// before anything is read.
+pub fn builtin(name: &str) -> Result<&'static str> {
+    if let Some((_, text)) = SHIPPED.iter().find(|(n, _)| *n == name) {
+        return Ok(text);
+    }
+    let names: Vec<&str> = SHIPPED.iter().map(|(n, _)| *n).collect();
+    let hint = keys::nearest(name, &names)
+        .map(|n| format!("did you mean `{n}`? "))
+        .unwrap_or_default();
+    bail!(
+        "PROFILE: no built-in profile is called `{name}`; {hint}the built-in profiles are: {} (or give the path of a profile file)",
+        names.join(", ")
+    );
+}
+
+/// Loads a built-in profile by name, or a profile file by path ([`is_path`]).
 pub fn load(name_or_path: &str) -> Result<Loaded> {
-    let looks_like_path = name_or_path.contains(['/', '\\']) || name_or_path.ends_with(".toml");
-    if !looks_like_path {
-        let Some((_, text)) = SHIPPED.iter().find(|(n, _)| *n == name_or_path) else {
-            let names: Vec<&str> = SHIPPED.iter().map(|(n, _)| *n).collect();
-            let hint = keys::nearest(name_or_path, &names)
-                .map(|n| format!("did you mean `{n}`? "))
-                .unwrap_or_default();
-            bail!(
-                "PROFILE: no shipped profile is called `{name_or_path}`; {hint}the shipped profiles are: {} (or give the path of a profile file)",
-                names.join(", ")
-            );
-        };
-        let profile = parse(text, &format!("shipped profile {name_or_path}"))?;
+    if !is_path(name_or_path) {
+        let text = builtin(name_or_path)?;
+        let profile = parse(text, &format!("built-in profile {name_or_path}"))?;
         return Ok(Loaded {
             profile,
             origin: format!("shipped:{name_or_path}"),
@@ -836,6 +854,9 @@ fn validate(p: &Profile) -> Result<()> {
         }
         if u.password.is_some() && u.password_hash.is_some() {
             bail!("user[{i}]: give password or password_hash, not both");
+        }
+        if u.password_from.is_some() && u.password.is_none() {
+            bail!("user[{i}].password_from: says where `password` is written; give `password` too");
         }
         for field in [&u.home, &u.shell] {
             if field.contains([':', '\n']) {

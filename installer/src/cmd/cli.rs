@@ -265,7 +265,7 @@ pub enum ConfigCommand {
 /// `install` (and the default command).
 #[derive(Debug, Args, Default, Clone)]
 pub struct InstallArgs {
-    /// Installation profile: a shipped name (minimal, bfin-uclinux) or a profile file.
+    /// Installation profile: a built-in name (minimal, bfin-uclinux) or a profile file.
     #[arg(long, value_name = "NAME|FILE")]
     pub profile: Option<String>,
     /// Install folder (INSTALLDIR).

@@ -18,7 +18,13 @@ use crate::profile::{self, Monitor, MonitorRequest};
 
 /// Runs `facts`.
 pub fn run(a: &FactsArgs) -> Outcome {
-    let loaded = match profile::load(a.profile.as_deref().unwrap_or(profile::DEFAULT)) {
+    let name = a.profile.as_deref().unwrap_or(profile::DEFAULT);
+    if !profile::is_path(name)
+        && let Err(e) = profile::builtin(name)
+    {
+        return Outcome::Usage(e);
+    }
+    let loaded = match profile::load(name) {
         Ok(l) => l,
         Err(e) => return Outcome::Failed(e),
     };

@@ -49,6 +49,18 @@ pub fn run(args: InstallArgs, interrupt: &AtomicBool) -> Outcome {
     {
         return Outcome::Usage(anyhow!("--monitor {m}: use auto, colinux, uml or qemu"));
     }
+    // A profile name on the command line that names no built-in profile is a usage
+    // error, as an unknown --set key is (a damaged profile file is not: 1603).
+    let named = args
+        .profile
+        .as_deref()
+        .or_else(|| sets.get("PROFILE").map(|a| a.value.as_str()));
+    if let Some(name) = named
+        && !profile::is_path(name)
+        && let Err(e) = profile::builtin(name)
+    {
+        return Outcome::Usage(e);
+    }
     let mut answers = Answers::default();
     let file = args
         .answers
@@ -230,7 +242,7 @@ pub fn run(args: InstallArgs, interrupt: &AtomicBool) -> Outcome {
                     } else {
                         format!(
                             "; first boot: {}",
-                            crate::firstboot::state_words(summary.first_boot, &plan.prefix)
+                            crate::finish::first_boot_words(&plan, summary.first_boot)
                         )
                     }
                 );
@@ -246,8 +258,18 @@ pub fn run(args: InstallArgs, interrupt: &AtomicBool) -> Outcome {
                     } else {
                         format!(", kept {}", summary.kept.join(", "))
                     },
-                    crate::firstboot::state_words(summary.first_boot, &plan.prefix)
+                    crate::finish::first_boot_words(&plan, summary.first_boot)
                 );
+                // A machine that cannot start here is not sent to `boot`: where it
+                // runs and what it lacks instead.
+                if crate::finish::cannot_start_here(&plan).is_some() {
+                    for line in crate::finish::start_lines(&plan) {
+                        println!("{line}");
+                    }
+                }
+                if let Some(line) = crate::finish::login_line(&plan) {
+                    println!("{line}");
+                }
                 println!("log: {}", log_path.display());
             }
             Outcome::Done

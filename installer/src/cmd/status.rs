@@ -255,7 +255,7 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
         );
         println!(
             "  first boot: {}",
-            crate::firstboot::state_words(st.first_boot, prefix)
+            crate::finish::recorded_first_boot_words(st.monitor, st.first_boot, prefix)
         );
         if let Some(t) = &tap {
             println!("  TAP {} on {}: {}", t.name, t.subnet, t.state);

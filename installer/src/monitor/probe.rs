@@ -171,7 +171,7 @@ impl Verdict {
         Engine::of(self.monitor, self.accel)
     }
 
-    fn new(engine: Engine, works: bool, reason: impl Into<String>) -> Verdict {
+    pub(crate) fn new(engine: Engine, works: bool, reason: impl Into<String>) -> Verdict {
         Verdict {
             monitor: engine.monitor(),
             accel: engine.accel(),
