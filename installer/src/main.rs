@@ -26,6 +26,7 @@ mod machine;
 mod machines;
 mod monitor;
 mod netfacts;
+mod out;
 mod plan;
 mod profile;
 mod progress;

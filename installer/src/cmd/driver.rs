@@ -164,13 +164,13 @@ fn verify_cmd(a: &VerifyArgs) -> Outcome {
     match authenticode::verify(&data, &policy) {
         Ok(r) => {
             if a.json {
-                println!(
+                crate::out::outln!(
                     "{}",
                     json!({"file": a.file, "trusted": r.warnings.is_empty(), "accepted": true, "report": r})
                 );
             } else {
-                print!("{}", report_lines(&a.file, &r));
-                println!(
+                crate::out::out!("{}", report_lines(&a.file, &r));
+                crate::out::outln!(
                     "{}: {}",
                     a.file.display(),
                     if r.warnings.is_empty() {
@@ -185,12 +185,12 @@ fn verify_cmd(a: &VerifyArgs) -> Outcome {
         }
         Err(e) => {
             if a.json {
-                println!(
+                crate::out::outln!(
                     "{}",
                     json!({"file": a.file, "trusted": false, "accepted": false, "check": e.check.as_str(), "message": e.to_string()})
                 );
             } else {
-                println!("{}: refused: {e}", a.file.display());
+                crate::out::outln!("{}: refused: {e}", a.file.display());
             }
             Outcome::CheckFailed
         }
@@ -251,7 +251,7 @@ fn install_cmd(a: &InstallArgs) -> Outcome {
         Ok((outcome, report)) => {
             let status = h.status().ok();
             if a.host.json {
-                println!(
+                crate::out::outln!(
                     "{}",
                     json!({"action": "install", "host": h.kind(), "dry_run": a.host.dry_run, "outcome": outcome, "signature": report, "status": status})
                 );
@@ -264,9 +264,9 @@ fn install_cmd(a: &InstallArgs) -> Outcome {
                     }
                 };
                 if let Some(r) = &report {
-                    print!("{}", report_lines(&file, r));
+                    crate::out::out!("{}", report_lines(&file, r));
                 }
-                println!(
+                crate::out::outln!(
                     "driver {} ({}): {what}{}",
                     h.name(),
                     h.kind(),
@@ -292,12 +292,12 @@ fn remove_cmd(a: &HostArgs) -> Outcome {
     match h.remove() {
         Ok(outcome) => {
             if a.json {
-                println!(
+                crate::out::outln!(
                     "{}",
                     json!({"action": "remove", "host": h.kind(), "dry_run": a.dry_run, "outcome": outcome})
                 );
             } else {
-                println!(
+                crate::out::outln!(
                     "driver {} ({}): {}{}",
                     h.name(),
                     h.kind(),
@@ -328,9 +328,9 @@ fn status_cmd(a: &HostArgs) -> Outcome {
     match h.status() {
         Ok(s) => {
             if a.json {
-                println!("{}", json!({"host": h.kind(), "driver": s}));
+                crate::out::outln!("{}", json!({"host": h.kind(), "driver": s}));
             } else {
-                println!(
+                crate::out::outln!(
                     "driver {} ({}): {}{}{}",
                     s.name,
                     h.kind(),

@@ -171,13 +171,13 @@ pub fn run(args: InstallArgs, interrupt: &AtomicBool) -> Outcome {
             // The kept images are said with the images, before fstab and config.txt.
             let text = plan::describe(&plan);
             let at = text.find("\n/etc/fstab:").unwrap_or(text.len());
-            print!(
+            crate::out::out!(
                 "{}{}{}",
                 &text[..at],
                 apply::describe_survey(&files),
                 &text[at..]
             );
-            println!("(dry run: nothing was changed)");
+            crate::out::outln!("(dry run: nothing was changed)");
         }
         return match check {
             Ok(()) => Outcome::Done,
@@ -231,7 +231,7 @@ pub fn run(args: InstallArgs, interrupt: &AtomicBool) -> Outcome {
                     "first_boot": summary.first_boot, "log": log_path,
                 }));
             } else if summary.changed.is_empty() {
-                println!(
+                crate::out::outln!(
                     "{}: already installed as planned (profile {}); nothing changed{}",
                     plan.prefix.display(),
                     plan.profile,
@@ -247,7 +247,7 @@ pub fn run(args: InstallArgs, interrupt: &AtomicBool) -> Outcome {
                     }
                 );
             } else {
-                println!(
+                crate::out::outln!(
                     "installed profile {} into {} for the {} monitor: made {}{}; first boot: {}",
                     plan.profile,
                     plan.prefix.display(),
@@ -264,13 +264,13 @@ pub fn run(args: InstallArgs, interrupt: &AtomicBool) -> Outcome {
                 // runs and what it lacks instead.
                 if crate::finish::cannot_start_here(&plan).is_some() {
                     for line in crate::finish::start_lines(&plan) {
-                        println!("{line}");
+                        crate::out::outln!("{line}");
                     }
                 }
                 if let Some(line) = crate::finish::login_line(&plan) {
-                    println!("{line}");
+                    crate::out::outln!("{line}");
                 }
-                println!("log: {}", log_path.display());
+                crate::out::outln!("log: {}", log_path.display());
             }
             Outcome::Done
         }
