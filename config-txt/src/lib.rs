@@ -45,4 +45,4 @@ pub use model::{
 };
 pub use parse::{Parsed, Source, parse, parse_sources, sort_diagnostics};
 pub use slirp::{Protocol, Redirection, RedirectionError, Redirections, parse_redirections};
-pub use write::{WriteError, write};
+pub use write::{Notes, WriteError, write, write_with};

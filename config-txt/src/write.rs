@@ -248,40 +248,98 @@ fn check_boot_param(cfg: &Config, param: &str, is_root: bool) -> Result<(), Writ
     Ok(())
 }
 
-/// Writes the canonical config.txt of a model.
+/// The comments the writer puts above each section: what the lines mean to the program
+/// that reads the file. They are comments only, so they never change what is read;
+/// [`Notes::colinux`] (what [`write`] uses) speaks of colinux-daemon, and a program that
+/// reads the same grammar for another monitor gives its own words to [`write_with`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Notes {
+    /// The opening lines, each without its `# `.
+    pub header: Vec<String>,
+    /// Above `kernel=`.
+    pub kernel: String,
+    /// Above `initrd=`.
+    pub initrd: String,
+    /// Above `mem=`.
+    pub mem: String,
+    /// Above the `cobdN=` lines.
+    pub cobd: String,
+    /// Above the `ethN=` lines.
+    pub eth: String,
+    /// Above the boot parameters (`root=` first).
+    pub boot: String,
+}
+
+impl Notes {
+    /// colinux-daemon's words: the comments of [`write`].
+    pub fn colinux() -> Notes {
+        Notes {
+            header: vec![
+                "coLinux machine configuration, read by colinux-daemon 0.7 (colinux-daemon @config.txt).".to_string(),
+                "One setting per line. `#` starts a comment, even inside quotes, so values cannot contain it.".to_string(),
+                "Relative paths are resolved against the folder colinux-daemon is started from.".to_string(),
+            ],
+            kernel: "Guest kernel (vmlinux), loaded by colinux-daemon.".to_string(),
+            initrd: "Initial RAM disk: installs the kernel modules; needed for the first boot only.".to_string(),
+            mem: "Guest RAM in MB (0: automatic; the driver clamps it to 8..984).".to_string(),
+            cobd: "Block devices: cobdN is /dev/cobdN in the guest (one filesystem or swap per image).".to_string(),
+            eth: "Network adapters: tuntap,NAME,MAC | pcap-bridge,NAME,MAC,nopromisc | ndis-bridge,... | slirp,MAC,REDIRECTIONS".to_string(),
+            boot: "Guest kernel command line, in this order (255 bytes at most).".to_string(),
+        }
+    }
+}
+
+/// Writes the canonical config.txt of a model, with colinux-daemon's comments.
 pub fn write(cfg: &Config) -> Result<String, WriteError> {
+    write_with(cfg, &Notes::colinux())
+}
+
+/// [`write`] with other comments: the same settings, byte for byte, under `notes`.
+/// A note that would not stay one comment line (a line break in it) is refused.
+pub fn write_with(cfg: &Config, notes: &Notes) -> Result<String, WriteError> {
+    let all = notes.header.iter().chain([
+        &notes.kernel,
+        &notes.initrd,
+        &notes.mem,
+        &notes.cobd,
+        &notes.eth,
+        &notes.boot,
+    ]);
+    for n in all {
+        if n.contains(['\n', '\r']) {
+            return Err(invalid(
+                "comment",
+                format!("`{}` is not one line", escaped(n)),
+            ));
+        }
+    }
     let mut out = String::new();
     // `writeln!` into a String cannot fail.
     macro_rules! line {
         ($($arg:tt)*) => {{ let _ = writeln!(out, $($arg)*); }};
     }
-    line!(
-        "# coLinux machine configuration, read by colinux-daemon 0.7 (colinux-daemon @config.txt)."
-    );
-    line!(
-        "# One setting per line. `#` starts a comment, even inside quotes, so values cannot contain it."
-    );
-    line!("# Relative paths are resolved against the folder colinux-daemon is started from.");
+    for h in &notes.header {
+        line!("# {h}");
+    }
 
     let kernel = cfg.kernel.as_deref().ok_or(WriteError::MissingKernel)?;
     line!();
-    line!("# Guest kernel (vmlinux), loaded by colinux-daemon.");
+    line!("# {}", notes.kernel);
     line!("kernel={}", path_value("kernel", kernel, MAX_KERNEL_PATH)?);
     if let Some(initrd) = &cfg.initrd {
-        line!("# Initial RAM disk: installs the kernel modules; needed for the first boot only.");
+        line!("# {}", notes.initrd);
         line!("initrd={}", path_value("initrd", initrd, MAX_KERNEL_PATH)?);
     }
     if let Some(mem) = cfg.mem {
         line!();
-        line!("# Guest RAM in MB (0: automatic; the driver clamps it to 8..984).");
+        line!("# {}", notes.mem);
         line!("mem={mem}");
     }
 
     if cfg.setcobd.is_some() || !cfg.cobd.is_empty() {
         line!();
-        line!(
-            "# Block devices: cobdN is /dev/cobdN in the guest (one filesystem or swap per image)."
-        );
+        line!("# {}", notes.cobd);
     }
     if let Some(mode) = cfg.setcobd {
         line!("setcobd={}", mode.as_str());
@@ -361,9 +419,7 @@ pub fn write(cfg: &Config) -> Result<String, WriteError> {
 
     if !cfg.eth.is_empty() {
         line!();
-        line!(
-            "# Network adapters: tuntap,NAME,MAC | pcap-bridge,NAME,MAC,nopromisc | ndis-bridge,... | slirp,MAC,REDIRECTIONS"
-        );
+        line!("# {}", notes.eth);
     }
     for (&n, nic) in &cfg.eth {
         check_index("eth", n, MAX_ETH)?;
@@ -518,7 +574,7 @@ pub fn write(cfg: &Config) -> Result<String, WriteError> {
 
     if cfg.root.is_some() || !cfg.boot_params.is_empty() {
         line!();
-        line!("# Guest kernel command line, in this order (255 bytes at most).");
+        line!("# {}", notes.boot);
     }
     if let Some(root) = &cfg.root {
         check_boot_param(cfg, &format!("root={root}"), true)?;
@@ -575,4 +631,51 @@ fn first_difference(want: &Config, got: &Config) -> String {
         boot_params
     );
     "it reads back differently".to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model() -> Config {
+        let mut c = Config::new("/m/linux.uml".to_string());
+        c.mem = Some(128);
+        c.cobd.insert(0, Cobd::new("/m/root.img".to_string()));
+        c.root = Some("/dev/ubda".to_string());
+        c
+    }
+
+    /// Other comments change nothing colinux-daemon reads: the same lines once the
+    /// comments are left out, and the same model read back.
+    #[test]
+    fn other_notes_change_only_comments() {
+        let c = model();
+        let colinux = write(&c).expect("write");
+        assert!(colinux.starts_with("# coLinux machine configuration, read by colinux-daemon 0.7"));
+        let mut notes = Notes::colinux();
+        notes.header = vec!["read by another program".to_string()];
+        notes.cobd = "cobd0 is /dev/ubda".to_string();
+        notes.kernel = "the guest kernel".to_string();
+        let other = write_with(&c, &notes).expect("write_with");
+        assert!(!other.contains("colinux-daemon"), "{other}");
+        assert!(other.contains("# cobd0 is /dev/ubda\n"), "{other}");
+        let settings = |t: &str| -> Vec<String> {
+            t.lines()
+                .filter(|l| !l.starts_with('#'))
+                .map(str::to_string)
+                .collect()
+        };
+        assert_eq!(settings(&colinux), settings(&other));
+        assert_eq!(parse(other.as_bytes(), "config.txt").config, c);
+    }
+
+    #[test]
+    fn a_note_of_two_lines_is_refused() {
+        let mut notes = Notes::colinux();
+        notes.mem = "one\nkernel=/evil".to_string();
+        assert!(matches!(
+            write_with(&model(), &notes),
+            Err(WriteError::Invalid { .. })
+        ));
+    }
 }

@@ -10,6 +10,9 @@
 //! - [`host`]: the ring-0 driver installed, removed and reported on behind one trait,
 //!   [`host::DriverHost`]: Windows (Service Control Manager), Linux (the `colinux`
 //!   module) and a recording host for `--dry-run` and tests.
+//! - [`scm`]: the one Service Control Manager wrapper (`scm::windows`, over
+//!   `windows-sys`) and its one error, [`scm::ScmError`], for the driver's host and the
+//!   installer's machine service alike; the recording hosts' state file.
 //! - `wintrust` (Windows only): `WinVerifyTrust`'s verdict, reported beside ours.
 //!
 //! The crate never prints; the `colinux-setup` binary renders its results.
@@ -18,5 +21,6 @@
 pub mod authenticode;
 pub mod host;
 pub mod manifest;
+pub mod scm;
 #[cfg(windows)]
 pub mod wintrust;

@@ -46,6 +46,7 @@ pub const ALL: &[Key] = &[
     key("PUTTYSESSION", true),
     key("PUTTYUSER", false),
     key("DRIVERSIGNER", true),
+    key("WSLNAME", false),
 ];
 
 /// The MSI passes this besides the answers: the installing user's SID, for the PuTTY

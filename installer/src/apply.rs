@@ -25,7 +25,7 @@
 //! STEP` on stderr) until the process is killed or interrupted (then the run cancels);
 //! `COLINUX_SETUP_TEST_FAIL_AT=STEP` makes the step fail. Steps: `prefix`, `image:root`,
 //! `image:root:writing` (inside the build, its temporary file half written),
-//! `image:home`, `image:home:writing`, `swap`, `machine-files`, `config`, `tap`, `driver`, `service`, `putty`, `first-boot`, `state`, `commit`.
+//! `image:home`, `image:home:writing`, `swap`, `machine-files`, `config`, `tap`, `driver`, `service`, `putty`, `wsl`, `first-boot`, `state`, `commit`.
 //! `COLINUX_SETUP_TEST_FIRST_BOOT=fail|hang|panic` makes the first boot's guest fail
 //! (see [`crate::firstboot`]). They exist for the tests in installer/tests and are not
 //! part of the product's interface.
@@ -55,6 +55,7 @@ pub const HOST_STEPS: &[&dyn HostStep] = &[
     &crate::driver::Driver,
     &crate::service::step::Service,
     &crate::putty::step::Putty,
+    &crate::wsl::step::Wsl,
 ];
 
 /// Undoes a host object's journal entry through the step that wrote it. A step name no
@@ -98,6 +99,18 @@ pub(crate) fn sweep_temporaries(prefix: &Path) {
         crate::rebuild::PENDING_FILE,
     ] {
         remove_partials(&prefix.join(name));
+    }
+    // A killed wsl first boot's distribution share (see firstboot.rs).
+    if let Ok(entries) = fs::read_dir(prefix) {
+        for e in entries.flatten() {
+            let is_share = e
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(".colinux-setup-dist-"));
+            if is_share && e.file_type().is_ok_and(|t| t.is_dir()) {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
     }
 }
 
@@ -288,6 +301,23 @@ pub fn check_host(plan: &Plan) -> Result<()> {
             "INSTALLDIR={}: no right to write in {}; run as a user who may, or choose another folder",
             prefix.display(),
             existing.display()
+        );
+    }
+    // A folder the rights allow may still hold no files (/proc, /sys, a read-only
+    // volume; root passes access() everywhere): a temporary file that deletes itself
+    // tells, before the free space of such a volume is taken for a number.
+    #[cfg(unix)]
+    if let Err(e) = tempfile::tempfile_in(&existing) {
+        bail!(
+            "INSTALLDIR={}: files cannot be written in {} ({}); choose another folder, e.g. {}",
+            prefix.display(),
+            existing.display(),
+            match e.kind() {
+                std::io::ErrorKind::PermissionDenied => "no right to write there",
+                std::io::ErrorKind::ReadOnlyFilesystem => "its volume is read-only",
+                _ => "it is not on a volume that holds files",
+            },
+            crate::plan::example_folder()
         );
     }
     // What is in the folder is read as the install reads it: a damaged state or journal
@@ -970,6 +1000,8 @@ pub fn image_options(
     opts.owner = Some((0, 0));
     opts.sources = staged.sources.clone();
     opts.source_date_epoch = Some(plan.source_date_epoch);
+    // root.vhdx (the wsl monitor's) is written as VHDX.
+    opts.format = image_builder::DiskFormat::from_path(&img.path);
     Ok((opts, staged))
 }
 

@@ -268,6 +268,8 @@ pub fn guest_arch(monitor: Monitor) -> Option<GuestArch> {
     match monitor {
         Monitor::Colinux => Some(I386),
         Monitor::Uml | Monitor::Qemu => host_arch(),
+        // WSL 2's kernel is x86-64 (the only Windows it runs on here).
+        Monitor::Wsl => Some(X86_64),
     }
 }
 

@@ -19,7 +19,7 @@
 //!
 //! Test-only hook: `COLINUX_SETUP_TEST_FIRST_BOOT=fail|hang|panic` makes the guest's
 //! script fail, hang, or the kernel panic (`init=` of a missing program). It exists for
-//! installer/tests/boot_cli.rs and is not part of the product's interface.
+//! installer/tests/cli/boot_cli.rs and is not part of the product's interface.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -75,6 +75,9 @@ pub fn run(
         return Ok(Done::NotRun(FirstBoot::Pending));
     }
     back_up(plan, journal, ctx)?;
+    if plan.monitor == Monitor::Wsl {
+        return run_wsl(plan, ctx);
+    }
     let run_dir = tempfile::Builder::new()
         .prefix("colinux-setup-run-")
         .tempdir()
@@ -238,6 +241,149 @@ pub fn run(
         result.elapsed.as_secs_f64()
     ));
     Ok(Done::Ran(engine.accel()))
+}
+
+/// The first boot of a wsl machine: no kernel boots; the first-boot script runs as a
+/// command in the registered distribution (`wsl -d NAME -u root --exec /bin/sh -c`),
+/// its words in `COLINUX_FIRSTBOOT_ARGS`, the distribution share a folder in the
+/// install folder that the distribution reaches through WSL's automount of the drive.
+/// The same markers, timeout, console log and verdict as the other monitors; the
+/// distribution is terminated afterwards, so its disk is detached and flushed.
+fn run_wsl(plan: &Plan, ctx: &mut Ctx<'_>) -> Result<Done> {
+    let name = crate::wsl::name(plan);
+    // In the install folder, so that the distribution reaches it (/mnt/c/...): a
+    // temporary folder of the Windows user may be on another drive or not mounted.
+    let dist = tempfile::Builder::new()
+        .prefix(".colinux-setup-dist-")
+        .tempdir_in(&plan.prefix)
+        .context("creating the distribution share in the install folder")?;
+    let files = stage_distribution(plan, dist.path())?;
+    let target = plan
+        .first_boot
+        .target
+        .clone()
+        .unwrap_or_else(|| "/home".into());
+    let share = crate::wsl::wsl_path(&dist.path().display().to_string());
+    let mut words = vec![
+        "colinux.firstboot".to_owned(),
+        format!("colinux.target={target}"),
+        format!("colinux.dist=dir:{share}"),
+    ];
+    match std::env::var("COLINUX_SETUP_TEST_FIRST_BOOT").as_deref() {
+        Ok("fail") => words.push("colinux.firstboot.test=fail".into()),
+        Ok("hang") => words.push("colinux.firstboot.test=hang".into()),
+        _ => {}
+    }
+    let words = words.join(" ");
+    if words.contains(['\'', '\n']) {
+        bail!(
+            "the first boot's share {share} or target {target} holds a quote or a line break, which cannot be passed to the distribution; choose another install folder"
+        );
+    }
+    let script = format!(
+        "export COLINUX_FIRSTBOOT_ARGS='{words}'; if sh /etc/init.d/firstboot; then echo '{FIRST_BOOT_OK}'; else echo \"{FIRST_BOOT_FAILED} rc=$?\"; fi; sync"
+    );
+    let argv = vec!["/bin/sh".to_owned(), "-c".to_owned(), script];
+    let timeout = plan.first_boot.timeout_secs.unwrap_or(600);
+    ctx.rep.phase(&format!(
+        "first boot in WSL 2 (the distribution {name}, at most {timeout} s): {}",
+        plan.first_boot.description.clone().unwrap_or_default()
+    ));
+    ctx.log.line(&format!(
+        "first boot: {files} distribution files; wsl -d {name} -u root --exec {}",
+        argv.join(" ")
+    ));
+    let mut host = crate::wsl::host_for()?;
+    let mut ok = false;
+    let mut failed = None;
+    let mut tail: Vec<String> = Vec::new();
+    let started = std::time::Instant::now();
+    let out = {
+        let log = &mut *ctx.log;
+        let rep = &mut *ctx.rep;
+        host.run(
+            &name,
+            "root",
+            &argv,
+            Duration::from_secs(timeout),
+            ctx.interrupt,
+            &mut |line| {
+                log.line(&format!("console: {line}"));
+                let t = line.trim();
+                if t == FIRST_BOOT_OK {
+                    ok = true;
+                } else if t.starts_with(FIRST_BOOT_FAILED) {
+                    failed = Some(t.to_owned());
+                }
+                if !t.is_empty() {
+                    tail.push(t.to_owned());
+                    if tail.len() > 15 {
+                        tail.remove(0);
+                    }
+                    let t = t.strip_prefix("colinux-setup: ").unwrap_or(t);
+                    rep.status(&format!(
+                        "first boot: {}",
+                        t.trim_start_matches("first boot: ")
+                    ));
+                }
+            },
+        )
+    };
+    // Detached and flushed, also after a failure: the image is whole on the host before
+    // the state records it, and a rollback can put it back.
+    if let Err(e) = host.terminate(&name) {
+        ctx.log
+            .line(&format!("first boot: wsl --terminate {name}: {e}"));
+    }
+    let out = out.map_err(|e| {
+        anyhow!(e).context(format!(
+            "running the first boot in the WSL distribution {name}"
+        ))
+    })?;
+    ctx.log.line(&format!(
+        "first boot ended after {:.1} s: exit {:?}, timed out {}, marker ok {ok}",
+        started.elapsed().as_secs_f64(),
+        out.exit_code,
+        out.timed_out
+    ));
+    if out.interrupted || ctx.interrupt.load(Ordering::SeqCst) {
+        bail!(
+            "cancelled ({}) during the first boot",
+            crate::progress::stop_reason()
+        );
+    }
+    let why = if out.timed_out {
+        Some(format!(
+            "it did not finish within {timeout} s (the profile's first_boot.timeout_secs); the distribution was terminated"
+        ))
+    } else if let Some(f) = failed {
+        Some(format!("the first-boot script failed ({f})"))
+    } else if !ok {
+        Some(format!(
+            "wsl.exe ended (exit {:?}) before the first-boot script reported success",
+            out.exit_code
+        ))
+    } else if out.exit_code != Some(0) {
+        Some(format!(
+            "wsl.exe ended (exit {:?}) after the script succeeded",
+            out.exit_code
+        ))
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        bail!(
+            "the first boot failed: {why}; the last console lines:\n{}\n(the whole console is in the log); \
+             fix the cause and run it again: `colinux-setup boot --first-boot --prefix {}`",
+            tail.join("\n"),
+            plan.prefix.display()
+        );
+    }
+    ctx.log.line(&format!(
+        "first boot done in {:.1} s",
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(Done::Ran(None))
 }
 
 /// The first boot's state as a user reads it (`status`, the install's last line, the

@@ -40,6 +40,24 @@ pub fn fstab(plan: &Plan) -> String {
         s,
         "# <file system> <mount point> <type> <options> <dump> <pass>"
     );
+    if plan.monitor == Monitor::Wsl {
+        // WSL mounts the root, /proc, /sys and /dev itself and attaches no other disk
+        // of the machine (see crate::wsl): only the shares are fstab's, as drvfs.
+        let _ = writeln!(
+            s,
+            "# WSL mounts / (root.vhdx), /proc, /sys and /dev itself; the shares are Windows folders (drvfs)."
+        );
+        for sh in &plan.shares {
+            let _ = writeln!(
+                s,
+                "{} {} drvfs {} 0 0",
+                sh.host.replace('\\', "/").replace(' ', "\\040"),
+                sh.mount,
+                sh.options
+            );
+        }
+        return s;
+    }
     for i in plan.images.iter().filter(|i| i.mount == "/") {
         let _ = writeln!(s, "{} / {} defaults 0 1", i.device, i.fstab_type);
     }
@@ -80,6 +98,8 @@ pub fn fstab(plan: &Plan) -> String {
                 "cofs{} {} 9p {},trans=virtio,version=9p2000.L 0 0",
                 sh.cofs, sh.mount, sh.options
             ),
+            // Written above (drvfs); fstab() returns before this loop for WSL.
+            Monitor::Wsl => continue,
         };
         let _ = writeln!(s, "{line}");
     }
@@ -193,7 +213,8 @@ pub const FIRST_BOOT_FAILED: &str = "COLINUX-SETUP-FIRST-BOOT: FAILED";
 /// kernel command line holds `colinux.firstboot`. It checks that every fstab entry that
 /// is not `noauto` is mounted and every swap is on (printing each), then copies the
 /// distribution from the host share named by `colinux.dist=hostfs:DIR` (UML),
-/// `colinux.dist=disk:DEV` (QEMU: a read-only image of the share) or `9p:TAG` into
+/// `colinux.dist=disk:DEV` (QEMU: a read-only image of the share), `9p:TAG` or `dir:DIR`
+/// (WSL: the install drive's automount; the words then come in `COLINUX_FIRSTBOOT_ARGS`) into
 /// `colinux.target=DIR` and checks it against the
 /// share's SHA256SUMS; then, when the share holds `modules.tar`, unpacks the kernel
 /// modules into /lib/modules and checks them against MODULES.SHA256SUMS.
@@ -202,7 +223,8 @@ const FIRST_BOOT: &str = r#"#!/bin/sh
 # /etc/init.d/firstboot, written by colinux-setup: the first boot's script (see rcS).
 set -e
 say() { echo "colinux-setup: first boot: $*"; }
-arg() { for w in $(cat /proc/cmdline); do case "$w" in "$1"=*) echo "${w#*=}"; return 0;; esac; done; }
+# Under WSL the first boot is a command, not a kernel: its words come in COLINUX_FIRSTBOOT_ARGS.
+arg() { for w in ${COLINUX_FIRSTBOOT_ARGS:-$(cat /proc/cmdline)}; do case "$w" in "$1"=*) echo "${w#*=}"; return 0;; esac; done; }
 while read -r dev mnt type opts rest; do
   case "$dev" in ''|'#'*) continue;; esac
   case ",$opts," in *,noauto,*) continue;; esac
@@ -226,6 +248,8 @@ if [ -n "$dist" ] && [ -n "$target" ]; then
     hostfs:*) mount -t hostfs -o "ro,${dist#hostfs:}" none /mnt/dist ;;
     9p:*) mount -t 9p -o ro,trans=virtio,version=9p2000.L "${dist#9p:}" /mnt/dist ;;
     disk:*) mount -o ro "${dist#disk:}" /mnt/dist ;;
+    # WSL: a folder already there (its automount of the install drive).
+    dir:*) mount --bind "${dist#dir:}" /mnt/dist ;;
     *) say "unknown distribution share $dist"; exit 1 ;;
   esac
   say "unpacking the distribution into $target"
@@ -357,6 +381,9 @@ fn etc_files(plan: &Plan, etc: &Path, kit: Option<&PathBuf>, busybox: bool) -> R
         ("group", merge(kit_file("group"), &group(plan)), 0o644),
         ("shadow", merge(kit_file("shadow"), &shadow(plan)), 0o600),
     ];
+    if plan.monitor == Monitor::Wsl {
+        files.push(("wsl.conf", crate::wsl::wsl_conf(plan), 0o644));
+    }
     if busybox {
         files.push(("inittab", inittab().to_owned(), 0o644));
         files.push(("rcS", rcs(plan), 0o755));
@@ -511,6 +538,7 @@ pub fn busybox_misfit(path: &Path, monitor: Monitor) -> Option<String> {
         Monitor::Colinux => "a coLinux kernel (32-bit x86)",
         Monitor::Uml => "User-mode Linux on this host",
         Monitor::Qemu => "the QEMU guest kernel of this host",
+        Monitor::Wsl => "WSL 2's kernel (x86-64)",
     };
     Some(format!(
         "the built-in root uses {}, a busybox for {}, not {}: {kernel} cannot run it; \

@@ -153,6 +153,8 @@ pub fn select(
             Monitor::Colinux => kind(kit, f) == Kind::Colinux,
             Monitor::Qemu => kind(kit, f) == Kind::X86Boot,
             Monitor::Uml => kind(kit, f) == Kind::Uml && arch_fits(f.arch),
+            // WSL 2 boots its own kernel.
+            Monitor::Wsl => false,
         })
         .collect();
     let kernel = match kernels.as_slice() {
@@ -185,7 +187,7 @@ pub fn select(
             match monitor {
                 Monitor::Colinux => !qemu_initrd,
                 Monitor::Qemu => kernel.is_some() && qemu_initrd,
-                Monitor::Uml => false,
+                Monitor::Uml | Monitor::Wsl => false,
             }
         })
         .collect();

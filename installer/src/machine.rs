@@ -14,6 +14,7 @@ use config_txt::{Cobd, Config, Mac, Nic};
 use sha2::{Digest, Sha256};
 
 use crate::plan::Plan;
+use crate::profile::Monitor;
 
 fn mac(plan: &Plan, index: u8) -> Mac {
     let h = Sha256::digest(plan.prefix.display().to_string().as_bytes());
@@ -73,10 +74,53 @@ pub fn model(plan: &Plan) -> Config {
     c
 }
 
+/// The comments of config.txt, in the words of the monitor that reads it: colinux-daemon's
+/// for coLinux (the writer's own, unchanged), colinux-setup's for User-mode Linux and QEMU,
+/// with the guest's device names. Comments only: what is read stays the same.
+fn notes(plan: &Plan, config: &Config) -> config_txt::Notes {
+    let mut n = config_txt::Notes::colinux();
+    let title = match plan.monitor {
+        Monitor::Colinux => return n,
+        Monitor::Uml => "User-mode Linux",
+        Monitor::Qemu => "QEMU",
+        Monitor::Wsl => "WSL 2",
+    };
+    n.header = vec![
+        format!(
+            "Machine configuration in coLinux's config.txt grammar, read by colinux-setup, which starts it under {title} (colinux-setup boot)."
+        ),
+        "One setting per line. `#` starts a comment, so values cannot contain it.".to_owned(),
+        "Paths are absolute.".to_owned(),
+    ];
+    n.kernel = match plan.monitor {
+        Monitor::Uml => "Guest kernel: User-mode Linux's linux.uml, run as a program.".to_owned(),
+        Monitor::Wsl => "Guest kernel: not used (WSL 2 runs its own kernel).".to_owned(),
+        _ => "Guest kernel, loaded by QEMU (-kernel).".to_owned(),
+    };
+    n.mem = if plan.monitor == Monitor::Wsl {
+        "Guest RAM in MB: not used (WSL 2 sets the memory of all distributions in .wslconfig)."
+            .to_owned()
+    } else {
+        "Guest RAM in MB.".to_owned()
+    };
+    let devices: Vec<String> = config
+        .cobd
+        .keys()
+        .map(|&i| format!("cobd{i} is {}", plan.monitor.device(i)))
+        .collect();
+    n.cobd = format!(
+        "Block devices: {} in the guest (one filesystem or swap per image).",
+        devices.join(", ")
+    );
+    n.eth = "Network adapters: slirp,MAC,REDIRECTIONS (user networking; the redirections listen on this host) | tuntap,NAME,MAC (a TAP adapter of this host)".to_owned();
+    n.boot = "Guest kernel command line, in this order.".to_owned();
+    n
+}
+
 /// The text of config.txt for `config` (the plan's model, or a variant of it): a header
 /// of comments from the plan, then the canonical writer's output, checked to read back.
 pub fn text(plan: &Plan, config: &Config) -> Result<String> {
-    let body = config_txt::write(config)
+    let body = config_txt::write_with(config, &notes(plan, config))
         .map_err(|e| anyhow!("config.txt cannot be written for this plan: {e}"))?;
     let mut s = String::new();
     let _ = writeln!(
@@ -113,4 +157,55 @@ pub fn text(plan: &Plan, config: &Config) -> Result<String> {
         ));
     }
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::monitor::probe::{Engine, Kernels, Prober, Verdict};
+
+    struct Works;
+    impl Prober for Works {
+        fn probe(&self, engine: Engine, _: &Kernels) -> Verdict {
+            Verdict::new(engine, true, "ran")
+        }
+    }
+
+    fn config_for(monitor: &str) -> String {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut a = crate::plan::Answers::default();
+        for (k, v) in [
+            ("MONITOR", monitor),
+            ("NOFIRSTBOOT", "1"),
+            ("INSTALLDIR", &dir.path().join("m").display().to_string()),
+        ] {
+            a.set(k, v, "test").expect("answer");
+        }
+        crate::plan::make_plan_with(&a, &Works)
+            .expect("plan")
+            .config_text()
+            .expect("config.txt")
+    }
+
+    /// Issue 21 item 8: a config.txt for User-mode Linux or QEMU says what its lines are
+    /// to colinux-setup on that monitor, with the guest's device names, not to
+    /// colinux-daemon; coLinux's keeps colinux-daemon's words.
+    #[test]
+    fn the_comments_fit_the_monitor() {
+        for (monitor, title, dev) in [
+            ("uml", "User-mode Linux", "cobd0 is /dev/ubda"),
+            ("qemu", "QEMU", "cobd0 is /dev/vda"),
+        ] {
+            let text = config_for(monitor);
+            assert!(!text.contains("colinux-daemon"), "{text}");
+            assert!(!text.contains("cobdN is /dev/cobdN"), "{text}");
+            assert!(!text.contains("the driver clamps"), "{text}");
+            assert!(text.contains(&format!("starts it under {title}")), "{text}");
+            assert!(text.contains(dev), "{text}");
+        }
+        let text = config_for("colinux");
+        assert!(
+            text.contains("read by colinux-daemon 0.7") && text.contains("cobdN is /dev/cobdN"),
+            "{text}"
+        );
+    }
 }

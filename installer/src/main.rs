@@ -13,6 +13,7 @@ mod elf;
 mod engine;
 mod exit;
 mod facts;
+mod finish;
 mod firstboot;
 mod guest;
 mod host;
@@ -25,6 +26,7 @@ mod machine;
 mod machines;
 mod monitor;
 mod netfacts;
+mod out;
 mod plan;
 mod profile;
 mod progress;
@@ -34,6 +36,7 @@ mod service;
 mod state;
 mod tap;
 mod wizard;
+mod wsl;
 
 use std::process::ExitCode;
 

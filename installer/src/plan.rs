@@ -40,6 +40,28 @@ pub struct Answer {
     pub origin: String,
 }
 
+impl Answer {
+    /// Where the value came from, in words that read inside a rule's parentheses:
+    /// "set with --set RAMMB", "chosen in the wizard", "from answers.toml:3".
+    pub fn origin_words(&self) -> String {
+        origin_words(&self.origin)
+    }
+}
+
+/// The origin every wizard answer carries.
+pub const WIZARD_ORIGIN: &str = "wizard";
+
+/// [`Answer::origin_words`] of an origin.
+pub fn origin_words(origin: &str) -> String {
+    if origin == WIZARD_ORIGIN {
+        "chosen in the wizard".to_owned()
+    } else if origin.starts_with("--") {
+        format!("set with {origin}")
+    } else {
+        format!("from {origin}")
+    }
+}
+
 /// Raw answers, later ones overriding earlier ones.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Answers(pub BTreeMap<String, Answer>);
@@ -235,6 +257,34 @@ pub struct UserPlan {
     pub shell: String,
     /// The /etc/shadow hash (`*` when locked).
     pub hash: String,
+    /// A built-in profile's password and where it is written for users (`password_from`):
+    /// shown by the plan and the finish page. Never a profile file's (the user's own), and
+    /// never in the JSON plan nor the digest.
+    #[serde(skip)]
+    pub known_password: Option<KnownPassword>,
+}
+
+/// A built-in profile's documented password ([`UserPlan::known_password`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct KnownPassword {
+    /// The password.
+    pub password: String,
+    /// Where it is written (the Blackfin coLinux kit manual).
+    pub from: String,
+}
+
+impl UserPlan {
+    /// What the user needs to log in: "log in as uclinux with the password bf533 from the
+    /// Blackfin coLinux kit manual; change it with passwd", for a built-in profile's
+    /// documented password only.
+    pub fn login_words(&self) -> Option<String> {
+        self.known_password.as_ref().map(|k| {
+            format!(
+                "log in as {} with the password {} from {}; change it with passwd",
+                self.name, k.password, k.from
+            )
+        })
+    }
 }
 
 /// A cofs share.
@@ -282,7 +332,8 @@ pub struct ModulesPlan {
 pub struct Plan {
     /// Profile name.
     pub profile: String,
-    /// `shipped:NAME` or the profile file.
+    /// `shipped:NAME` (a built-in profile; the word is data, kept as install-state and
+    /// the digest have it) or the profile file. Users read "built-in" ([`describe`]).
     pub profile_origin: String,
     /// The install folder (absolute).
     pub prefix: PathBuf,
@@ -463,6 +514,20 @@ pub fn default_prefix(profile: &profile::Profile) -> PathBuf {
     base.join(&profile.name)
 }
 
+/// A folder to give as an example in messages, one of this host's kind: `C:\coLinux` on
+/// Windows, a folder in the home folder (or /var/lib for root) on Linux.
+pub fn example_folder() -> String {
+    if cfg!(windows) {
+        return "C:\\coLinux".to_owned();
+    }
+    if rustix_is_root() {
+        return "/var/lib/colinux-setup/machine".to_owned();
+    }
+    std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join("colinux").display().to_string())
+        .unwrap_or_else(|| "~/colinux".to_owned())
+}
+
 #[cfg(unix)]
 fn rustix_is_root() -> bool {
     rustix::process::geteuid().is_root()
@@ -588,7 +653,7 @@ pub fn resolve(
                     v - v % 4
                 );
             }
-            (v, format!("given ({})", a.origin))
+            (v, a.origin_words())
         }
         None => (rec.ram.mb, rec.ram.rule.clone()),
     };
@@ -611,7 +676,7 @@ pub fn resolve(
                         spec.size_mb, spec.size_rule
                     ));
                 }
-                (v, format!("given ({})", a.origin))
+                (v, a.origin_words())
             }
             None => (spec.size_mb, spec.size_rule.clone()),
         };
@@ -662,7 +727,7 @@ pub fn resolve(
                     "SWAPMB={v} is not larger than the guest's RAM ({ram_mb} MB); the Blackfin coLinux kit manual asks for more swap than RAM"
                 ));
             }
-            (v, format!("given ({})", a.origin))
+            (v, a.origin_words())
         }
         None => (
             swap_rec,
@@ -767,6 +832,13 @@ pub fn resolve(
                 home: u.home.clone(),
                 shell: u.shell.clone(),
                 hash,
+                known_password: match (&loaded.file, &u.password, &u.password_from) {
+                    (None, Some(password), Some(from)) => Some(KnownPassword {
+                        password: password.clone(),
+                        from: from.clone(),
+                    }),
+                    _ => None,
+                },
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -826,6 +898,8 @@ pub fn resolve(
             .unwrap_or_else(|| prefix.join("vmlinuz"))
             .display()
             .to_string(),
+        // WSL boots its own kernel; config.txt's kernel= has no WSL meaning.
+        Monitor::Wsl => "wsl".to_owned(),
     };
     // The kit's machine files, copied into the prefix: config.txt names the copies.
     let machine = match &kit {
@@ -953,6 +1027,7 @@ pub fn resolve(
     a.extend(crate::service::step::plan_answers(answers, monitor)?);
     // PUTTYSESSION / PUTTYUSER: checked against config.txt once it is made (below).
     a.extend(crate::putty::step::plan_answers(answers)?);
+    a.extend(crate::wsl::plan_answers(answers, monitor)?);
     // DRIVERSIGNER: the administrator's pin for the kit's driver, checked now.
     if let Some(given) = answers.get("DRIVERSIGNER") {
         crate::driver::signer::pin_from_arg(&given.value)
@@ -978,6 +1053,7 @@ pub fn resolve(
         plan.swap.device =
             Monitor::Qemu.device(u8::try_from(rank(plan.swap.cobd)).unwrap_or(plan.swap.cobd));
     }
+    crate::wsl::adjust(&mut plan)?;
     plan.fstab = crate::guest::fstab(&plan);
     plan.config = crate::machine::model(&plan);
     // Written once here so that a plan whose config.txt cannot be written (or would not
@@ -1038,7 +1114,7 @@ fn slirp_host(
             ));
             given.map_or(SLIRP_HOST_DEFAULT, |(h, _)| h)
         }
-        (Monitor::Qemu, given) => given.map_or(SLIRP_HOST_DEFAULT, |(h, _)| h),
+        (Monitor::Qemu | Monitor::Wsl, given) => given.map_or(SLIRP_HOST_DEFAULT, |(h, _)| h),
     };
     if host.is_unspecified() && monitor == Monitor::Qemu {
         warnings.push(format!(
@@ -1144,7 +1220,8 @@ fn check_prefix_rules(
                 bail!(
                     "INSTALLDIR={text} ({origin}): contains a space; coLinux cannot use an install path with spaces \
                      (the Blackfin coLinux kit manual: \"the path of the coLinux installation must not contain any spaces\"; its service \
-                     and helper command lines drop quotes); choose a folder without spaces, e.g. C:\\coLinux"
+                     and helper command lines drop quotes); choose a folder without spaces, e.g. {}",
+                    example_folder()
                 );
             }
             if !text.is_ascii() {
@@ -1168,6 +1245,7 @@ fn check_prefix_rules(
                 );
             }
         }
+        Monitor::Wsl => {}
         Monitor::Uml | Monitor::Qemu => {
             if text.contains(',') {
                 bail!(
@@ -1353,7 +1431,10 @@ pub fn describe(plan: &Plan) -> String {
         s,
         "Plan: profile {} ({}), monitor {}",
         plan.profile,
-        plan.profile_origin,
+        match plan.profile_origin.strip_prefix("shipped:") {
+            Some(_) => "built-in".to_owned(),
+            None => format!("file {}", plan.profile_origin),
+        },
         plan.monitor.as_str()
     );
     let _ = writeln!(
@@ -1447,6 +1528,9 @@ pub fn describe(plan: &Plan) -> String {
     if let Some(line) = crate::service::step::describe(plan) {
         let _ = writeln!(s, "{line}");
     }
+    if let Some(line) = crate::wsl::describe(plan) {
+        let _ = writeln!(s, "{line}");
+    }
     if let Some(line) = crate::putty::step::describe(plan) {
         let _ = writeln!(s, "{line}");
     }
@@ -1464,10 +1548,10 @@ pub fn describe(plan: &Plan) -> String {
             u.name,
             u.uid,
             u.home,
-            if u.hash == "*" {
-                "locked"
-            } else {
-                "set (SHA-512 crypt in /etc/shadow)"
+            match &u.known_password {
+                _ if u.hash == "*" => "locked".to_owned(),
+                Some(k) => format!("{} from {} (change it with passwd)", k.password, k.from),
+                None => "set (SHA-512 crypt in /etc/shadow)".to_owned(),
             }
         );
     }

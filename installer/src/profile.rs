@@ -57,6 +57,9 @@ pub enum Monitor {
     Uml,
     /// QEMU.
     Qemu,
+    /// WSL 2 (64-bit Windows 10 2004+ and 11): root as a VHDX registered with
+    /// `wsl.exe --import-in-place` (see `crate::wsl`).
+    Wsl,
 }
 
 impl Monitor {
@@ -66,6 +69,7 @@ impl Monitor {
             Monitor::Colinux => "colinux",
             Monitor::Uml => "uml",
             Monitor::Qemu => "qemu",
+            Monitor::Wsl => "wsl",
         }
     }
 
@@ -75,6 +79,7 @@ impl Monitor {
             "colinux" => Some(Monitor::Colinux),
             "uml" => Some(Monitor::Uml),
             "qemu" => Some(Monitor::Qemu),
+            "wsl" => Some(Monitor::Wsl),
             _ => None,
         }
     }
@@ -96,6 +101,9 @@ impl Monitor {
                 "QEMU runs a guest with at least 128 MB (the distribution kernel stops \
                  unpacking its initramfs with less)",
             ),
+            // WSL 2 sizes its one VM itself (.wslconfig); the machine's RAM has no
+            // meaning there, so no floor binds it.
+            Monitor::Wsl => (0, "WSL 2 sizes its own VM (.wslconfig)"),
         }
     }
 
@@ -107,6 +115,9 @@ impl Monitor {
             Monitor::Colinux => format!("/dev/cobd{index}"),
             Monitor::Uml => format!("/dev/ubd{letter}"),
             Monitor::Qemu => format!("/dev/vd{letter}"),
+            // WSL 2 attaches the distribution's VHDX as a SCSI disk (sdX) and mounts it
+            // as / itself; no fstab line names it.
+            Monitor::Wsl => format!("/dev/sd{letter}"),
         }
     }
 }
@@ -150,7 +161,7 @@ impl TryFrom<String> for MonitorRequest {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
         MonitorRequest::parse(&s)
-            .ok_or_else(|| format!("unknown monitor {s:?}; use auto, colinux, uml or qemu"))
+            .ok_or_else(|| format!("unknown monitor {s:?}; use auto, colinux, uml, qemu or wsl"))
     }
 }
 
@@ -363,6 +374,11 @@ pub struct User {
     /// A ready crypt hash instead of `password`.
     #[serde(default)]
     pub password_hash: Option<String>,
+    /// Where a built-in profile's `password` is written for its users (the Blackfin
+    /// coLinux kit manual): the plan and the finish page show the password with it. A
+    /// profile file's password is the user's own and is never shown.
+    #[serde(default)]
+    pub password_from: Option<String>,
 }
 
 fn default_shell() -> String {
@@ -467,6 +483,7 @@ static PROFILE_SCHEMA: Schema = Schema {
                     "shell",
                     "password",
                     "password_hash",
+                    "password_from",
                 ],
                 children: &[],
             },
@@ -492,22 +509,34 @@ pub struct Loaded {
     pub file: Option<PathBuf>,
 }
 
-/// Loads a shipped profile by name, or a profile file by path (anything with a `/`,
-/// `\` or ending in `.toml`).
+/// Whether `name_or_path` names a profile file (anything with a `/`, `\\` or ending in
+/// `.toml`) rather than a built-in profile.
+pub fn is_path(name_or_path: &str) -> bool {
+    name_or_path.contains(['/', '\\']) || name_or_path.ends_with(".toml")
+}
+
+/// The built-in profile called `name`, or the error that lists them (with the nearest
+/// name): a name on the command line that is none of them is a usage error, checked
+/// before anything is read.
+pub fn builtin(name: &str) -> Result<&'static str> {
+    if let Some((_, text)) = SHIPPED.iter().find(|(n, _)| *n == name) {
+        return Ok(text);
+    }
+    let names: Vec<&str> = SHIPPED.iter().map(|(n, _)| *n).collect();
+    let hint = keys::nearest(name, &names)
+        .map(|n| format!("did you mean `{n}`? "))
+        .unwrap_or_default();
+    bail!(
+        "PROFILE: no built-in profile is called `{name}`; {hint}the built-in profiles are: {} (or give the path of a profile file)",
+        names.join(", ")
+    );
+}
+
+/// Loads a built-in profile by name, or a profile file by path ([`is_path`]).
 pub fn load(name_or_path: &str) -> Result<Loaded> {
-    let looks_like_path = name_or_path.contains(['/', '\\']) || name_or_path.ends_with(".toml");
-    if !looks_like_path {
-        let Some((_, text)) = SHIPPED.iter().find(|(n, _)| *n == name_or_path) else {
-            let names: Vec<&str> = SHIPPED.iter().map(|(n, _)| *n).collect();
-            let hint = keys::nearest(name_or_path, &names)
-                .map(|n| format!("did you mean `{n}`? "))
-                .unwrap_or_default();
-            bail!(
-                "PROFILE: no shipped profile is called `{name_or_path}`; {hint}the shipped profiles are: {} (or give the path of a profile file)",
-                names.join(", ")
-            );
-        };
-        let profile = parse(text, &format!("shipped profile {name_or_path}"))?;
+    if !is_path(name_or_path) {
+        let text = builtin(name_or_path)?;
+        let profile = parse(text, &format!("built-in profile {name_or_path}"))?;
         return Ok(Loaded {
             profile,
             origin: format!("shipped:{name_or_path}"),
@@ -825,6 +854,9 @@ fn validate(p: &Profile) -> Result<()> {
         }
         if u.password.is_some() && u.password_hash.is_some() {
             bail!("user[{i}]: give password or password_hash, not both");
+        }
+        if u.password_from.is_some() && u.password.is_none() {
+            bail!("user[{i}].password_from: says where `password` is written; give `password` too");
         }
         for field in [&u.home, &u.shell] {
             if field.contains([':', '\n']) {

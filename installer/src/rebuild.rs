@@ -329,7 +329,7 @@ pub fn rebuild(
             }
         );
         log.line(&msg);
-        println!("{msg}");
+        crate::out::outln!("{msg}");
     }
     Ok(lost)
 }

@@ -8,12 +8,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{DriverHost, HostError, Installed, Removed, Status};
+use super::{DriverHost, Installed, Removed, Status};
+use crate::scm::{Action, ScmError, Subject};
 
 /// The module on the running kernel.
 #[derive(Debug, Clone)]
 pub struct ModuleHost {
-    module: String,
+    subject: Subject,
     proc_modules: PathBuf,
     insmod: PathBuf,
     rmmod: PathBuf,
@@ -23,7 +24,7 @@ impl ModuleHost {
     /// The module `name` on this kernel.
     pub fn new(name: &str) -> ModuleHost {
         ModuleHost {
-            module: name.to_owned(),
+            subject: Subject::module(name),
             proc_modules: PathBuf::from("/proc/modules"),
             insmod: PathBuf::from("insmod"),
             rmmod: PathBuf::from("rmmod"),
@@ -33,7 +34,7 @@ impl ModuleHost {
     /// The same, reading another `/proc/modules` and running other programs (tests).
     pub fn with_paths(name: &str, proc_modules: &Path, insmod: &Path, rmmod: &Path) -> ModuleHost {
         ModuleHost {
-            module: name.to_owned(),
+            subject: Subject::module(name),
             proc_modules: proc_modules.to_path_buf(),
             insmod: insmod.to_path_buf(),
             rmmod: rmmod.to_path_buf(),
@@ -41,43 +42,59 @@ impl ModuleHost {
     }
 
     /// The module's `/proc/modules` state (`Live`, `Loading`, `Unloading`), if loaded.
-    fn loaded(&self) -> Result<Option<String>, HostError> {
+    fn loaded(&self, action: Action) -> Result<Option<String>, ScmError> {
         let text = match std::fs::read_to_string(&self.proc_modules) {
             Ok(t) => t,
             // A kernel without module support has no /proc/modules: nothing is loaded.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err(HostError::Failed {
-                    op: format!("reading {}", self.proc_modules.display()),
-                    message: e.to_string(),
+            Err(source) => {
+                return Err(ScmError::Io {
+                    action,
+                    subject: self.subject.clone(),
+                    path: self.proc_modules.clone(),
+                    source,
                 });
             }
         };
-        Ok(parse_proc_modules(&text, &self.module))
+        Ok(parse_proc_modules(&text, &self.subject.name))
     }
 
-    fn run(&self, program: &Path, args: &[&std::ffi::OsStr], op: &str) -> Result<(), HostError> {
-        let o = Command::new(program)
-            .args(args)
-            .output()
-            .map_err(|e| HostError::Failed {
-                op: op.to_owned(),
-                message: format!(
-                    "cannot run {}: {e} (Debian: apt-get install kmod)",
-                    program.display()
-                ),
-            })?;
+    fn run(
+        &self,
+        program: &Path,
+        args: &[&std::ffi::OsStr],
+        action: Action,
+    ) -> Result<(), ScmError> {
+        let failed = |detail: String| ScmError::Program {
+            action,
+            subject: self.subject.clone(),
+            detail,
+        };
+        let o = Command::new(program).args(args).output().map_err(|e| {
+            failed(format!(
+                "cannot run {}: {e}; install it (Debian: apt-get install kmod)",
+                program.display()
+            ))
+        })?;
         if o.status.success() {
             return Ok(());
         }
         let err = String::from_utf8_lossy(&o.stderr).trim().to_owned();
         if err.contains("Operation not permitted") || err.contains("Permission denied") {
-            return Err(HostError::AccessDenied { op: op.to_owned() });
+            return Err(ScmError::AccessDenied {
+                action,
+                subject: self.subject.clone(),
+            });
         }
-        Err(HostError::Failed {
-            op: op.to_owned(),
-            message: format!("{} exited with {}: {err}", program.display(), o.status),
-        })
+        Err(failed(format!(
+            "{} {} exited with {}: {err}",
+            program.display(),
+            args.iter()
+                .map(|a| a.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" "),
+            o.status
+        )))
     }
 }
 
@@ -96,41 +113,33 @@ impl DriverHost for ModuleHost {
     }
 
     fn name(&self) -> &str {
-        &self.module
+        &self.subject.name
     }
 
-    fn install(&mut self, path: &Path, start: bool) -> Result<Installed, HostError> {
-        if self.loaded()?.is_some() {
+    fn install(&mut self, path: &Path, start: bool) -> Result<Installed, ScmError> {
+        if self.loaded(Action::Start)?.is_some() {
             return Ok(Installed::AlreadyInstalled);
         }
         // A module is either loaded or not: there is no registration without loading.
         let _ = start;
-        self.run(
-            &self.insmod,
-            &[path.as_os_str()],
-            &format!("loading {}", path.display()),
-        )?;
+        self.run(&self.insmod, &[path.as_os_str()], Action::Start)?;
         Ok(Installed::Created)
     }
 
-    fn remove(&mut self) -> Result<Removed, HostError> {
-        if self.loaded()?.is_none() {
+    fn remove(&mut self) -> Result<Removed, ScmError> {
+        if self.loaded(Action::Stop)?.is_none() {
             return Ok(Removed::NotInstalled);
         }
-        let name = self.module.clone();
-        self.run(
-            &self.rmmod,
-            &[std::ffi::OsStr::new(&name)],
-            &format!("unloading {name}"),
-        )?;
+        let name = self.subject.name.clone();
+        self.run(&self.rmmod, &[std::ffi::OsStr::new(&name)], Action::Stop)?;
         Ok(Removed::Removed)
     }
 
-    fn status(&mut self) -> Result<Status, HostError> {
-        Ok(match self.loaded()? {
-            None => Status::absent(&self.module),
+    fn status(&mut self) -> Result<Status, ScmError> {
+        Ok(match self.loaded(Action::Query)? {
+            None => Status::absent(&self.subject.name),
             Some(state) => Status {
-                name: self.module.clone(),
+                name: self.subject.name.clone(),
                 installed: true,
                 state: state.to_lowercase(),
                 path: None,

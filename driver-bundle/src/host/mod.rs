@@ -12,6 +12,11 @@
 //! - [`recording::RecordingHost`]: no host at all; it keeps the driver's state in
 //!   memory (or a JSON file) and records each action, for `--dry-run` and tests.
 //!
+//! Every host reports failures as [`ScmError`], the one error of the SCM wrapper
+//! ([`crate::scm`]), which the Windows host is built on; the recording host reports
+//! its simulated failures through the same mapping, and the Linux host through the
+//! same variants (access denied, a program that failed).
+//!
 //! The trait does not know about locks or monitors: refusing to install while a
 //! machine runs is the caller's job (the installer holds the machine lock).
 
@@ -21,6 +26,8 @@ pub mod recording;
 pub mod windows;
 
 use std::path::{Path, PathBuf};
+
+use crate::scm::ScmError;
 
 /// The coLinux driver's service name on Windows (`driver.h`: `CoLinuxDriver`).
 pub const SERVICE_NAME: &str = "CoLinuxDriver";
@@ -55,17 +62,8 @@ pub enum Installed {
     },
 }
 
-/// What a remove did.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Removed {
-    /// Stopped and deleted.
-    Removed,
-    /// Nothing was installed.
-    NotInstalled,
-    /// Deleted, but the host finishes only after a reboot (Windows: marked for deletion).
-    RebootRequired,
-}
+/// What a remove did (the SCM wrapper's, shared with the installer's machine service).
+pub use crate::scm::Removed;
 
 /// The driver's state on the host.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -96,44 +94,6 @@ impl Status {
     }
 }
 
-/// A host operation that failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum HostError {
-    /// The user lacks the rights (Windows: not elevated; Linux: not root).
-    #[error("{op}: access denied; run as an administrator (Windows) or root (Linux)")]
-    AccessDenied {
-        /// What was attempted.
-        op: String,
-    },
-    /// The service is marked for deletion: nothing can be installed until a reboot.
-    #[error("{op}: the {name} service is marked for deletion; reboot, then install again")]
-    MarkedForDeletion {
-        /// What was attempted.
-        op: String,
-        /// The service.
-        name: String,
-    },
-    /// An operating system call failed.
-    #[error("{op}: {message} (error {code})")]
-    Os {
-        /// What was attempted.
-        op: String,
-        /// The OS error code.
-        code: u32,
-        /// Its text.
-        message: String,
-    },
-    /// A helper program or file failed.
-    #[error("{op}: {message}")]
-    Failed {
-        /// What was attempted.
-        op: String,
-        /// What happened.
-        message: String,
-    },
-}
-
 /// Installs, removes and reports the driver on one host.
 pub trait DriverHost {
     /// Which host this is (`windows-scm`, `linux-module`, `recording`).
@@ -142,11 +102,11 @@ pub trait DriverHost {
     fn name(&self) -> &str;
     /// Registers the driver file at `path` (absolute); idempotent. With `start`, also
     /// loads it (a start failure undoes a registration made by this call).
-    fn install(&mut self, path: &Path, start: bool) -> Result<Installed, HostError>;
+    fn install(&mut self, path: &Path, start: bool) -> Result<Installed, ScmError>;
     /// Stops and removes the driver; removing what is not there is not an error.
-    fn remove(&mut self) -> Result<Removed, HostError>;
+    fn remove(&mut self) -> Result<Removed, ScmError>;
     /// Reports the driver's state.
-    fn status(&mut self) -> Result<Status, HostError>;
+    fn status(&mut self) -> Result<Status, ScmError>;
 }
 
 /// The real host of this machine.

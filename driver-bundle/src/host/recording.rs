@@ -1,13 +1,18 @@
 //! A host that changes nothing: it keeps the driver's state as a Windows service
 //! manager would (registered, path, running, marked for deletion) and records each
 //! action. `--dry-run` uses it to say what would happen; tests use it (through a JSON
-//! state file) to drive the installer's driver steps on any host.
+//! state file, [`crate::scm::recording::StateFile`], shared with the installer's
+//! recording service host) to drive the installer's driver steps on any host. Its
+//! simulated failures are the SCM's, through [`ScmError::from_code`]: they read as the
+//! real host's would.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{DriverHost, HostError, Installed, Removed, Status};
+use super::{DriverHost, Installed, Removed, Status};
+use crate::scm::recording::StateFile;
+use crate::scm::{Action, ScmError, Subject, code};
 
 /// The simulated driver.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,6 +30,10 @@ pub struct Recorded {
     pub handle_open: bool,
     /// Simulates a driver that fails to start (`StartService` fails).
     pub start_fails: bool,
+    /// Simulates a manager that refuses every change (not elevated); written only
+    /// when set, so the state file reads as before.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub access_denied: bool,
     /// Every action, in order.
     pub actions: Vec<String>,
 }
@@ -32,56 +41,50 @@ pub struct Recorded {
 /// The recording host; with a state file, the state survives between runs.
 #[derive(Debug, Clone)]
 pub struct RecordingHost {
-    name: String,
+    subject: Subject,
     /// The current state.
     pub state: Recorded,
-    file: Option<PathBuf>,
+    file: StateFile,
 }
 
 impl RecordingHost {
     /// A host where nothing is installed.
     pub fn new(name: &str) -> RecordingHost {
         RecordingHost {
-            name: name.to_owned(),
+            subject: Subject::driver(name),
             state: Recorded::default(),
-            file: None,
+            file: StateFile::memory(),
         }
     }
 
     /// A host whose state is kept in a JSON file (created when missing).
-    pub fn with_file(name: &str, file: &Path) -> Result<RecordingHost, HostError> {
-        let state = match std::fs::read(file) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| HostError::Failed {
-                op: format!("reading {}", file.display()),
-                message: e.to_string(),
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Recorded::default(),
-            Err(e) => {
-                return Err(HostError::Failed {
-                    op: format!("reading {}", file.display()),
-                    message: e.to_string(),
-                });
-            }
-        };
+    pub fn with_file(name: &str, file: &Path) -> Result<RecordingHost, ScmError> {
+        let (file, state) = StateFile::open(file)?;
         Ok(RecordingHost {
-            name: name.to_owned(),
+            subject: Subject::driver(name),
             state,
-            file: Some(file.to_path_buf()),
+            file,
         })
     }
 
-    fn act(&mut self, action: String) -> Result<(), HostError> {
-        self.state.actions.push(action);
-        self.save()
+    /// The same state, no longer written back (a dry run on a recorded host).
+    pub fn detached(mut self) -> RecordingHost {
+        self.file = self.file.detached();
+        self
     }
 
-    fn save(&self) -> Result<(), HostError> {
-        if let Some(f) = &self.file {
-            let bytes = serde_json::to_vec_pretty(&self.state).unwrap_or_default();
-            std::fs::write(f, bytes).map_err(|e| HostError::Failed {
-                op: format!("writing {}", f.display()),
-                message: e.to_string(),
-            })?;
+    fn act(&mut self, action: String) -> Result<(), ScmError> {
+        self.state.actions.push(action);
+        self.file.save(&self.state)
+    }
+
+    fn check_access(&self, action: Action) -> Result<(), ScmError> {
+        if self.state.access_denied {
+            return Err(ScmError::from_code(
+                action,
+                &self.subject,
+                code::ACCESS_DENIED,
+            ));
         }
         Ok(())
     }
@@ -93,22 +96,24 @@ impl DriverHost for RecordingHost {
     }
 
     fn name(&self) -> &str {
-        &self.name
+        &self.subject.name
     }
 
-    fn install(&mut self, path: &Path, start: bool) -> Result<Installed, HostError> {
+    fn install(&mut self, path: &Path, start: bool) -> Result<Installed, ScmError> {
+        self.check_access(Action::Create)?;
         if self.state.marked_for_deletion {
-            return Err(HostError::MarkedForDeletion {
-                op: format!("creating the {} service", self.name),
-                name: self.name.clone(),
-            });
+            return Err(ScmError::from_code(
+                Action::Create,
+                &self.subject,
+                code::SERVICE_MARKED_FOR_DELETE,
+            ));
         }
         let outcome = if !self.state.installed {
             self.state.installed = true;
             self.state.path = Some(path.to_path_buf());
             self.act(format!(
                 "create {} kernel-driver auto-start {}",
-                self.name,
+                self.subject.name,
                 path.display()
             ))?;
             Installed::Created
@@ -118,7 +123,11 @@ impl DriverHost for RecordingHost {
                 .path
                 .replace(path.to_path_buf())
                 .unwrap_or_default();
-            self.act(format!("change {} path {}", self.name, path.display()))?;
+            self.act(format!(
+                "change {} path {}",
+                self.subject.name,
+                path.display()
+            ))?;
             Installed::PathUpdated { old }
         } else {
             Installed::AlreadyInstalled
@@ -128,48 +137,53 @@ impl DriverHost for RecordingHost {
                 if outcome == Installed::Created {
                     self.state.installed = false;
                     self.state.path = None;
-                    self.act(format!("delete {} (start failed)", self.name))?;
+                    self.act(format!("delete {} (start failed)", self.subject.name))?;
                 }
-                return Err(HostError::Os {
-                    op: format!("starting the {} service", self.name),
-                    code: 2,
+                return Err(ScmError::Os {
+                    action: Action::Start,
+                    subject: self.subject.clone(),
+                    code: code::FILE_NOT_FOUND,
                     message: "the driver could not be loaded (simulated)".to_owned(),
                 });
             }
             self.state.running = true;
-            self.act(format!("start {}", self.name))?;
+            self.act(format!("start {}", self.subject.name))?;
         }
         Ok(outcome)
     }
 
-    fn remove(&mut self) -> Result<Removed, HostError> {
+    fn remove(&mut self) -> Result<Removed, ScmError> {
         if !self.state.installed {
             return Ok(Removed::NotInstalled);
         }
         if self.state.marked_for_deletion {
             return Ok(Removed::RebootRequired);
         }
+        self.check_access(Action::Delete)?;
         if self.state.running {
             self.state.running = false;
-            self.act(format!("stop {}", self.name))?;
+            self.act(format!("stop {}", self.subject.name))?;
         }
         if self.state.handle_open {
             self.state.marked_for_deletion = true;
-            self.act(format!("delete {} (marked for deletion)", self.name))?;
+            self.act(format!(
+                "delete {} (marked for deletion)",
+                self.subject.name
+            ))?;
             return Ok(Removed::RebootRequired);
         }
         self.state.installed = false;
         self.state.path = None;
-        self.act(format!("delete {}", self.name))?;
+        self.act(format!("delete {}", self.subject.name))?;
         Ok(Removed::Removed)
     }
 
-    fn status(&mut self) -> Result<Status, HostError> {
+    fn status(&mut self) -> Result<Status, ScmError> {
         if !self.state.installed {
-            return Ok(Status::absent(&self.name));
+            return Ok(Status::absent(&self.subject.name));
         }
         Ok(Status {
-            name: self.name.clone(),
+            name: self.subject.name.clone(),
             installed: true,
             state: if self.state.running {
                 "running"
@@ -210,15 +224,55 @@ mod tests {
         assert!(h.status().expect("status").marked_for_deletion);
         assert!(matches!(
             h.install(p, false),
-            Err(HostError::MarkedForDeletion { .. })
+            Err(ScmError::MarkedForDeletion { .. })
         ));
         let mut h = RecordingHost::new("CoLinuxDriver");
         assert_eq!(h.remove().expect("remove"), Removed::NotInstalled);
         h.state.start_fails = true;
         assert!(h.install(p, true).is_err());
+        let e = h.install(p, true).expect_err("start fails");
+        assert!(
+            e.to_string()
+                .starts_with("starting the CoLinuxDriver driver: the driver could not be loaded"),
+            "{e}"
+        );
         assert!(
             !h.status().expect("status").installed,
             "a failed start undoes the create"
         );
+        h.state.access_denied = true;
+        let e = h.install(p, false).expect_err("denied");
+        assert!(matches!(e, ScmError::AccessDenied { .. }), "{e}");
+        assert!(
+            e.to_string().contains(
+                "creating the CoLinuxDriver driver: access denied; run as an administrator"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_state_file_keeps_its_format_and_a_detached_host_writes_nothing() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let f = t.path().join("host.json");
+        let mut h = RecordingHost::with_file("colinux", &f).expect("new");
+        h.install(Path::new("/m/colinux.ko"), true)
+            .expect("install");
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&f).expect("read")).expect("json");
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "installed": true, "path": "/m/colinux.ko", "running": true,
+                "marked_for_deletion": false, "handle_open": false, "start_fails": false,
+                "actions": ["create colinux kernel-driver auto-start /m/colinux.ko", "start colinux"]
+            })
+        );
+        let before = std::fs::read(&f).expect("read");
+        let mut d = RecordingHost::with_file("colinux", &f)
+            .expect("again")
+            .detached();
+        assert_eq!(d.remove().expect("remove"), Removed::Removed);
+        assert_eq!(std::fs::read(&f).expect("read"), before);
     }
 }

@@ -38,7 +38,7 @@ pub fn run(
 ) -> Outcome {
     let monitor = match monitor_arg.map(|m| (m, Monitor::parse(m))) {
         Some((m, None)) => {
-            return Outcome::Usage(anyhow!("--monitor {m}: use colinux, uml or qemu"));
+            return Outcome::Usage(anyhow!("--monitor {m}: use colinux, uml, qemu or wsl"));
         }
         Some((_, Some(m))) => Some(m),
         None => None,
@@ -63,6 +63,9 @@ pub fn run(
         return Outcome::Failed(e.context("the machine's network is not ready"));
     }
     let monitor = monitor.unwrap_or(installed);
+    if monitor == Monitor::Wsl || installed == Monitor::Wsl {
+        return wsl_shell(prefix, &state, monitor);
+    }
     let mut log = RunLog::start("boot", None);
     let log_path = log.settle(prefix);
     exit::set_trailer(format!(
@@ -268,5 +271,55 @@ pub fn run(
                 r.tail_text(15)
             ))
         }
+    }
+}
+
+/// `boot` of a wsl machine: its distribution's shell (`wsl -d NAME`) on this terminal,
+/// under the machine's lock; the shell's exit status decides (0: done).
+fn wsl_shell(prefix: &Path, state: &InstallState, monitor: Monitor) -> Outcome {
+    if monitor != state.monitor {
+        return Outcome::Failed(anyhow!(
+            "the machine in {} is installed for {}, and WSL runs only its own distributions: a wsl machine boots with --monitor wsl, and another machine cannot boot in WSL (install it with --monitor wsl)",
+            prefix.display(),
+            state.monitor.as_str()
+        ));
+    }
+    let rec = match crate::wsl::step::record(state) {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            return Outcome::Failed(anyhow!(
+                "install-state.json of {} records no WSL distribution; run the install again",
+                prefix.display()
+            ));
+        }
+        Err(e) => return Outcome::Failed(e),
+    };
+    let _lock = match Lock::acquire(prefix) {
+        Ok(l) => l,
+        Err(e @ LockError::Busy(_)) => return Outcome::Busy(anyhow!(e)),
+        Err(e) => return Outcome::Failed(anyhow!(e)),
+    };
+    let result = crate::wsl::host_for().and_then(|mut h| {
+        let now = h.list()?;
+        match now.iter().find(|d| d.name == rec.name) {
+            Some(_) => h.shell(&rec.name).map(Some),
+            None => Ok(None),
+        }
+    });
+    match result {
+        Ok(Some(0)) => Outcome::Done,
+        Ok(Some(code)) => Outcome::Failed(anyhow!(
+            "the shell of the WSL distribution {} ended with exit status {code}",
+            rec.name
+        )),
+        Ok(None) => Outcome::Failed(anyhow!(
+            "the WSL distribution {} is not registered; run the install again (`colinux-setup install --prefix {}`)",
+            rec.name,
+            prefix.display()
+        )),
+        Err(e) => Outcome::Failed(anyhow!(e).context(format!(
+            "cannot open the shell of the WSL distribution {}",
+            rec.name
+        ))),
     }
 }

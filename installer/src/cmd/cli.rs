@@ -265,7 +265,7 @@ pub enum ConfigCommand {
 /// `install` (and the default command).
 #[derive(Debug, Args, Default, Clone)]
 pub struct InstallArgs {
-    /// Installation profile: a shipped name (minimal, bfin-uclinux) or a profile file.
+    /// Installation profile: a built-in name (minimal, bfin-uclinux) or a profile file.
     #[arg(long, value_name = "NAME|FILE")]
     pub profile: Option<String>,
     /// Install folder (INSTALLDIR).
@@ -292,8 +292,9 @@ pub struct InstallArgs {
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
     /// The monitor the machine is installed for (MONITOR); `auto`: the first that runs
-    /// guests here (uml, then qemu with KVM, then qemu without), found by a probe.
-    #[arg(long, value_name = "auto|colinux|uml|qemu")]
+    /// guests here (uml, then qemu with KVM, then qemu without), found by a probe; `wsl`:
+    /// WSL 2 on 64-bit Windows 10/11 (root.vhdx registered as a distribution; WSLNAME).
+    #[arg(long, value_name = "auto|colinux|uml|qemu|wsl")]
     pub monitor: Option<String>,
     /// Do not run the first boot now (NOFIRSTBOOT=1); run it later with
     /// `colinux-setup boot --first-boot`.
@@ -370,7 +371,7 @@ pub struct BootArgs {
     #[arg(long, value_name = "DIR")]
     pub prefix: Option<PathBuf>,
     /// The monitor to run it in (default: the one it was installed for).
-    #[arg(long, value_name = "colinux|uml|qemu")]
+    #[arg(long, value_name = "colinux|uml|qemu|wsl")]
     pub monitor: Option<String>,
     /// Stop the guest after this many seconds (exit 1603).
     #[arg(long, value_name = "SECS")]

@@ -22,7 +22,7 @@ pub fn check(files: &[PathBuf]) -> Outcome {
         let bytes = match load(file) {
             Ok(b) => b,
             Err(why) => {
-                println!("{name}: error: {why}");
+                crate::out::outln!("{name}: error: {why}");
                 failed = true;
                 continue;
             }
@@ -32,7 +32,7 @@ pub fn check(files: &[PathBuf]) -> Outcome {
         // "initrd after first boot" check is left to `status`, which knows.
         let diags = parsed.check(&LintOptions::default());
         for d in &diags {
-            println!("{d}");
+            crate::out::outln!("{d}");
         }
         let errors = diags.iter().filter(|d| d.is_error()).count();
         let warnings = diags.len() - errors;
@@ -85,13 +85,13 @@ pub fn show(file: Option<&Path>, prefix: Option<&Path>, json: bool) -> Outcome {
             "diagnostics": diags,
         });
         match serde_json::to_string_pretty(&value) {
-            Ok(text) => println!("{text}"),
+            Ok(text) => crate::out::outln!("{text}"),
             Err(e) => {
                 return Outcome::Failed(anyhow!(e).context("cannot encode the model as JSON"));
             }
         }
     } else {
-        print!("{}", human(&name, &parsed));
+        crate::out::out!("{}", human(&name, &parsed));
         for d in &diags {
             eprintln!("{d}");
         }

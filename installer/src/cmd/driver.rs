@@ -164,13 +164,13 @@ fn verify_cmd(a: &VerifyArgs) -> Outcome {
     match authenticode::verify(&data, &policy) {
         Ok(r) => {
             if a.json {
-                println!(
+                crate::out::outln!(
                     "{}",
                     json!({"file": a.file, "trusted": r.warnings.is_empty(), "accepted": true, "report": r})
                 );
             } else {
-                print!("{}", report_lines(&a.file, &r));
-                println!(
+                crate::out::out!("{}", report_lines(&a.file, &r));
+                crate::out::outln!(
                     "{}: {}",
                     a.file.display(),
                     if r.warnings.is_empty() {
@@ -185,12 +185,12 @@ fn verify_cmd(a: &VerifyArgs) -> Outcome {
         }
         Err(e) => {
             if a.json {
-                println!(
+                crate::out::outln!(
                     "{}",
                     json!({"file": a.file, "trusted": false, "accepted": false, "check": e.check.as_str(), "message": e.to_string()})
                 );
             } else {
-                println!("{}: refused: {e}", a.file.display());
+                crate::out::outln!("{}: refused: {e}", a.file.display());
             }
             Outcome::CheckFailed
         }
@@ -207,6 +207,15 @@ fn lock(prefix: &Path) -> Result<Option<crate::state::Lock>, Outcome> {
             "the machine is running (boot) or being installed; stop it first, then change its driver",
         ))),
         Err(e) => Err(Outcome::Failed(anyhow!(e))),
+    }
+}
+
+/// What a dry run adds to its result line (the same words as `service`'s).
+fn dry_run_suffix(dry_run: bool) -> &'static str {
+    if dry_run {
+        " (dry run: nothing was changed)"
+    } else {
+        ""
     }
 }
 
@@ -242,7 +251,7 @@ fn install_cmd(a: &InstallArgs) -> Outcome {
         Ok((outcome, report)) => {
             let status = h.status().ok();
             if a.host.json {
-                println!(
+                crate::out::outln!(
                     "{}",
                     json!({"action": "install", "host": h.kind(), "dry_run": a.host.dry_run, "outcome": outcome, "signature": report, "status": status})
                 );
@@ -255,17 +264,13 @@ fn install_cmd(a: &InstallArgs) -> Outcome {
                     }
                 };
                 if let Some(r) = &report {
-                    print!("{}", report_lines(&file, r));
+                    crate::out::out!("{}", report_lines(&file, r));
                 }
-                println!(
+                crate::out::outln!(
                     "driver {} ({}): {what}{}",
                     h.name(),
                     h.kind(),
-                    if a.host.dry_run {
-                        " (dry run: nothing was changed)"
-                    } else {
-                        ""
-                    }
+                    dry_run_suffix(a.host.dry_run)
                 );
             }
             Outcome::Done
@@ -287,13 +292,13 @@ fn remove_cmd(a: &HostArgs) -> Outcome {
     match h.remove() {
         Ok(outcome) => {
             if a.json {
-                println!(
+                crate::out::outln!(
                     "{}",
                     json!({"action": "remove", "host": h.kind(), "dry_run": a.dry_run, "outcome": outcome})
                 );
             } else {
-                println!(
-                    "driver {} ({}): {}",
+                crate::out::outln!(
+                    "driver {} ({}): {}{}",
                     h.name(),
                     h.kind(),
                     match outcome {
@@ -301,7 +306,8 @@ fn remove_cmd(a: &HostArgs) -> Outcome {
                         Removed::NotInstalled => "not installed; nothing to do",
                         Removed::RebootRequired =>
                             "marked for deletion; Windows removes it at the next reboot",
-                    }
+                    },
+                    dry_run_suffix(a.dry_run)
                 );
             }
             if outcome == Removed::RebootRequired {
@@ -322,9 +328,9 @@ fn status_cmd(a: &HostArgs) -> Outcome {
     match h.status() {
         Ok(s) => {
             if a.json {
-                println!("{}", json!({"host": h.kind(), "driver": s}));
+                crate::out::outln!("{}", json!({"host": h.kind(), "driver": s}));
             } else {
-                println!(
+                crate::out::outln!(
                     "driver {} ({}): {}{}{}",
                     s.name,
                     h.kind(),

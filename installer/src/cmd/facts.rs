@@ -18,7 +18,13 @@ use crate::profile::{self, Monitor, MonitorRequest};
 
 /// Runs `facts`.
 pub fn run(a: &FactsArgs) -> Outcome {
-    let loaded = match profile::load(a.profile.as_deref().unwrap_or(profile::DEFAULT)) {
+    let name = a.profile.as_deref().unwrap_or(profile::DEFAULT);
+    if !profile::is_path(name)
+        && let Err(e) = profile::builtin(name)
+    {
+        return Outcome::Usage(e);
+    }
+    let loaded = match profile::load(name) {
         Ok(l) => l,
         Err(e) => return Outcome::Failed(e),
     };
@@ -55,7 +61,7 @@ pub fn run(a: &FactsArgs) -> Outcome {
     let rec = facts::recommend(&host, &loaded.profile, monitor);
     let limits = facts::ram_limits(&host, &loaded.profile, monitor);
     if a.json {
-        println!(
+        crate::out::outln!(
             "{}",
             json!({
                 "host": host, "profile": loaded.profile.name, "monitor": monitor,
@@ -69,52 +75,56 @@ pub fn run(a: &FactsArgs) -> Outcome {
         );
         return Outcome::Done;
     }
-    println!("host:");
-    println!(
+    crate::out::outln!("host:");
+    crate::out::outln!(
         "  RAM:          {} MB total, {} MB available",
-        host.total_ram_mb, host.available_ram_mb
+        host.total_ram_mb,
+        host.available_ram_mb
     );
-    println!("  CPUs:         {}", host.cpus);
-    println!("  OS:           {} ({})", host.os, host.arch);
+    crate::out::outln!("  CPUs:         {}", host.cpus);
+    crate::out::outln!("  OS:           {} ({})", host.os, host.arch);
     match &host.volume {
-        Some(v) => println!(
+        Some(v) => crate::out::outln!(
             "  free space:   {} MB of {} MB on the volume of {} (asked at {})",
             v.free_bytes >> 20,
             v.total_bytes >> 20,
             v.path.display(),
             v.queried.display()
         ),
-        None => println!("  free space:   unknown for {}", prefix.display()),
+        None => crate::out::outln!("  free space:   unknown for {}", prefix.display()),
     }
-    println!("monitors (each probed by booting the smallest guest here):");
+    crate::out::outln!("monitors (each probed by booting the smallest guest here):");
     for v in &verdicts {
         let e = v.engine();
         if v.works {
-            println!("  {:<10} works: {} ({})", e.name(), e.title(), v.reason);
+            crate::out::outln!("  {:<10} works: {} ({})", e.name(), e.title(), v.reason);
         } else {
-            println!("  {:<10} does not work: {}", e.name(), v.reason);
+            crate::out::outln!("  {:<10} does not work: {}", e.name(), v.reason);
         }
     }
     match &auto {
-        Ok(c) => println!("  {:<10} {}: {}", "auto", c.engine().name(), c.why),
-        Err(e) => println!("  {:<10} none: {e}", "auto"),
+        Ok(c) => crate::out::outln!("  {:<10} {}: {}", "auto", c.engine().name(), c.why),
+        Err(e) => crate::out::outln!("  {:<10} none: {e}", "auto"),
     }
-    println!(
+    crate::out::outln!(
         "recommended for profile {} on the {} monitor:",
         loaded.profile.name,
         monitor.as_str()
     );
-    println!(
+    crate::out::outln!(
         "  guest RAM:    {} MB ({}); allowed {}..{} MB",
-        rec.ram.mb, rec.ram.rule, limits.min_mb, limits.max_mb
+        rec.ram.mb,
+        rec.ram.rule,
+        limits.min_mb,
+        limits.max_mb
     );
-    println!("  swap:         {} MB ({})", rec.swap.mb, rec.swap.rule);
-    println!("  root:         {} MB ({})", rec.root.mb, rec.root.rule);
+    crate::out::outln!("  swap:         {} MB ({})", rec.swap.mb, rec.swap.rule);
+    crate::out::outln!("  root:         {} MB ({})", rec.root.mb, rec.root.rule);
     if let Some(h) = &rec.home {
-        println!("  home:         {} MB ({})", h.mb, h.rule);
+        crate::out::outln!("  home:         {} MB ({})", h.mb, h.rule);
     }
     for n in &rec.notes {
-        println!("  note: {n}");
+        crate::out::outln!("  note: {n}");
     }
     Outcome::Done
 }

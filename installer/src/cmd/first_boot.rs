@@ -36,7 +36,7 @@ pub fn run(prefix: &Path, interrupt: &AtomicBool) -> Outcome {
     match result {
         Ok(Later::Ran) => {
             log.line("first boot done");
-            println!(
+            crate::out::outln!(
                 "{}: first boot: done (the distribution is in the machine's home)",
                 prefix.display()
             );
@@ -44,14 +44,14 @@ pub fn run(prefix: &Path, interrupt: &AtomicBool) -> Outcome {
         }
         Ok(Later::AlreadyDone) => {
             log.line("the first boot was done already; nothing was booted");
-            println!(
+            crate::out::outln!(
                 "{}: the first boot is done already; nothing to do (start the machine with `colinux-setup boot`)",
                 prefix.display()
             );
             Outcome::Done
         }
         Ok(Later::NoFirstBoot) => {
-            println!(
+            crate::out::outln!(
                 "{}: this machine's profile has no first boot; nothing to do",
                 prefix.display()
             );

@@ -73,7 +73,7 @@ fn build(a: BuildArgs, interrupt: &AtomicBool) -> Outcome {
                 } else {
                     ""
                 };
-                println!(
+                crate::out::outln!(
                     "{}: {} {} MiB{vhdx}, {} of {} blocks free, {} of {} inodes free, UUID {}",
                     r.path.display(),
                     r.level.name(),
@@ -204,7 +204,7 @@ fn swap(a: SwapArgs) -> Outcome {
         },
     ) {
         Ok(r) => {
-            println!(
+            crate::out::outln!(
                 "{}: swap {} MiB, {} pages, UUID {}",
                 a.out.display(),
                 r.size_bytes >> 20,
@@ -223,7 +223,7 @@ fn inspect(a: &ImageArgs) -> Outcome {
     {
         Ok(info) => {
             if a.json {
-                println!(
+                crate::out::outln!(
                     "{}",
                     serde_json::to_string_pretty(&info).unwrap_or_default()
                 );
@@ -237,18 +237,18 @@ fn inspect(a: &ImageArgs) -> Outcome {
 }
 
 fn print_info(path: &Path, i: &image_builder::ImageInfo) {
-    println!("{}", path.display());
-    println!("  kind:        {:?}", i.kind);
+    crate::out::outln!("{}", path.display());
+    crate::out::outln!("  kind:        {:?}", i.kind);
     if i.format == image_builder::DiskFormat::Vhdx {
-        println!("  format:      VHDX (dynamic; the sizes below are its virtual disk's)");
+        crate::out::outln!("  format:      VHDX (dynamic; the sizes below are its virtual disk's)");
     }
-    println!(
+    crate::out::outln!(
         "  size:        {} bytes ({} MiB), file {} bytes",
         i.size_bytes,
         i.size_bytes >> 20,
         i.file_bytes
     );
-    println!(
+    crate::out::outln!(
         "  label:       {}",
         if i.label.is_empty() {
             "(none)"
@@ -256,25 +256,30 @@ fn print_info(path: &Path, i: &image_builder::ImageInfo) {
             &i.label
         }
     );
-    println!("  uuid:        {}", i.uuid);
+    crate::out::outln!("  uuid:        {}", i.uuid);
     if !i.features.is_empty() {
-        println!("  features:    {}", i.features.join(" "));
-        println!("  block size:  {}", i.block_size);
-        println!(
+        crate::out::outln!("  features:    {}", i.features.join(" "));
+        crate::out::outln!("  block size:  {}", i.block_size);
+        crate::out::outln!(
             "  blocks:      {} used, {} free, {} total",
-            i.used_blocks, i.free_blocks, i.blocks
+            i.used_blocks,
+            i.free_blocks,
+            i.blocks
         );
-        println!(
+        crate::out::outln!(
             "  inodes:      {} used, {} free, {} total ({} bytes each)",
-            i.used_inodes, i.free_inodes, i.inodes, i.inode_size
+            i.used_inodes,
+            i.free_inodes,
+            i.inodes,
+            i.inode_size
         );
-        println!("  groups:      {}", i.groups);
-        println!(
+        crate::out::outln!("  groups:      {}", i.groups);
+        crate::out::outln!(
             "  state:       {}",
             if i.clean { "clean" } else { "not clean" }
         );
     } else {
-        println!("  pages:       {} of {} bytes", i.blocks, i.block_size);
+        crate::out::outln!("  pages:       {} of {} bytes", i.blocks, i.block_size);
     }
 }
 
@@ -302,7 +307,7 @@ fn check(a: &ImageArgs) -> Outcome {
     };
     let ok = report.problems.is_empty() && e2fsck.as_ref().is_none_or(|(ok, _)| *ok);
     if a.json {
-        println!(
+        crate::out::outln!(
             "{}",
             serde_json::json!({
                 "image": a.image,
@@ -313,25 +318,25 @@ fn check(a: &ImageArgs) -> Outcome {
         );
     } else {
         for p in &report.problems {
-            println!("{}: error: {p}", a.image.display());
+            crate::out::outln!("{}: error: {p}", a.image.display());
         }
         match &e2fsck {
-            Some((true, _)) => println!("{}: e2fsck -fn: clean", a.image.display()),
+            Some((true, _)) => crate::out::outln!("{}: e2fsck -fn: clean", a.image.display()),
             Some((false, out)) => {
-                println!("{}: e2fsck -fn found problems:", a.image.display());
+                crate::out::outln!("{}: e2fsck -fn found problems:", a.image.display());
                 for l in out.lines() {
-                    println!("  {l}");
+                    crate::out::outln!("  {l}");
                 }
             }
             // Swap areas have no e2fsck verdict: the structural check is the whole check.
             None if report.kind == Some(image_builder::ImageKind::Swap) => {}
-            None => println!(
+            None => crate::out::outln!(
                 "{}: e2fsck not found on PATH; structural check only",
                 a.image.display()
             ),
         }
         if ok {
-            println!("{}: ok", a.image.display());
+            crate::out::outln!("{}: ok", a.image.display());
         }
     }
     if ok {

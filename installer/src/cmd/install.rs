@@ -49,6 +49,18 @@ pub fn run(args: InstallArgs, interrupt: &AtomicBool) -> Outcome {
     {
         return Outcome::Usage(anyhow!("--monitor {m}: use auto, colinux, uml or qemu"));
     }
+    // A profile name on the command line that names no built-in profile is a usage
+    // error, as an unknown --set key is (a damaged profile file is not: 1603).
+    let named = args
+        .profile
+        .as_deref()
+        .or_else(|| sets.get("PROFILE").map(|a| a.value.as_str()));
+    if let Some(name) = named
+        && !profile::is_path(name)
+        && let Err(e) = profile::builtin(name)
+    {
+        return Outcome::Usage(e);
+    }
     let mut answers = Answers::default();
     let file = args
         .answers
@@ -159,13 +171,13 @@ pub fn run(args: InstallArgs, interrupt: &AtomicBool) -> Outcome {
             // The kept images are said with the images, before fstab and config.txt.
             let text = plan::describe(&plan);
             let at = text.find("\n/etc/fstab:").unwrap_or(text.len());
-            print!(
+            crate::out::out!(
                 "{}{}{}",
                 &text[..at],
                 apply::describe_survey(&files),
                 &text[at..]
             );
-            println!("(dry run: nothing was changed)");
+            crate::out::outln!("(dry run: nothing was changed)");
         }
         return match check {
             Ok(()) => Outcome::Done,
@@ -219,7 +231,7 @@ pub fn run(args: InstallArgs, interrupt: &AtomicBool) -> Outcome {
                     "first_boot": summary.first_boot, "log": log_path,
                 }));
             } else if summary.changed.is_empty() {
-                println!(
+                crate::out::outln!(
                     "{}: already installed as planned (profile {}); nothing changed{}",
                     plan.prefix.display(),
                     plan.profile,
@@ -230,12 +242,12 @@ pub fn run(args: InstallArgs, interrupt: &AtomicBool) -> Outcome {
                     } else {
                         format!(
                             "; first boot: {}",
-                            crate::firstboot::state_words(summary.first_boot, &plan.prefix)
+                            crate::finish::first_boot_words(&plan, summary.first_boot)
                         )
                     }
                 );
             } else {
-                println!(
+                crate::out::outln!(
                     "installed profile {} into {} for the {} monitor: made {}{}; first boot: {}",
                     plan.profile,
                     plan.prefix.display(),
@@ -246,9 +258,19 @@ pub fn run(args: InstallArgs, interrupt: &AtomicBool) -> Outcome {
                     } else {
                         format!(", kept {}", summary.kept.join(", "))
                     },
-                    crate::firstboot::state_words(summary.first_boot, &plan.prefix)
+                    crate::finish::first_boot_words(&plan, summary.first_boot)
                 );
-                println!("log: {}", log_path.display());
+                // A machine that cannot start here is not sent to `boot`: where it
+                // runs and what it lacks instead.
+                if crate::finish::cannot_start_here(&plan).is_some() {
+                    for line in crate::finish::start_lines(&plan) {
+                        crate::out::outln!("{line}");
+                    }
+                }
+                if let Some(line) = crate::finish::login_line(&plan) {
+                    crate::out::outln!("{line}");
+                }
+                crate::out::outln!("log: {}", log_path.display());
             }
             Outcome::Done
         }

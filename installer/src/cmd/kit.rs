@@ -92,12 +92,12 @@ fn verify(dir: &Path, json: bool) -> Outcome {
         Ok(m) => m,
         Err(e) => {
             if json {
-                println!(
+                crate::out::outln!(
                     "{}",
                     serde_json::json!({"kit": dir, "ok": false, "problems": [e.to_string()]})
                 );
             } else {
-                println!("{e}");
+                crate::out::outln!("{e}");
             }
             return Outcome::CheckFailed;
         }
@@ -105,7 +105,7 @@ fn verify(dir: &Path, json: bool) -> Outcome {
     let (found, signed) = crate::kit::check(dir, &manifest);
     let problems: Vec<String> = found.iter().map(ToString::to_string).collect();
     if json {
-        println!(
+        crate::out::outln!(
             "{}",
             serde_json::json!({
                 "kit": dir,
@@ -119,7 +119,7 @@ fn verify(dir: &Path, json: bool) -> Outcome {
         );
     } else {
         for p in &problems {
-            println!("{p}");
+            crate::out::outln!("{p}");
         }
         for s in &signed {
             eprintln!("{s}");

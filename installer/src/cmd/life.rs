@@ -64,19 +64,24 @@ pub fn list(json_out: bool) -> Outcome {
     let (path, reg) = reg;
     let all: Vec<Value> = reg.machines.iter().map(|e| describe(&e.prefix)).collect();
     if json_out {
-        println!("{}", json!({"registry": path, "machines": all}));
+        crate::out::outln!("{}", json!({"registry": path, "machines": all}));
         return Outcome::Done;
     }
     if all.is_empty() {
-        println!(
+        crate::out::outln!(
             "no machines installed (install one with `colinux-setup install`; the list is {})",
             path.display()
         );
         return Outcome::Done;
     }
-    println!(
+    crate::out::outln!(
         "{:<8} {:<9} {:<8} {:>7}  {:<28} {:<24} FOLDER",
-        "NAME", "MONITOR", "STATE", "RAM", "IMAGES", "NETWORK"
+        "NAME",
+        "MONITOR",
+        "STATE",
+        "RAM",
+        "IMAGES",
+        "NETWORK"
     );
     for m in &all {
         let s = |k: &str| m[k].as_str().unwrap_or("-").to_owned();
@@ -92,7 +97,7 @@ pub fn list(json_out: bool) -> Outcome {
             .flatten()
             .filter_map(|n| n["text"].as_str().map(str::to_owned))
             .collect();
-        println!(
+        crate::out::outln!(
             "{:<8} {:<9} {:<8} {:>7}  {:<28} {:<24} {}",
             s("name"),
             s("monitor"),
@@ -113,7 +118,7 @@ pub fn list(json_out: bool) -> Outcome {
             s("prefix"),
         );
         if let Some(why) = m["problem"].as_str() {
-            println!("         {why}");
+            crate::out::outln!("         {why}");
         }
     }
     Outcome::Done
@@ -275,8 +280,16 @@ mod unix {
 
     /// Runs `start`.
     pub fn start(prefix: &Path, timeout: u64, json_out: bool, interrupt: &AtomicBool) -> Outcome {
-        if let Err(e) = installed(prefix) {
-            return Outcome::Failed(e);
+        match installed(prefix) {
+            Err(e) => return Outcome::Failed(e),
+            Ok(st) if st.monitor == crate::profile::Monitor::Wsl => {
+                return Outcome::Failed(anyhow!(
+                    "the machine in {} is a WSL distribution, which WSL starts when it is used: `colinux-setup boot --prefix {}` opens its shell (start, stop, console and shell are not done for wsl yet)",
+                    prefix.display(),
+                    prefix.display()
+                ));
+            }
+            Ok(_) => {}
         }
         // A machine installed before the list existed joins it when it is started; a
         // list that cannot be written costs the listing, not the start.
@@ -389,7 +402,7 @@ mod unix {
         drop(child);
         let rec = machines::running(prefix);
         if json_out {
-            println!(
+            crate::out::outln!(
                 "{}",
                 serde_json::json!({"prefix": prefix, "state": "running", "seconds": started.elapsed().as_secs_f64(),
                     "pid": rec.as_ref().map(|r| r.pid), "monitor": rec.as_ref().map(|r| r.monitor.clone()),
@@ -397,7 +410,7 @@ mod unix {
             );
             return Outcome::Done;
         }
-        println!(
+        crate::out::outln!(
             "started the machine in {} in the background ({}) in {:.1} s; `colinux-setup shell --prefix {}` runs commands in it, `colinux-setup console --prefix {}` attaches to its console, `colinux-setup stop --prefix {}` stops it",
             prefix.display(),
             rec.as_ref().map_or("", |r| r.engine.as_str()),
@@ -407,7 +420,7 @@ mod unix {
             prefix.display()
         );
         if let Some(r) = rec {
-            println!("log: {}", r.log.display());
+            crate::out::outln!("log: {}", r.log.display());
         }
         Outcome::Done
     }
@@ -740,13 +753,13 @@ mod unix {
             }
             machines::remove_run(prefix);
             if json_out {
-                println!(
+                crate::out::outln!(
                     "{}",
                     serde_json::json!({"prefix": prefix, "state": "stopped", "was_running": false})
                 );
                 return Outcome::Done;
             }
-            println!(
+            crate::out::outln!(
                 "the machine in {} is not running; nothing to do",
                 prefix.display()
             );
@@ -805,7 +818,7 @@ mod unix {
             }
         }
         if json_out {
-            println!(
+            crate::out::outln!(
                 "{}",
                 serde_json::json!({"prefix": prefix, "state": "stopped", "was_running": true,
                     "clean_poweroff": clean, "seconds": start.elapsed().as_secs_f64()})
@@ -816,7 +829,7 @@ mod unix {
                 );
             }
         } else if clean {
-            println!(
+            crate::out::outln!(
                 "stopped the machine in {} ({:.1} s)",
                 prefix.display(),
                 start.elapsed().as_secs_f64()
@@ -825,7 +838,7 @@ mod unix {
             eprintln!(
                 "colinux-setup: warning: the guest did not power off within {timeout} s (--timeout); it was killed: its filesystems' journals are replayed at the next boot"
             );
-            println!("stopped the machine in {} (killed)", prefix.display());
+            crate::out::outln!("stopped the machine in {} (killed)", prefix.display());
         }
         Outcome::Done
     }

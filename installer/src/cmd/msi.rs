@@ -146,7 +146,7 @@ pub fn run(cmd: MsiCommand, interrupt: &AtomicBool) -> Outcome {
         MsiCommand::Rollback(a) => ("rollback", a),
         MsiCommand::Properties => {
             for p in crate::answer_keys::msi_properties() {
-                println!("{p}");
+                crate::out::outln!("{p}");
             }
             return Outcome::Done;
         }

@@ -86,7 +86,7 @@ pub fn run(cmd: PuttyCommand) -> Outcome {
                 return Outcome::Failed(e.context(format!("saving the PuTTY session {}", s.name)));
             }
             if a.session.json {
-                println!(
+                crate::out::outln!(
                     "{}",
                     json!({"event": "done", "session": s, "stored": place, "dry_run": a.dry_run})
                 );
@@ -97,12 +97,15 @@ pub fn run(cmd: PuttyCommand) -> Outcome {
                     .map(|u| format!("{u}@"))
                     .unwrap_or_default();
                 let verb = if a.dry_run { "would save" } else { "saved" };
-                println!(
+                crate::out::outln!(
                     "{verb} PuTTY session \"{}\": ssh {who}{} port {} ({place}; from {})",
-                    s.name, s.host, s.port, s.from
+                    s.name,
+                    s.host,
+                    s.port,
+                    s.from
                 );
                 if a.dry_run {
-                    println!("dry run: nothing was changed");
+                    crate::out::outln!("dry run: nothing was changed");
                 }
             }
             Outcome::Done
@@ -111,14 +114,14 @@ pub fn run(cmd: PuttyCommand) -> Outcome {
             match putty::Store::current().and_then(|st| st.remove(&a.name)) {
                 Ok(removed) => {
                     if a.json {
-                        println!(
+                        crate::out::outln!(
                             "{}",
                             json!({"event": "done", "session": a.name, "removed": removed})
                         );
                     } else if removed {
-                        println!("removed PuTTY session \"{}\"", a.name);
+                        crate::out::outln!("removed PuTTY session \"{}\"", a.name);
                     } else {
-                        println!("no PuTTY session \"{}\"; nothing to do", a.name);
+                        crate::out::outln!("no PuTTY session \"{}\"; nothing to do", a.name);
                     }
                     Outcome::Done
                 }
@@ -132,20 +135,20 @@ pub fn run(cmd: PuttyCommand) -> Outcome {
                         .into_iter()
                         .map(|(k, v)| (k, serde_json::Value::String(v)))
                         .collect();
-                    println!("{}", json!({"session": a.name, "settings": map}));
+                    crate::out::outln!("{}", json!({"session": a.name, "settings": map}));
                 } else {
-                    println!("PuTTY session \"{}\":", a.name);
+                    crate::out::outln!("PuTTY session \"{}\":", a.name);
                     for (k, v) in settings {
-                        println!("  {k}={v}");
+                        crate::out::outln!("  {k}={v}");
                     }
                 }
                 Outcome::Done
             }
             Ok(None) => {
                 if a.json {
-                    println!("{}", json!({"session": a.name, "settings": null}));
+                    crate::out::outln!("{}", json!({"session": a.name, "settings": null}));
                 } else {
-                    println!("no PuTTY session \"{}\"", a.name);
+                    crate::out::outln!("no PuTTY session \"{}\"", a.name);
                 }
                 Outcome::CheckFailed
             }

@@ -138,7 +138,7 @@ pub fn install(a: &ServiceArgs) -> Outcome {
         Ok(outcome) => {
             if a.json {
                 let status = h.status(&name).ok();
-                println!(
+                crate::out::outln!(
                     "{}",
                     json!({"action": "install", "host": h.kind(), "dry_run": a.dry_run, "outcome": outcome, "spec": spec, "status": status})
                 );
@@ -148,7 +148,7 @@ pub fn install(a: &ServiceArgs) -> Outcome {
                     Installed::AlreadyInstalled => "already installed; nothing to do".to_owned(),
                     Installed::Updated { changed } => format!("updated ({})", changed.join(", ")),
                 };
-                println!(
+                crate::out::outln!(
                     "service {name} ({}): {what}{}\n  command line: {}\n  depends on:   {}",
                     h.kind(),
                     suffix(a.dry_run),
@@ -182,12 +182,12 @@ pub fn remove(a: &ServiceArgs) -> Outcome {
     match h.remove(&name) {
         Ok(outcome) => {
             if a.json {
-                println!(
+                crate::out::outln!(
                     "{}",
                     json!({"action": "remove", "host": h.kind(), "dry_run": a.dry_run, "name": name, "outcome": outcome})
                 );
             } else {
-                println!(
+                crate::out::outln!(
                     "service {name} ({}): {}{}",
                     h.kind(),
                     match outcome {
@@ -225,9 +225,9 @@ pub fn status(a: &ServiceArgs) -> Outcome {
     match h.status(&name) {
         Ok(s) => {
             if a.json {
-                println!("{}", json!({"host": h.kind(), "service": s}));
+                crate::out::outln!("{}", json!({"host": h.kind(), "service": s}));
             } else {
-                println!(
+                crate::out::outln!(
                     "service {} ({}): {}{}",
                     s.name,
                     h.kind(),
@@ -235,16 +235,16 @@ pub fn status(a: &ServiceArgs) -> Outcome {
                     s.state
                 );
                 if let Some(c) = &s.command_line {
-                    println!("  command line: {c}");
+                    crate::out::outln!("  command line: {c}");
                 }
                 if let Some(st) = &s.start {
-                    println!("  start:        {st}");
+                    crate::out::outln!("  start:        {st}");
                 }
                 if !s.dependencies.is_empty() {
-                    println!("  depends on:   {}", s.dependencies.join(", "));
+                    crate::out::outln!("  depends on:   {}", s.dependencies.join(", "));
                 }
                 if s.marked_for_deletion {
-                    println!("  marked for deletion: gone after a reboot");
+                    crate::out::outln!("  marked for deletion: gone after a reboot");
                 }
             }
             if s.installed {

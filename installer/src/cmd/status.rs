@@ -28,14 +28,14 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
     let interrupted = prefix.join(JOURNAL_FILE).exists();
     let Some(st) = st else {
         if json_out {
-            println!(
+            crate::out::outln!(
                 "{}",
                 json!({"installed": false, "prefix": prefix, "interrupted_install": interrupted})
             );
         } else {
-            println!("{}: no machine is installed here", prefix.display());
+            crate::out::outln!("{}: no machine is installed here", prefix.display());
             if interrupted {
-                println!(
+                crate::out::outln!(
                     "  an interrupted install left its journal; run the install again to finish it, or uninstall to undo it"
                 );
             }
@@ -139,6 +139,23 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
         Ok(r) => r,
         Err(e) => return Outcome::Failed(e),
     };
+    // The WSL distribution (wsl monitor): registered, and its state, as WSL says now.
+    let wsl = match crate::wsl::step::record(&st) {
+        Ok(r) => r,
+        Err(e) => return Outcome::Failed(e),
+    };
+    let wsl_now = (wsl.is_some() || st.monitor == crate::profile::Monitor::Wsl)
+        .then(|| crate::wsl::step::status(wsl.as_ref()));
+    if let Some(w) = wsl_now
+        .as_ref()
+        .filter(|w| w["host"]["registered"] == false)
+    {
+        problems.push(format!(
+            "the WSL distribution {} is not registered: {}",
+            w["name"].as_str().unwrap_or(""),
+            crate::wsl::step::status_line(w)
+        ));
+    }
     let tap_live = tap
         .as_ref()
         .map(|t| crate::cmd::tap::adapter_json(&t.name, t.host_ip));
@@ -161,6 +178,7 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
         "driver": crate::driver::status(driver.as_ref()),
         "service": crate::service::step::status(service.as_ref()),
         "putty": putty,
+        "wsl": wsl_now,
         "tap": tap,
         "tap_adapter": tap_live.as_ref().map(|(v, _)| v),
         "interrupted_install": interrupted,
@@ -168,9 +186,9 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
         "problems": problems,
     });
     if json_out {
-        println!("{v}");
+        crate::out::outln!("{v}");
     } else {
-        println!(
+        crate::out::outln!(
             "{}: profile {} for the {} monitor, installed by colinux-setup {}",
             prefix.display(),
             st.profile,
@@ -178,7 +196,7 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
             st.version
         );
         match &running {
-            Some(r) => println!(
+            Some(r) => crate::out::outln!(
                 "  running in the background ({}, process {} since {}); stop it with `colinux-setup stop --prefix {}`",
                 r.engine,
                 r.pid,
@@ -186,15 +204,15 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
                 prefix.display()
             ),
             // `start` is Linux's for now: elsewhere there is nothing to say.
-            None if cfg!(unix) => println!("  not running in the background"),
+            None if cfg!(unix) => crate::out::outln!("  not running in the background"),
             None => {}
         }
         if let Some(why) = &st.monitor_why {
             let title = crate::monitor::probe::title_of(st.monitor, st.accel);
-            println!("  monitor: {title} ({why})");
+            crate::out::outln!("  monitor: {title} ({why})");
         }
         for i in &images {
-            println!(
+            crate::out::outln!(
                 "  {:<10} {:<5} {}",
                 i["file"].as_str().unwrap_or(""),
                 i["role"].as_str().unwrap_or(""),
@@ -214,7 +232,7 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
             );
         }
         for m in v["machine_files"].as_array().into_iter().flatten() {
-            println!(
+            crate::out::outln!(
                 "  {:<10} {:<7} {}",
                 m["file"].as_str().unwrap_or(""),
                 m["role"].as_str().unwrap_or(""),
@@ -227,7 +245,7 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
                 }
             );
         }
-        println!(
+        crate::out::outln!(
             "  config.txt {}",
             if config_check["ok"].as_bool() == Some(true) {
                 format!("ok ({} warning(s))", config_check["warnings"])
@@ -235,34 +253,34 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
                 "has errors or is missing (see `colinux-setup config check`)".to_owned()
             }
         );
-        println!(
+        crate::out::outln!(
             "  first boot: {}",
-            crate::firstboot::state_words(st.first_boot, prefix)
+            crate::finish::recorded_first_boot_words(st.monitor, st.first_boot, prefix)
         );
         if let Some(t) = &tap {
-            println!("  TAP {} on {}: {}", t.name, t.subnet, t.state);
+            crate::out::outln!("  TAP {} on {}: {}", t.name, t.subnet, t.state);
             match &tap_live {
-                Some((_, true)) => println!("    present and up with its address"),
+                Some((_, true)) => crate::out::outln!("    present and up with its address"),
                 Some((v, false)) if v["present"].as_bool() == Some(true) => {
-                    println!(
+                    crate::out::outln!(
                         "    present, but not up with its address (see `colinux-setup tap status`)"
                     )
                 }
-                _ if t.skipped.is_some() => println!(
+                _ if t.skipped.is_some() => crate::out::outln!(
                     "    not created at install: {}",
                     t.skipped.as_deref().unwrap_or("")
                 ),
-                _ => println!(
+                _ => crate::out::outln!(
                     "    missing on this host (recreate it with `colinux-setup tap install --prefix DIR`)"
                 ),
             }
         }
-        println!(
+        crate::out::outln!(
             "  driver: {}",
             crate::driver::status_line(&crate::driver::status(driver.as_ref()))
         );
         if let Some(p) = &putty {
-            println!(
+            crate::out::outln!(
                 "  PuTTY session: \"{}\": ssh {} port {} ({}{})",
                 p.name,
                 p.host,
@@ -276,13 +294,16 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
             );
         }
         if service.is_some() || st.monitor == crate::profile::Monitor::Colinux {
-            println!(
+            crate::out::outln!(
                 "  service: {}",
                 crate::service::step::status_line(&crate::service::step::status(service.as_ref()))
             );
         }
+        if let Some(w) = &wsl_now {
+            crate::out::outln!("  WSL distribution: {}", crate::wsl::step::status_line(w));
+        }
         for p in &problems {
-            println!("  problem: {p}");
+            crate::out::outln!("  problem: {p}");
         }
     }
     if problems.is_empty() {

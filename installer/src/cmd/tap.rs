@@ -168,28 +168,28 @@ fn install(a: &TapInstallArgs) -> Result<Outcome> {
         let mut rec = tap_setup::RecordingHost::snapshot(host.as_mut(), &name)?;
         let done = tap_setup::install(&mut rec, &spec)?;
         if a.which.json {
-            println!(
+            crate::out::outln!(
                 "{}",
                 json!({"dry_run": true, "name": name, "subnet": spec.subnet.to_string(),
                        "host_ip": spec.subnet.host_ip().to_string(), "guest_ip": spec.subnet.guest_ip().to_string(),
                        "owner": spec.owner, "would_create": done.created, "steps": rec.log, "candidates": choice.candidates})
             );
         } else {
-            println!(
+            crate::out::outln!(
                 "dry run: TAP adapter {name} on {} (host {}, guest {}):",
                 spec.subnet,
                 spec.subnet.host_ip(),
                 spec.subnet.guest_ip()
             );
             for c in &choice.candidates {
-                println!(
+                crate::out::outln!(
                     "  candidate {}: {}",
                     c.subnet,
                     c.reason.as_deref().unwrap_or("free")
                 );
             }
             for l in &rec.log {
-                println!("  would {l}");
+                crate::out::outln!("  would {l}");
             }
         }
         return Ok(Outcome::Done);
@@ -214,13 +214,13 @@ fn install(a: &TapInstallArgs) -> Result<Outcome> {
         record(&prefix, st, rec)?;
     }
     if a.which.json {
-        println!(
+        crate::out::outln!(
             "{}",
             json!({"name": name, "subnet": spec.subnet.to_string(), "created": done.created,
                    "reboot_required": done.reboot_required, "adapter": done.adapter, "candidates": choice.candidates})
         );
     } else {
-        println!(
+        crate::out::outln!(
             "TAP adapter {name} {}: {} on {} (guest {}), owner {}",
             if done.created { "created" } else { "reused" },
             spec.subnet.host_ip(),
@@ -252,11 +252,11 @@ fn remove(a: &TapArgs) -> Result<Outcome> {
         record(&prefix, st, rec)?;
     }
     if a.json {
-        println!("{}", json!({"name": name, "removed": removed}));
+        crate::out::outln!("{}", json!({"name": name, "removed": removed}));
     } else if removed {
-        println!("TAP adapter {name} removed");
+        crate::out::outln!("TAP adapter {name} removed");
     } else {
-        println!("there is no TAP adapter {name}; nothing to do");
+        crate::out::outln!("there is no TAP adapter {name}; nothing to do");
     }
     Ok(Outcome::Done)
 }
@@ -294,13 +294,13 @@ fn status(a: &TapArgs) -> Result<Outcome> {
     let (live, ok) = adapter_json(&name, rec.as_ref().and_then(|r| r.host_ip));
     let network = rec.as_ref().map(|r| network_check(r, &name));
     if a.json {
-        println!(
+        crate::out::outln!(
             "{}",
             json!({"name": name, "host": live, "recorded": rec, "network_conflict": network.clone().flatten()})
         );
     } else {
         match live.get("adapter") {
-            Some(ad) => println!(
+            Some(ad) => crate::out::outln!(
                 "TAP adapter {name}: MAC {}, address {}, {}, owner {}{}",
                 ad["mac"].as_str().unwrap_or("unknown"),
                 ad["addresses"]
@@ -327,12 +327,12 @@ fn status(a: &TapArgs) -> Result<Outcome> {
                 }
             ),
             None => match live.get("error").and_then(|e| e.as_str()) {
-                Some(e) => println!("TAP adapter {name}: cannot be read: {e}"),
-                None => println!("TAP adapter {name}: not present on this host"),
+                Some(e) => crate::out::outln!("TAP adapter {name}: cannot be read: {e}"),
+                None => crate::out::outln!("TAP adapter {name}: not present on this host"),
             },
         }
         if let Some(r) = &rec {
-            println!(
+            crate::out::outln!(
                 "  recorded: {} on {}, {}{}",
                 r.host_ip.map_or("?".to_owned(), |ip| ip.to_string()),
                 r.subnet,
@@ -344,11 +344,11 @@ fn status(a: &TapArgs) -> Result<Outcome> {
                 }
             );
             if let Some(why) = &r.skipped {
-                println!("  not created at install: {why}");
+                crate::out::outln!("  not created at install: {why}");
             }
         }
         if let Some(Some(c)) = &network {
-            println!("  warning: {c}");
+            crate::out::outln!("  warning: {c}");
         }
     }
     Ok(if ok {

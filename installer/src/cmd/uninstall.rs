@@ -50,17 +50,17 @@ pub fn run(prefix: &Path, purge: Purge, json: bool, log_file: Option<&Path>) -> 
     match result {
         Ok(None) => {
             if json {
-                println!(
+                crate::out::outln!(
                     "{}",
                     serde_json::json!({"event": "done", "installed": false, "prefix": prefix})
                 );
             } else {
-                println!(
+                crate::out::outln!(
                     "{}: nothing is installed here; nothing to do",
                     prefix.display()
                 );
                 if purge == Purge::No && prefix.join(crate::state::KEPT_FILE).exists() {
-                    println!(
+                    crate::out::outln!(
                         "  an earlier uninstall kept the images here: remove them with --purge"
                     );
                 }
@@ -70,12 +70,12 @@ pub fn run(prefix: &Path, purge: Purge, json: bool, log_file: Option<&Path>) -> 
         Ok(Some(r)) => {
             log.line(&format!("removed {:?}; kept {:?}", r.removed, r.kept));
             if json {
-                println!(
+                crate::out::outln!(
                     "{}",
                     serde_json::json!({"event": "done", "prefix": prefix, "purge": purge == Purge::All, "removed": r.removed, "kept": r.kept, "not_removed": r.not_removed, "rolled_back": r.rolled_back, "earlier_uninstall": r.earlier, "log": log_path})
                 );
             } else if r.earlier {
-                println!(
+                crate::out::outln!(
                     "{}: nothing is installed here; removed the images an earlier uninstall kept: {}",
                     prefix.display(),
                     if r.removed.is_empty() {
@@ -85,16 +85,16 @@ pub fn run(prefix: &Path, purge: Purge, json: bool, log_file: Option<&Path>) -> 
                     }
                 );
             } else {
-                println!(
+                crate::out::outln!(
                     "uninstalled {}: removed {} file(s)",
                     prefix.display(),
                     r.removed.len()
                 );
                 for k in &r.kept {
                     if purge == Purge::MadeByInstall {
-                        println!("  kept {k} (it was there before this install)");
+                        crate::out::outln!("  kept {k} (it was there before this install)");
                     } else {
-                        println!("  kept {k} (remove the images with --purge)");
+                        crate::out::outln!("  kept {k} (remove the images with --purge)");
                     }
                 }
             }

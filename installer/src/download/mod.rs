@@ -266,7 +266,7 @@ pub fn verify_source(given: &Path, json: bool) -> Result<PathBuf, SourceError> {
                     &serde_json::json!({"kit": text, "ok": false, "problems": [e.to_string()]}),
                 );
             } else {
-                println!("{e}");
+                crate::out::outln!("{e}");
             }
             Err(SourceError::Mismatch)
         }

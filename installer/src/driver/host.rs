@@ -9,7 +9,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
 use driver_bundle::authenticode::{self, Policy, Report};
-use driver_bundle::host::{self, DriverHost, HostError, Installed};
+use driver_bundle::host::{self, DriverHost, Installed};
+use driver_bundle::scm::ScmError;
 
 use super::signer::{is_pe, warn_loudly};
 
@@ -18,8 +19,9 @@ use super::signer::{is_pe, warn_loudly};
 /// remove paths on any machine; it is not part of the product's interface.
 pub const TEST_HOST_ENV: &str = "COLINUX_SETUP_TEST_DRIVER_HOST";
 
-/// The host to act on: the recording host for a dry run or the test hook, else the
-/// real one.
+/// The host to act on: the recording host for the test hook (file) or a dry run
+/// (memory), else the real one. A dry run on the test hook's host reads its state and
+/// writes nothing, as the service's [`crate::service::host_for`] does.
 pub fn host_for(dry_run: bool) -> Result<Box<dyn DriverHost>> {
     let name = if cfg!(windows) {
         host::SERVICE_NAME
@@ -27,10 +29,8 @@ pub fn host_for(dry_run: bool) -> Result<Box<dyn DriverHost>> {
         host::MODULE_NAME
     };
     if let Some(file) = std::env::var_os(TEST_HOST_ENV) {
-        return Ok(Box::new(host::recording::RecordingHost::with_file(
-            name,
-            Path::new(&file),
-        )?));
+        let h = host::recording::RecordingHost::with_file(name, Path::new(&file))?;
+        return Ok(Box::new(if dry_run { h.detached() } else { h }));
     }
     if dry_run {
         return Ok(Box::new(host::recording::RecordingHost::new(name)));
@@ -86,6 +86,6 @@ pub fn install_driver(
 }
 
 /// A host's refusal, with which host refused.
-pub fn host_error(e: HostError, kind: &str) -> anyhow::Error {
+pub fn host_error(e: ScmError, kind: &str) -> anyhow::Error {
     anyhow!(e).context(format!("the driver host ({kind}) refused"))
 }

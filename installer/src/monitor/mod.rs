@@ -152,6 +152,9 @@ pub fn command_line(
         Monitor::Uml => uml::command_line(config, opts),
         Monitor::Qemu => qemu::command_line(config, opts),
         Monitor::Colinux => colinux::command_line(config, opts),
+        Monitor::Wsl => Err(MonitorError::Config(
+            "a wsl machine runs through wsl.exe, not a monitor program: `colinux-setup boot` opens its shell".to_owned(),
+        )),
     }
 }
 
@@ -162,7 +165,7 @@ fn raw_disks_only(monitor: Monitor, config: &Config) -> Result<(), MonitorError>
     let engine = match monitor {
         Monitor::Uml => "User-mode Linux",
         Monitor::Colinux => "coLinux",
-        Monitor::Qemu => return Ok(()),
+        Monitor::Qemu | Monitor::Wsl => return Ok(()),
     };
     for (n, cobd) in &config.cobd {
         let path = Path::new(&cobd.path);
@@ -211,7 +214,7 @@ pub fn check_runnable(monitor: Monitor, launch: &Launch) -> Result<(), MonitorEr
         let hint = match monitor {
             Monitor::Uml => "install User-mode Linux (Debian: apt-get install user-mode-linux)",
             Monitor::Qemu => "install QEMU (Debian: apt-get install qemu-system-x86)",
-            Monitor::Colinux => "",
+            Monitor::Colinux | Monitor::Wsl => "",
         };
         return Err(MonitorError::NotRunnable(format!(
             "the {} monitor's program {} is not installed; {hint}, or choose another monitor with --monitor",

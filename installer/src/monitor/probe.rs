@@ -83,6 +83,8 @@ pub enum Engine {
     Qemu(Accel),
     /// coLinux.
     Colinux,
+    /// WSL 2 (`wsl.exe`; see crate::wsl).
+    Wsl,
 }
 
 impl Engine {
@@ -92,6 +94,7 @@ impl Engine {
             Engine::Uml => Monitor::Uml,
             Engine::Qemu(_) => Monitor::Qemu,
             Engine::Colinux => Monitor::Colinux,
+            Engine::Wsl => Monitor::Wsl,
         }
     }
 
@@ -110,6 +113,7 @@ impl Engine {
             Engine::Qemu(Accel::Kvm) => "qemu/kvm",
             Engine::Qemu(Accel::Tcg) => "qemu/tcg",
             Engine::Colinux => "colinux",
+            Engine::Wsl => "wsl",
         }
     }
 
@@ -120,6 +124,7 @@ impl Engine {
             Engine::Qemu(Accel::Kvm) => "QEMU with KVM",
             Engine::Qemu(Accel::Tcg) => "QEMU without KVM (TCG emulation)",
             Engine::Colinux => "coLinux",
+            Engine::Wsl => "WSL 2",
         }
     }
 
@@ -138,6 +143,7 @@ impl Engine {
             Monitor::Uml => Engine::Uml,
             Monitor::Qemu => Engine::Qemu(accel.unwrap_or(Accel::Tcg)),
             Monitor::Colinux => Engine::Colinux,
+            Monitor::Wsl => Engine::Wsl,
         }
     }
 }
@@ -165,7 +171,7 @@ impl Verdict {
         Engine::of(self.monitor, self.accel)
     }
 
-    fn new(engine: Engine, works: bool, reason: impl Into<String>) -> Verdict {
+    pub(crate) fn new(engine: Engine, works: bool, reason: impl Into<String>) -> Verdict {
         Verdict {
             monitor: engine.monitor(),
             accel: engine.accel(),
@@ -229,7 +235,7 @@ impl Prober for HostProber {
         let kernel = match engine {
             Engine::Uml => kernels.uml.clone(),
             Engine::Qemu(_) => kernels.qemu.clone().ok(),
-            Engine::Colinux => None,
+            Engine::Colinux | Engine::Wsl => None,
         };
         if let Ok(seen) = SEEN.lock()
             && let Some((_, _, v)) = seen.iter().find(|(e, k, _)| *e == engine && *k == kernel)
@@ -292,6 +298,7 @@ fn engines_of(monitor: Monitor) -> Vec<Engine> {
         Monitor::Uml => vec![Engine::Uml],
         Monitor::Qemu => qemu_engines(),
         Monitor::Colinux => vec![Engine::Colinux],
+        Monitor::Wsl => vec![Engine::Wsl],
     }
 }
 
@@ -334,7 +341,7 @@ pub enum ChoiceError {
     /// The monitor asked for cannot run a guest here.
     #[error(
         "MONITOR={monitor} ({origin}): {title} cannot run a guest on this host: {reason}; {}",
-        instead(.alternative)
+        instead(.alternative, monitor)
     )]
     Refused {
         /// The monitor asked for.
@@ -369,14 +376,21 @@ fn advice(verdicts: &[Verdict]) -> String {
     }
 }
 
-fn instead(alternative: &Option<Box<Verdict>>) -> String {
+fn instead(alternative: &Option<Box<Verdict>>, monitor: &str) -> String {
+    // A wsl machine is registered with WSL at install, booted or not.
+    let unbooted = if monitor == "wsl" {
+        ""
+    } else {
+        ", or give NOFIRSTBOOT=1 to install without booting it here"
+    };
     match alternative {
         Some(v) => format!(
-            "{} works here (give --monitor {}, or MONITOR=auto), or give NOFIRSTBOOT=1 to install without booting it here",
+            "{} works here (give --monitor {}, or MONITOR=auto){unbooted}",
             v.engine().title(),
             v.monitor.as_str()
         ),
-        None => "no other monitor works here either; give NOFIRSTBOOT=1 to install without booting it here".to_owned(),
+        None if unbooted.is_empty() => "no other monitor works here either".to_owned(),
+        None => format!("no other monitor works here either{unbooted}"),
     }
 }
 
@@ -452,6 +466,14 @@ pub fn choose(
                 verdicts,
             })
         }
+        // The install registers a WSL distribution even without a first boot.
+        Request::Given(Monitor::Wsl) => first_working(
+            Monitor::Wsl,
+            engines_of(Monitor::Wsl),
+            origin,
+            kernels,
+            prober,
+        ),
         Request::Given(monitor) if !boots => Ok(Choice {
             monitor,
             accel: None,
@@ -552,6 +574,12 @@ fn probe_host(engine: Engine, kernels: &Kernels) -> Verdict {
     match engine {
         Engine::Colinux => match super::colinux::host_supports() {
             Ok(()) => Verdict::new(engine, true, "a host coLinux supports"),
+            Err(why) => Verdict::new(engine, false, why),
+        },
+        // WSL registers the distribution at install: it must work here even when no
+        // boot is planned (see choose).
+        Engine::Wsl => match crate::wsl::host_supports() {
+            Ok(why) => Verdict::new(engine, true, why),
             Err(why) => Verdict::new(engine, false, why),
         },
         Engine::Uml => probe_uml(kernels.uml.as_deref()),
@@ -920,6 +948,41 @@ mod tests {
 
     fn kernels() -> Kernels {
         Kernels::default()
+    }
+
+    #[test]
+    #[cfg(not(windows))]
+    fn wsl_is_probed_even_without_a_boot_and_refused_without_the_nofirstboot_hint() {
+        // The install registers a WSL distribution whether it boots it or not.
+        let t = Table::new(&[Engine::Uml]);
+        let e = choose(
+            Request::Given(Monitor::Wsl),
+            "--monitor",
+            false,
+            &kernels(),
+            &t,
+        )
+        .expect_err("refused");
+        assert_eq!(t.asked()[0], Engine::Wsl);
+        let words = e.to_string();
+        assert!(
+            words.contains("MONITOR=wsl (--monitor): WSL 2 cannot run"),
+            "{words}"
+        );
+        assert!(words.contains("User-mode Linux works here"), "{words}");
+        assert!(!words.contains("NOFIRSTBOOT"), "{words}");
+        let t = Table::new(&[Engine::Wsl]);
+        let c = choose(
+            Request::Given(Monitor::Wsl),
+            "--monitor",
+            false,
+            &kernels(),
+            &t,
+        )
+        .expect("works");
+        assert_eq!((c.monitor, c.accel), (Monitor::Wsl, None));
+        // auto never takes wsl (yet).
+        assert!(!auto_order().contains(&Engine::Wsl));
     }
 
     #[test]

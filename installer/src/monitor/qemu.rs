@@ -34,7 +34,7 @@ pub const PROGRAM: &str = "qemu-system-x86_64";
 fn no_comma(what: &str, p: &str) -> Result<String, MonitorError> {
     if p.contains(',') {
         return Err(MonitorError::Config(format!(
-            "{what}={p:?}: the QEMU engine does not take paths with a comma; move the file"
+            "{what}={p}: the QEMU engine does not take paths with a comma; move the file"
         )));
     }
     Ok(p.to_owned())

@@ -32,7 +32,7 @@ pub const MIN_MEM_MB: u32 = Monitor::Uml.least_ram().0;
 fn arg_path(what: &str, p: &str) -> Result<String, MonitorError> {
     if p.contains([',', '=', ' ']) || p.is_empty() {
         return Err(MonitorError::Config(format!(
-            "{what}={p:?}: User-mode Linux cannot take a path with a comma, `=` or a space; move the file"
+            "{what}={p}: User-mode Linux cannot take a path with a comma, `=` or a space; move the file"
         )));
     }
     Ok(p.to_owned())

@@ -2,12 +2,15 @@
 //! Manager at boot, behind one trait ([`ServiceHost`]: install, remove, status).
 //!
 //! - Windows ([`windows::ScmHost`], `cfg(windows)`): the Service Control Manager,
-//!   through the `windows-service` crate.
+//!   through driver-bundle's SCM wrapper ([`driver_bundle::scm`]), the driver's too.
 //! - [`recording::RecordingHost`]: no host at all; it keeps the services in memory (or
 //!   a JSON file) and records each action, for `--dry-run` and the tests.
 //! - Linux has no implementation: colinux-daemon's `--run-service` exists only on
 //!   Windows, and a systemd unit for another monitor is not what was asked for;
 //!   [`native`] says so.
+//!
+//! Every host fails with [`ScmError`], the wrapper's one error, as the driver's hosts
+//! do: the recording host's simulated refusals read as the SCM's own.
 //!
 //! We create the service ourselves instead of calling `colinux-daemon --install-service`,
 //! because the daemon re-joins its argv without re-quoting (colinux-spec.md §3.5). The
@@ -309,7 +312,9 @@ pub enum Installed {
 }
 
 /// What a remove did: the same outcomes as the driver's.
-pub use driver_bundle::host::Removed;
+pub use driver_bundle::scm::Removed;
+/// A service host's failure: the SCM wrapper's one error, the driver host's too.
+pub use driver_bundle::scm::ScmError;
 
 /// A service's state on the host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -345,72 +350,32 @@ impl Status {
     }
 }
 
-/// A host operation that failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ServiceError {
-    /// This host has no service manager for a coLinux machine.
-    #[error(
-        "a machine service exists only on Windows (colinux-daemon --run-service under the Service Control Manager); on this host run the machine with `colinux-setup boot`"
-    )]
-    #[cfg_attr(windows, allow(dead_code))]
-    Unsupported,
-    /// Not elevated.
-    #[error("{op}: access denied; run as an administrator")]
-    AccessDenied {
-        /// What was attempted.
-        op: String,
-    },
-    /// The service is marked for deletion.
-    #[error("{op}: the {name} service is marked for deletion; reboot, then install again")]
-    MarkedForDeletion {
-        /// What was attempted.
-        op: String,
-        /// The service.
-        name: String,
-    },
-    /// An operating system call failed.
-    #[error("{op}: {message} (error {code})")]
-    Os {
-        /// What was attempted.
-        op: String,
-        /// The OS error code.
-        code: u32,
-        /// Its text.
-        message: String,
-    },
-    /// Something else failed.
-    #[error("{op}: {message}")]
-    Failed {
-        /// What was attempted.
-        op: String,
-        /// What happened.
-        message: String,
-    },
-}
-
 /// Installs, removes and reports services on one host.
 pub trait ServiceHost {
     /// Which host this is (`windows-scm`, `recording`).
     fn kind(&self) -> &'static str;
     /// Creates the service, or changes one of that name whose configuration differs;
     /// idempotent. Does not start it.
-    fn install(&mut self, spec: &Spec) -> Result<Installed, ServiceError>;
+    fn install(&mut self, spec: &Spec) -> Result<Installed, ScmError>;
     /// Stops the service when it runs, then deletes it; a missing one is not an error.
-    fn remove(&mut self, name: &str) -> Result<Removed, ServiceError>;
+    fn remove(&mut self, name: &str) -> Result<Removed, ScmError>;
     /// Reports a service's state.
-    fn status(&mut self, name: &str) -> Result<Status, ServiceError>;
+    fn status(&mut self, name: &str) -> Result<Status, ScmError>;
 }
 
 /// The real host of this machine: the SCM on Windows, an error elsewhere.
-pub fn native() -> Result<Box<dyn ServiceHost>, ServiceError> {
+pub fn native() -> Result<Box<dyn ServiceHost>, ScmError> {
     #[cfg(windows)]
     {
         Ok(Box::new(windows::ScmHost::new()))
     }
     #[cfg(not(windows))]
     {
-        Err(ServiceError::Unsupported)
+        Err(ScmError::Unsupported {
+            feature: "a machine service".to_owned(),
+            instead: "colinux-daemon --run-service needs it; on this host run the machine with `colinux-setup boot`"
+                .to_owned(),
+        })
     }
 }
 

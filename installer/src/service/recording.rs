@@ -2,14 +2,20 @@
 //! Manager would (configuration, running, marked for deletion) and records each action.
 //! `--dry-run` uses it in memory to say what would happen; the tests use it through a
 //! JSON state file (the `COLINUX_SETUP_TEST_SERVICE_HOST` hook of
-//! [`super::host_for`]) to drive the installer's service steps on Linux.
+//! [`super::host_for`]) to drive the installer's service steps on Linux. The state
+//! file and the failures are driver-bundle's SCM wrapper's, as for the driver's
+//! recording host: a refusal here reads as the real SCM's (through
+//! [`ScmError::from_code`]), and a dry run on a recorded host writes nothing, for both.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Installed, Removed, ServiceError, ServiceHost, Spec, Status};
+use driver_bundle::scm::recording::StateFile;
+use driver_bundle::scm::{Action, ScmError, Subject, code};
+
+use super::{Installed, Removed, ServiceHost, Spec, Status};
 
 /// One simulated service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,7 +50,7 @@ pub struct Recorded {
 pub struct RecordingHost {
     /// The current state.
     pub state: Recorded,
-    file: Option<PathBuf>,
+    file: StateFile,
 }
 
 impl RecordingHost {
@@ -54,47 +60,29 @@ impl RecordingHost {
     }
 
     /// A host whose state is kept in a JSON file (created when missing).
-    pub fn with_file(file: &Path) -> Result<RecordingHost, ServiceError> {
-        let failed = |e: String| ServiceError::Failed {
-            op: format!("reading {}", file.display()),
-            message: e,
-        };
-        let state = match std::fs::read(file) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| failed(e.to_string()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Recorded::default(),
-            Err(e) => return Err(failed(e.to_string())),
-        };
-        Ok(RecordingHost {
-            state,
-            file: Some(file.to_path_buf()),
-        })
+    pub fn with_file(file: &Path) -> Result<RecordingHost, ScmError> {
+        let (file, state) = StateFile::open(file)?;
+        Ok(RecordingHost { state, file })
     }
 
     /// The same state, no longer written back (a dry run on a recorded host).
     pub fn detached(mut self) -> RecordingHost {
-        self.file = None;
+        self.file = self.file.detached();
         self
     }
 
-    fn act(&mut self, action: String) -> Result<(), ServiceError> {
+    fn act(&mut self, action: String) -> Result<(), ScmError> {
         self.state.actions.push(action);
-        if let Some(f) = &self.file {
-            let bytes =
-                serde_json::to_vec_pretty(&self.state).map_err(|e| ServiceError::Failed {
-                    op: format!("encoding {}", f.display()),
-                    message: e.to_string(),
-                })?;
-            std::fs::write(f, bytes).map_err(|e| ServiceError::Failed {
-                op: format!("writing {}", f.display()),
-                message: e.to_string(),
-            })?;
-        }
-        Ok(())
+        self.file.save(&self.state)
     }
 
-    fn check_access(&self, op: &str) -> Result<(), ServiceError> {
+    fn check_access(&self, action: Action, name: &str) -> Result<(), ScmError> {
         if self.state.access_denied {
-            return Err(ServiceError::AccessDenied { op: op.to_owned() });
+            return Err(ScmError::from_code(
+                action,
+                &Subject::service(name),
+                code::ACCESS_DENIED,
+            ));
         }
         Ok(())
     }
@@ -123,17 +111,18 @@ impl ServiceHost for RecordingHost {
         "recording"
     }
 
-    fn install(&mut self, spec: &Spec) -> Result<Installed, ServiceError> {
-        let op = format!("creating the {} service", spec.name);
-        self.check_access(&op)?;
+    fn install(&mut self, spec: &Spec) -> Result<Installed, ScmError> {
+        let subject = Subject::service(&spec.name);
+        self.check_access(Action::Create, &spec.name)?;
         let duplicate = self.state.services.iter().any(|(n, s)| {
             n != &spec.name && s.spec.display_name.eq_ignore_ascii_case(&spec.display_name)
         });
         match self.state.services.get_mut(&spec.name) {
-            Some(s) if s.marked_for_deletion => Err(ServiceError::MarkedForDeletion {
-                op,
-                name: spec.name.clone(),
-            }),
+            Some(s) if s.marked_for_deletion => Err(ScmError::from_code(
+                Action::Create,
+                &subject,
+                code::SERVICE_MARKED_FOR_DELETE,
+            )),
             Some(s) => {
                 let changed = differences(&s.spec, spec);
                 if changed.is_empty() {
@@ -145,13 +134,10 @@ impl ServiceHost for RecordingHost {
             }
             None if duplicate => {
                 // As the SCM: display names are unique too (ERROR_DUPLICATE_SERVICE_NAME).
-                Err(ServiceError::Os {
-                    op,
-                    code: 1078,
-                    message: format!(
-                        "another service already has the display name \"{}\"",
-                        spec.display_name
-                    ),
+                Err(ScmError::NameTaken {
+                    action: Action::Create,
+                    subject,
+                    display_name: Some(spec.display_name.clone()),
                 })
             }
             None => {
@@ -177,17 +163,15 @@ impl ServiceHost for RecordingHost {
         }
     }
 
-    fn remove(&mut self, name: &str) -> Result<Removed, ServiceError> {
+    fn remove(&mut self, name: &str) -> Result<Removed, ScmError> {
+        match self.state.services.get(name) {
+            None => return Ok(Removed::NotInstalled),
+            Some(s) if s.marked_for_deletion => return Ok(Removed::RebootRequired),
+            Some(_) => self.check_access(Action::Delete, name)?,
+        }
         let Some(s) = self.state.services.get_mut(name) else {
             return Ok(Removed::NotInstalled);
         };
-        if s.marked_for_deletion {
-            return Ok(Removed::RebootRequired);
-        }
-        let op = format!("deleting the {name} service");
-        if self.state.access_denied {
-            return Err(ServiceError::AccessDenied { op });
-        }
         let was_running = std::mem::take(&mut s.running);
         let marked = s.handle_open;
         if marked {
@@ -206,7 +190,7 @@ impl ServiceHost for RecordingHost {
         Ok(Removed::Removed)
     }
 
-    fn status(&mut self, name: &str) -> Result<Status, ServiceError> {
+    fn status(&mut self, name: &str) -> Result<Status, ScmError> {
         let Some(s) = self.state.services.get(name) else {
             return Ok(Status::absent(name));
         };
@@ -253,7 +237,7 @@ mod tests {
         assert!(h.status("coLinux").expect("status").marked_for_deletion);
         assert!(matches!(
             h.install(&a),
-            Err(ServiceError::MarkedForDeletion { .. })
+            Err(ScmError::MarkedForDeletion { .. })
         ));
         assert_eq!(h.remove("other").expect("none"), Removed::NotInstalled);
     }

@@ -14,16 +14,19 @@
 //!
 //! Every page before the summary has a "< Back" entry (Esc or `q` also go back); Ctrl-C
 //! asks once whether to cancel (nothing has been changed before the summary; during the
-//! install the run rolls back and exits 1602). Prompts go to standard error, through
-//! dialoguer.
+//! install the run rolls back and exits 1602). Prompts go to standard error: menus and
+//! questions through dialoguer, text fields through [`line`] (a shell line's keys), pages
+//! broken at spaces to the terminal's width and long texts paged ([`screen`]).
 //!
 //! # Platform specific behavior
 //!
 //! The start-menu folder and extra-task pages are shown on Windows only, where a start
 //! menu exists; elsewhere those answers keep their defaults.
 
+mod line;
 mod pages;
 pub mod progress;
+mod screen;
 
 use std::io;
 use std::path::PathBuf;
@@ -32,13 +35,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Result;
 use console::{Term, style};
 use dialoguer::theme::{ColorfulTheme, Theme};
-use dialoguer::{Confirm, Input, Select};
+use dialoguer::{Confirm, Select};
 
 use crate::cmd::install::make_plan;
 use crate::plan::{Answers, Plan};
 
 /// The origin every wizard answer carries (shown in the plan's rules).
-pub const ORIGIN: &str = "wizard";
+pub const ORIGIN: &str = crate::plan::WIZARD_ORIGIN;
 
 /// The wizard's pages, in the seed manual's order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -212,17 +215,28 @@ impl Wizard<'_> {
         let _ = self
             .term
             .write_line(&format!("{}\n", style(title).bold().underlined()));
-        for line in body.lines() {
-            let _ = self.term.write_line(line);
+        for line in screen::fit(body, screen::size(&self.term).0) {
+            let _ = self.term.write_line(&line);
         }
         let _ = self.term.write_line("");
     }
 
-    /// A line of feedback under the page (an error or a note).
+    /// A line of feedback under the page (an error or a note), broken at spaces.
     fn say(&self, text: &str) {
-        let _ = self
-            .term
-            .write_line(&format!("{} {text}", style("!").red().bold()));
+        let width = screen::size(&self.term).0;
+        for line in screen::fit(&format!("! {text}"), width) {
+            let line = match line.strip_prefix('!') {
+                Some(rest) => format!("{}{rest}", style("!").red().bold()),
+                None => line,
+            };
+            let _ = self.term.write_line(&line);
+        }
+    }
+
+    /// A long text a screen at a time ([`screen::pager`]); Ctrl-C asks as on a page.
+    fn page_through(&self, title: &str, text: &str) -> Result<Option<Got<()>>> {
+        let r = screen::pager(&self.term, title, text).map_err(dialoguer::Error::IO);
+        self.settle(r)
     }
 
     /// A menu; Esc or `q` is Back.
@@ -242,17 +256,15 @@ impl Wizard<'_> {
         }
     }
 
-    /// A line of text; the shown value is kept by Enter.
+    /// A line of text; the shown value is kept by Enter, edited as a shell line (Ctrl-U,
+    /// Ctrl-W: [`line`]); Esc goes back.
     fn text(&self, prompt: &str, initial: &str) -> Result<Got<String>> {
         loop {
-            let r = Input::<String>::with_theme(&self.theme)
-                .with_prompt(prompt)
-                .with_initial_text(initial)
-                .allow_empty(true)
-                .interact_text_on(&self.term);
+            let r =
+                line::read(&self.term, &self.theme, prompt, initial).map_err(dialoguer::Error::IO);
             match self.settle(r)? {
-                Some(Got::Value(v)) => return Ok(Got::Value(v.trim().to_owned())),
-                Some(Got::Back) => return Ok(Got::Back),
+                Some(Got::Value(Some(v))) => return Ok(Got::Value(v.trim().to_owned())),
+                Some(Got::Value(None)) | Some(Got::Back) => return Ok(Got::Back),
                 Some(Got::Cancel) => return Ok(Got::Cancel),
                 None => {}
             }

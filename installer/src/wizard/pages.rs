@@ -5,7 +5,7 @@
 
 use anyhow::Result;
 
-use super::{Got, Nav, Page, Wizard, mb};
+use super::{Got, Nav, Page, Wizard, mb, screen};
 use crate::facts;
 use crate::plan;
 use crate::profile::{self, Monitor};
@@ -43,6 +43,7 @@ fn monitor_text(m: Monitor) -> &'static str {
         }
         Monitor::Uml => "User-mode Linux (linux.uml, on this Linux host; no driver)",
         Monitor::Qemu => "QEMU (any host; KVM when it can be used, else emulation)",
+        Monitor::Wsl => "WSL 2 (64-bit Windows 10 2004+ and 11; root as a VHDX distribution)",
     }
 }
 
@@ -216,11 +217,11 @@ impl Wizard<'_> {
                     return Ok(Nav::Next);
                 }
                 Got::Value(_) => {
-                    let _ = self.term.clear_screen();
-                    for line in LICENSE.lines() {
-                        let _ = self.term.write_line(line);
+                    if let Some(Got::Cancel) =
+                        self.page_through("GNU General Public License, version 2", LICENSE)?
+                    {
+                        return Ok(Nav::Cancel);
                     }
-                    let _ = self.menu("End of the license", &["OK".to_owned()], 0)?;
                 }
             }
         }
@@ -281,7 +282,7 @@ impl Wizard<'_> {
                     st.monitor,
                     st.version,
                     state::stamp(st.installed_at),
-                    crate::firstboot::state_words(st.first_boot, &prefix)
+                    crate::finish::recorded_first_boot_words(st.monitor, st.first_boot, &prefix)
                 ));
             }
             let check = crate::apply::check_host(&self.plan);
@@ -646,23 +647,29 @@ impl Wizard<'_> {
         let mut note: Option<String> = None;
         loop {
             let text = plan::describe(&self.plan);
-            let short = text.split("\n/etc/fstab:").next().unwrap_or(&text);
-            self.header(Page::Summary, "Ready to install", short.trim_end());
-            if let Some(n) = note.take() {
-                let _ = self.term.write_line(&n);
-            }
+            let whole = text
+                .split("\n/etc/fstab:")
+                .next()
+                .unwrap_or(&text)
+                .trim_end();
             let items = vec![
                 "Install".to_owned(),
                 "Save the answers to a file...".to_owned(),
                 "Show config.txt and /etc/fstab".to_owned(),
+                "Show the whole plan".to_owned(),
                 "< Back".to_owned(),
             ];
+            let note_rows = note.as_ref().map_or(0, |n| n.lines().count() + 1);
+            let short = summary_view(whole, screen::size(&self.term), items.len() + 1 + note_rows);
+            self.header(Page::Summary, "Ready to install", &short);
+            if let Some(n) = note.take() {
+                let _ = self.term.write_line(&n);
+            }
             match self.menu("Choose", &items, 0)? {
                 Got::Cancel => return Ok(Nav::Cancel),
                 Got::Value(0) => return Ok(Nav::Install),
-                Got::Back | Got::Value(3) => return Ok(Nav::Back),
+                Got::Back | Got::Value(4) => return Ok(Nav::Back),
                 Got::Value(2) => {
-                    let _ = self.term.clear_screen();
                     let text = format!(
                         "config.txt:\n{}\n/etc/fstab of the root image:\n{}",
                         self.plan
@@ -671,10 +678,16 @@ impl Wizard<'_> {
                             .trim_end(),
                         self.plan.fstab.trim_end()
                     );
-                    for line in text.lines() {
-                        let _ = self.term.write_line(line);
+                    if let Some(Got::Cancel) =
+                        self.page_through("config.txt and /etc/fstab", &text)?
+                    {
+                        return Ok(Nav::Cancel);
                     }
-                    let _ = self.menu("Back to the summary", &["OK".to_owned()], 0)?;
+                }
+                Got::Value(3) => {
+                    if let Some(Got::Cancel) = self.page_through("The whole plan", &text)? {
+                        return Ok(Nav::Cancel);
+                    }
                 }
                 Got::Value(_) => {
                     let default = self
@@ -706,5 +719,55 @@ impl Wizard<'_> {
                 }
             }
         }
+    }
+}
+
+/// The summary as the page shows it: the plan's lines but the probe's and the TAP
+/// candidates' (the whole plan has them), broken to the terminal's width and cut to the
+/// rows left by the page's title and its menu (`below` rows), with a line that says what
+/// was left out and where to read it.
+fn summary_view(whole: &str, (cols, rows): (usize, usize), below: usize) -> String {
+    let kept: Vec<&str> = whole
+        .lines()
+        .filter(|l| {
+            let t = l.trim_start();
+            !(t.starts_with("probe ") || t.starts_with("candidate "))
+        })
+        .collect();
+    let mut lines = screen::fit(&kept.join("\n"), cols);
+    // The page's three title rows, the blank row under the text, and the row the cursor
+    // is left on under the menu.
+    let room = rows.saturating_sub(5 + below).max(3);
+    if lines.len() > room {
+        let cut = lines.len() - (room - 1);
+        lines.truncate(room - 1);
+        lines.push(format!(
+            "  ... {cut} more lines: choose \"Show the whole plan\""
+        ));
+    }
+    lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::summary_view;
+
+    #[test]
+    fn the_summary_fits_the_rows_and_says_what_it_left_out() {
+        let whole: String = (0..60)
+            .map(|i| format!("  line {i}: a value"))
+            .chain(["    probe uml: works".to_owned()])
+            .collect::<Vec<_>>()
+            .join("\n");
+        let view = summary_view(&whole, (120, 40), 6);
+        assert_eq!(view.lines().count(), 40 - 5 - 6);
+        assert!(
+            view.ends_with("more lines: choose \"Show the whole plan\""),
+            "{view}"
+        );
+        assert!(!view.contains("probe"));
+        // A plan that fits is shown whole.
+        let view = summary_view("  a\n  b", (120, 40), 6);
+        assert_eq!(view, "  a\n  b");
     }
 }

@@ -25,7 +25,6 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::apply::{self, ApplyError};
 use crate::engine::{Ctx, Summary};
 use crate::plan::Plan;
-use crate::profile::Monitor;
 use crate::progress::{Reporter, Sink};
 use crate::state::RunLog;
 
@@ -339,31 +338,20 @@ pub fn finish(plan: &Plan, summary: &Summary, log: &std::path::Path) {
     }
     s.push_str(&format!(
         "First boot: {}.\n\nStart it:\n",
-        crate::firstboot::state_words(summary.first_boot, &plan.prefix)
+        crate::finish::first_boot_words(plan, summary.first_boot)
     ));
-    match plan.monitor {
-        Monitor::Colinux => s.push_str(&format!(
-            "  on its Windows host: colinux-daemon -t nt @\"{p}{}config.txt\"\n",
-            std::path::MAIN_SEPARATOR
-        )),
-        Monitor::Uml | Monitor::Qemu => {}
+    for line in crate::finish::start_lines(plan) {
+        s.push_str(&format!("  {line}\n"));
     }
-    s.push_str(&format!("  colinux-setup boot --prefix {p}\n"));
-    for u in &plan.users {
-        if u.hash != "*" {
-            s.push_str(&format!(
-                "  log in as {} with the profile's password\n",
-                u.name
-            ));
-            break;
-        }
+    if let Some(line) = crate::finish::login_line(plan) {
+        s.push_str(&format!("  {line}\n"));
     }
     s.push_str(&format!(
         "\nStatus: colinux-setup status --prefix {p}\nLog of this install: {}\n",
         log.display()
     ));
-    for line in s.lines() {
-        let _ = term.write_line(line);
+    for line in super::screen::fit(&s, super::screen::size(&term).0) {
+        let _ = term.write_line(&line);
     }
 }
 

@@ -313,6 +313,46 @@ fn install_remove_status_through_the_host_trait() {
     let o = c.output().expect("dry run");
     expect(&o, 0, &["dry run: nothing was changed"]);
     assert_eq!(std::fs::read(&host).expect("read"), before);
+
+    // Issue 20: a dry run on the test hook's host reads its state and writes nothing,
+    // as the service's does (it used to act on the file).
+    let o = driver(
+        &host,
+        &[
+            "install",
+            "--prefix",
+            p(&prefix),
+            "--file",
+            p(&file),
+            "--signer",
+            p(&ca),
+            "--dry-run",
+        ],
+    );
+    expect(&o, FAILED, &["marked for deletion; reboot"]);
+    expect(
+        &driver(&host, &["remove", "--prefix", p(&prefix), "--dry-run"]),
+        REBOOT,
+        &[
+            "marked for deletion; Windows removes it at the next reboot (dry run: nothing was changed)",
+        ],
+    );
+    assert_eq!(std::fs::read(&host).expect("read"), before);
+
+    // Not elevated: the same refusal, in the same words, as the service host's.
+    let mut s = host_state(&host);
+    s["marked_for_deletion"] = false.into();
+    s["installed"] = false.into();
+    s["access_denied"] = true.into();
+    std::fs::write(&host, s.to_string()).expect("write");
+    expect(
+        &driver(&host, &inst),
+        FAILED,
+        &[
+            "creating the colinux driver: access denied; run as an administrator",
+            "the driver host (recording) refused",
+        ],
+    );
 }
 
 /// A kit with the signed driver and its CA, for the coLinux monitor.

@@ -463,3 +463,41 @@ fn vhdx_images_by_name_or_format() {
     );
     assert!(!listing(t.path()).iter().any(|n| n.contains("from-bad")));
 }
+
+/// A reader that goes away (`images inspect root.img | head -1`) ends the report, not the
+/// command: no panic, exit 0, the image untouched.
+#[test]
+fn a_reader_that_goes_away_ends_the_report_without_a_panic() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let img = t.path().join("r.img");
+    let o = run(&[
+        "images",
+        "build",
+        &img.display().to_string(),
+        "--fs",
+        "ext4",
+        "--size",
+        "8M",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for args in [
+        vec!["images", "inspect", img.to_str().expect("utf-8")],
+        vec!["images", "inspect", "--json", img.to_str().expect("utf-8")],
+        vec!["images", "check", img.to_str().expect("utf-8")],
+    ] {
+        let mut child = Command::new(BIN)
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("colinux-setup runs");
+        // The reader closes its end before anything is written.
+        drop(child.stdout.take());
+        let o = child.wait_with_output().expect("it ends");
+        let err = stderr(&o);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {err}");
+    }
+    let o = run(&["images", "check", img.to_str().expect("utf-8")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}

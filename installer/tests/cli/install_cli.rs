@@ -11,8 +11,8 @@
 use crate::common;
 
 use common::{
-    BUSY, CANCELLED, FAILED, SMALL, cmd, debugfs, dev, host, host_cmd, install_cmd, secs, sha256,
-    status_json, tempdir, text,
+    BUSY, CANCELLED, FAILED, SMALL, cmd, debugfs, dev, host, host_cmd, install_cmd, p, secs,
+    sha256, status_json, tempdir, text,
 };
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -256,6 +256,241 @@ fn bfin_uclinux_profile_follows_the_seed() {
         &["--profile", "bfin-uclinux", "--no-first-boot"],
     ));
     assert_eq!(stat_snapshot(&prefix), before);
+}
+
+/// Issue 21 item 6: the kit's own profile on this Linux host makes a coLinux machine that
+/// cannot start here. The install's last words do not send the user to `boot`: they say
+/// where it runs and what it lacks, and the password the profile sets (the manual's).
+#[test]
+fn bfin_uclinux_on_linux_says_where_it_runs_and_its_password_not_to_boot() {
+    let t = tmp();
+    let prefix = t.path().join("bfin");
+    let o = ok(install(
+        &prefix,
+        &[
+            "--profile",
+            "bfin-uclinux",
+            "--no-first-boot",
+            "--set",
+            "ROOTMB=16",
+            "--set",
+            "HOMEMB=8",
+            "--set",
+            "RAMMB=128",
+            "--set",
+            "SWAPMB=16",
+        ],
+    ));
+    let out = String::from_utf8_lossy(&o.stdout);
+    for needle in [
+        "It cannot start on this host: coLinux cannot run on this linux",
+        "coLinux, which runs on 32-bit Windows 2000..7 and Linux 2.6 hosts with at most 4 GB of RAM: install it on such a host",
+        "It still needs the coLinux kernel (vmlinux) and colinux-daemon",
+        "install again with --kit DIR|URL",
+        "install again with --monitor uml or --monitor qemu",
+        "log in as uclinux with the password bf533 from the Blackfin coLinux kit manual; change it with passwd",
+    ] {
+        assert!(out.contains(needle), "`{needle}` not in:\n{}", text(&o));
+    }
+    assert!(
+        !out.contains("colinux-setup boot --prefix") && !out.contains("boot --first-boot --prefix"),
+        "the install sends the user to boot a machine that cannot start here:\n{out}"
+    );
+    // `status` does not send the user to boot it here either.
+    let o = ok(run(&["status", "--prefix", p(&prefix)]));
+    let st = String::from_utf8_lossy(&o.stdout);
+    assert!(st.contains("first boot: skipped (it runs with"), "{st}");
+    assert!(!st.contains("--first-boot --prefix"), "{st}");
+    // The plan shows it too; a profile file's own password never.
+    let sizes = [
+        "--set",
+        "ROOTMB=64",
+        "--set",
+        "HOMEMB=32",
+        "--set",
+        "SWAPMB=160",
+    ];
+    let o = ok(install(
+        &prefix,
+        &[
+            &["--profile", "bfin-uclinux", "--no-first-boot", "--dry-run"][..],
+            &sizes,
+        ]
+        .concat(),
+    ));
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .contains("password bf533 from the Blackfin coLinux kit manual"),
+        "{}",
+        text(&o)
+    );
+    let file = t.path().join("mine.toml");
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/bfin-uclinux.toml"),
+    )
+    .expect("profile");
+    std::fs::write(&file, shipped.replace("bf533", "my-own-secret")).expect("write");
+    let o = ok(install(
+        &t.path().join("mine"),
+        &[
+            &["--profile", p(&file), "--no-first-boot", "--dry-run"][..],
+            &sizes,
+        ]
+        .concat(),
+    ));
+    assert!(!text(&o).contains("my-own-secret"), "{}", text(&o));
+}
+
+/// Issue 21 item 8: what users read says where a value came from in their words ("set
+/// with --set RAMMB", "chosen in the wizard", "from answers.toml:2"), not the team's
+/// ("shipped", "given (...)"), and a Linux example folder on Linux.
+#[test]
+fn the_plan_speaks_users_words() {
+    let t = tmp();
+    let answers = t.path().join("answers.toml");
+    std::fs::write(&answers, "# sizes\nHOMEMB = 8\n").expect("answers");
+    let o = ok(install(
+        &t.path().join("m"),
+        &[
+            "--profile",
+            "bfin-uclinux",
+            "--no-first-boot",
+            "--dry-run",
+            "--answers",
+            p(&answers),
+            "--set",
+            "RAMMB=128",
+            "--set",
+            "ROOTMB=16",
+            "--set",
+            "SWAPMB=16",
+        ],
+    ));
+    // What the program wrote (text() adds the test's own "exit Some(0)" line).
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for needle in [
+        "Plan: profile bfin-uclinux (built-in), monitor colinux",
+        "guest RAM:      128 MB (set with --set RAMMB)",
+        "16 MB ext3 on / as /dev/cobd0 (set with --set ROOTMB)",
+        &format!(
+            "8 MB ext3 on /home as /dev/cobd1 (from {}:2)",
+            answers.display()
+        ),
+    ] {
+        assert!(out.contains(needle), "`{needle}` not in:\n{out}");
+    }
+    for word in ["shipped", "given (", "Some("] {
+        assert!(!out.contains(word), "`{word}` in:\n{out}");
+    }
+    // A folder with a space, refused for coLinux, with an example of this host's kind.
+    let o = install(
+        &t.path().join("a b"),
+        &["--profile", "bfin-uclinux", "--no-first-boot", "--dry-run"],
+    );
+    fails(&o, FAILED, &["contains a space", "e.g. /"]);
+    assert!(!text(&o).contains("C:\\"), "{}", text(&o));
+}
+
+/// Issue 21 item 8: a profile name on the command line that names no built-in profile is
+/// a usage error (2), as an unknown --set key is; a damaged profile file stays 1603.
+#[test]
+fn an_unknown_profile_name_is_a_usage_error() {
+    let t = tmp();
+    let prefix = t.path().join("m");
+    for args in [
+        &[
+            "install",
+            "--unattended",
+            "--profile",
+            "minimall",
+            "--prefix",
+            p(&prefix),
+        ][..],
+        &[
+            "install",
+            "--unattended",
+            "--set",
+            "PROFILE=nosuch",
+            "--prefix",
+            p(&prefix),
+        ],
+        &[
+            "install",
+            "--dry-run",
+            "--profile",
+            "nosuch",
+            "--prefix",
+            p(&prefix),
+        ],
+        &["facts", "--profile", "nosuch"],
+    ] {
+        let o = run(args);
+        fails(
+            &o,
+            2,
+            &[
+                "no built-in profile is called",
+                "the built-in profiles are: minimal, bfin-uclinux",
+            ],
+        );
+        assert!(!text(&o).contains("shipped"), "{}", text(&o));
+    }
+    assert!(
+        text(&run(&[
+            "install",
+            "--unattended",
+            "--profile",
+            "minimall",
+            "--prefix",
+            p(&prefix)
+        ]))
+        .contains("did you mean `minimal`?")
+    );
+    assert!(!prefix.exists());
+    let bad = t.path().join("bad.toml");
+    std::fs::write(&bad, "name = \"bad\"\nnot toml [").expect("write");
+    fails(
+        &run(&[
+            "install",
+            "--unattended",
+            "--profile",
+            p(&bad),
+            "--prefix",
+            p(&prefix),
+        ]),
+        FAILED,
+        &["bad.toml"],
+    );
+}
+
+/// Issue 21 item 8: a folder on a volume that holds no files (/proc) is refused as such,
+/// before its free space ("0 MB free") is taken for the reason.
+#[test]
+fn a_folder_where_no_file_can_be_written_is_named_as_such() {
+    let o = run(&[
+        "install",
+        "--unattended",
+        "--profile",
+        "bfin-uclinux",
+        "--prefix",
+        "/proc/colinux-setup-test",
+        "--no-first-boot",
+        "--set",
+        "ROOTMB=64",
+    ]);
+    fails(
+        &o,
+        FAILED,
+        &[
+            "INSTALLDIR=/proc/colinux-setup-test: files cannot be written in /proc",
+            "choose another folder, e.g. /",
+        ],
+    );
+    assert!(!text(&o).contains("MB free"), "{}", text(&o));
 }
 
 /// Every file of the folder but logs/, with its size and modification time.
@@ -520,9 +755,11 @@ fn bad_inputs_fail_with_the_key_and_leave_the_prefix_as_it_was() {
             FAILED,
             vec!["unknown.toml", "ram.min_mbb", "did you mean `min_mb`"],
         ),
+        // A name on the command line that names no built-in profile is a usage error, as
+        // an unknown --set key is (issue 21 item 8; it was 1603).
         (
             vec!["--profile".into(), "minimall".into()],
-            FAILED,
+            2,
             vec!["PROFILE", "did you mean `minimal`"],
         ),
         (

@@ -29,3 +29,4 @@ mod signals_cli;
 mod tap_cli;
 mod untrusted_cli;
 mod wizard_cli;
+mod wsl_cli;

@@ -179,7 +179,7 @@ fn a_uml_that_panics_as_on_amx_cpus_is_named_and_qemu_is_chosen_instead() {
     let out = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}");
     for needle in [
-        "Plan: profile minimal (shipped:minimal), monitor qemu",
+        "Plan: profile minimal (built-in), monitor qemu",
         "  monitor:        QEMU",
         "runs guests here: the first that works of uml, qemu/",
         "probe uml: does not work here: the guest kernel panicked at its first process: \

@@ -64,7 +64,12 @@ impl Tty {
     /// `c` (colinux-setup, or Wine running the Windows exe) in a pseudo-terminal of
     /// COLS×ROWS, with the test hooks of the caller's environment cleared and then `env`
     /// set (so a test's own hook reaches the program).
-    fn spawn_command(mut c: Command, env: &[(&str, &str)]) -> Tty {
+    fn spawn_command(c: Command, env: &[(&str, &str)]) -> Tty {
+        Tty::spawn_sized(c, env, COLS, ROWS)
+    }
+
+    /// [`Tty::spawn_command`] in a terminal of `cols`×`rows`.
+    fn spawn_sized(mut c: Command, env: &[(&str, &str)], cols: u16, rows: u16) -> Tty {
         // The list of installed machines an install adds to is the tests', never the
         // user's.
         c.env(
@@ -72,8 +77,8 @@ impl Tty {
             std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("state-home"),
         )
         .env("TERM", "xterm-256color")
-        .env("COLUMNS", COLS.to_string())
-        .env("LINES", ROWS.to_string())
+        .env("COLUMNS", cols.to_string())
+        .env("LINES", rows.to_string())
         .env_remove("COLINUX_SETUP_TEST_PAUSE_AT")
         .env_remove("COLINUX_SETUP_TEST_FAIL_AT")
         .env_remove("COLINUX_SETUP_TEST_FIRST_BOOT");
@@ -82,11 +87,11 @@ impl Tty {
         }
         let mut s = expectrl::session::OsSession::spawn(c).expect("spawn in a pty");
         s.get_process_mut()
-            .set_window_size(COLS, ROWS)
+            .set_window_size(cols, rows)
             .expect("window size");
         Tty {
             s,
-            vt: vt100::Parser::new(ROWS, COLS, 0),
+            vt: vt100::Parser::new(rows, cols, 0),
             raw: Vec::new(),
             shots: Vec::new(),
             eof: false,
@@ -120,9 +125,14 @@ impl Tty {
         self.vt.screen().contents()
     }
 
-    /// Waits until the screen shows `needle`.
+    /// Waits until the screen shows `needle` (as it is, or broken at spaces by the
+    /// wizard to fit the terminal).
     fn wait_for(&mut self, needle: &str) {
-        self.wait_until(needle, |t| t.screen().contains(needle));
+        let flat_needle = flat(needle);
+        self.wait_until(needle, |t| {
+            let screen = t.screen();
+            screen.contains(needle) || flat(&screen).contains(&flat_needle)
+        });
     }
 
     /// Waits until the raw output holds `needle` (text that is drawn over at once).
@@ -215,6 +225,12 @@ impl Tty {
 }
 
 /// Everything in `dir`, recursively, as sorted relative paths.
+/// The screen's words one space apart: a text the wizard broke at a space (to fit the
+/// terminal) reads as one line again.
+fn flat(screen: &str) -> String {
+    screen.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 fn listing(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_owned()];
@@ -372,6 +388,9 @@ fn walk_and_install(tmp: &Path, tty: &mut Tty, shots_out: &mut Vec<(String, Stri
     ];
     tty.wait_for("Ready to install");
     tty.wait_for("serial port:    COM1");
+    tty.wait_until("the password on the summary", |t| {
+        flat(&t.screen()).contains("password bf533 from the Blackfin coLinux kit manual")
+    });
     tty.shot("Summary");
     // The config.txt it will write.
     tty.keys(DOWN);
@@ -414,6 +433,22 @@ fn walk_and_install(tmp: &Path, tty: &mut Tty, shots_out: &mut Vec<(String, Stri
     tty.wait_for("Saved the answers to");
     tty.keys(ENTER); // the cursor is back on Install
     tty.wait_for("Log of this install:");
+    // Issue 21 item 6: a coLinux machine cannot start on this (Linux) host, so the finish
+    // page does not send the user to `boot`; it says where the machine runs and what it
+    // lacks, and the password the profile sets, with where it is written.
+    let finish = flat(&tty.screen());
+    for needle in [
+        "It cannot start on this host",
+        "32-bit Windows 2000..7",
+        "a kit holding the coLinux files",
+        "log in as uclinux with the password bf533 from the Blackfin coLinux kit",
+    ] {
+        assert!(finish.contains(needle), "`{needle}` not in:\n{finish}");
+    }
+    assert!(
+        !finish.contains("colinux-setup boot --prefix"),
+        "the finish page sends the user to boot:\n{finish}"
+    );
     tty.shot("Progress and finish");
     shots_out.append(&mut tty.shots);
     prefix
@@ -674,6 +709,147 @@ fn ctrl_c_on_the_sizes_page_asks_then_cancels_with_nothing_made() {
     );
 }
 
+/// Issue 21 item 8: the pre-filled folder field edits as a shell line: Ctrl-U clears it
+/// and Ctrl-W takes the word before the cursor, so what is typed replaces the default
+/// instead of being appended to it; Esc goes back to the page.
+#[test]
+fn ctrl_u_and_ctrl_w_clear_the_prefilled_folder() {
+    let tmp = tempdir("wizard-keys-");
+    let tmpdir = tmp.path().join("tmp");
+    std::fs::create_dir_all(&tmpdir).expect("tmp");
+    let first = tmp.path().join("first");
+    let second = tmp.path().join("second");
+    let third = tmp.path().join("third");
+    let mut tty = Tty::spawn(
+        &[&["install", "--prefix", p(&first)], host_args().as_slice()].concat(),
+        &[("TMPDIR", p(&tmpdir))],
+    );
+    tty.wait_for("Welcome to the coLinux setup");
+    tty.keys(ENTER);
+    tty.wait_for("License agreement");
+    tty.keys(DOWN);
+    tty.keys(ENTER);
+    tty.wait_for(&format!("Install folder: {}", first.display()));
+    for (key, to) in [("\x15", &second), ("\x17", &third)] {
+        tty.keys(UP);
+        tty.keys(ENTER);
+        tty.wait_for("Install folder ›");
+        tty.keys(key);
+        tty.keys(p(to));
+        tty.keys(ENTER);
+        tty.wait_for(&format!("Install folder: {}\n", to.display()));
+    }
+    // Esc in the field: back to the page, the folder as it was.
+    tty.keys(UP);
+    tty.keys(ENTER);
+    tty.wait_for("Install folder ›");
+    tty.keys("/typed-then-abandoned");
+    tty.keys(ESC);
+    tty.wait_for("Change the folder");
+    tty.wait_for(&format!("Install folder: {}\n", third.display()));
+    assert!(!tty.screen().contains("abandoned"), "{}", tty.screen());
+    tty.keys(CTRL_C);
+    tty.wait_for("Cancel the installation? Nothing has been changed yet");
+    tty.keys("y");
+    tty.keys(ENTER);
+    assert_eq!(tty.exit_code(), CANCELLED, "{}", tty.screen());
+}
+
+/// Issue 21 item 8, in a terminal of 120×40: every page's text is broken at spaces (no
+/// row is filled to the last column, as a line the terminal wraps mid-word is), the
+/// summary of the seed's profile fits the 40 rows with its menu (its first row, the
+/// title, is still on screen), and the whole license is shown a screen at a time.
+#[test]
+fn pages_fit_a_120_by_40_terminal_and_the_license_is_paged() {
+    let tmp = tempdir("wizard-fit-");
+    let tmpdir = tmp.path().join("tmp");
+    std::fs::create_dir_all(&tmpdir).expect("tmp");
+    let prefix = tmp.path().join("m");
+    let mut c = Command::new(common::BIN);
+    c.args([
+        "install",
+        "--profile",
+        "bfin-uclinux",
+        "--prefix",
+        p(&prefix),
+        "--set",
+        "ROOTMB=16",
+        "--set",
+        "HOMEMB=8",
+        "--set",
+        "SWAPMB=16",
+    ])
+    .envs(host().env());
+    let (cols, rows) = (120u16, 40u16);
+    let mut tty = Tty::spawn_sized(c, &[("TMPDIR", p(&tmpdir))], cols, rows);
+    let full_rows = |t: &Tty| -> Vec<String> {
+        t.vt.screen()
+            .rows(0, cols)
+            .filter(|r| r.trim_end().chars().count() >= usize::from(cols))
+            .collect()
+    };
+    tty.wait_for("Welcome to the coLinux setup");
+    tty.keys(ENTER);
+    tty.wait_for("License agreement");
+    // The whole license: a screen at a time, never more rows than the terminal has.
+    for _ in 0..2 {
+        tty.keys(DOWN);
+    }
+    tty.keys(ENTER);
+    tty.wait_for("-- lines 1-37 of ");
+    tty.wait_for("GNU GENERAL PUBLIC LICENSE");
+    tty.keys(" ");
+    tty.wait_for("-- lines 38-74 of ");
+    tty.keys("b");
+    tty.wait_for("-- lines 1-37 of ");
+    tty.keys("q");
+    tty.wait_for("I accept the agreement");
+    tty.keys(DOWN);
+    tty.keys(ENTER);
+    tty.wait_for("a kernel-level component is installed");
+    assert!(full_rows(&tty).is_empty(), "{:?}", full_rows(&tty));
+    tty.keys(ENTER);
+    for t in [
+        "Install folder:",
+        "RAM and image sizes",
+        "Network and serial port",
+    ] {
+        tty.wait_for(t);
+        assert!(full_rows(&tty).is_empty(), "{t}: {:?}", full_rows(&tty));
+        tty.keys(ENTER);
+    }
+    tty.wait_for("Ready to install");
+    tty.wait_for("< Back");
+    let screen = tty.screen();
+    assert!(
+        screen
+            .lines()
+            .next()
+            .is_some_and(|l| l.starts_with("colinux-setup ")),
+        "the summary's top scrolled away:\n{screen}"
+    );
+    assert!(
+        screen.contains("more lines: choose \"Show the whole plan\""),
+        "{screen}"
+    );
+    assert!(full_rows(&tty).is_empty(), "{:?}", full_rows(&tty));
+    // The whole plan, paged.
+    for _ in 0..3 {
+        tty.keys(DOWN);
+    }
+    tty.keys(ENTER);
+    tty.wait_for("The whole plan");
+    tty.wait_for("-- lines 1-37 of ");
+    tty.keys("q");
+    tty.wait_for("Ready to install");
+    tty.keys(CTRL_C);
+    tty.wait_for("Cancel the installation? Nothing has been changed yet");
+    tty.keys("y");
+    tty.keys(ENTER);
+    assert_eq!(tty.exit_code(), CANCELLED, "{}", tty.screen());
+    assert!(!prefix.exists());
+}
+
 /// "No" to the cancel question on the summary page, typed as `n` then Enter, keeps the
 /// page: the Enter belongs to the question, not to the page's highlighted Install (it
 /// used to start the install). A later "yes" cancels with nothing made.
@@ -824,8 +1000,11 @@ fn an_existing_install_is_repaired_upgraded_or_kept_with_its_images() {
     tty.keys(ENTER);
     tty.wait_for("Ready to install");
     tty.wait_for("guest RAM:      ");
+    // An answer's rule says where it came from: "set with", "from", "chosen in".
     assert!(
-        !tty.screen().contains("guest RAM:      160 MB (given"),
+        !["(set with", "(from ", "(chosen "].iter().any(|w| tty
+            .screen()
+            .contains(&format!("guest RAM:      160 MB {w}"))),
         "the upgrade kept the old RAM answer:\n{}",
         tty.screen()
     );

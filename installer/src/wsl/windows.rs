@@ -1,0 +1,266 @@
+//! The WSL host on Windows: `wsl.exe` (System32) through std::process::Command, its
+//! messages in UTF-8 (`WSL_UTF8=1`; UTF-16LE, its older default, is decoded too), the
+//! distributions' disks from the registry (`HKCU\Software\Microsoft\Windows\
+//! CurrentVersion\Lxss\{GUID}`: `DistributionName`, `BasePath`, `VhdFileName`).
+//!
+//! Never run on real Windows yet: written from WSL's documentation (`wsl --help`) and
+//! built for x86_64 Windows; see the module doc of [`super`].
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::{Distribution, RunOutput, WslError, WslHost};
+
+/// wsl.exe.
+pub struct WslExe;
+
+fn program() -> PathBuf {
+    let root = std::env::var_os("SystemRoot").unwrap_or_else(|| "C:\\Windows".into());
+    Path::new(&root).join("System32").join("wsl.exe")
+}
+
+fn command() -> Command {
+    let mut c = Command::new(program());
+    c.env("WSL_UTF8", "1");
+    c
+}
+
+/// wsl.exe's own output as text (UTF-8, or UTF-16LE when it is that).
+fn text(bytes: &[u8]) -> String {
+    if bytes.len() >= 2 && bytes.iter().skip(1).step_by(2).all(|b| *b == 0) {
+        let units: Vec<u16> = bytes
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        return String::from_utf16_lossy(&units);
+    }
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs wsl.exe with `args` to the end: its output, or an error in its words.
+fn call(op: &str, args: &[&std::ffi::OsStr]) -> Result<String, WslError> {
+    let out = command()
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| WslError::Failed {
+            op: op.to_owned(),
+            message: format!("cannot run {}: {e}", program().display()),
+        })?;
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    if out.status.success() {
+        Ok(said)
+    } else {
+        Err(WslError::Failed {
+            op: op.to_owned(),
+            message: said.trim().to_owned(),
+        })
+    }
+}
+
+/// The probe's verdict: wsl.exe is there and `wsl --status` succeeds.
+pub fn supports() -> Result<String, String> {
+    if !cfg!(target_pointer_width = "64") && std::env::var_os("PROCESSOR_ARCHITEW6432").is_none() {
+        return Err(super::NO_WSL.to_owned());
+    }
+    if !program().is_file() {
+        return Err(format!(
+            "{} is not there: {}",
+            program().display(),
+            super::NO_WSL
+        ));
+    }
+    call("wsl --status", &["--status".as_ref()])
+        .map(|_| "wsl.exe answers `wsl --status`".to_owned())
+        .map_err(|e| format!("{e}; install WSL 2 with `wsl --install`"))
+}
+
+/// The disks of the registered distributions, by name, from the registry.
+fn disks() -> Vec<(String, PathBuf)> {
+    let Ok(lxss) = winreg::RegKey::predef(winreg::enums::HKEY_CURRENT_USER)
+        .open_subkey("Software\\Microsoft\\Windows\\CurrentVersion\\Lxss")
+    else {
+        return Vec::new();
+    };
+    lxss.enum_keys()
+        .flatten()
+        .filter_map(|k| lxss.open_subkey(&k).ok())
+        .filter_map(|d| {
+            let name: String = d.get_value("DistributionName").ok()?;
+            let base: String = d.get_value("BasePath").ok()?;
+            let vhd: String = d
+                .get_value("VhdFileName")
+                .unwrap_or_else(|_| "ext4.vhdx".to_owned());
+            let base = base.strip_prefix("\\\\?\\").unwrap_or(&base).to_owned();
+            Some((name, Path::new(&base).join(vhd)))
+        })
+        .collect()
+}
+
+impl WslHost for WslExe {
+    fn kind(&self) -> &'static str {
+        "windows"
+    }
+
+    fn list(&mut self) -> Result<Vec<Distribution>, WslError> {
+        let disks = disks();
+        let out = match call(
+            "wsl --list --verbose",
+            &["--list".as_ref(), "--verbose".as_ref()],
+        ) {
+            Ok(o) => o,
+            // No distribution at all: wsl.exe says so and fails.
+            Err(_) if disks.is_empty() => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        // "  NAME      STATE           VERSION", the default marked with "* ".
+        Ok(out
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                let words: Vec<&str> = l
+                    .trim_start_matches([' ', '*'])
+                    .split_whitespace()
+                    .collect();
+                let [name, state, _version] = words.as_slice() else {
+                    return None;
+                };
+                Some(Distribution {
+                    name: (*name).to_owned(),
+                    state: (*state).to_owned(),
+                    disk: disks
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .map(|(_, d)| d.clone()),
+                })
+            })
+            .collect())
+    }
+
+    fn import_in_place(&mut self, name: &str, disk: &Path) -> Result<(), WslError> {
+        call(
+            &format!("wsl --import-in-place {name} {}", disk.display()),
+            &[
+                "--import-in-place".as_ref(),
+                name.as_ref(),
+                disk.as_os_str(),
+            ],
+        )
+        .map(|_| ())
+    }
+
+    fn terminate(&mut self, name: &str) -> Result<(), WslError> {
+        call(
+            &format!("wsl --terminate {name}"),
+            &["--terminate".as_ref(), name.as_ref()],
+        )
+        .map(|_| ())
+    }
+
+    fn unregister(&mut self, name: &str) -> Result<(), WslError> {
+        call(
+            &format!("wsl --unregister {name}"),
+            &["--unregister".as_ref(), name.as_ref()],
+        )
+        .map(|_| ())
+    }
+
+    fn run(
+        &mut self,
+        name: &str,
+        user: &str,
+        argv: &[String],
+        timeout: Duration,
+        interrupt: &AtomicBool,
+        line: &mut dyn FnMut(&str),
+    ) -> Result<RunOutput, WslError> {
+        let op = format!("wsl -d {name} -u {user}");
+        let mut child = command()
+            .args(["-d", name, "-u", user, "--exec"])
+            .args(argv)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| WslError::Failed {
+                op: op.clone(),
+                message: format!("cannot run {}: {e}", program().display()),
+            })?;
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let mut readers = Vec::new();
+        if let Some(out) = child.stdout.take() {
+            let tx = tx.clone();
+            readers.push(std::thread::spawn(move || {
+                for l in BufReader::new(out).lines().map_while(Result::ok) {
+                    let _ = tx.send(l);
+                }
+            }));
+        }
+        if let Some(err) = child.stderr.take() {
+            let tx = tx.clone();
+            readers.push(std::thread::spawn(move || {
+                for l in BufReader::new(err).lines().map_while(Result::ok) {
+                    let _ = tx.send(l);
+                }
+            }));
+        }
+        drop(tx);
+        let start = Instant::now();
+        let mut result = RunOutput::default();
+        loop {
+            while let Ok(l) = rx.try_recv() {
+                line(&l);
+            }
+            match child.try_wait() {
+                Ok(Some(status)) => {
+                    result.exit_code = status.code();
+                    break;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(WslError::Failed {
+                        op,
+                        message: e.to_string(),
+                    });
+                }
+            }
+            let stop = if interrupt.load(Ordering::SeqCst) {
+                result.interrupted = true;
+                true
+            } else if start.elapsed() > timeout {
+                result.timed_out = true;
+                true
+            } else {
+                false
+            };
+            if stop {
+                let _ = child.kill();
+                let _ = child.wait();
+                let _ = self.terminate(name);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        for r in readers {
+            let _ = r.join();
+        }
+        while let Ok(l) = rx.try_recv() {
+            line(&l);
+        }
+        Ok(result)
+    }
+
+    fn shell(&mut self, name: &str) -> Result<i32, WslError> {
+        let status = command()
+            .args(["-d", name])
+            .status()
+            .map_err(|e| WslError::Failed {
+                op: format!("wsl -d {name}"),
+                message: format!("cannot run {}: {e}", program().display()),
+            })?;
+        Ok(status.code().unwrap_or(1))
+    }
+}
