@@ -49,12 +49,18 @@ const E2FSCK_PASS_LINES: &[&str] = &[
 ///
 /// Exit 0 alone is not enough: e2fsck exits 0 on some errors it finds, e.g. a wrong free
 /// blocks count in the superblock. On failure the error lists every offending line.
+///
+/// The check is of the filesystem, not of the clocks that wrote it: e2fsck runs with
+/// `broken_system_clock` (its own setting for hosts whose clock cannot be trusted), so a
+/// last write time a guest set a little ahead of this host's clock (a host clock stepped
+/// back while the guest ran) is not reported. Every structural check stays.
 pub fn e2fsck_clean(image: &Path) -> Result<()> {
     let out = run_capture(
         Command::new(tool("e2fsck")?)
             .arg("-fn")
             .arg(image)
-            .env("LC_ALL", "C"),
+            .env("LC_ALL", "C")
+            .env("E2FSCK_CONFIG", e2fsck_config()?),
     )?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -90,6 +96,22 @@ pub fn e2fsck_clean(image: &Path) -> Result<()> {
         }
     }
     bail!(msg)
+}
+
+/// An e2fsck.conf that only says the system clock is not to be trusted (see
+/// [`e2fsck_clean`]), written once per process.
+fn e2fsck_config() -> Result<&'static Path> {
+    static CONF: std::sync::OnceLock<tempfile::TempPath> = std::sync::OnceLock::new();
+    if let Some(p) = CONF.get() {
+        return Ok(p);
+    }
+    let mut f = tempfile::Builder::new()
+        .prefix("e2e-e2fsck-")
+        .suffix(".conf")
+        .tempfile()?;
+    std::io::Write::write_all(&mut f, b"[options]\n\tbroken_system_clock = true\n")?;
+    let path = f.into_temp_path();
+    Ok(CONF.get_or_init(|| path))
 }
 
 /// `e2fsck 1.47.0 (5-Feb-2023)`.

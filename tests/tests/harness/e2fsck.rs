@@ -77,6 +77,43 @@ fn fails_when_e2fsck_exits_0_but_prints_a_problem() -> Result<()> {
     Ok(())
 }
 
+/// A last write time ahead of this host's clock (a guest's clock, a host clock stepped
+/// back) is about clocks, not the filesystem: clean. The same image with a structural
+/// error still fails.
+#[test]
+fn a_write_time_ahead_of_the_clock_is_clean_and_corruption_still_fails() -> Result<()> {
+    require_tools()?;
+    let tmp = tempfile::tempdir()?;
+    let src = tmp.path().join("src");
+    every_kind_tree(&src)?;
+    let img = tmp.path().join("ahead.img");
+    mke2fs("ext4", &src, &img, "32M", &[])?;
+    let ahead = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs()
+        + 3600;
+    debugfs_write(
+        &img,
+        &[format!("ssv wtime @{ahead}"), format!("ssv mtime @{ahead}")],
+    )?;
+    let raw = run_capture(
+        Command::new(tool("e2fsck")?)
+            .arg("-fn")
+            .arg(&img)
+            .env("LC_ALL", "C"),
+    )?;
+    let said = String::from_utf8_lossy(&raw.stdout).into_owned();
+    ensure!(
+        said.contains("in the future"),
+        "precondition: plain e2fsck reports the time: {said}"
+    );
+    e2fsck_clean(&img)?;
+    debugfs_write(&img, &["ssv free_blocks_count 1234".into()])?;
+    let err = expect_err(e2fsck_clean(&img), "e2fsck_clean on a wrong count");
+    ensure!(err.contains("Free blocks count wrong (1234"), "{err}");
+    Ok(())
+}
+
 #[test]
 fn fails_on_a_file_that_is_not_a_filesystem() -> Result<()> {
     require_tools()?;
