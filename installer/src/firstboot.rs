@@ -19,7 +19,7 @@
 //!
 //! Test-only hook: `COLINUX_SETUP_TEST_FIRST_BOOT=fail|hang|panic` makes the guest's
 //! script fail, hang, or the kernel panic (`init=` of a missing program). It exists for
-//! installer/tests/boot_cli.rs and is not part of the product's interface.
+//! installer/tests/cli/boot_cli.rs and is not part of the product's interface.
 
 use std::fmt::Write as _;
 use std::fs;

@@ -11,7 +11,7 @@
 //! (edd=off to disable)... ok` and then nothing (the nested-virtualisation hang), and
 //! otherwise runs the real QEMU. The default kit (`common::host`) gives the real kernels.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};

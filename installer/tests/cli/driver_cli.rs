@@ -6,9 +6,8 @@
 //! manager): the Windows Service Control Manager itself is exercised under Wine by
 //! tests/msi.rs (a test driver Wine really loads, installed and removed by setup.msi).
 
-mod common;
-#[path = "../../driver-bundle/tests/support/mod.rs"]
-mod support;
+use crate::common;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -7,7 +7,7 @@
 //! never the user's. A test that started a machine stops it when it ends, however it
 //! ends ([`Running`]), so a failed test leaves no guest behind.
 
-mod common;
+use crate::common;
 
 use common::{BUSY, FAILED, SMALL, cmd, debugfs, host, host_cmd, install_cmd, p, secs, text};
 use std::path::{Path, PathBuf};

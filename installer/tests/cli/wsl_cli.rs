@@ -5,7 +5,7 @@
 //! recording host; root.vhdx is judged by `qemu-img check` and, converted to raw, by
 //! e2fsck and debugfs. Nothing here has run on real Windows.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

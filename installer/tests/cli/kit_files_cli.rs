@@ -8,7 +8,7 @@
 //! nothing behind; `--dry-run` lists the files and creates nothing.
 #![cfg(unix)]
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};

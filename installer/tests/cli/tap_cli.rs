@@ -8,7 +8,7 @@
 //! `common::host`) from the namespace with the host's busybox `ping` and `nc`. Machines
 //! are installed for that monitor. These tests need root (they create namespaces).
 
-mod common;
+use crate::common;
 
 use common::{Booting, FAILED, SMALL, host, host_args, p, secs, tempdir, text};
 use std::path::{Path, PathBuf};

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 const BIN: &str = env!("CARGO_BIN_EXE_colinux-setup");
 
 /// The seed manual's configuration (section 3.2), with its `eth0=slirp,"",...` line.
-const SEED: &str = include_str!("../../config-txt/tests/data/seed-config.txt");
+const SEED: &str = include_str!("../../../config-txt/tests/data/seed-config.txt");
 
 fn run(args: &[&str]) -> Output {
     Command::new(BIN)

@@ -3,7 +3,7 @@
 //! broken kit.toml) is refused naming the file with expected and actual values, and the
 //! install stops before it changes anything (exit 1603, the install folder not created).
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;

@@ -17,9 +17,8 @@
 //! its own Wine prefix. Needs wine, wine64, wine32:i386, wixl, msitools, e2fsprogs and
 //! qemu-user (scripts/test's apt list); a missing tool fails the test with its name.
 
-mod common;
-#[path = "../../driver-bundle/tests/support/mod.rs"]
-mod support;
+use crate::common;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -672,7 +671,7 @@ fn exe_commands(w: &Wine, arch: &str) {
     assert_eq!(code, 0, "images check\n{}", common::text(&o));
 
     // config.txt: the seed manual's (an eth0 error at 18:12) and the same one fixed.
-    let seed = include_str!("../../config-txt/tests/data/seed-config.txt");
+    let seed = include_str!("../../../config-txt/tests/data/seed-config.txt");
     std::fs::write(dir.join("seed.txt"), seed).expect("write");
     std::fs::write(
         dir.join("fixed.txt"),

@@ -13,7 +13,7 @@
 //! (see installer/src/firstboot.rs): it makes the guest's first-boot script fail or hang,
 //! or the guest kernel panic.
 
-mod common;
+use crate::common;
 
 use common::{
     Booting, CANCELLED, FAILED, add_machine_files, assert_refused_here, cmd, debugfs, dev, host,

@@ -12,7 +12,7 @@
 //! FailureActions value is checked byte for byte when it is there, and its absence is
 //! reported, not hidden.
 
-mod common;
+use crate::common;
 
 use common::wine::{Wine, reg_value as value, reg_values, windows_exe, windows_path};
 

@@ -4,7 +4,7 @@
 //! machine's slirp redirection names. (On Windows the same session goes to the registry;
 //! tests/msi.rs checks that under Wine.)
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;

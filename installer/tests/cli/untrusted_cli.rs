@@ -20,7 +20,7 @@
 //! Every command runs under a watchdog ([`common::output_within`]): a reader that waits
 //! on a FIFO fails the test instead of hanging it.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;
@@ -754,7 +754,7 @@ fn issue19_item9_dry_run_plans_and_refuses_what_the_install_does() {
 
 /// The shipped minimal profile with `from` replaced by `to`, written as a profile file.
 fn profile_with(dir: &Path, name: &str, from: &str, to: &str) -> String {
-    let shipped = include_str!("../../profiles/minimal.toml");
+    let shipped = include_str!("../../../profiles/minimal.toml");
     assert!(shipped.contains(from), "{from}");
     let path = dir.join(format!("{name}.toml"));
     fs::write(&path, shipped.replacen(from, to, 1)).expect("write profile");

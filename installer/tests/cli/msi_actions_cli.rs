@@ -6,7 +6,7 @@
 //! found and kept), a machine that was there before stays byte for byte, and a failed
 //! provisioning (which has undone itself) is left alone.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Output;

@@ -5,7 +5,7 @@
 //! Guests boot on the monitor this host offers (`e2e_tests::host_monitor`); the port
 //! forward test needs QEMU, which runs on every host (without KVM where it hangs).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

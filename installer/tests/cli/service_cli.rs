@@ -4,7 +4,7 @@
 //! Control Manager). The real Service Control Manager is exercised under Wine by
 //! service_wine.rs.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Output;

@@ -8,7 +8,7 @@
 //! `COLINUX_SETUP_TEST_PAUSE_AT=rebuild:home:writing|replace|state` is a test-only
 //! hook (see installer/src/cmd/rebuild.rs): the rebuild stops there until killed.
 
-mod common;
+use crate::common;
 
 use common::{
     BUSY, Booting, SMALL, cmd, debugfs, dev, host_cmd, install_cmd, p, secs, sha256, text,

@@ -11,7 +11,7 @@
 //! Machines are installed for the monitor this host runs guests on (`common::host`); the
 //! first boot's kit carries that monitor's kernel (and QEMU's initramfs).
 
-mod common;
+use crate::common;
 #[path = "common/http_server.rs"]
 mod http_server;
 

@@ -27,7 +27,7 @@
 //! docs/wizard-screens.md and docs/wizard-screens-windows.md (scripts/wizard-screens
 //! does this).
 
-mod common;
+use crate::common;
 
 use common::wine::{WinArch, Wine};
 use common::{CANCELLED, cmd, host, host_args, p, secs, sha256, tempdir, text};
@@ -258,7 +258,7 @@ fn write_screens(shots: &[(String, String)]) {
     }
     let mut md = String::from(
         "# The install wizard, page by page\n\n\
-         Text captures of a real run: `installer/tests/wizard_cli.rs` drives `colinux-setup`\n\
+         Text captures of a real run: `installer/tests/cli/wizard_cli.rs` drives `colinux-setup`\n\
          in a pseudo-terminal (100×64) and renders what it draws with a terminal emulator\n\
          (the vt100 crate); `scripts/wizard-screens` regenerates this page. Colours are not\n\
          shown. The run installs the Blackfin kit's `bfin-uclinux` profile with smaller sizes into a\n\
@@ -1213,7 +1213,7 @@ fn x86_windows_pages_under_32_bit_wine_choose_the_start_menu_folder_and_the_task
             "# The install wizard's Windows pages\n\n\
              Text captures of a real run of the i686 exe that setup-x86.msi installs, in a\n\
              32-bit Wine prefix (Windows 7 x86), driven in a pseudo-terminal (100×64) by\n\
-             `installer/tests/wizard_cli.rs`; `scripts/wizard-screens` regenerates this page\n\
+             `installer/tests/cli/wizard_cli.rs`; `scripts/wizard-screens` regenerates this page\n\
              with docs/wizard-screens.md. Only Windows shows the start-menu folder and extra\n\
              tasks pages.\n",
         );

@@ -8,7 +8,7 @@
 //! The minimal profile's machines are installed for the monitor this host runs guests
 //! on (`common::install_cmd`: its kit and `--monitor`), and named with its devices.
 
-mod common;
+use crate::common;
 
 use common::{
     BUSY, CANCELLED, FAILED, SMALL, cmd, debugfs, dev, host, host_cmd, install_cmd, p, secs,
