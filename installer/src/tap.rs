@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 use anyhow::{Context, Result, anyhow};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::step::{Applied, HostStep, Named};
+use crate::engine::step::{Applied, HostStep, Named, undo_data};
 use crate::engine::{Ctx, Entry, Journal, Removed, Summary};
 use crate::plan::Plan;
 use crate::state::{InstallState, RunLog};
@@ -83,10 +83,7 @@ impl HostStep for Tap {
     }
 
     fn roll_back(&self, undo: &serde_json::Value, log: &mut RunLog) -> Vec<String> {
-        let Ok(Named { name }) = Named::deserialize(undo) else {
-            log.line(&format!(
-                "rollback: a TAP adapter entry that cannot be read: {undo}"
-            ));
+        let Some(Named { name }) = undo_data("a TAP adapter", undo, log) else {
             return Vec::new();
         };
         let mut host = crate::netfacts::host();

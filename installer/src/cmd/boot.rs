@@ -112,12 +112,7 @@ pub fn run(
     };
     // The monitor is probed once now: what ran at install may not run today (another
     // host, a new kernel, nested virtualisation switched off).
-    let kernels = Kernels {
-        uml: Some(monitor::uml::program(&parsed.config, &config_path)),
-        qemu: monitor::qemu::kernel(&parsed.config, &config_path)
-            .map(|(k, _)| k.into())
-            .map_err(|e| e.to_string()),
-    };
+    let kernels = Kernels::of_config(&parsed.config, &config_path);
     let choice = match probe::for_boot(monitor, state.accel, &kernels, &HostProber) {
         Ok(c) => c,
         Err(e) => {

@@ -604,12 +604,7 @@ mod unix {
                 );
             }
         };
-        let kernels = Kernels {
-            uml: Some(monitor::uml::program(&parsed.config, &config_path)),
-            qemu: monitor::qemu::kernel(&parsed.config, &config_path)
-                .map(|(k, _)| k.into())
-                .map_err(|e| e.to_string()),
-        };
+        let kernels = Kernels::of_config(&parsed.config, &config_path);
         let choice = match probe::for_boot(monitor, state.accel, &kernels, &HostProber) {
             Ok(c) => c,
             Err(e) => {

@@ -28,7 +28,7 @@ use driver_bundle::host::Installed;
 use driver_bundle::manifest::{Host, Manifest, Role, Signer};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::step::{Applied, HostStep, Named};
+use crate::engine::step::{Applied, HostStep, Named, undo_data};
 use crate::engine::{Ctx, Entry, Journal, Removed, Summary};
 use crate::plan::Plan;
 use crate::profile::Monitor;
@@ -63,15 +63,10 @@ impl HostStep for Driver {
     }
 
     fn roll_back(&self, undo: &serde_json::Value, log: &mut RunLog) -> Vec<String> {
-        match Named::deserialize(undo) {
-            Ok(n) => rollback(&n.name, log).into_iter().collect(),
-            Err(_) => {
-                log.line(&format!(
-                    "rollback: a driver entry that cannot be read: {undo}"
-                ));
-                Vec::new()
-            }
-        }
+        undo_data::<Named>("a driver", undo, log)
+            .and_then(|n| rollback(&n.name, log))
+            .into_iter()
+            .collect()
     }
 
     fn uninstall(

@@ -24,6 +24,24 @@ pub struct Named {
     pub name: String,
 }
 
+/// The undo data a step journalled, decoded; one that does not decode (the journal is
+/// read from disk) is logged as `what` and left, and the rollback goes on.
+pub fn undo_data<T: serde::de::DeserializeOwned>(
+    what: &str,
+    undo: &serde_json::Value,
+    log: &mut RunLog,
+) -> Option<T> {
+    match T::deserialize(undo) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            log.line(&format!(
+                "rollback: {what} entry that cannot be read ({e}): {undo}; left as it is"
+            ));
+            None
+        }
+    }
+}
+
 /// What a step's apply leaves for install-state.json.
 #[derive(Debug, Default)]
 pub struct Applied {
@@ -128,5 +146,29 @@ pub fn uninstalled(
             log.line(&format!("the {what} was already gone"));
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn undo_data_decodes_or_logs_what_it_leaves() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let path = dir.path().join("run.log");
+        let mut log = RunLog::start("test", Some(&path));
+        let good = serde_json::json!({"name": "tap7"});
+        let n: Option<Named> = undo_data("a TAP adapter", &good, &mut log);
+        assert_eq!(n.map(|n| n.name).as_deref(), Some("tap7"));
+        let bad = serde_json::json!({"nom": 3});
+        assert!(undo_data::<Named>("a TAP adapter", &bad, &mut log).is_none());
+        drop(log);
+        let text = std::fs::read_to_string(&path).expect("the log");
+        assert!(
+            text.contains("rollback: a TAP adapter entry that cannot be read")
+                && text.contains("left as it is"),
+            "{text}"
+        );
     }
 }

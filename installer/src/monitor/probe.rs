@@ -201,6 +201,19 @@ pub struct Kernels {
     pub qemu: Result<PathBuf, String>,
 }
 
+impl Kernels {
+    /// The kernels an installed machine's config.txt names (read from `config_path`),
+    /// for the probe before it boots: `boot` and the background `start` alike.
+    pub fn of_config(config: &config_txt::Config, config_path: &Path) -> Kernels {
+        Kernels {
+            uml: Some(super::uml::program(config, config_path)),
+            qemu: super::qemu::kernel(config, config_path)
+                .map(|(k, _)| k.into())
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
+
 impl Default for Kernels {
     fn default() -> Self {
         Kernels {

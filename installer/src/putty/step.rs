@@ -16,7 +16,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
 use super::{DEFAULT_NAME, Session, Store};
-use crate::engine::step::{Applied, HostStep};
+use crate::engine::step::{Applied, HostStep, undo_data};
 use crate::engine::{Ctx, Entry, Journal, Removed, Summary};
 use crate::plan::{Answers, Plan};
 use crate::state::{InstallState, RunLog};
@@ -57,15 +57,10 @@ impl HostStep for Putty {
     }
 
     fn roll_back(&self, undo: &serde_json::Value, log: &mut RunLog) -> Vec<String> {
-        match Undo::deserialize(undo) {
-            Ok(u) => rollback(&u.store, &u.name, log).into_iter().collect(),
-            Err(_) => {
-                log.line(&format!(
-                    "rollback: a PuTTY session entry that cannot be read: {undo}"
-                ));
-                Vec::new()
-            }
-        }
+        undo_data::<Undo>("a PuTTY session", undo, log)
+            .and_then(|u| rollback(&u.store, &u.name, log))
+            .into_iter()
+            .collect()
     }
 
     fn uninstall(

@@ -12,7 +12,7 @@ use anyhow::{Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
 use super::{DEFAULT_NAME, Installed};
-use crate::engine::step::{Applied, HostStep, Named};
+use crate::engine::step::{Applied, HostStep, Named, undo_data};
 use crate::engine::{Ctx, Entry, Journal, Removed, Summary};
 use crate::plan::{Answers, Plan};
 use crate::profile::Monitor;
@@ -47,15 +47,10 @@ impl HostStep for Service {
     }
 
     fn roll_back(&self, undo: &serde_json::Value, log: &mut RunLog) -> Vec<String> {
-        match Named::deserialize(undo) {
-            Ok(n) => rollback(&n.name, log).into_iter().collect(),
-            Err(_) => {
-                log.line(&format!(
-                    "rollback: a service entry that cannot be read: {undo}"
-                ));
-                Vec::new()
-            }
-        }
+        undo_data::<Named>("a service", undo, log)
+            .and_then(|n| rollback(&n.name, log))
+            .into_iter()
+            .collect()
     }
 
     fn uninstall(

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use anyhow::{Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::step::{Applied, HostStep};
+use crate::engine::step::{Applied, HostStep, undo_data};
 use crate::engine::{Ctx, Entry, Journal, Removed, Summary};
 use crate::plan::Plan;
 use crate::profile::Monitor;
@@ -74,10 +74,7 @@ impl HostStep for Wsl {
     }
 
     fn roll_back(&self, undo: &serde_json::Value, log: &mut RunLog) -> Vec<String> {
-        let Ok(u) = Undo::deserialize(undo) else {
-            log.line(&format!(
-                "rollback: a WSL entry that cannot be read: {undo}"
-            ));
+        let Some(u) = undo_data::<Undo>("a WSL distribution", undo, log) else {
             return Vec::new();
         };
         match unregister(&u.name, &u.disk, log) {
