@@ -493,6 +493,39 @@ fn a_folder_where_no_file_can_be_written_is_named_as_such() {
     assert!(!text(&o).contains("MB free"), "{}", text(&o));
 }
 
+/// Issue 21 item 4: a QEMU install without a kernel for QEMU (no kit carries one) is
+/// refused before any work, in the dry run as in the install, saying how to get one.
+#[test]
+fn qemu_without_a_kernel_is_refused_before_any_work_with_the_fix() {
+    let t = tmp();
+    let prefix = t.path().join("m");
+    let pfx = prefix.to_str().expect("utf-8 path");
+    for dry in [true, false] {
+        let mut args = vec![
+            "install",
+            "--unattended",
+            "--monitor",
+            "qemu",
+            "--prefix",
+            pfx,
+        ];
+        if dry {
+            args.push("--dry-run");
+        }
+        let o = run(&args);
+        fails(
+            &o,
+            FAILED,
+            &[
+                "MONITOR=qemu (--monitor)",
+                "no x86-64 kernel for QEMU",
+                "scripts/make-default-kit DIR",
+            ],
+        );
+        assert!(!prefix.exists(), "dry run {dry}: {}", text(&o));
+    }
+}
+
 /// Every file of the folder but logs/, with its size and modification time.
 fn stat_snapshot(dir: &Path) -> BTreeMap<String, (u64, std::time::SystemTime)> {
     std::fs::read_dir(dir)
