@@ -300,7 +300,7 @@ pub struct SwapRule {
     pub file: String,
     /// Block device index.
     pub cobd: u8,
-    /// Swap = factor × RAM (the seed: larger than the guest's RAM).
+    /// Swap = factor × RAM (the Blackfin coLinux kit manual: larger than the guest's RAM).
     pub factor: u32,
     /// Lower bound in MB.
     pub min_mb: u64,

@@ -1,4 +1,4 @@
-//! A PuTTY saved session that opens ssh to an installed machine (what the seed's
+//! A PuTTY saved session that opens ssh to an installed machine (what the Blackfin coLinux kit manual's
 //! installer left to the user: "connect PuTTY to localhost port NNNN").
 //!
 //! The session is derived from the machine's own config.txt, so it is true whatever

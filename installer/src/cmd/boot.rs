@@ -28,6 +28,23 @@ use crate::state::{InstallState, Lock, LockError, RunLog};
 /// and the machine is started again without KVM.
 const KVM_STALL: Duration = Duration::from_secs(20);
 
+/// The installed machine's config.txt, read as untrusted input (bounded, text only)
+/// and parsed; one with errors is refused with the command that lists them. `boot` and
+/// the background `start` run a machine from it.
+pub(crate) fn machine_config(config_path: &Path) -> anyhow::Result<config_txt::Parsed> {
+    let text = crate::cmd::config::read_config(config_path)
+        .map_err(|e| e.context("re-install the machine"))?;
+    let parsed = config_txt::parse(&text, &config_path.display().to_string());
+    if parsed.has_errors() {
+        return Err(anyhow!(
+            "{} has errors; run `colinux-setup config check {}`",
+            config_path.display(),
+            config_path.display()
+        ));
+    }
+    Ok(parsed)
+}
+
 /// Runs `boot`.
 pub fn run(
     prefix: &Path,
@@ -73,23 +90,10 @@ pub fn run(
         log_path.display()
     ));
     let config_path = prefix.join("config.txt");
-    let text = match std::fs::read(&config_path) {
-        Ok(t) => t,
-        Err(e) => {
-            return Outcome::Failed(anyhow!(e).context(format!(
-                "cannot read {}; re-install the machine",
-                config_path.display()
-            )));
-        }
+    let mut parsed = match machine_config(&config_path) {
+        Ok(p) => p,
+        Err(e) => return Outcome::Failed(e),
     };
-    let mut parsed = config_txt::parse(&text, &config_path.display().to_string());
-    if parsed.has_errors() {
-        return Outcome::Failed(anyhow!(
-            "{} has errors; run `colinux-setup config check {}`",
-            config_path.display(),
-            config_path.display()
-        ));
-    }
     let lock = match Lock::acquire(prefix) {
         Ok(l) => l,
         Err(e @ LockError::Busy(_)) => return Outcome::Busy(anyhow!(e)),

@@ -572,17 +572,10 @@ mod unix {
         let mut log = RunLog::start("start", None);
         let log_path = log.settle(prefix);
         let config_path = prefix.join("config.txt");
-        let parsed = match crate::cmd::config::read_config(&config_path) {
-            Ok(t) => config_txt::parse(&t, &config_path.display().to_string()),
-            Err(e) => return Outcome::Failed(e.context("re-install the machine")),
+        let parsed = match crate::cmd::boot::machine_config(&config_path) {
+            Ok(p) => p,
+            Err(e) => return Outcome::Failed(e),
         };
-        if parsed.has_errors() {
-            return Outcome::Failed(anyhow!(
-                "{} has errors; run `colinux-setup config check {}`",
-                config_path.display(),
-                config_path.display()
-            ));
-        }
         let lock = match Lock::acquire(prefix) {
             Ok(l) => l,
             Err(e @ LockError::Busy(_)) => return Outcome::Busy(anyhow!(e)),

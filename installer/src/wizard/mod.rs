@@ -1,4 +1,4 @@
-//! The interactive installer: a terminal wizard with the seed manual's pages, in its
+//! The interactive installer: a terminal wizard with the Blackfin coLinux kit manual's pages, in its
 //! order (welcome, license, the kernel-level component warning, install folder, RAM and
 //! image sizes, network, start-menu folder and extra tasks on Windows, summary), then
 //! live progress and a finish page.
@@ -43,7 +43,7 @@ use crate::plan::{Answers, Plan};
 /// The origin every wizard answer carries (shown in the plan's rules).
 pub const ORIGIN: &str = crate::plan::WIZARD_ORIGIN;
 
-/// The wizard's pages, in the seed manual's order.
+/// The wizard's pages, in the Blackfin coLinux kit manual's order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Page {
     Welcome,

@@ -1,4 +1,4 @@
-//! The wizard's pages, one method each, in the seed manual's order. Each page shows the
+//! The wizard's pages, one method each, in the Blackfin coLinux kit manual's order. Each page shows the
 //! host's facts and the plan's values with the rules behind them, and ends in a menu:
 //! choosing a value asks for it (the shown value is kept by Enter), "Next >" goes on,
 //! "< Back" (or Esc) goes back.
@@ -14,7 +14,7 @@ use crate::state::{self, InstallState};
 /// The license of coLinux, the Linux kernel and colinux-setup (GPL-2.0).
 pub const LICENSE: &str = include_str!("../../../assets/COPYING.GPL-2.0");
 
-/// The seed manual's warning, for the coLinux monitor.
+/// The Blackfin coLinux kit manual's warning, for the coLinux monitor.
 const KERNEL_WARNING: &str = "\
 colinux-setup installs a Windows kernel driver (the coLinux monitor), which loads a
 Linux kernel to run aside the Windows kernel, in the same privilege level (ring 0) and
