@@ -571,7 +571,7 @@ pub fn resolve(
         Some(a) => (
             MonitorRequest::parse(&a.value).ok_or_else(|| {
                 anyhow!(
-                    "MONITOR={} ({}): unknown monitor; use auto, colinux, uml or qemu",
+                    "MONITOR={} ({}): unknown monitor; use auto, colinux, uml, qemu or wsl",
                     a.value,
                     a.origin
                 )

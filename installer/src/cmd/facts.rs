@@ -33,7 +33,9 @@ pub fn run(a: &FactsArgs) -> Outcome {
         Some(m) => match MonitorRequest::parse(m) {
             Some(m) => m,
             None => {
-                return Outcome::Usage(anyhow!("--monitor {m}: use auto, colinux, uml or qemu"));
+                return Outcome::Usage(anyhow!(
+                    "--monitor {m}: use auto, colinux, uml, qemu or wsl"
+                ));
             }
         },
     };
@@ -129,17 +131,18 @@ pub fn run(a: &FactsArgs) -> Outcome {
     Outcome::Done
 }
 
-/// Every engine this host could have, in the order `auto` tries them (coLinux last:
-/// `auto` takes it only on Windows).
+/// Every engine this host could have, in the order `auto` tries them; then the Windows
+/// monitors on Linux, which say why they do not run here.
 fn every_engine() -> Vec<Engine> {
     if cfg!(windows) {
-        vec![Engine::Colinux]
+        vec![Engine::Wsl, Engine::Colinux]
     } else {
         vec![
             Engine::Uml,
             Engine::Qemu(Accel::Kvm),
             Engine::Qemu(Accel::Tcg),
             Engine::Colinux,
+            Engine::Wsl,
         ]
     }
 }

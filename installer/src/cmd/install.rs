@@ -47,7 +47,9 @@ pub fn run(args: InstallArgs, interrupt: &AtomicBool) -> Outcome {
     if let Some(m) = &args.monitor
         && profile::MonitorRequest::parse(m).is_none()
     {
-        return Outcome::Usage(anyhow!("--monitor {m}: use auto, colinux, uml or qemu"));
+        return Outcome::Usage(anyhow!(
+            "--monitor {m}: use auto, colinux, uml, qemu or wsl"
+        ));
     }
     // A profile name on the command line that names no built-in profile is a usage
     // error, as an unknown --set key is (a damaged profile file is not: 1603).

@@ -60,14 +60,12 @@ pub fn record_symlink(link: &Path, target: &str) {
 
 /// The monitor a profile is installed for here when none is asked for: the profile's,
 /// except that User-mode Linux runs only on Linux hosts, so on Windows a profile made
-/// for it is installed for coLinux, the monitor that runs there (`auto` finds that by
-/// itself).
+/// for it is installed for the monitor `auto` finds there (WSL 2 on 64-bit Windows,
+/// coLinux on 32-bit: see `monitor::probe::auto_order`).
 pub fn default_monitor(profile: crate::profile::MonitorRequest) -> crate::profile::MonitorRequest {
     use crate::profile::{Monitor, MonitorRequest};
     match profile {
-        MonitorRequest::Given(Monitor::Uml) if cfg!(windows) => {
-            MonitorRequest::Given(Monitor::Colinux)
-        }
+        MonitorRequest::Given(Monitor::Uml) if cfg!(windows) => MonitorRequest::Auto,
         other => other,
     }
 }

@@ -295,14 +295,25 @@ fn qemu_engines() -> Vec<Engine> {
     }
 }
 
-/// The engines `auto` tries, in order: the fastest that needs least first.
+/// The engines `auto` tries on this host, in order: the fastest that needs least first.
 pub fn auto_order() -> Vec<Engine> {
-    if cfg!(windows) {
-        return vec![Engine::Colinux];
+    auto_order_for(cfg!(windows), cfg!(target_pointer_width = "64"))
+}
+
+/// The engines `auto` tries on a host of this kind. On Windows, the program's own width
+/// says which Windows it was installed for: the 64-bit build (setup.msi) is for 64-bit
+/// Windows 10 and 11, where coLinux cannot run and WSL 2 is the monitor; the 32-bit build
+/// (setup-x86.msi) is for 32-bit Windows 7, coLinux's host.
+fn auto_order_for(windows: bool, bits64: bool) -> Vec<Engine> {
+    match (windows, bits64) {
+        (true, true) => vec![Engine::Wsl],
+        (true, false) => vec![Engine::Colinux],
+        (false, _) => {
+            let mut v = vec![Engine::Uml];
+            v.extend(qemu_engines());
+            v
+        }
     }
-    let mut v = vec![Engine::Uml];
-    v.extend(qemu_engines());
-    v
 }
 
 /// The engines of one monitor, best first.
@@ -379,7 +390,14 @@ fn list(verdicts: &[Verdict]) -> String {
 }
 
 fn advice(verdicts: &[Verdict]) -> String {
-    if verdicts.iter().any(|v| v.monitor == Monitor::Qemu) {
+    if verdicts.iter().any(|v| v.monitor == Monitor::Wsl) {
+        // 64-bit Windows: WSL 2 is its only monitor, and it registers the machine at
+        // install, so even an install without a first boot needs it.
+        format!(
+            "turn WSL 2 on first: {}, then install again; or give MONITOR=colinux to make a machine for a 32-bit Windows 7 coLinux host instead (it cannot run on this Windows)",
+            crate::wsl::ENABLE_WSL
+        )
+    } else if verdicts.iter().any(|v| v.monitor == Monitor::Qemu) {
         "QEMU without KVM runs wherever QEMU and an x86-64 kernel are: install QEMU \
          (Debian: apt-get install qemu-system-x86) and give a kit with a QEMU kernel \
          (`scripts/make-default-kit DIR`, then --kit DIR)"
@@ -416,10 +434,21 @@ pub fn choose(
     kernels: &Kernels,
     prober: &dyn Prober,
 ) -> Result<Choice, ChoiceError> {
+    choose_from(auto_order(), request, origin, boots, kernels, prober)
+}
+
+/// [`choose`], with `auto` trying the engines of `order`.
+fn choose_from(
+    order: Vec<Engine>,
+    request: Request,
+    origin: &str,
+    boots: bool,
+    kernels: &Kernels,
+    prober: &dyn Prober,
+) -> Result<Choice, ChoiceError> {
     let mut verdicts = Vec::new();
     match request {
         Request::Auto => {
-            let order = auto_order();
             for engine in &order {
                 let v = prober.probe(*engine, kernels);
                 let works = v.works;
@@ -444,7 +473,8 @@ pub fn choose(
             // made anywhere and first-boot on their host), is still made, for the host's
             // own monitor, with its first boot left pending; a machine to boot now is not.
             match order.first() {
-                Some(&engine) if !boots || engine == Engine::Colinux => {
+                // Except a WSL machine: registered with WSL at install, booted or not.
+                Some(&engine) if engine != Engine::Wsl && (!boots || engine == Engine::Colinux) => {
                     let reasons = list(&verdicts);
                     Ok(Choice {
                         monitor: engine.monitor(),
@@ -961,6 +991,54 @@ mod tests {
 
     fn kernels() -> Kernels {
         Kernels::default()
+    }
+
+    #[test]
+    fn auto_on_64_bit_windows_is_wsl_and_without_it_says_how_to_turn_it_on() {
+        assert_eq!(auto_order_for(true, true), vec![Engine::Wsl]);
+        assert_eq!(auto_order_for(true, false), vec![Engine::Colinux]);
+        assert!(!auto_order_for(false, true).contains(&Engine::Wsl));
+        let t = Table::new(&[Engine::Wsl]);
+        let c = choose_from(
+            auto_order_for(true, true),
+            Request::Auto,
+            "the profile",
+            true,
+            &kernels(),
+            &t,
+        )
+        .expect("wsl works");
+        assert_eq!(c.monitor, Monitor::Wsl);
+        // Without WSL, nothing is made, booted or not: the machine would be a WSL
+        // distribution, registered at install.
+        for boots in [true, false] {
+            let t = Table::new(&[Engine::Colinux]);
+            let e = choose_from(
+                auto_order_for(true, true),
+                Request::Auto,
+                "the profile",
+                boots,
+                &kernels(),
+                &t,
+            )
+            .expect_err("no WSL");
+            let words = e.to_string();
+            assert!(words.contains("wsl --install --no-distribution"), "{words}");
+            assert!(words.contains("MONITOR=colinux"), "{words}");
+            assert!(!words.contains("NOFIRSTBOOT"), "{words}");
+        }
+        // 32-bit Windows keeps coLinux, made even where it cannot boot.
+        let t = Table::new(&[]);
+        let c = choose_from(
+            auto_order_for(true, false),
+            Request::Auto,
+            "the profile",
+            true,
+            &kernels(),
+            &t,
+        )
+        .expect("coLinux machines are made anywhere");
+        assert_eq!(c.monitor, Monitor::Colinux);
     }
 
     #[test]

@@ -161,7 +161,7 @@ impl Wizard<'_> {
                     }
                 }
                 Got::Value(_) => {
-                    let all = [Monitor::Colinux, Monitor::Uml, Monitor::Qemu];
+                    let all = [Monitor::Colinux, Monitor::Uml, Monitor::Qemu, Monitor::Wsl];
                     let items: Vec<String> = all
                         .iter()
                         .map(|m| format!("{:8} {}", m.as_str(), monitor_text(*m)))

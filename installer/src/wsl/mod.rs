@@ -65,8 +65,11 @@ use crate::profile::{Monitor, Role};
 pub const TEST_HOST_ENV: &str = "COLINUX_SETUP_TEST_WSL_HOST";
 
 /// Why the wsl monitor is refused on a host without WSL.
-pub const NO_WSL: &str =
-    "WSL runs only on 64-bit Windows 10 2004+ and 11 (with WSL 2: `wsl --install`)";
+pub const NO_WSL: &str = "WSL runs only on 64-bit Windows 10 2004+ and 11, with WSL 2 turned on";
+
+/// How a user turns WSL 2 on without installing a distribution of Microsoft's (the
+/// machine is the distribution): Microsoft's own command, from an administrator's prompt.
+pub const ENABLE_WSL: &str = "in a command prompt run as administrator, `wsl --install --no-distribution`, then restart Windows";
 
 /// A failure of a WSL operation, in WSL's words where it gave some.
 #[derive(Debug, thiserror::Error)]

@@ -68,14 +68,15 @@ pub fn supports() -> Result<String, String> {
     }
     if !program().is_file() {
         return Err(format!(
-            "{} is not there: {}",
+            "{} is not there: {}; to turn WSL 2 on: {}",
             program().display(),
-            super::NO_WSL
+            super::NO_WSL,
+            super::ENABLE_WSL
         ));
     }
     call("wsl --status", &["--status".as_ref()])
         .map(|_| "wsl.exe answers `wsl --status`".to_owned())
-        .map_err(|e| format!("{e}; install WSL 2 with `wsl --install`"))
+        .map_err(|e| format!("{e}; to turn WSL 2 on: {}", super::ENABLE_WSL))
 }
 
 /// The disks of the registered distributions, by name, from the registry.

@@ -71,7 +71,7 @@ fn verdict<'a>(facts: &'a serde_json::Value, name: &str) -> &'a serde_json::Valu
 fn facts_names_every_monitor_and_auto_picks_the_first_that_works_here() {
     let kit = &host().kit;
     let v = facts(kit, &[], None);
-    for name in ["uml", "qemu/kvm", "qemu/tcg", "colinux"] {
+    for name in ["uml", "qemu/kvm", "qemu/tcg", "colinux", "wsl"] {
         let m = verdict(&v, name);
         assert!(m["works"].is_boolean(), "{name}: {m}");
         assert!(
@@ -79,6 +79,14 @@ fn facts_names_every_monitor_and_auto_picks_the_first_that_works_here() {
             "{name} has no reason: {m}"
         );
     }
+    // The Windows monitors are named too, each saying why it does not run here.
+    assert_eq!(verdict(&v, "wsl")["works"], false, "{v:#}");
+    assert!(
+        verdict(&v, "wsl")["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("64-bit Windows 10 2004+ and 11")),
+        "{v:#}"
+    );
     assert_eq!(verdict(&v, "colinux")["works"], false, "{v:#}");
     assert!(
         verdict(&v, "colinux")["reason"]
