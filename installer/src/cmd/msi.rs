@@ -52,6 +52,37 @@ pub enum MsiCommand {
     /// List setup.msi's public properties, one per line (for its build and tests).
     #[command(hide = true)]
     Properties,
+    /// What setup.msi's dialogs show and whether their answers can be installed, as a
+    /// JSON object of properties (run by the dialogs' DLL custom action on every Next).
+    #[command(hide = true)]
+    Ui(UiArgs),
+    /// Write the dialogs' tables (.idt files and INSERTs) for scripts/build-msi.
+    #[command(hide = true)]
+    UiTables(UiTablesArgs),
+}
+
+/// `msi ui`'s arguments.
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    /// The page being left (`start` before the first).
+    #[arg(long, default_value = "start")]
+    pub page: String,
+    /// A property: KEY=VALUE; an empty VALUE means not given.
+    #[arg(long = "property", value_name = "KEY=VALUE")]
+    pub properties: Vec<String>,
+}
+
+/// `msi ui-tables`'s arguments.
+#[derive(Debug, Args)]
+pub struct UiTablesArgs {
+    /// The folder to write the tables into.
+    pub dir: PathBuf,
+    /// The dialogs' DLL custom action (colinux_setup_ca.dll), for the Binary table.
+    #[arg(long)]
+    pub dll: PathBuf,
+    /// colinux-setup.exe, for the Binary table (the DLL runs it).
+    #[arg(long)]
+    pub exe: PathBuf,
 }
 
 /// The properties, as the custom action passes them.
@@ -150,6 +181,13 @@ pub fn run(cmd: MsiCommand, interrupt: &AtomicBool) -> Outcome {
             }
             return Outcome::Done;
         }
+        MsiCommand::Ui(a) => return ui(&a),
+        MsiCommand::UiTables(a) => {
+            return match crate::wizard::msi::idt::write(&a.dir, &a.dll, &a.exe) {
+                Ok(()) => Outcome::Done,
+                Err(e) => Outcome::Failed(anyhow!(e).context("writing setup.msi's dialog tables")),
+            };
+        }
     };
     let props = match parse(&args.properties) {
         Ok(p) => p,
@@ -243,6 +281,23 @@ pub fn run(cmd: MsiCommand, interrupt: &AtomicBool) -> Outcome {
             crate::cmd::uninstall::run(&prefix, purge, false, Some(&log))
         }
         _ => unreachable_action(action),
+    }
+}
+
+/// `msi ui`: the dialogs' properties as one JSON object on standard output. A refusal
+/// of the answers is a property (UI_ERROR) the dialogs show, not a failure of the run.
+fn ui(a: &UiArgs) -> Outcome {
+    let props = match parse(&a.properties) {
+        Ok(p) => p,
+        Err(e) => return Outcome::Usage(e),
+    };
+    let shown = crate::wizard::msi::answers::properties(&a.page, &props);
+    match serde_json::to_string(&shown) {
+        Ok(json) => {
+            crate::out::outln!("{json}");
+            Outcome::Done
+        }
+        Err(e) => Outcome::Failed(anyhow!(e).context("writing the dialogs' properties")),
     }
 }
 

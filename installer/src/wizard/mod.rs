@@ -24,6 +24,7 @@
 //! menu exists; elsewhere those answers keep their defaults.
 
 mod line;
+pub mod msi;
 mod pages;
 pub mod progress;
 mod screen;

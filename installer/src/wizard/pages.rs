@@ -15,7 +15,7 @@ use crate::state::{self, InstallState};
 pub const LICENSE: &str = include_str!("../../../assets/COPYING.GPL-2.0");
 
 /// The Blackfin coLinux kit manual's warning, for the coLinux monitor.
-const KERNEL_WARNING: &str = "\
+pub(super) const KERNEL_WARNING: &str = "\
 colinux-setup installs a Windows kernel driver (the coLinux monitor), which loads a
 Linux kernel to run aside the Windows kernel, in the same privilege level (ring 0) and
 without memory protection between the two.
