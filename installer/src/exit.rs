@@ -60,9 +60,8 @@ pub enum Outcome {
     Busy(anyhow::Error),
     /// Done, but a reboot finishes it (3010), e.g. a driver marked for deletion.
     RebootRequired,
-    /// `shell -- COMMAND` ran the command in the guest: its exit status, as ssh passes it
-    /// (Unix hosts: `shell` is not supported elsewhere yet).
-    #[cfg_attr(not(unix), allow(dead_code))]
+    /// `shell -- COMMAND` ran the command in the guest (or a wsl machine's shell ended):
+    /// its exit status, as ssh passes it.
     GuestStatus(u8),
 }
 

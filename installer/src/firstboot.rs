@@ -303,7 +303,7 @@ fn run_wsl(plan: &Plan, ctx: &mut Ctx<'_>) -> Result<Done> {
         let rep = &mut *ctx.rep;
         host.run(
             &name,
-            "root",
+            Some("root"),
             &argv,
             Duration::from_secs(timeout),
             ctx.interrupt,

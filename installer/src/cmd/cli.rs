@@ -248,6 +248,10 @@ pub enum ConfigCommand {
         /// The files to check.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// The monitor the files are for: with wsl, a note for each key WSL ignores
+        /// (default: an installed machine's config.txt is for its install's monitor).
+        #[arg(long, value_name = "colinux|uml|qemu|wsl")]
+        monitor: Option<String>,
     },
     /// Print a config.txt as its model (human, or JSON with --json).
     Show {
@@ -397,7 +401,8 @@ pub struct StartArgs {
     /// Install folder.
     #[arg(long, value_name = "DIR")]
     pub prefix: Option<PathBuf>,
-    /// How long to wait for the guest to come up before stopping it (exit 1603).
+    /// How long to wait for the guest (a wsl machine: WSL listing its distribution
+    /// Running) to come up before stopping it (exit 1603).
     #[arg(long, value_name = "SECS", default_value_t = super::life::START_TIMEOUT)]
     pub timeout: u64,
     /// The result as one JSON document on stdout (state, pid, monitor, log).
@@ -411,7 +416,8 @@ pub struct StopArgs {
     /// Install folder.
     #[arg(long, value_name = "DIR")]
     pub prefix: Option<PathBuf>,
-    /// How long the guest may take to power off before it is killed.
+    /// How long the guest may take to power off before it is killed (a wsl machine:
+    /// how long its `sync` may take before `wsl --terminate`).
     #[arg(long, value_name = "SECS", default_value_t = super::life::STOP_TIMEOUT)]
     pub timeout: u64,
     /// The result as one JSON document on stdout (whether it ran, a clean poweroff).
@@ -436,7 +442,8 @@ pub struct ShellArgs {
     /// How long the command may run (exit 1603 after it; it may still run in the guest).
     #[arg(long, value_name = "SECS", default_value_t = super::life::SHELL_TIMEOUT)]
     pub timeout: u64,
-    /// The command, typed on the guest's console as one line (after `--`).
+    /// The command, typed on the guest's console as one line (after `--`); a wsl
+    /// machine runs it with `/bin/sh -c` as its default user.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
 }

@@ -4,6 +4,12 @@
 //! only reads files and prints. `check` prints one `FILE:LINE:COL: error|warning: message`
 //! line per finding (and an indented `help:` line where there is a fix) on stdout, a
 //! summary on stderr, and fails when any file has an error. `show` prints the model.
+//!
+//! For the wsl monitor (`--monitor wsl`, or a config.txt with an install-state.json
+//! beside it whose monitor is wsl), `check` then prints one
+//! `FILE:LINE:COL: note: KEY: no WSL meaning (WHY)` per key WSL ignores
+//! ([`crate::wsl::config_notes`], the plan's list of them): notes, not findings, so
+//! the exit code is what it would be without them.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -13,9 +19,17 @@ use config_txt::{Config, LintOptions, Nic, Parsed};
 
 use crate::exit::Outcome;
 use crate::input;
+use crate::profile::Monitor;
 
-/// `config check FILE...`.
-pub fn check(files: &[PathBuf]) -> Outcome {
+/// `config check [--monitor M] FILE...`.
+pub fn check(files: &[PathBuf], monitor: Option<&str>) -> Outcome {
+    let monitor = match monitor.map(|m| (m, Monitor::parse(m))) {
+        Some((m, None)) => {
+            return Outcome::Usage(anyhow!("--monitor {m}: use colinux, uml, qemu or wsl"));
+        }
+        Some((_, m)) => m,
+        None => None,
+    };
     let mut failed = false;
     for file in files {
         let name = file.display().to_string();
@@ -36,7 +50,22 @@ pub fn check(files: &[PathBuf]) -> Outcome {
         }
         let errors = diags.iter().filter(|d| d.is_error()).count();
         let warnings = diags.len() - errors;
-        eprintln!("{name}: {errors} error(s), {warnings} warning(s)");
+        let st = machine_state(file);
+        let notes = match monitor.or(st.as_ref().map(|s| s.monitor)) {
+            Some(Monitor::Wsl) => crate::wsl::config_notes(&parsed, &swap_files(st.as_ref())),
+            _ => Vec::new(),
+        };
+        for n in &notes {
+            crate::out::outln!("{n}");
+        }
+        if notes.is_empty() {
+            eprintln!("{name}: {errors} error(s), {warnings} warning(s)");
+        } else {
+            eprintln!(
+                "{name}: {errors} error(s), {warnings} warning(s), {} note(s) on what WSL ignores",
+                notes.len()
+            );
+        }
         failed |= errors > 0;
     }
     if failed {
@@ -44,6 +73,31 @@ pub fn check(files: &[PathBuf]) -> Outcome {
     } else {
         Outcome::Done
     }
+}
+
+/// The install of the machine `file` is the config.txt of: its install-state.json,
+/// beside it; `None` for any other file, or a state that cannot be read (`status`
+/// says what is wrong with it).
+fn machine_state(file: &Path) -> Option<crate::state::InstallState> {
+    if file.file_name()? != "config.txt" {
+        return None;
+    }
+    let dir = file.parent().filter(|d| !d.as_os_str().is_empty());
+    crate::state::InstallState::read(dir.unwrap_or(Path::new(".")))
+        .ok()
+        .flatten()
+}
+
+/// The file names of a machine's swap images (none without its state).
+fn swap_files(st: Option<&crate::state::InstallState>) -> Vec<String> {
+    st.map(|st| {
+        st.files
+            .iter()
+            .filter(|f| f.role == crate::state::FileRole::Swap)
+            .map(|f| f.file.clone())
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 /// `config show [FILE | --prefix DIR] [--json]`.

@@ -26,19 +26,28 @@
 //!   (as ssh does); without a command, the console. 1603 when the machine is not
 //!   running or the command did not finish in time.
 //!
+//! A machine installed for the wsl monitor is its WSL distribution: `start`, `stop`,
+//! `console`, `shell` and its `list` state go through WSL ([`wsl`]), with the same exit
+//! codes and words.
+//!
 //! # Platform specific behavior
 //!
 //! The background machinery is Unix's (sessions, process groups, Unix sockets, Linux's
-//! /proc for the run record); on Windows these commands say they are not supported yet.
+//! /proc for the run record); on Windows these commands say they are not supported yet,
+//! except for a wsl machine, whose life is WSL's on every host.
 
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 
 use anyhow::anyhow;
 use serde_json::{Value, json};
 
 use crate::exit::Outcome;
 use crate::machines;
+use crate::profile::Monitor;
 use crate::state::InstallState;
+
+mod wsl;
 
 /// `start`'s default wait for the guest (QEMU without KVM takes about ten times UML's
 /// few seconds).
@@ -62,7 +71,12 @@ pub fn list(json_out: bool) -> Outcome {
         Err(e) => return Outcome::Failed(anyhow!(e)),
     };
     let (path, reg) = reg;
-    let all: Vec<Value> = reg.machines.iter().map(|e| describe(&e.prefix)).collect();
+    let mut listing = wsl::Listing::default();
+    let all: Vec<Value> = reg
+        .machines
+        .iter()
+        .map(|e| describe(&e.prefix, &mut listing))
+        .collect();
     if json_out {
         crate::out::outln!("{}", json!({"registry": path, "machines": all}));
         return Outcome::Done;
@@ -124,8 +138,8 @@ pub fn list(json_out: bool) -> Outcome {
     Outcome::Done
 }
 
-/// One machine as `list` shows it.
-fn describe(prefix: &Path) -> Value {
+/// One machine as `list` shows it (a wsl machine's state as WSL lists its distribution).
+fn describe(prefix: &Path, listing: &mut wsl::Listing) -> Value {
     let st = match InstallState::read(prefix) {
         Ok(Some(st)) => st,
         Ok(None) => {
@@ -172,7 +186,7 @@ fn describe(prefix: &Path) -> Value {
         .filter(|f| f.role.is_image())
         .map(|f| json!({"file": f.file, "role": f.role, "mb": f.bytes >> 20}))
         .collect();
-    json!({
+    let mut v = json!({
         "prefix": prefix,
         "name": st.answers.get("HOSTNAME").cloned().unwrap_or_else(|| "colinux".to_owned()),
         "profile": st.profile,
@@ -186,11 +200,24 @@ fn describe(prefix: &Path) -> Value {
         "images": images,
         "network": network,
         "first_boot": st.first_boot,
-    })
+    });
+    if st.monitor == Monitor::Wsl {
+        // No background process: the state is the distribution's, as WSL lists it;
+        // its RAM and network are WSL's, not config.txt's.
+        let w = wsl::list_state(prefix, &st, listing);
+        v["state"] = w["state"].clone();
+        v["engine"] = w.get("engine").cloned().unwrap_or(Value::Null);
+        v["distribution"] = w.get("distribution").cloned().unwrap_or(Value::Null);
+        v["ram_mb"] = Value::Null;
+        v["network"] = json!([{"kind": "wsl", "text": "WSL's own"}]);
+        if let Some(p) = w.get("problem") {
+            v["problem"] = p.clone();
+        }
+    }
+    v
 }
 
 /// The text of a machine that is not running.
-#[cfg_attr(not(unix), allow(dead_code))]
 fn not_running(prefix: &Path, what: &str) -> anyhow::Error {
     anyhow!(
         "the machine in {} is not running; start it with `colinux-setup start --prefix {}`, then {what}",
@@ -200,7 +227,6 @@ fn not_running(prefix: &Path, what: &str) -> anyhow::Error {
 }
 
 /// The machine installed in `prefix`, or the error that says there is none.
-#[cfg_attr(not(unix), allow(dead_code))]
 fn installed(prefix: &Path) -> Result<InstallState, anyhow::Error> {
     match InstallState::read(prefix) {
         Ok(Some(s)) => Ok(s),
@@ -213,46 +239,104 @@ fn installed(prefix: &Path) -> Result<InstallState, anyhow::Error> {
     }
 }
 
-#[cfg(not(unix))]
-fn unsupported(what: &str) -> Outcome {
-    Outcome::Failed(anyhow!(
-        "`colinux-setup {what}` is not supported on this host yet; run the machine with `colinux-setup boot`, or as a service (`colinux-setup service install`)"
-    ))
+/// The machine in `prefix` when it is installed for the wsl monitor, whose life is
+/// WSL's on every host; any other (or a state that cannot be read, which the
+/// platform's commands report) is `None`.
+fn wsl_machine(prefix: &Path) -> Option<InstallState> {
+    InstallState::read(prefix)
+        .ok()
+        .flatten()
+        .filter(|s| s.monitor == Monitor::Wsl)
 }
 
 /// Runs `start`.
-#[cfg(not(unix))]
-pub fn start(
-    _prefix: &Path,
-    _timeout: u64,
-    _json: bool,
-    _interrupt: &std::sync::atomic::AtomicBool,
-) -> Outcome {
-    unsupported("start")
+pub fn start(prefix: &Path, timeout: u64, json_out: bool, interrupt: &AtomicBool) -> Outcome {
+    match wsl_machine(prefix) {
+        Some(st) => wsl::start(prefix, &st, timeout, json_out, interrupt),
+        None => platform::start(prefix, timeout, json_out, interrupt),
+    }
 }
+
 /// Runs `stop`.
-#[cfg(not(unix))]
-pub fn stop(_prefix: &Path, _timeout: u64, _json: bool) -> Outcome {
-    unsupported("stop")
+pub fn stop(prefix: &Path, timeout: u64, json_out: bool, interrupt: &AtomicBool) -> Outcome {
+    match wsl_machine(prefix) {
+        Some(st) => wsl::stop(prefix, &st, timeout, json_out, interrupt),
+        None => platform::stop(prefix, timeout, json_out),
+    }
 }
+
 /// Runs `console`.
-#[cfg(not(unix))]
-pub fn console(_prefix: &Path) -> Outcome {
-    unsupported("console")
+pub fn console(prefix: &Path) -> Outcome {
+    match wsl_machine(prefix) {
+        Some(st) => wsl::console(prefix, &st),
+        None => platform::console(prefix),
+    }
 }
+
 /// Runs `shell`.
-#[cfg(not(unix))]
-pub fn shell(_prefix: &Path, _command: &[String], _timeout: u64) -> Outcome {
-    unsupported("shell")
-}
-/// The background process.
-#[cfg(not(unix))]
-pub fn run_machine(_prefix: &Path, _interrupt: &std::sync::atomic::AtomicBool) -> Outcome {
-    unsupported("start")
+pub fn shell(prefix: &Path, command: &[String], timeout: u64, interrupt: &AtomicBool) -> Outcome {
+    match wsl_machine(prefix) {
+        Some(st) => wsl::shell(prefix, &st, command, timeout, interrupt),
+        None => platform::shell(prefix, command, timeout),
+    }
 }
 
 #[cfg(unix)]
-pub use unix::{console, run_machine, shell, start, stop};
+use unix as platform;
+#[cfg(unix)]
+pub use unix::run_machine;
+
+#[cfg(not(unix))]
+use other as platform;
+#[cfg(not(unix))]
+pub use other::run_machine;
+
+/// Hosts without the background machinery: the commands say so (after saying whether a
+/// machine is installed at all).
+#[cfg(not(unix))]
+mod other {
+    use std::path::Path;
+    use std::sync::atomic::AtomicBool;
+
+    use anyhow::anyhow;
+
+    use super::installed;
+    use crate::exit::Outcome;
+
+    fn unsupported(prefix: &Path, what: &str) -> Outcome {
+        let st = match installed(prefix) {
+            Ok(s) => s,
+            Err(e) => return Outcome::Failed(e),
+        };
+        Outcome::Failed(anyhow!(
+            "`colinux-setup {what}` of a machine for the {} monitor is not supported on this host yet (only of a wsl machine); run the machine in {} with `colinux-setup boot --prefix {}`, or as a service (`colinux-setup service install`)",
+            st.monitor.as_str(),
+            prefix.display(),
+            prefix.display()
+        ))
+    }
+
+    pub(super) fn start(prefix: &Path, _timeout: u64, _json: bool, _: &AtomicBool) -> Outcome {
+        unsupported(prefix, "start")
+    }
+
+    pub(super) fn stop(prefix: &Path, _timeout: u64, _json: bool) -> Outcome {
+        unsupported(prefix, "stop")
+    }
+
+    pub(super) fn console(prefix: &Path) -> Outcome {
+        unsupported(prefix, "console")
+    }
+
+    pub(super) fn shell(prefix: &Path, _command: &[String], _timeout: u64) -> Outcome {
+        unsupported(prefix, "shell")
+    }
+
+    /// The background process.
+    pub fn run_machine(prefix: &Path, _interrupt: &AtomicBool) -> Outcome {
+        unsupported(prefix, "start")
+    }
+}
 
 #[cfg(unix)]
 mod unix {
@@ -280,16 +364,8 @@ mod unix {
 
     /// Runs `start`.
     pub fn start(prefix: &Path, timeout: u64, json_out: bool, interrupt: &AtomicBool) -> Outcome {
-        match installed(prefix) {
-            Err(e) => return Outcome::Failed(e),
-            Ok(st) if st.monitor == crate::profile::Monitor::Wsl => {
-                return Outcome::Failed(anyhow!(
-                    "the machine in {} is a WSL distribution, which WSL starts when it is used: `colinux-setup boot --prefix {}` opens its shell (start, stop, console and shell are not done for wsl yet)",
-                    prefix.display(),
-                    prefix.display()
-                ));
-            }
-            Ok(_) => {}
+        if let Err(e) = installed(prefix) {
+            return Outcome::Failed(e);
         }
         // A machine installed before the list existed joins it when it is started; a
         // list that cannot be written costs the listing, not the start.

@@ -63,7 +63,9 @@ pub fn run(cli: Cli, interrupt: &AtomicBool) -> Outcome {
         Some(Command::Status(a)) => status::run(&default_prefix(a.prefix), a.json),
         Some(Command::Facts(a)) => facts::run(&a),
         Some(Command::Images(cmd)) => images::run(cmd, interrupt),
-        Some(Command::Config(ConfigCommand::Check { files })) => config::check(&files),
+        Some(Command::Config(ConfigCommand::Check { files, monitor })) => {
+            config::check(&files, monitor.as_deref())
+        }
         Some(Command::Config(ConfigCommand::Show { file, prefix, json })) => {
             config::show(file.as_deref(), prefix.as_deref(), json)
         }
@@ -78,9 +80,13 @@ pub fn run(cli: Cli, interrupt: &AtomicBool) -> Outcome {
         Some(Command::Start(a)) => {
             life::start(&default_prefix(a.prefix), a.timeout, a.json, interrupt)
         }
-        Some(Command::Stop(a)) => life::stop(&default_prefix(a.prefix), a.timeout, a.json),
+        Some(Command::Stop(a)) => {
+            life::stop(&default_prefix(a.prefix), a.timeout, a.json, interrupt)
+        }
         Some(Command::Console(a)) => life::console(&default_prefix(a.prefix)),
-        Some(Command::Shell(a)) => life::shell(&default_prefix(a.prefix), &a.command, a.timeout),
+        Some(Command::Shell(a)) => {
+            life::shell(&default_prefix(a.prefix), &a.command, a.timeout, interrupt)
+        }
         Some(Command::RunMachine(a)) => life::run_machine(&default_prefix(a.prefix), interrupt),
     }
 }

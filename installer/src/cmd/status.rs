@@ -7,7 +7,8 @@
 //! It reads `install-state.json`, looks at each image (present, size, filesystem from
 //! its superblock), checks `config.txt` as colinux-daemon would read it, and reports the
 //! first boot, driver and TAP state (the driver and TAP are managed by later issues and
-//! reported as such), and whether it runs in the background (`start`).
+//! reported as such), and whether it runs in the background (`start`; for a wsl machine,
+//! whether WSL lists its distribution Running).
 
 use std::path::Path;
 
@@ -159,11 +160,26 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
     let tap_live = tap
         .as_ref()
         .map(|t| crate::cmd::tap::adapter_json(&t.name, t.host_ip));
-    // A machine started in the background (`start`) while its process lives.
+    // A machine started in the background (`start`) while its process lives; a wsl
+    // machine while WSL runs its distribution.
     let running = crate::machines::running(prefix);
+    let wsl_running = wsl_now
+        .as_ref()
+        .filter(|w| {
+            w["host"]["registered"] == true
+                && w["host"].get("other_disk").is_none()
+                && w["host"]["state"]
+                    .as_str()
+                    .is_some_and(|s| s.eq_ignore_ascii_case("Running"))
+        })
+        .map(|w| w["name"].as_str().unwrap_or("").to_owned());
     let v = json!({
         "installed": true,
-        "running": running.as_ref().map(|r| json!({"pid": r.pid, "monitor": r.monitor, "engine": r.engine, "started_at": r.started_at, "log": r.log})),
+        "running": match (&running, &wsl_running) {
+            (Some(r), _) => json!({"pid": r.pid, "monitor": r.monitor, "engine": r.engine, "started_at": r.started_at, "log": r.log}),
+            (None, Some(name)) => json!({"pid": null, "monitor": "wsl", "engine": "WSL 2", "distribution": name}),
+            (None, None) => Value::Null,
+        },
         "prefix": prefix,
         "version": st.version,
         "profile": st.profile,
@@ -195,17 +211,26 @@ pub fn run(prefix: &Path, json_out: bool) -> Outcome {
             st.monitor,
             st.version
         );
-        match &running {
-            Some(r) => crate::out::outln!(
+        match (&running, &wsl_running) {
+            (Some(r), _) => crate::out::outln!(
                 "  running in the background ({}, process {} since {}); stop it with `colinux-setup stop --prefix {}`",
                 r.engine,
                 r.pid,
                 state::stamp(r.started_at),
                 prefix.display()
             ),
-            // `start` is Linux's for now: elsewhere there is nothing to say.
-            None if cfg!(unix) => crate::out::outln!("  not running in the background"),
-            None => {}
+            (None, Some(name)) => crate::out::outln!(
+                "  running (its WSL distribution {name}); stop it with `colinux-setup stop --prefix {}`",
+                prefix.display()
+            ),
+            (None, None) if st.monitor == crate::profile::Monitor::Wsl => crate::out::outln!(
+                "  not running (`colinux-setup start --prefix {}` starts it)",
+                prefix.display()
+            ),
+            // `start` of the other monitors is Linux's for now: elsewhere there is
+            // nothing to say.
+            (None, None) if cfg!(unix) => crate::out::outln!("  not running in the background"),
+            (None, None) => {}
         }
         if let Some(why) = &st.monitor_why {
             let title = crate::monitor::probe::title_of(st.monitor, st.accel);

@@ -35,10 +35,19 @@
 //! forwards localhost itself), the serial line or the kernel and initrd (WSL's own).
 //! Shares become drvfs lines in fstab (WSL mounts them with `mountFsTab`); the default
 //! user goes into `/etc/wsl.conf` (`[user] default=`) as the root is built, with the
-//! host name (`[network] hostname=`). The plan says each of these in a warning
-//! ([`adjust`]). The home image stays its own raw image, which WSL cannot attach
+//! host name (`[network] hostname=`). [`Ignored`] is the one list of what WSL ignores
+//! and why: the plan says each in a warning ([`adjust`]), `config check` in a note on
+//! the config.txt line ([`config_notes`]). The home image stays its own raw image, which WSL cannot attach
 //! (`wsl --mount --vhd` takes VHD(X) files, needs an administrator and mounts under
 //! /mnt/wsl): the plan says so; home is not mounted in the distribution yet.
+//!
+//! ## A machine's life: start, stop, shell, console
+//!
+//! WSL runs a distribution while a process lives in it and stops it once it is idle,
+//! so `start` leaves one there ([`WslHost::start`]: a detached `wsl.exe` running
+//! `sleep` as root) and `stop` ends it with `wsl --terminate`; `shell -- CMD` runs
+//! `/bin/sh -c CMD` as the distribution's default user ([`WslHost::run`] without a
+//! user) and `console` opens its shell (see `cmd::life`).
 //!
 //! ## Limitations
 //!
@@ -63,6 +72,10 @@ use crate::profile::{Monitor, Role};
 
 /// The test hook that selects the recording host: a JSON state file.
 pub const TEST_HOST_ENV: &str = "COLINUX_SETUP_TEST_WSL_HOST";
+
+/// What `start` leaves running in a distribution so that WSL keeps it running: `sleep`
+/// for as long as a 32-bit `sleep` takes (68 years), replacing the shell.
+pub const KEEP_ALIVE: &str = "exec sleep 2147483647";
 
 /// Why the wsl monitor is refused on a host without WSL.
 pub const NO_WSL: &str = "WSL runs only on 64-bit Windows 10 2004+ and 11, with WSL 2 turned on";
@@ -89,6 +102,14 @@ pub enum WslError {
     AlreadyRegistered {
         /// The name.
         name: String,
+    },
+    /// Ctrl-C (or a signal) stopped the operation (wsl.exe's `start`: the recording
+    /// host waits for nothing).
+    #[cfg_attr(not(windows), allow(dead_code))]
+    #[error("{op}: stopped")]
+    Interrupted {
+        /// What was being done.
+        op: String,
     },
     /// An operation failed.
     #[error("{op}: {message}")]
@@ -123,7 +144,8 @@ pub struct RunOutput {
     pub interrupted: bool,
 }
 
-/// The `wsl.exe` calls the install, boot, status and uninstall make.
+/// The `wsl.exe` calls the install, boot, status, uninstall and a machine's life
+/// (`start`, `stop`, `shell`, `console`) make.
 pub trait WslHost {
     /// `windows` (wsl.exe) or `recording`.
     fn kind(&self) -> &'static str;
@@ -133,15 +155,27 @@ pub trait WslHost {
     fn import_in_place(&mut self, name: &str, disk: &Path) -> Result<(), WslError>;
     /// `wsl --terminate NAME`.
     fn terminate(&mut self, name: &str) -> Result<(), WslError>;
+    /// Keeps NAME running until [`WslHost::terminate`]: WSL stops a distribution once
+    /// nothing runs in it, so a process ([`KEEP_ALIVE`]) is left running in it as root,
+    /// never waited for. Returns once WSL lists NAME `Running`; after `timeout` or on
+    /// Ctrl-C the distribution is terminated and an error returned.
+    fn start(
+        &mut self,
+        name: &str,
+        timeout: Duration,
+        interrupt: &AtomicBool,
+    ) -> Result<(), WslError>;
     /// `wsl --unregister NAME`: as WSL does, this deletes the distribution's disk (use
     /// [`unregister_keeping_disk`]).
     fn unregister(&mut self, name: &str) -> Result<(), WslError>;
-    /// `wsl -d NAME -u USER --exec ARGV...`, each output line to `line`, stopped after
-    /// `timeout` or on Ctrl-C.
+    /// `wsl -d NAME -u USER --exec ARGV...` (without `-u` when `user` is `None`: the
+    /// distribution's default user, wsl.conf's), each output line to `line`; after
+    /// `timeout` or on Ctrl-C its wsl.exe is killed (the command may live on in the
+    /// distribution: the caller terminates it where that matters).
     fn run(
         &mut self,
         name: &str,
-        user: &str,
+        user: Option<&str>,
         argv: &[String],
         timeout: Duration,
         interrupt: &AtomicBool,
@@ -246,35 +280,225 @@ pub fn adjust(plan: &mut Plan) -> anyhow::Result<()> {
         img.file = format!("{stem}.vhdx");
         img.path = plan.prefix.join(&img.file);
     }
-    let mut w = vec![format!(
-        "RAMMB={}: no WSL meaning (WSL 2 runs every distribution in one VM sized by .wslconfig's `memory=`)",
-        plan.ram_mb
-    )];
+    let mut w = vec![Ignored::Mem.said(&format!("RAMMB={}", plan.ram_mb))];
     w.push(format!(
-        "{}: no WSL meaning (WSL 2 has its own swap, .wslconfig's `swap=`); it is made, and not used under WSL",
-        plan.swap.file
+        "{}; it is made, and not used under WSL",
+        Ignored::Swap.said(&plan.swap.file)
     ));
     for img in plan.images.iter().filter(|i| i.role != Role::Root) {
         w.push(format!(
-            "{} ({}) stays its own raw image, which WSL cannot attach (`wsl --mount --vhd` takes VHDX files and needs an administrator): it is not mounted in the distribution",
-            img.file, img.mount
+            "{}; it stays its own raw image, not mounted in the distribution",
+            Ignored::Image.said(&format!("{} ({})", img.file, img.mount))
         ));
     }
     if plan.tap.is_some() {
-        w.push(
-            "the TAP adapter: no WSL meaning (WSL 2 gives the distribution its own network)"
-                .to_owned(),
-        );
+        w.push(Ignored::Adapter.said("the TAP adapter"));
     }
     if plan.slirp.as_deref().is_some_and(|s| !s.trim().is_empty()) {
-        w.push("the slirp port forwards: no WSL meaning (WSL forwards the distribution's localhost ports to Windows itself)".to_owned());
+        w.push(Ignored::Slirp.said("the slirp port forwards"));
     }
     if plan.serial.is_some() {
-        w.push("the serial line: no WSL meaning".to_owned());
+        w.push(Ignored::Serial.said("the serial line"));
     }
-    w.push("the kernel and initrd: no WSL meaning (WSL 2 boots its own kernel)".to_owned());
+    w.push(Ignored::Kernel.said("the kernel and initrd"));
     plan.warnings.extend(w);
     Ok(())
+}
+
+/// What of a coLinux machine WSL ignores, and why: the one list behind the plan's
+/// warnings ([`adjust`]) and `config check`'s notes ([`config_notes`]). What WSL does
+/// use is not here: the root image is the distribution's disk, and the shares (cofsN)
+/// are drvfs lines in its fstab.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ignored {
+    /// The guest's RAM (RAMMB, `mem=`).
+    Mem,
+    /// The swap image.
+    Swap,
+    /// An image that is not the root (home, another `cobdN=`, `scsiN=`).
+    Image,
+    /// A network adapter of the host: the TAP adapter, a bridge (`ethN=tuntap`, ...).
+    Adapter,
+    /// slirp and its port forwards (`ethN=slirp,...`).
+    Slirp,
+    /// The serial line (`ttysN=`).
+    Serial,
+    /// The kernel and initrd (`kernel=`, `initrd=`).
+    Kernel,
+    /// A kernel command-line parameter other than `root=`.
+    BootParam,
+    /// A PCI device of the host (`pciN=`).
+    Pci,
+    /// A program colinux-daemon starts with the machine (`execN=`).
+    Exec,
+    /// coLinux's console window (`cocon=`, `cursor=`, `color=`).
+    Console,
+    /// How colinux-daemon opens its block devices (`setcobd=`).
+    Setcobd,
+}
+
+impl Ignored {
+    /// Why WSL ignores it, in a few words.
+    pub fn why(self) -> &'static str {
+        match self {
+            Ignored::Mem => {
+                "WSL 2 runs every distribution in one VM sized by .wslconfig's `memory=`"
+            }
+            Ignored::Swap => "WSL 2 has its own swap, .wslconfig's `swap=`",
+            Ignored::Image => {
+                "WSL attaches only the distribution's own disk; `wsl --mount --vhd` takes VHDX files and needs an administrator"
+            }
+            Ignored::Adapter => "WSL 2 gives the distribution its own network",
+            Ignored::Slirp => {
+                "WSL 2 gives the distribution its own network and forwards its localhost ports to Windows itself"
+            }
+            Ignored::Serial => "a WSL distribution has no serial line",
+            Ignored::Kernel => "WSL 2 boots its own kernel",
+            Ignored::BootParam => {
+                "WSL 2 boots its own kernel with its own command line, .wslconfig's `kernelCommandLine=`"
+            }
+            Ignored::Pci => "WSL 2 passes no PCI device of this host to a distribution",
+            Ignored::Exec => "WSL starts no Windows program with a distribution",
+            Ignored::Console => {
+                "coLinux's console window; a WSL distribution's console is the terminal it runs in"
+            }
+            Ignored::Setcobd => "WSL attaches the distribution's disk itself",
+        }
+    }
+
+    /// `WHAT: no WSL meaning (WHY)`.
+    pub fn said(self, what: &str) -> String {
+        format!("{what}: no WSL meaning ({})", self.why())
+    }
+}
+
+/// A `config check` note: a config.txt key WSL ignores, where it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    /// The line it is on, when the parser placed it.
+    pub location: Option<config_txt::Location>,
+    /// The key as written (`mem`, `cobd1`, `eth0`, a boot parameter's name).
+    pub key: String,
+    /// Why WSL ignores it.
+    pub ignored: Ignored,
+}
+
+/// `FILE:LINE:COL: note: KEY: no WSL meaning (WHY)`, as the checker's other lines.
+impl std::fmt::Display for Note {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(loc) = &self.location {
+            write!(f, "{loc}: ")?;
+        }
+        write!(f, "note: {}", self.ignored.said(&self.key))
+    }
+}
+
+/// The index of the root's `cobdN`: the one `root=` names, under any monitor's device
+/// names (`/dev/cobd0`, `/dev/ubda`, `/dev/vda`, `/dev/sda`, a partition of one) or an
+/// alias (`hda1=:cobd0`, `root=/dev/hda1`); else cobd0, coLinux's convention.
+fn root_cobd(config: &config_txt::Config) -> u8 {
+    let Some(root) = config.root.as_deref() else {
+        return 0;
+    };
+    let named = |dev: &str| {
+        root.strip_prefix(dev)
+            .is_some_and(|rest| rest.chars().all(|c| c.is_ascii_digit()))
+    };
+    let all = [Monitor::Colinux, Monitor::Uml, Monitor::Qemu, Monitor::Wsl];
+    config
+        .cobd
+        .iter()
+        .find(|(i, d)| {
+            all.iter().any(|m| named(&m.device(**i)))
+                || d.alias
+                    .as_deref()
+                    .is_some_and(|a| root.strip_prefix("/dev/") == Some(a))
+        })
+        .map_or(0, |(i, _)| *i)
+}
+
+/// The notes of `config check` for a config.txt read for the wsl monitor: every key
+/// WSL ignores, in file order. `swaps` are the file names of the machine's swap images
+/// (from its install-state.json), told apart from its other images; a bare file has
+/// none, and its images other than the root are images.
+pub fn config_notes(parsed: &config_txt::Parsed, swaps: &[String]) -> Vec<Note> {
+    use config_txt::Item;
+    let c = &parsed.config;
+    let mut notes = Vec::new();
+    let mut note = |item: Item, key: String, ignored: Ignored| {
+        notes.push(Note {
+            location: parsed.location(item).cloned(),
+            key,
+            ignored,
+        });
+    };
+    if c.kernel.is_some() {
+        note(Item::Kernel, "kernel".to_owned(), Ignored::Kernel);
+    }
+    if c.initrd.is_some() {
+        note(Item::Initrd, "initrd".to_owned(), Ignored::Kernel);
+    }
+    if c.mem.is_some() {
+        note(Item::Mem, "mem".to_owned(), Ignored::Mem);
+    }
+    if c.setcobd.is_some() {
+        note(Item::Setcobd, "setcobd".to_owned(), Ignored::Setcobd);
+    }
+    let root = root_cobd(c);
+    for (&n, d) in c.cobd.iter().filter(|(n, _)| **n != root) {
+        // The file name, whichever separator the path was written with.
+        let file = d.path.rsplit(['/', '\\']).next().unwrap_or(&d.path);
+        let swap = swaps.iter().any(|s| s.eq_ignore_ascii_case(file));
+        let item = if parsed.location(Item::Cobd(n)).is_some() {
+            Item::Cobd(n)
+        } else {
+            Item::Alias(n)
+        };
+        note(
+            item,
+            format!("cobd{n}"),
+            if swap { Ignored::Swap } else { Ignored::Image },
+        );
+    }
+    for &n in c.scsi.keys() {
+        note(Item::Scsi(n), format!("scsi{n}"), Ignored::Image);
+    }
+    for (&n, nic) in &c.eth {
+        let ignored = match nic {
+            config_txt::Nic::Slirp { .. } => Ignored::Slirp,
+            _ => Ignored::Adapter,
+        };
+        note(Item::Eth(n), format!("eth{n}"), ignored);
+    }
+    for &n in c.pci.keys() {
+        note(Item::Pci(n), format!("pci{n}"), Ignored::Pci);
+    }
+    for &n in c.ttys.keys() {
+        note(Item::Ttys(n), format!("ttys{n}"), Ignored::Serial);
+    }
+    for &n in c.exec.keys() {
+        note(Item::Exec(n), format!("exec{n}"), Ignored::Exec);
+    }
+    for (item, key, set) in [
+        (Item::Cocon, "cocon", c.cocon.is_some()),
+        (Item::Cursor, "cursor", c.cursor.is_some()),
+        (Item::Color, "color", c.color.is_some()),
+    ] {
+        if set {
+            note(item, key.to_owned(), Ignored::Console);
+        }
+    }
+    for (i, p) in c.boot_params.iter().enumerate() {
+        let key = p.split_once('=').map_or(p.as_str(), |(k, _)| k);
+        note(Item::BootParam(i), key.to_owned(), Ignored::BootParam);
+    }
+    notes.sort_by_key(|n| {
+        (
+            n.location.is_none(),
+            n.location.as_ref().map(|l| (l.line, l.col)),
+        )
+    });
+    notes
 }
 
 /// `/etc/wsl.conf` of a wsl machine's root: its default user (the profile's first user
@@ -434,6 +658,55 @@ mod tests {
         assert!(check_name("a b").is_err());
         assert!(check_name(&"a".repeat(65)).is_err());
         assert!(check_name("é").is_err());
+    }
+
+    #[test]
+    fn config_check_notes_every_key_wsl_ignores_and_not_the_root_or_the_shares() {
+        let text = b"kernel=vmlinux\ninitrd=initrd.gz\nmem=64\ncobd0=c:\\m\\root.img\ncobd1=c:\\m\\Swap.img\ncobd2=/m/home.img\neth0=slirp,,tcp:2222:22\neth1=tuntap,tap0\ncofs0=c:\\share\nttys0=COM1\nroot=/dev/cobd0\nro\n";
+        let parsed = config_txt::parse(text, "c.txt");
+        assert!(!parsed.has_errors(), "{:?}", parsed.diagnostics);
+        let notes = config_notes(&parsed, &["swap.img".to_owned()]);
+        let got: Vec<(String, Ignored)> =
+            notes.iter().map(|n| (n.key.clone(), n.ignored)).collect();
+        let want = [
+            ("kernel", Ignored::Kernel),
+            ("initrd", Ignored::Kernel),
+            ("mem", Ignored::Mem),
+            ("cobd1", Ignored::Swap),
+            ("cobd2", Ignored::Image),
+            ("eth0", Ignored::Slirp),
+            ("eth1", Ignored::Adapter),
+            ("ttys0", Ignored::Serial),
+            ("ro", Ignored::BootParam),
+        ];
+        let want: Vec<(String, Ignored)> =
+            want.iter().map(|(k, i)| ((*k).to_owned(), *i)).collect();
+        assert_eq!(got, want);
+        // Each on its line, in the checker's words.
+        assert_eq!(
+            notes[2].to_string(),
+            format!(
+                "c.txt:3:1: note: mem: no WSL meaning ({})",
+                Ignored::Mem.why()
+            )
+        );
+        assert!(notes.iter().all(|n| n.location.is_some()));
+        // The root is the cobd root= names, under any monitor's device names or an alias.
+        for (root, noted) in [
+            ("root=/dev/sdb", "cobd0"),
+            ("root=/dev/ubdb1", "cobd0"),
+            ("hda1=:cobd1\nroot=/dev/hda1", "cobd0"),
+            ("root=/dev/vda", "cobd1"),
+        ] {
+            let text = format!("kernel=k\ncobd0=/m/a.img\ncobd1=/m/b.img\n{root}\n");
+            let parsed = config_txt::parse(text.as_bytes(), "c.txt");
+            let keys: Vec<String> = config_notes(&parsed, &[])
+                .into_iter()
+                .filter(|n| n.key.starts_with("cobd"))
+                .map(|n| n.key)
+                .collect();
+            assert_eq!(keys, vec![noted.to_owned()], "{root}");
+        }
     }
 
     #[test]

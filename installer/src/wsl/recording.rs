@@ -3,13 +3,16 @@
 //! behaves as WSL does where the install depends on it: `import_in_place` needs the
 //! disk to exist and be a VHDX, refuses a name or a disk already registered;
 //! `unregister` deletes the disk (WSL's `--unregister` does, also for a disk
-//! registered in place); running in a distribution whose disk is gone fails.
+//! registered in place); running in a distribution whose disk is gone fails. A
+//! distribution runs from `start` or `run` until `terminate`, as one with a process
+//! left in it does under WSL.
 //!
 //! It cannot run a guest: `run` simulates the first-boot script (see [`simulate`]):
 //! it reads the distribution share the script would read (dist.tar and SHA256SUMS at
 //! the `colinux.dist=dir:` path) and prints the lines and marker the script prints,
-//! or fails or hangs as the test hook `colinux.firstboot.test=fail|hang` asks. The
-//! state's `first_boot_exit` makes the command itself end with another status.
+//! or fails or hangs as the test hook `colinux.firstboot.test=fail|hang` asks; any other
+//! command prints one line that says it ran. The state's `first_boot_exit` makes every
+//! command end with another status.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,7 +28,7 @@ use super::{Distribution, RunOutput, WslError, WslHost};
 pub struct Recorded {
     /// Its disk, registered in place.
     pub disk: PathBuf,
-    /// Running (after a command ran in it, until terminated).
+    /// Running (after `start` or a command ran in it, until terminated).
     #[serde(default)]
     pub running: bool,
 }
@@ -87,6 +90,18 @@ impl RecordingHost {
             std::fs::write(f, bytes).map_err(|e| failed(e.to_string()))?;
         }
         Ok(())
+    }
+
+    /// The distribution, when WSL could run it: registered, its disk there.
+    fn runnable(&self, name: &str, op: &str) -> Result<Recorded, WslError> {
+        let d = self.get(name)?.clone();
+        if !d.disk.is_file() {
+            return Err(WslError::Failed {
+                op: op.to_owned(),
+                message: format!("the distribution's disk {} is gone", d.disk.display()),
+            });
+        }
+        Ok(d)
     }
 
     fn get(&self, name: &str) -> Result<&Recorded, WslError> {
@@ -168,6 +183,19 @@ impl WslHost for RecordingHost {
         self.act(format!("terminate {name}"))
     }
 
+    fn start(
+        &mut self,
+        name: &str,
+        _timeout: Duration,
+        _interrupt: &AtomicBool,
+    ) -> Result<(), WslError> {
+        self.runnable(name, &format!("wsl -d {name} (start)"))?;
+        if let Some(r) = self.state.distributions.get_mut(name) {
+            r.running = true;
+        }
+        self.act(format!("start {name}: {}", super::KEEP_ALIVE))
+    }
+
     fn unregister(&mut self, name: &str) -> Result<(), WslError> {
         let d = self.get(name)?.clone();
         self.state.distributions.remove(name);
@@ -188,23 +216,21 @@ impl WslHost for RecordingHost {
     fn run(
         &mut self,
         name: &str,
-        user: &str,
+        user: Option<&str>,
         argv: &[String],
         _timeout: Duration,
         _interrupt: &AtomicBool,
         line: &mut dyn FnMut(&str),
     ) -> Result<RunOutput, WslError> {
-        let d = self.get(name)?.clone();
-        if !d.disk.is_file() {
-            return Err(WslError::Failed {
-                op: format!("wsl -d {name}"),
-                message: format!("the distribution's disk {} is gone", d.disk.display()),
-            });
-        }
+        self.runnable(name, &format!("wsl -d {name}"))?;
         if let Some(r) = self.state.distributions.get_mut(name) {
             r.running = true;
         }
-        self.act(format!("run {name} as {user}: {}", argv.join(" ")))?;
+        self.act(format!(
+            "run {name} as {}: {}",
+            user.unwrap_or("the default user"),
+            argv.join(" ")
+        ))?;
         let mut out = simulate(argv, line);
         if let Some(code) = self.state.first_boot_exit {
             out.exit_code = Some(code);

@@ -3,6 +3,10 @@
 //! distributions' disks from the registry (`HKCU\Software\Microsoft\Windows\
 //! CurrentVersion\Lxss\{GUID}`: `DistributionName`, `BasePath`, `VhdFileName`).
 //!
+//! `start` leaves a detached, windowless `wsl.exe` running [`super::KEEP_ALIVE`] in the
+//! distribution (WSL stops an idle one) and polls `wsl --list --verbose` until it says
+//! Running.
+//!
 //! Never run on real Windows yet: written from WSL's documentation (`wsl --help`) and
 //! built for x86_64 Windows; see the module doc of [`super`].
 
@@ -161,6 +165,83 @@ impl WslHost for WslExe {
         .map(|_| ())
     }
 
+    fn start(
+        &mut self,
+        name: &str,
+        timeout: Duration,
+        interrupt: &AtomicBool,
+    ) -> Result<(), WslError> {
+        use std::os::windows::process::CommandExt as _;
+        // A console of its own that no one sees (no window, no Ctrl-C from ours), and out
+        // of our job when the job allows it: a job that kills its processes when it
+        // closes (a terminal's, a deployment tool's) would end the machine with us.
+        const CREATE_NEW_PROCESS_GROUP: u32 = 0x0000_0200;
+        const CREATE_NO_WINDOW: u32 = 0x0800_0000;
+        const CREATE_BREAKAWAY_FROM_JOB: u32 = 0x0100_0000;
+        let op = format!(
+            "wsl -d {name} -u root --exec /bin/sh -c '{}'",
+            super::KEEP_ALIVE
+        );
+        let spawn = |flags: u32| {
+            command()
+                .args(["-d", name, "-u", "root", "--exec", "/bin/sh", "-c"])
+                .arg(super::KEEP_ALIVE)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .creation_flags(flags)
+                .spawn()
+        };
+        let flags = CREATE_NEW_PROCESS_GROUP | CREATE_NO_WINDOW;
+        let mut child = match spawn(flags | CREATE_BREAKAWAY_FROM_JOB) {
+            // A job that does not allow breaking away refuses the flag.
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => spawn(flags),
+            other => other,
+        }
+        .map_err(|e| WslError::Failed {
+            op: op.clone(),
+            message: format!("cannot run {}: {e}", program().display()),
+        })?;
+        let started = Instant::now();
+        let stop = |host: &mut Self, child: &mut std::process::Child| {
+            let _ = child.kill();
+            let _ = host.terminate(name);
+        };
+        loop {
+            // Looked at, never waited for: it is to live on after this process.
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(WslError::Failed {
+                    op,
+                    message: format!(
+                        "wsl.exe ended ({status}) before the distribution ran; `wsl -d {name}` shows why"
+                    ),
+                });
+            }
+            if self
+                .list()?
+                .iter()
+                .any(|d| d.name == name && d.state.eq_ignore_ascii_case("Running"))
+            {
+                return Ok(());
+            }
+            if interrupt.load(Ordering::SeqCst) {
+                stop(self, &mut child);
+                return Err(WslError::Interrupted { op });
+            }
+            if started.elapsed() > timeout {
+                stop(self, &mut child);
+                return Err(WslError::Failed {
+                    op,
+                    message: format!(
+                        "WSL did not list {name} as Running within {} s; it was terminated",
+                        timeout.as_secs()
+                    ),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
     fn unregister(&mut self, name: &str) -> Result<(), WslError> {
         call(
             &format!("wsl --unregister {name}"),
@@ -172,15 +253,23 @@ impl WslHost for WslExe {
     fn run(
         &mut self,
         name: &str,
-        user: &str,
+        user: Option<&str>,
         argv: &[String],
         timeout: Duration,
         interrupt: &AtomicBool,
         line: &mut dyn FnMut(&str),
     ) -> Result<RunOutput, WslError> {
-        let op = format!("wsl -d {name} -u {user}");
-        let mut child = command()
-            .args(["-d", name, "-u", user, "--exec"])
+        let op = match user {
+            Some(u) => format!("wsl -d {name} -u {u}"),
+            None => format!("wsl -d {name}"),
+        };
+        let mut c = command();
+        c.args(["-d", name]);
+        if let Some(u) = user {
+            c.args(["-u", u]);
+        }
+        let mut child = c
+            .arg("--exec")
             .args(argv)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -238,9 +327,10 @@ impl WslHost for WslExe {
                 false
             };
             if stop {
+                // The caller decides whether the distribution goes too (the first boot
+                // terminates it; `shell` leaves the machine running).
                 let _ = child.kill();
                 let _ = child.wait();
-                let _ = self.terminate(name);
                 break;
             }
             std::thread::sleep(Duration::from_millis(100));

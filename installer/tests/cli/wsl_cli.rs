@@ -1,4 +1,6 @@
-//! `install --monitor wsl` (issue 22 items 2, 3, 5) on Linux, through the recording WSL
+//! `install --monitor wsl` (issue 22 items 2, 3, 5), a wsl machine's `start`, `stop`,
+//! `shell`, `console` and `list`, and `config check`'s notes on what WSL ignores, on
+//! Linux, through the recording WSL
 //! host of the test hook (`COLINUX_SETUP_TEST_WSL_HOST=FILE`: the JSON state of a
 //! simulated WSL that registers a disk in place and, as WSL does, deletes it on
 //! unregister). WSL itself cannot run here: the first-boot script is simulated by the
@@ -10,7 +12,7 @@ use crate::common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{FAILED, cmd, debugfs, p, sha256, tempdir, text};
+use common::{BUSY, FAILED, cmd, debugfs, p, sha256, tempdir, text};
 
 const HOOK: &str = "COLINUX_SETUP_TEST_WSL_HOST";
 const SIZES: &[&str] = &[
@@ -208,12 +210,6 @@ fn install_registers_first_boots_reports_keeps_the_images_and_purges() {
     assert_eq!(v["wsl"]["host"]["state"], "Stopped", "{v}");
     assert_eq!(v["monitor"], "wsl");
 
-    // start is not done for wsl: refused in words that name boot.
-    expect(
-        &run(&host, &["start", "--prefix", p(&m)]),
-        FAILED,
-        &["WSL distribution", "colinux-setup boot --prefix"],
-    );
     // boot opens the distribution's shell.
     expect(&run(&host, &["boot", "--prefix", p(&m)]), 0, &[]);
     assert_eq!(
@@ -438,4 +434,290 @@ fn an_install_killed_after_registering_is_finished_by_a_rerun_or_undone_by_unins
     expect(&o, 0, &[]);
     assert!(registered(&host).is_empty(), "{:?}", registered(&host));
     assert!(!m.join("root.vhdx").exists());
+}
+
+/// `colinux-setup ARGS` with the recording host and a list of machines of the test's own.
+fn life(host: &Path, state: &Path, args: &[&str]) -> Output {
+    cmd(args)
+        .env(HOOK, host)
+        .env("XDG_STATE_HOME", state)
+        .output()
+        .expect("run")
+}
+
+/// `list --json`'s one machine.
+fn listed(host: &Path, state: &Path) -> serde_json::Value {
+    let o = life(host, state, &["list", "--json"]);
+    expect(&o, 0, &[]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let all = v["machines"].as_array().cloned().unwrap_or_default();
+    assert_eq!(all.len(), 1, "{v}");
+    all[0].clone()
+}
+
+fn running(host: &Path) -> bool {
+    host_state(host)["distributions"]["colinux"]["running"] == true
+}
+
+/// The issue's "done when" for wsl: start, list and status show it running, shell runs a
+/// command (its output ours, its status ours), console opens its shell, stop, stopped;
+/// and what is refused: a second start (1618), a stop of a stopped machine (nothing to
+/// do, as for the other monitors), shell and console of a stopped one, and a start or
+/// stop of a distribution that is not registered or whose disk is gone, with nothing
+/// changed. Nothing is ever unregistered.
+#[test]
+fn start_list_shell_console_stop_through_the_recording_host() {
+    let t = tempdir("wsl-start");
+    let host = t.path().join("host.json");
+    let state = t.path().join("state");
+    let m = t.path().join("m");
+    let on = |c: &'static str| vec![c, "--prefix", p(&m)];
+    let o = install(
+        &host,
+        &m,
+        &["--no-first-boot"],
+        &[("XDG_STATE_HOME", p(&state))],
+    );
+    expect(&o, 0, &["WSL distribution colinux"]);
+    let v = listed(&host, &state);
+    assert_eq!(
+        (v["monitor"].as_str(), v["state"].as_str()),
+        (Some("wsl"), Some("stopped")),
+        "{v}"
+    );
+    assert_eq!(v["distribution"], "colinux", "{v}");
+
+    // Stopped: stop has nothing to do; shell and console need it running. WSL is asked,
+    // never changed.
+    let before = std::fs::read(&host).expect("host");
+    expect(
+        &life(&host, &state, &on("stop")),
+        0,
+        &["is not running", "nothing to do"],
+    );
+    expect(
+        &life(&host, &state, &["shell", "--prefix", p(&m), "--", "true"]),
+        FAILED,
+        &["is not running; start it with `colinux-setup start --prefix"],
+    );
+    expect(
+        &life(&host, &state, &on("console")),
+        FAILED,
+        &["is not running; start it with"],
+    );
+    assert_eq!(std::fs::read(&host).expect("host"), before);
+
+    // start leaves a process running in it, and returns.
+    let o = life(&host, &state, &on("start"));
+    expect(
+        &o,
+        0,
+        &["started the machine in", "WSL distribution colinux"],
+    );
+    assert!(running(&host));
+    assert_eq!(
+        actions(&host).last().map(String::as_str),
+        Some("start colinux: exec sleep 2147483647")
+    );
+    let v = listed(&host, &state);
+    assert_eq!(v["state"], "running", "{v}");
+    assert_eq!(v["engine"], "WSL 2", "{v}");
+    expect(&life(&host, &state, &["list"]), 0, &["wsl", "running"]);
+    expect(
+        &life(&host, &state, &on("status")),
+        0,
+        &[
+            "running (its WSL distribution colinux)",
+            "WSL distribution: colinux: registered, running",
+        ],
+    );
+    let o = life(&host, &state, &["status", "--json", "--prefix", p(&m)]);
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(s["running"]["distribution"], "colinux", "{s}");
+
+    // A second start: busy, and WSL is not asked to start anything.
+    let n = actions(&host).len();
+    expect(
+        &life(&host, &state, &on("start")),
+        BUSY,
+        &["is running already", "colinux-setup stop --prefix"],
+    );
+    assert_eq!(actions(&host).len(), n);
+
+    // shell runs the command as the default user: its output on stdout, its status ours.
+    let o = life(
+        &host,
+        &state,
+        &["shell", "--prefix", p(&m), "--", "echo", "hi"],
+    );
+    expect(&o, 0, &[]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("recording WSL host: ran the command"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(
+        actions(&host).last().map(String::as_str),
+        Some("run colinux as the default user: /bin/sh -c echo hi")
+    );
+    let mut failing = host_state(&host);
+    failing["first_boot_exit"] = serde_json::json!(3);
+    std::fs::write(&host, failing.to_string()).expect("write");
+    let o = life(&host, &state, &["shell", "--prefix", p(&m), "--", "false"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let mut ok = host_state(&host);
+    ok["first_boot_exit"] = serde_json::Value::Null;
+    std::fs::write(&host, ok.to_string()).expect("write");
+    // console (and shell without a command) opens its shell.
+    expect(&life(&host, &state, &on("console")), 0, &[]);
+    assert_eq!(
+        actions(&host).last().map(String::as_str),
+        Some("shell colinux")
+    );
+    expect(&life(&host, &state, &on("shell")), 0, &[]);
+
+    // stop: sync as root, then terminate.
+    let o = life(&host, &state, &["stop", "--json", "--prefix", p(&m)]);
+    expect(&o, 0, &[]);
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(s["was_running"], true, "{s}");
+    assert_eq!(s["clean_poweroff"], true, "{s}");
+    let acts = actions(&host);
+    assert_eq!(
+        acts[acts.len() - 2..],
+        [
+            "run colinux as root: /bin/sh -c sync".to_owned(),
+            "terminate colinux".to_owned()
+        ]
+    );
+    assert!(!running(&host));
+    assert_eq!(listed(&host, &state)["state"], "stopped");
+    expect(
+        &life(&host, &state, &on("status")),
+        0,
+        &["not running (`colinux-setup start --prefix"],
+    );
+
+    // config check of the machine's config.txt says what WSL ignores, without --monitor.
+    let config = m.join("config.txt");
+    let o = life(&host, &state, &["config", "check", p(&config)]);
+    expect(
+        &o,
+        0,
+        &[
+            ": note: mem: no WSL meaning (WSL 2 runs every distribution in one VM",
+            "no WSL meaning (WSL 2 has its own swap",
+            ": note: kernel: no WSL meaning",
+        ],
+    );
+
+    // Unregistered behind our back: start and stop refuse, naming it and what to do,
+    // and change nothing; list shows it damaged.
+    let saved = std::fs::read(&host).expect("read");
+    let mut gone = host_state(&host);
+    gone["distributions"] = serde_json::json!({});
+    std::fs::write(&host, gone.to_string()).expect("write");
+    let before = std::fs::read(&host).expect("host");
+    let install_state = std::fs::read(m.join("install-state.json")).expect("state");
+    for c in ["start", "stop"] {
+        expect(
+            &life(&host, &state, &on(c)),
+            FAILED,
+            &[
+                "the WSL distribution colinux of the machine in",
+                "is not registered",
+                "colinux-setup install --prefix",
+                "colinux-setup status --prefix",
+            ],
+        );
+    }
+    assert_eq!(std::fs::read(&host).expect("host"), before);
+    assert_eq!(
+        std::fs::read(m.join("install-state.json")).expect("state"),
+        install_state
+    );
+    let v = listed(&host, &state);
+    assert_eq!(v["state"], "damaged", "{v}");
+    assert!(
+        v["problem"]
+            .as_str()
+            .is_some_and(|p| p.contains("colinux is not registered")),
+        "{v}"
+    );
+    std::fs::write(&host, &saved).expect("restore");
+
+    // Its disk gone: start refuses and says so; nothing is unregistered.
+    let vhdx = m.join("root.vhdx");
+    let away = t.path().join("root.vhdx.away");
+    std::fs::rename(&vhdx, &away).expect("away");
+    expect(
+        &life(&host, &state, &on("start")),
+        FAILED,
+        &[
+            "root.vhdx of the WSL distribution colinux is gone",
+            "reinstall the machine",
+        ],
+    );
+    assert_eq!(std::fs::read(&host).expect("host"), saved);
+    std::fs::rename(&away, &vhdx).expect("back");
+    assert_eq!(registered(&host).len(), 1);
+    assert!(
+        !actions(&host).iter().any(|a| a.starts_with("unregister")),
+        "{:?}",
+        actions(&host)
+    );
+}
+
+/// `config check --monitor wsl FILE`: after the usual lines, a note for each key WSL
+/// ignores, on its line; the root's cobd, the shares and root= have a WSL meaning and
+/// get none. Notes are not findings: the exit code is the same without them.
+#[test]
+fn config_check_notes_what_wsl_ignores_without_changing_the_verdict() {
+    let t = tempdir("wsl-config");
+    let f = t.path().join("machine.conf");
+    std::fs::write(
+        &f,
+        "kernel=vmlinux\nmem=64\ncobd0=/m/root.img\ncobd1=/m/home.img\neth0=slirp,,tcp:2222:22\ncofs0=/m/share\nttys0=COM1\nroot=/dev/cobd0\nro\n",
+    )
+    .expect("write");
+    let plain = cmd(&["config", "check", p(&f)]).output().expect("check");
+    assert!(!text(&plain).contains("note:"), "{}", text(&plain));
+    let o = cmd(&["config", "check", "--monitor", "wsl", p(&f)])
+        .output()
+        .expect("check");
+    assert_eq!(o.status.code(), plain.status.code(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let name = p(&f);
+    for want in [
+        format!("{name}:1:1: note: kernel: no WSL meaning (WSL 2 boots its own kernel)"),
+        format!("{name}:2:1: note: mem: no WSL meaning"),
+        format!(
+            "{name}:4:1: note: cobd1: no WSL meaning (WSL attaches only the distribution's own disk"
+        ),
+        format!("{name}:5:1: note: eth0: no WSL meaning"),
+        format!("{name}:7:1: note: ttys0: no WSL meaning"),
+        format!("{name}:9:1: note: ro: no WSL meaning"),
+    ] {
+        assert!(out.contains(&want), "missing {want:?} in\n{}", text(&o));
+    }
+    for not in ["cobd0:", "cofs0:", "root:"] {
+        assert!(!out.contains(&format!("note: {not}")), "{}", text(&o));
+    }
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("note(s) on what WSL ignores"),
+        "{}",
+        text(&o)
+    );
+    // Other monitors: no notes; an unknown one is a usage error.
+    let o = cmd(&["config", "check", "--monitor", "qemu", p(&f)])
+        .output()
+        .expect("check");
+    assert!(!text(&o).contains("note:"), "{}", text(&o));
+    expect(
+        &cmd(&["config", "check", "--monitor", "vmware", p(&f)])
+            .output()
+            .expect("check"),
+        2,
+        &["--monitor vmware: use colinux, uml, qemu or wsl"],
+    );
 }
