@@ -59,6 +59,9 @@ pub enum MsiCommand {
     /// Write the dialogs' tables (.idt files and INSERTs) for scripts/build-msi.
     #[command(hide = true)]
     UiTables(UiTablesArgs),
+    /// Print the dialogs as a WiX fragment (wix/ui.wxs, for a WiX build on Windows).
+    #[command(hide = true)]
+    UiWxs,
 }
 
 /// `msi ui`'s arguments.
@@ -83,6 +86,11 @@ pub struct UiTablesArgs {
     /// colinux-setup.exe, for the Binary table (the DLL runs it).
     #[arg(long)]
     pub exe: PathBuf,
+    /// A file of the program's assets folder the exe needs to plan (the busybox the
+    /// built-in root is made from, its applet list); the DLL puts it in `assets\`
+    /// beside the exe's `bin\`, as the install does.
+    #[arg(long = "asset", value_name = "FILE")]
+    pub assets: Vec<PathBuf>,
 }
 
 /// The properties, as the custom action passes them.
@@ -182,8 +190,12 @@ pub fn run(cmd: MsiCommand, interrupt: &AtomicBool) -> Outcome {
             return Outcome::Done;
         }
         MsiCommand::Ui(a) => return ui(&a),
+        MsiCommand::UiWxs => {
+            crate::out::out!("{}", crate::wizard::msi::wxs::text());
+            return Outcome::Done;
+        }
         MsiCommand::UiTables(a) => {
-            return match crate::wizard::msi::idt::write(&a.dir, &a.dll, &a.exe) {
+            return match crate::wizard::msi::idt::write(&a.dir, &a.dll, &a.exe, &a.assets) {
                 Ok(()) => Outcome::Done,
                 Err(e) => Outcome::Failed(anyhow!(e).context("writing setup.msi's dialog tables")),
             };
@@ -287,11 +299,21 @@ pub fn run(cmd: MsiCommand, interrupt: &AtomicBool) -> Outcome {
 /// `msi ui`: the dialogs' properties as one JSON object on standard output. A refusal
 /// of the answers is a property (UI_ERROR) the dialogs show, not a failure of the run.
 fn ui(a: &UiArgs) -> Outcome {
-    let props = match parse(&a.properties) {
+    use crate::wizard::msi::answers::{self, FILLED};
+    let (filled, rest): (Vec<&String>, Vec<&String>) = a
+        .properties
+        .iter()
+        .partition(|p| p.split_once('=').is_some_and(|(k, _)| k.trim() == FILLED));
+    let filled = filled
+        .last()
+        .and_then(|p| p.split_once('='))
+        .map_or("", |(_, v)| v);
+    let rest: Vec<String> = rest.into_iter().cloned().collect();
+    let props = match parse(&rest) {
         Ok(p) => p,
         Err(e) => return Outcome::Usage(e),
     };
-    let shown = crate::wizard::msi::answers::properties(&a.page, &props);
+    let shown = answers::properties(&a.page, &props, filled);
     match serde_json::to_string(&shown) {
         Ok(json) => {
             crate::out::outln!("{json}");

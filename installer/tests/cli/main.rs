@@ -20,6 +20,7 @@ mod kit_url;
 mod life_cli;
 mod msi;
 mod msi_actions_cli;
+mod msi_ui;
 mod probe_cli;
 mod putty_cli;
 mod rebuild_cli;

@@ -25,15 +25,51 @@ pub const ORIGIN: &str = "setup.msi";
 /// Properties the MSI passes that are not answers of the plan.
 const NOT_ANSWERS: [&str; 3] = ["ANSWERFILE", "PURGE", crate::answer_keys::MSI_USER_SID];
 
+/// The property that remembers the values the program filled in (a JSON object), so
+/// that one the user left as it was is not taken for the user's: the plan's rule for it
+/// stays the recommendation ("half of the host's RAM"), not "from setup.msi".
+pub const FILLED: &str = "UI_FILLED";
+
+/// The answers the program fills in when the user has not given them.
+const FILLABLE: [&str; 9] = [
+    "RAMMB",
+    "ROOTMB",
+    "HOMEMB",
+    "SWAPMB",
+    "SLIRP",
+    "SERIAL",
+    "STARTMENU",
+    "TAPNAME",
+    "SUBNET",
+];
+
 /// The properties for the dialogs after `page`'s Next (or at the start: `start`), from
-/// the properties given (the empty ones left out, as `msi::parse` does).
-pub fn properties(page: &str, given: &[(String, String)]) -> BTreeMap<String, String> {
+/// the properties given (the empty ones left out, as `msi::parse` does) and `filled`,
+/// the [`FILLED`] property (empty at the start).
+pub fn properties(
+    page: &str,
+    given: &[(String, String)],
+    filled: &str,
+) -> BTreeMap<String, String> {
+    let filled: BTreeMap<String, String> = serde_json::from_str(filled).unwrap_or_default();
+    let given: Vec<(String, String)> = given
+        .iter()
+        .filter(|(k, v)| filled.get(k) != Some(v))
+        .cloned()
+        .collect();
     let mut out = BTreeMap::new();
     out.insert("UI_PAGE".to_owned(), page.to_owned());
-    match resolve(given) {
+    match resolve(&given) {
         Ok(plan) => {
             out.insert("UI_ERROR".to_owned(), String::new());
             shown(&plan, &mut out);
+            let now: BTreeMap<&str, &str> = FILLABLE
+                .iter()
+                .filter(|k| !given.iter().any(|(g, _)| g == *k))
+                .filter_map(|k| out.get(*k).map(|v| (*k, v.as_str())))
+                .collect();
+            let json = serde_json::to_string(&now).unwrap_or_default();
+            out.insert(FILLED.to_owned(), json);
         }
         Err(e) => {
             out.insert("UI_ERROR".to_owned(), format!("{e:#}"));

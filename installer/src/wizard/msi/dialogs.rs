@@ -24,6 +24,9 @@ pub const CA_BINARY: &str = "ColinuxSetupCa";
 /// The Binary table's row of colinux-setup.exe, which the DLL runs (not installed yet
 /// when the dialogs run).
 pub const EXE_BINARY: &str = "ColinuxSetupExe";
+/// The prefix of the Binary table's rows of the program's assets (`ColinuxSetupAsset.busybox`),
+/// which the DLL writes into `assets\` beside the exe's `bin\`.
+pub const ASSET_BINARY: &str = "ColinuxSetupAsset.";
 /// The text styles: the default font of every control, and the banner's title.
 pub const NORMAL_STYLE: &str = "ColinuxNormal";
 const TITLE_STYLE: &str = "ColinuxTitle";
@@ -267,6 +270,7 @@ pub fn passed_properties() -> String {
     crate::answer_keys::msi_properties()
         .into_iter()
         .filter(|p| !matches!(*p, "PURGE" | "USERSID"))
+        .chain([super::answers::FILLED])
         .collect::<Vec<_>>()
         .join(";")
 }
@@ -363,7 +367,7 @@ fn page(
         width: WIDTH,
         height: HEIGHT,
         attributes: DIALOG_MODAL,
-        title: "[ProductName] Setup",
+        title: "[ProductName]",
         controls,
         first,
         default: "Next",
@@ -752,7 +756,7 @@ fn progress() -> Dialog {
         width: WIDTH,
         height: HEIGHT,
         attributes: DIALOG_MODELESS,
-        title: "[ProductName] Setup",
+        title: "[ProductName]",
         controls,
         first: "Cancel",
         default: "Cancel",
@@ -773,7 +777,7 @@ fn endings() -> Vec<Dialog> {
             width: WIDTH,
             height: HEIGHT,
             attributes: DIALOG_MODAL,
-            title: "[ProductName] Setup",
+            title: "[ProductName]",
             controls,
             first: "Finish",
             default: "Finish",
@@ -813,7 +817,7 @@ fn refused() -> Dialog {
         width: 330,
         height: 146,
         attributes: DIALOG_MODAL,
-        title: "[ProductName] Setup",
+        title: "[ProductName]",
         controls,
         first: "OK",
         default: "OK",
@@ -926,7 +930,10 @@ mod tests {
             }
         }
         for p in passed_properties().split(';') {
-            assert!(public.contains(&p), "{p}");
+            assert!(
+                public.contains(&p) || p == super::super::answers::FILLED,
+                "{p}"
+            );
         }
     }
 

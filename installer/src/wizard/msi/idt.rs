@@ -72,7 +72,7 @@ fn opt(v: Option<impl ToString>) -> String {
 }
 
 /// The new tables of `ui`, in the order to import them.
-fn tables(ui: &Ui) -> Vec<Table> {
+fn tables(ui: &Ui, assets: &[String]) -> Vec<Table> {
     let dialogs = Table {
         name: "Dialog",
         columns: &[
@@ -265,10 +265,18 @@ fn tables(ui: &Ui) -> Vec<Table> {
         name: "Binary",
         columns: &[("Name", "s72"), ("Data", "v0")],
         keys: &["Name"],
-        rows: [dialogs::CA_BINARY, dialogs::EXE_BINARY]
-            .iter()
-            .map(|n| vec![(*n).to_owned(), format!("{n}.ibd")])
-            .collect(),
+        rows: [
+            dialogs::CA_BINARY.to_owned(),
+            dialogs::EXE_BINARY.to_owned(),
+        ]
+        .into_iter()
+        .chain(
+            assets
+                .iter()
+                .map(|a| format!("{}{a}", dialogs::ASSET_BINARY)),
+        )
+        .map(|n| vec![n.clone(), format!("{n}.ibd")])
+        .collect(),
     };
     vec![
         dialogs,
@@ -334,9 +342,15 @@ pub fn inserts(ui: &Ui) -> Result<Vec<String>, IdtError> {
 }
 
 /// Writes the tables into `dir` (created): `NAME.idt` for each new table (with
-/// `Binary/` holding copies of `dll` and `exe`), `inserts.sql` with one statement per
-/// line, and `tables.txt` listing the .idt files in import order.
-pub fn write(dir: &Path, dll: &Path, exe: &Path) -> Result<(), IdtError> {
+/// `Binary/` holding copies of `dll`, `exe` and the `assets`, each named
+/// `ColinuxSetupAsset.FILE`), `inserts.sql` with one statement per line, and
+/// `tables.txt` listing the .idt files in import order.
+pub fn write(
+    dir: &Path,
+    dll: &Path,
+    exe: &Path,
+    assets: &[std::path::PathBuf],
+) -> Result<(), IdtError> {
     let io = |path: &Path| {
         let path = path.display().to_string();
         move |source| IdtError::Io {
@@ -347,13 +361,37 @@ pub fn write(dir: &Path, dll: &Path, exe: &Path) -> Result<(), IdtError> {
     let ui = dialogs::ui();
     let bin = dir.join("Binary");
     std::fs::create_dir_all(&bin).map_err(io(&bin))?;
+    let mut names = Vec::new();
+    let mut binaries = vec![
+        (dialogs::CA_BINARY.to_owned(), dll.to_owned()),
+        (dialogs::EXE_BINARY.to_owned(), exe.to_owned()),
+    ];
+    for a in assets {
+        // A Binary row's name is an identifier: letters, digits, `_` and `.`.
+        let name = a
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .filter(|n| {
+                n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+            })
+            .ok_or_else(|| IdtError::Io {
+                path: a.display().to_string(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "an asset's file name must be letters, digits, _ and . only",
+                ),
+            })?;
+        binaries.push((format!("{}{name}", dialogs::ASSET_BINARY), a.clone()));
+        names.push(name);
+    }
     let mut order = String::new();
-    for t in tables(&ui) {
+    for t in tables(&ui, &names) {
         let file = dir.join(format!("{}.idt", t.name));
         std::fs::write(&file, t.text()?).map_err(io(&file))?;
         let _ = writeln!(order, "{}.idt", t.name);
     }
-    for (name, from) in [(dialogs::CA_BINARY, dll), (dialogs::EXE_BINARY, exe)] {
+    for (name, from) in &binaries {
         let to = bin.join(format!("{name}.ibd"));
         std::fs::copy(from, &to).map_err(io(from))?;
     }
@@ -372,7 +410,7 @@ mod tests {
 
     #[test]
     fn every_table_has_rows_whose_width_is_its_columns() {
-        for t in tables(&dialogs::ui()) {
+        for t in tables(&dialogs::ui(), &["busybox".to_owned()]) {
             assert!(!t.rows.is_empty(), "{}", t.name);
             for r in &t.rows {
                 assert_eq!(r.len(), t.columns.len(), "{}: {r:?}", t.name);
@@ -409,17 +447,23 @@ mod tests {
         std::fs::write(&dll, b"MZ dll").expect("write");
         std::fs::write(&exe, b"MZ exe").expect("write");
         let out = dir.path().join("ui");
-        write(&out, &dll, &exe).expect("written");
+        let applets = dir.path().join("busybox.applets");
+        std::fs::write(&applets, b"/bin/sh\n").expect("write");
+        write(&out, &dll, &exe, std::slice::from_ref(&applets)).expect("written");
         assert_eq!(
             std::fs::read(out.join("Binary/ColinuxSetupCa.ibd")).expect("dll"),
             b"MZ dll"
+        );
+        assert_eq!(
+            std::fs::read(out.join("Binary/ColinuxSetupAsset.busybox.applets.ibd")).expect("asset"),
+            b"/bin/sh\n"
         );
         let listed = std::fs::read_to_string(out.join("tables.txt")).expect("list");
         assert!(listed.lines().all(|l| out.join(l).is_file()), "{listed}");
         let sql = std::fs::read_to_string(out.join("inserts.sql")).expect("sql");
         assert!(sql.contains("'UiWelcome', 'NOT Installed', 1100"), "{sql}");
         // A missing binary is named.
-        let e = write(&out, &dir.path().join("nope.dll"), &exe).expect_err("missing");
+        let e = write(&out, &dir.path().join("nope.dll"), &exe, &[]).expect_err("missing");
         assert!(e.to_string().contains("nope.dll"), "{e}");
     }
 }

@@ -7,7 +7,8 @@
 //!   the host's recommended values, the texts of the pages and every validation, from
 //!   the plan itself (never re-implemented in the MSI).
 //! - [`dialogs`]: the pages, as data: one source for the tables scripts/build-msi adds
-//!   to the MSI wixl built ([`idt`]).
+//!   to the MSI wixl built ([`idt`]) and for the WiX fragment of a build on Windows
+//!   ([`wxs`], wix/ui.wxs).
 //!
 //! Why tables written by a build step: wixl (msitools 0.101), which builds setup.msi on
 //! Linux, cannot express `<UI>`; msitools' msibuild imports tables from .idt files into
@@ -16,3 +17,4 @@
 pub mod answers;
 pub mod dialogs;
 pub mod idt;
+pub mod wxs;

@@ -63,14 +63,24 @@ pub enum WinArch {
     Win32,
 }
 
-/// Runs scripts/build-msi for `arch` (x64, x86) and returns target/msi/NAME; the exe
-/// is built (or found up to date) in target-win/, and the MSI's files are staged in
-/// target/msi/stage-ARCH/ (bin/, assets/).
+/// Runs scripts/build-msi for `arch` (x64, x86) once for the whole test binary (every
+/// test file shares it: two builds at once would share target/msi/) and returns
+/// target/msi/NAME; the exe is built (or found up to date) in target-win/, and the
+/// MSI's files are staged in target/msi/stage-ARCH/ (bin/, assets/).
 pub fn build_msi(arch: &str, name: &str) -> PathBuf {
+    static X64: OnceLock<PathBuf> = OnceLock::new();
+    static X86: OnceLock<PathBuf> = OnceLock::new();
+    let cell = if arch == "x86" { &X86 } else { &X64 };
+    cell.get_or_init(|| build_msi_now(arch, name)).clone()
+}
+
+fn build_msi_now(arch: &str, name: &str) -> PathBuf {
     let root = repo();
     let o = Command::new(root.join("scripts/build-msi"))
         .args(["--arch", arch])
         .env("CARGO_TARGET_DIR", root.join("target-win"))
+        // The dialogs' tables are written by this very build of the program.
+        .env("COLINUX_SETUP_NATIVE", env!("CARGO_BIN_EXE_colinux-setup"))
         .output()
         .expect("running scripts/build-msi");
     assert!(
