@@ -2,8 +2,8 @@
 //! test, 64-bit (a WoW64 Windows 7 x64) or 32-bit (`WINEARCH=win32`, the Windows 7 x86
 //! coLinux runs on; Debian's wine32 from the i386 architecture), commands run through
 //! `cmd /c` with the exit code read from %ERRORLEVEL% (Wine's own exit status is only the
-//! low byte), `reg query` output as values, and the Windows exe built once per test
-//! binary into target-win/.
+//! low byte), `reg query` output as values, and the Windows exe (and the stand-in
+//! wsl.exe, tests/wsl-standin) built once per test binary into target-win/.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -49,6 +49,36 @@ pub fn windows_exe() -> &'static Path {
             super::text(&o)
         );
         let exe = root.join("target-win/x86_64-win7-windows-gnu/release/colinux-setup.exe");
+        assert!(exe.is_file(), "{} was not built", exe.display());
+        exe
+    })
+}
+
+/// Builds the tests' stand-in for wsl.exe (tests/wsl-standin, a test double of WSL 2's
+/// wsl.exe that keeps WSL's registry keys) for x86_64-win7-windows-gnu once for the
+/// whole test binary, the way colinux-setup.exe is built (scripts/build-windows
+/// --package wsl-standin); its path.
+pub fn wsl_standin_exe() -> &'static Path {
+    static EXE: OnceLock<PathBuf> = OnceLock::new();
+    EXE.get_or_init(|| {
+        let root = repo();
+        let o = Command::new(root.join("scripts/build-windows"))
+            .args([
+                "--target",
+                "x86_64",
+                "--no-wine",
+                "--package",
+                "wsl-standin",
+            ])
+            .env("CARGO_TARGET_DIR", root.join("target-win"))
+            .output()
+            .expect("running scripts/build-windows --package wsl-standin");
+        assert!(
+            o.status.success(),
+            "scripts/build-windows --package wsl-standin failed\n{}",
+            super::text(&o)
+        );
+        let exe = root.join("target-win/x86_64-win7-windows-gnu/release/wsl-standin.exe");
         assert!(exe.is_file(), "{} was not built", exe.display());
         exe
     })
@@ -218,8 +248,15 @@ impl Wine {
 
     /// Runs `CMDLINE` through `cmd /c`: its %ERRORLEVEL% and the output.
     pub fn run(&self, cmdline: &str) -> (u32, Output) {
+        self.run_env(cmdline, &[])
+    }
+
+    /// [`Wine::run`] with these variables in the environment, which Wine passes on to
+    /// the Windows processes it starts (the test hooks).
+    pub fn run_env(&self, cmdline: &str, env: &[(&str, &str)]) -> (u32, Output) {
         let o = self
             .cmd("wine")
+            .envs(env.iter().copied())
             .args([
                 "cmd",
                 "/c",
