@@ -57,7 +57,11 @@ pub fn run(a: &FactsArgs) -> Outcome {
     let monitor = match (request, &auto) {
         (MonitorRequest::Given(m), _) => m,
         (MonitorRequest::Auto, Ok(c)) => c.monitor,
-        (MonitorRequest::Auto, Err(_)) => Monitor::Uml,
+        // Nothing runs here: the sizes are those of this host's own monitor, the first
+        // `auto` tries (WSL 2 on 64-bit Windows, coLinux on 32-bit, UML on Linux).
+        (MonitorRequest::Auto, Err(_)) => probe::auto_order()
+            .first()
+            .map_or(Monitor::Uml, |e| e.monitor()),
     };
     let host = facts::gather(&prefix);
     let rec = facts::recommend(&host, &loaded.profile, monitor);
