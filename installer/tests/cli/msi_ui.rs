@@ -181,11 +181,11 @@ impl Display {
     /// Waits until the top dialog reads `text`; its screenshot (kept as `name` when
     /// screenshots are asked for) and its text.
     fn wait_for(&self, text: &str, name: &str, secs: u64) -> String {
-        let want = words(text);
+        let want = letters(text);
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             let (png, read) = self.read();
-            if read.contains(&want) {
+            if letters(&read).contains(&want) {
                 // Read it again once it has had time to paint all of its controls: the
                 // title can be there before the texts the custom action filled.
                 std::thread::sleep(Duration::from_millis(1500));
@@ -214,8 +214,17 @@ impl Drop for Display {
     }
 }
 
+/// What a text says for comparing it with OCR's reading: its letters and digits only,
+/// in lower case (OCR misreads punctuation and case: "kerneL-level", ":" as ";").
+fn letters(s: &str) -> String {
+    s.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
 /// Text with its whitespace folded to single spaces and OCR's usual swaps undone, for
-/// comparing what a page says with what it should.
+/// the messages of a failed assertion.
 fn words(s: &str) -> String {
     s.replace(['\u{2018}', '\u{2019}'], "'")
         .replace(['\u{201c}', '\u{201d}'], "\"")
@@ -259,7 +268,7 @@ fn msi() -> PathBuf {
 fn to_folder(d: &Display) {
     let welcome = d.wait_for("Welcome to the coLinux setup", "01-welcome", 180);
     assert!(
-        welcome.contains("This computer:"),
+        letters(&welcome).contains("thiscomputer"),
         "no host facts: {welcome}"
     );
     d.keys(&["alt+n"]);
@@ -285,7 +294,10 @@ fn a_double_click_walks_the_pages_and_installs_what_was_typed_on_them() {
     d.keys(&["alt+n"]);
     let sizes = d.wait_for("Guest RAM and image sizes", "05-sizes", 90);
     // The host's recommendation, in the plan's words.
-    assert!(sizes.contains("of the host"), "no recommendation: {sizes}");
+    assert!(
+        letters(&sizes).contains("ofthehost"),
+        "no recommendation: {sizes}"
+    );
     d.retype("64");
     d.keys(&["Tab"]);
     d.retype("96");
@@ -303,13 +315,18 @@ fn a_double_click_walks_the_pages_and_installs_what_was_typed_on_them() {
     d.wait_for("Extra tasks", "08-tasks", 90);
     d.keys(&["alt+n"]);
     let ready = d.wait_for("Ready to install", "09-ready", 90);
+    // What was typed, on the summary (letters and digits: OCR misreads the small
+    // print's punctuation and may read "tcp" as "tep"; config.txt is checked below).
     for want in [
         "Folder: C:\\walk",
         "Guest RAM: 64 MB",
         "root.img: 96 MB",
-        "Port forwards: tcp:2222:22",
+        "2222:22",
     ] {
-        assert!(ready.contains(want), "the summary lacks {want:?}: {ready}");
+        assert!(
+            letters(&ready).contains(&letters(want)),
+            "the summary lacks {want:?}: {ready}"
+        );
     }
     d.keys(&["alt+i"]);
     d.wait_for("The machine is installed", "10-finish", 600);
@@ -346,7 +363,7 @@ fn a_refused_folder_is_shown_on_its_page_back_goes_through_every_page_and_cancel
     d.retype("C:\\with space");
     d.keys(&["alt+n"]);
     let refused = d.wait_for("contains a space", "11-refused", 90);
-    assert!(refused.contains("INSTALLDIR"), "{refused}");
+    assert!(letters(&refused).contains("installdir"), "{refused}");
     d.keys(&["Return"]);
     d.wait_for("Install folder", "04-folder-again", 30);
     d.retype("C:\\back");
