@@ -47,7 +47,7 @@
 //! so `start` leaves one there ([`WslHost::start`]: a detached `wsl.exe` running
 //! `sleep` as root) and `stop` ends it with `wsl --terminate`; `shell -- CMD` runs
 //! `/bin/sh -c CMD` as the distribution's default user ([`WslHost::run`] without a
-//! user) and `console` opens its shell (see `cmd::life`).
+//! user) and `console` opens its shell (the life commands, above this module).
 //!
 //! ## Limitations
 //!

@@ -211,8 +211,14 @@ fn network(plan: &Plan) -> String {
     s
 }
 
+/// Lines the ready page's text holds (176 dialog units of Tahoma 8), and characters to a
+/// line (340 units).
+const SUMMARY_LINES: usize = 16;
+const LINE_CHARS: usize = 72;
+
 /// The ready page's summary: one line per part of the plan, its rules left out (the
-/// other pages showed them), then the plan's warnings.
+/// other pages showed them), then as many of the plan's warnings as the page holds,
+/// each cut to two lines, and how many more the install's log will have.
 fn summary(plan: &Plan) -> String {
     let mut s = format!(
         "Folder: {}\nMonitor: {}\nGuest RAM: {} MB",
@@ -241,8 +247,45 @@ fn summary(plan: &Plan) -> String {
     if let Some(d) = &plan.first_boot.description {
         let _ = write!(s, " ({d})");
     }
+    // The program runs from a temporary copy while the dialogs show: a note naming its
+    // assets names them where the install puts them.
+    let here = std::env::current_exe()
+        .ok()
+        .and_then(|e| {
+            e.parent()
+                .and_then(|b| b.parent())
+                .map(|r| r.display().to_string())
+        })
+        .filter(|r| r.len() > 3);
+    let lines = |t: &str| -> usize { t.lines().map(|l| l.len().div_ceil(LINE_CHARS).max(1)).sum() };
+    let mut shown = 0;
     for w in &plan.warnings {
-        let _ = write!(s, "\nNote: {w}");
+        let w = match &here {
+            Some(r) => w.replace(r.as_str(), &plan.prefix.display().to_string()),
+            None => w.clone(),
+        };
+        let mut note = format!("Note: {w}");
+        if note.len() > 2 * LINE_CHARS {
+            let cut = note
+                .char_indices()
+                .map(|(i, _)| i)
+                .take_while(|i| *i <= 2 * LINE_CHARS - 3)
+                .last()
+                .unwrap_or(0);
+            note.truncate(cut);
+            note.push_str("...");
+        }
+        // One line is kept for the count of the notes left out.
+        if lines(&s) + lines(&note) + 1 > SUMMARY_LINES {
+            break;
+        }
+        s.push('\n');
+        s.push_str(&note);
+        shown += 1;
+    }
+    let more = plan.warnings.len() - shown;
+    if more > 0 {
+        let _ = write!(s, "\n{more} more note(s) in the install's log.");
     }
     s
 }

@@ -536,6 +536,8 @@ pub fn ui() -> Ui {
             "UiReady",
             "Ready to install",
             "Setup makes this machine when you choose Install; Back changes it.",
+            // msi ui fits the summary to this text (a multi-line field would scroll,
+            // but Wine draws an MSI Edit on one line).
             vec![info("Body", 52, "[UI_SUMMARY]")],
             true,
             "&Install",
@@ -769,7 +771,7 @@ fn progress() -> Dialog {
 fn endings() -> Vec<Dialog> {
     let end = |name: &'static str, title: &str, body: &str| {
         let mut controls = banner(title, "");
-        controls.push(info("Body", 52, body));
+        controls.extend(paragraphs(52, body));
         controls.push(Control::new("BottomLine", "Line", (0, 234, WIDTH, 0)).attributes(VISIBLE));
         controls.push(Control::new("Finish", "PushButton", (304, 243, 56, 17)).text("&Finish"));
         Dialog {
@@ -789,7 +791,10 @@ fn endings() -> Vec<Dialog> {
         end(
             "UiFinish",
             "The machine is installed",
-            "Start it from the start menu (Start coLinux), or in a command prompt:   \"[INSTALLDIR]bin\\colinux-setup.exe\" boot --prefix \"[INSTALLDIR].\"     Its folder: [INSTALLDIR]     The install's log is in [CommonAppDataFolder]colinux-setup\\logs (and beside msiexec's own log when one was asked for with /l).",
+            "Start it from the start menu (Start coLinux), or in a command prompt:\n\n\
+             \"[INSTALLDIR]bin\\colinux-setup.exe\" boot --prefix \"[INSTALLDIR].\"\n\n\
+             Its folder: [INSTALLDIR]\n\n\
+             The install's log is in [CommonAppDataFolder]colinux-setup\\logs (and beside msiexec's own log when one was asked for with /l).",
         ),
         end(
             "UiExit",

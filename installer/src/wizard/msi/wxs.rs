@@ -48,12 +48,13 @@ fn control(out: &mut String, ui: &Ui, d: &Dialog, c: &Control) {
     if c.attributes & SUNKEN != 0 {
         attrs.push_str(" Sunken='yes'");
     }
-    // The same bit means Transparent for a Text and ProgressBlocks for a ProgressBar.
+    // The same bit means Transparent for a Text, Multiline for an Edit and
+    // ProgressBlocks for a ProgressBar.
     if c.attributes & TRANSPARENT != 0 {
-        attrs.push_str(if c.kind == "ProgressBar" {
-            " ProgressBlocks='yes'"
-        } else {
-            " Transparent='yes'"
+        attrs.push_str(match c.kind {
+            "ProgressBar" => " ProgressBlocks='yes'",
+            "Edit" => " Multiline='yes'",
+            _ => " Transparent='yes'",
         });
     }
     if c.attributes & NO_PREFIX != 0 {
