@@ -264,6 +264,20 @@ fn existing_image(file: &str, path: &Path, swap: bool) -> Result<Option<image_bu
     Ok(Some(info))
 }
 
+/// The bytes the install writes in the folder (the files not there yet, and a MiB for
+/// config.txt and the state), and those files as `FILE N MB`.
+pub fn space_needed(plan: &Plan) -> (u64, Vec<String>) {
+    let mut need: u64 = 1 << 20;
+    let mut parts = Vec::new();
+    for (file, path, mb) in plan.files() {
+        if !path.exists() {
+            need += mb << 20;
+            parts.push(format!("{file} {mb} MB"));
+        }
+    }
+    (need, parts)
+}
+
 /// Checks the host without changing anything: rights, free space (with the numbers),
 /// that every source can be read, the files already in the folder ([`survey`]),
 /// install-state.json and an interrupted install's journal (read as the install reads
@@ -323,14 +337,7 @@ pub fn check_host(plan: &Plan) -> Result<()> {
     // What is in the folder is read as the install reads it: a damaged state or journal
     // is refused here too, and an existing file must be an image to be kept.
     survey(plan)?;
-    let mut need: u64 = 1 << 20;
-    let mut parts = Vec::new();
-    for (file, path, mb) in plan.files() {
-        if !path.exists() {
-            need += mb << 20;
-            parts.push(format!("{file} {mb} MB"));
-        }
-    }
+    let (need, parts) = space_needed(plan);
     match crate::facts::gather(prefix).volume {
         Some(v) if v.free_bytes < need => bail!(
             "not enough free space for INSTALLDIR={}: the images need {} MB ({}), the volume of {} has {} MB free; \

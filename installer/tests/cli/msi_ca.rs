@@ -19,11 +19,8 @@ use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
-use common::wine::{
-    WinArch, Wine, reg_value, reg_values, repo, require, windows_exe, windows_path,
-};
+use common::wine::{WinArch, Wine, reg_value, reg_values, require, windows_exe, windows_path};
 
 /// The registry key the test MSI writes the properties into.
 const KEY: &str = r"HKLM\Software\colinux-setup-ca-test";
@@ -58,21 +55,7 @@ impl Build {
 
     /// The i686 exe and DLL (built once per test binary), for a 32-bit prefix.
     fn x86() -> Build {
-        static EXE: OnceLock<PathBuf> = OnceLock::new();
-        let exe = EXE.get_or_init(|| {
-            let root = repo();
-            let o = Command::new(root.join("scripts/build-windows"))
-                .args(["--target", "i686", "--no-wine"])
-                .env("CARGO_TARGET_DIR", root.join("target-win"))
-                .output()
-                .expect("running scripts/build-windows");
-            assert!(
-                o.status.success(),
-                "scripts/build-windows --target i686 failed\n{}",
-                common::text(&o)
-            );
-            root.join("target-win/i686-win7-windows-gnu/release/colinux-setup.exe")
-        });
+        let exe = common::wine::windows_exe_i686();
         Build::of("x86", WinArch::Win32, exe)
     }
 

@@ -16,6 +16,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::facts::HostFacts;
 use crate::plan::{Answers, Plan};
 use crate::profile::{Monitor, Role};
 
@@ -131,15 +132,15 @@ fn shown(plan: &Plan, out: &mut BTreeMap<String, String>) {
     }
     let colinux = plan.monitor == Monitor::Colinux;
     set("UI_COLINUX", if colinux { "1" } else { "" }.to_owned());
-    set("UI_WELCOME", welcome(plan));
-    set("UI_FOLDER", folder(plan));
+    let host = crate::facts::gather(&plan.prefix);
+    set("UI_WELCOME", welcome(plan, &host));
+    set("UI_FOLDER", folder(plan, &host));
     set("UI_SIZES", sizes(plan));
     set("UI_NETWORK", network(plan));
     set("UI_SUMMARY", summary(plan));
 }
 
-fn welcome(plan: &Plan) -> String {
-    let host = crate::facts::gather(&plan.prefix);
+fn welcome(plan: &Plan, host: &HostFacts) -> String {
     format!(
         "This setup installs a Linux machine: it builds its disk images, writes its config.txt and boots it once to finish the setup.\n\n\
          Profile: {}\nMonitor: {} ({})\nThis computer: {}, {}, {} CPUs, {} MB of RAM ({} MB available)\n\n\
@@ -155,15 +156,11 @@ fn welcome(plan: &Plan) -> String {
     )
 }
 
-fn folder(plan: &Plan) -> String {
-    let need: u64 = plan
-        .files()
-        .iter()
-        .filter(|(_, path, _)| !path.exists())
-        .map(|(_, _, mb)| mb)
-        .sum();
-    let mut s = format!("The machine's images need {need} MB here.");
-    if let Some(v) = crate::facts::gather(&plan.prefix).volume {
+fn folder(plan: &Plan, host: &HostFacts) -> String {
+    // The same count the install's space check makes.
+    let (need, _) = crate::apply::space_needed(plan);
+    let mut s = format!("The machine's images need {} MB here.", need >> 20);
+    if let Some(v) = &host.volume {
         let _ = write!(
             s,
             " The volume of {} has {} MB free of {} MB.",

@@ -32,11 +32,11 @@ pub const NORMAL_STYLE: &str = "ColinuxNormal";
 const TITLE_STYLE: &str = "ColinuxTitle";
 
 /// Control attributes (msidbControlAttributes*).
-const VISIBLE: i32 = 0x1;
-const ENABLED: i32 = 0x2;
-const SUNKEN: i32 = 0x4;
-const TRANSPARENT: i32 = 0x1_0000;
-const NO_PREFIX: i32 = 0x2_0000;
+pub(super) const VISIBLE: i32 = 0x1;
+pub(super) const ENABLED: i32 = 0x2;
+pub(super) const SUNKEN: i32 = 0x4;
+pub(super) const TRANSPARENT: i32 = 0x1_0000;
+pub(super) const NO_PREFIX: i32 = 0x2_0000;
 const PROGRESS95: i32 = 0x1_0000;
 /// A text: drawn enabled (a disabled one is grey), on the dialog's background, an `&`
 /// shown as it is.

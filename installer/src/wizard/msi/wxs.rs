@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 
-use super::dialogs::{self, Control, Dialog, Ui};
+use super::dialogs::{self, Control, Dialog, ENABLED, NO_PREFIX, SUNKEN, TRANSPARENT, Ui, VISIBLE};
 
 /// XML text in a single-quoted attribute or an element.
 fn esc(s: &str) -> String {
@@ -19,12 +19,6 @@ fn esc(s: &str) -> String {
         .replace('\'', "&apos;")
         .replace('"', "&quot;")
 }
-
-const VISIBLE: i32 = 0x1;
-const ENABLED: i32 = 0x2;
-const SUNKEN: i32 = 0x4;
-const TRANSPARENT: i32 = 0x1_0000;
-const NO_PREFIX: i32 = 0x2_0000;
 
 fn control(out: &mut String, ui: &Ui, d: &Dialog, c: &Control) {
     let mut attrs = format!(

@@ -32,25 +32,47 @@ pub fn windows_path(p: &Path) -> String {
     format!("Z:{}", p.display()).replace('/', "\\")
 }
 
+/// Runs scripts/build-windows with `args` into target-win/ and returns
+/// target-win/`built`, which it must have made.
+fn build_windows(args: &[&str], built: &str) -> PathBuf {
+    let root = repo();
+    let o = Command::new(root.join("scripts/build-windows"))
+        .args(args)
+        .env("CARGO_TARGET_DIR", root.join("target-win"))
+        .output()
+        .expect("running scripts/build-windows");
+    assert!(
+        o.status.success(),
+        "scripts/build-windows {} failed\n{}",
+        args.join(" "),
+        super::text(&o)
+    );
+    let file = root.join("target-win").join(built);
+    assert!(file.is_file(), "{} was not built", file.display());
+    file
+}
+
 /// Builds colinux-setup.exe for x86_64-win7-windows-gnu once for the whole test binary
 /// (scripts/build-windows; a warm rebuild takes a minute or two); its path.
 pub fn windows_exe() -> &'static Path {
     static EXE: OnceLock<PathBuf> = OnceLock::new();
     EXE.get_or_init(|| {
-        let root = repo();
-        let o = Command::new(root.join("scripts/build-windows"))
-            .args(["--target", "x86_64", "--no-wine"])
-            .env("CARGO_TARGET_DIR", root.join("target-win"))
-            .output()
-            .expect("running scripts/build-windows");
-        assert!(
-            o.status.success(),
-            "scripts/build-windows failed\n{}",
-            super::text(&o)
-        );
-        let exe = root.join("target-win/x86_64-win7-windows-gnu/release/colinux-setup.exe");
-        assert!(exe.is_file(), "{} was not built", exe.display());
-        exe
+        build_windows(
+            &["--target", "x86_64", "--no-wine"],
+            "x86_64-win7-windows-gnu/release/colinux-setup.exe",
+        )
+    })
+}
+
+/// colinux-setup.exe for i686-win7-windows-gnu (32-bit Windows 7), built once for the
+/// whole test binary; its path.
+pub fn windows_exe_i686() -> &'static Path {
+    static EXE: OnceLock<PathBuf> = OnceLock::new();
+    EXE.get_or_init(|| {
+        build_windows(
+            &["--target", "i686", "--no-wine"],
+            "i686-win7-windows-gnu/release/colinux-setup.exe",
+        )
     })
 }
 
@@ -61,26 +83,16 @@ pub fn windows_exe() -> &'static Path {
 pub fn wsl_standin_exe() -> &'static Path {
     static EXE: OnceLock<PathBuf> = OnceLock::new();
     EXE.get_or_init(|| {
-        let root = repo();
-        let o = Command::new(root.join("scripts/build-windows"))
-            .args([
+        build_windows(
+            &[
                 "--target",
                 "x86_64",
                 "--no-wine",
                 "--package",
                 "wsl-standin",
-            ])
-            .env("CARGO_TARGET_DIR", root.join("target-win"))
-            .output()
-            .expect("running scripts/build-windows --package wsl-standin");
-        assert!(
-            o.status.success(),
-            "scripts/build-windows --package wsl-standin failed\n{}",
-            super::text(&o)
-        );
-        let exe = root.join("target-win/x86_64-win7-windows-gnu/release/wsl-standin.exe");
-        assert!(exe.is_file(), "{} was not built", exe.display());
-        exe
+            ],
+            "x86_64-win7-windows-gnu/release/wsl-standin.exe",
+        )
     })
 }
 
