@@ -108,7 +108,7 @@ pub use error::Error;
 pub use features::{FsLevel, KernelVersion, feature_names};
 pub use inspect::{ImageInfo, ImageKind, inspect};
 pub use size::{Headroom, SizeSpec, parse_bytes};
-pub use source::tar::TarInput;
+pub use source::tar::{KEPT_LIMIT, TarContent, TarInput, tar_content};
 pub use swap::{PAGE_SIZE, SwapOptions, SwapReport, write_swap};
 pub use tree::Timestamp;
 pub use vhdx::VhdxError;

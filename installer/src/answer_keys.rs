@@ -47,6 +47,12 @@ pub const ALL: &[Key] = &[
     key("PUTTYUSER", false),
     key("DRIVERSIGNER", true),
     key("WSLNAME", false),
+    // The machine's user, for a profile with `ask = true` (embedded-dev): the password
+    // is hashed at once and only its hash is saved; never an MSI property, which would
+    // put it in the installer's logs.
+    key("USERNAME", false),
+    key("USERPASSWORD", false),
+    key("USERPASSWORDHASH", false),
 ];
 
 /// The MSI passes this besides the answers: the installing user's SID, for the PuTTY

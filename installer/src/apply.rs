@@ -367,7 +367,8 @@ pub fn check_host(plan: &Plan) -> Result<()> {
                     )
                 })?;
             }
-            SourcePlan::Empty => {}
+            // Read to its end when the plan was made (image_builder::tar_content).
+            SourcePlan::KitArchive { .. } | SourcePlan::Empty => {}
         }
         // The size checked against the content before anything is made: a size too
         // small is refused now, not after the images before it were built.
@@ -401,6 +402,11 @@ pub fn install(plan: &Plan, ctx: &mut Ctx<'_>) -> Result<Summary, ApplyError> {
     } else {
         "checking the host"
     });
+    // A plan may be shown without the user's password (the wizard asks for it on a
+    // later page), but not installed.
+    if let Some(why) = plan.missing_password() {
+        return Err(ApplyError::Failed(anyhow!(why)));
+    }
     check_host(plan).map_err(ApplyError::Failed)?;
     if ctx.interrupt.load(Ordering::SeqCst) {
         return Err(ApplyError::Cancelled(cancelled()));

@@ -150,6 +150,8 @@ fn rcs(plan: &Plan) -> String {
         "#!/bin/sh\n\
          # /etc/init.d/rcS, written by colinux-setup: mounts what /etc/fstab lists, turns swap on,\n\
          # names the host and gives each user its home folder.\n\
+         # busybox init's PATH lacks /usr/local (a kit root's own programs, e.g. qemu-arm-static).\n\
+         export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n\
          mount -t proc proc /proc 2>/dev/null\n\
          mount -o remount,rw /\n\
          mkdir -p /dev/pts /dev/shm\n\
@@ -254,22 +256,82 @@ if [ -n "$dist" ] && [ -n "$target" ]; then
   esac
   say "unpacking the distribution into $target"
   # Every 50 entries a line the host turns into bytes done (it knows the archive's order).
-  set -o pipefail
-  tar -xvf /mnt/dist/dist.tar -C "$target" | awk '{ if (NR % 50 == 0) { print "colinux-setup: first boot: unpacked " NR " entries"; fflush() } } END { print "colinux-setup: first boot: unpacked " NR " entries" }'
-  set +o pipefail
+  # tar's status through a file: the shell may be dash, which has no pipefail.
+  { tar -xvf /mnt/dist/dist.tar -C "$target"; echo $? > /tmp/colinux-setup-tar.rc; } | awk '{ if (NR % 50 == 0) { print "colinux-setup: first boot: unpacked " NR " entries"; fflush() } } END { print "colinux-setup: first boot: unpacked " NR " entries" }'
+  [ "$(cat /tmp/colinux-setup-tar.rc)" = 0 ] || { say "tar could not unpack the distribution into $target"; exit 1; }
   n=$(wc -l < /mnt/dist/SHA256SUMS)
-  (cd "$target" && sha256sum -c -s /mnt/dist/SHA256SUMS) || { say "the files in $target do not match the distribution"; exit 1; }
+  # sha256sum -c as busybox and GNU coreutils both read it; only the lines that failed are shown.
+  check() { (cd "$1" && sha256sum -c "$2") > /tmp/colinux-setup-sums 2>&1 || { grep -v ': OK$' /tmp/colinux-setup-sums | head -5; return 1; }; }
+  check "$target" /mnt/dist/SHA256SUMS || { say "the files in $target do not match the distribution"; exit 1; }
   if [ -f /mnt/dist/modules.tar ]; then
     say "installing the kernel modules into /lib/modules"
     tar -xf /mnt/dist/modules.tar -C /
-    (cd / && sha256sum -c -s /mnt/dist/MODULES.SHA256SUMS) || { say "the kernel modules in /lib/modules do not match the kit's"; exit 1; }
+    check / /mnt/dist/MODULES.SHA256SUMS || { say "the kernel modules in /lib/modules do not match the kit's"; exit 1; }
     say "kernel modules installed: $(ls /lib/modules) ($(wc -l < /mnt/dist/MODULES.SHA256SUMS) files)"
   fi
   umount /mnt/dist
   say "unpacked and checked $n files in $target"
 fi
+# The profile's own steps (first_boot.run), when it has any: written by colinux-setup.
+if [ -f /etc/init.d/firstboot-run ]; then
+  sh /etc/init.d/firstboot-run
+fi
 sync
 "#;
+
+/// `/etc/init.d/firstboot-run`, run by the first-boot script after the distribution is
+/// unpacked, when the profile's first boot has `run` commands or unpacks into a user's
+/// home: the target is given to its user, then each command runs there as that user
+/// (`su`), its output on the console, and the first that fails ends the first boot
+/// with its status. `None` when there is nothing to do.
+fn first_boot_run(plan: &Plan) -> Option<String> {
+    let fb = &plan.first_boot;
+    if fb.run.is_empty() && fb.run_as.is_none() {
+        return None;
+    }
+    let target = fb.target.as_deref().unwrap_or("/");
+    let mut s = String::from(
+        "#!/bin/sh\n\
+         # /etc/init.d/firstboot-run, written by colinux-setup: the profile's first-boot steps.\n\
+         say() { echo \"colinux-setup: first boot: $*\"; }\n",
+    );
+    let user = fb
+        .run_as
+        .as_ref()
+        .and_then(|n| plan.users.iter().find(|u| &u.name == n));
+    if let Some(u) = user {
+        let _ = writeln!(
+            s,
+            "chown -R {}:{} {} || {{ say {}; exit 1; }}",
+            u.uid,
+            u.gid,
+            sh_quote(target),
+            sh_quote(&format!("could not give {target} to {}", u.name))
+        );
+    }
+    for c in &fb.run {
+        let inner = format!("cd {} && {c}", sh_quote(target));
+        let run = match user {
+            Some(u) => format!(
+                "su -s /bin/sh {} -c {} 2>&1",
+                sh_quote(&u.name),
+                sh_quote(&inner)
+            ),
+            None => format!("sh -c {} 2>&1", sh_quote(&inner)),
+        };
+        let _ = writeln!(
+            s,
+            "say {}\n{run}\nrc=$?\nif [ $rc != 0 ]; then say {}\"$rc\"; exit $rc; fi",
+            sh_quote(&format!(
+                "running `{c}` in {target} as {}",
+                user.map_or("root", |u| u.name.as_str())
+            )),
+            sh_quote(&format!("`{c}` failed with exit status ")),
+        );
+    }
+    s.push_str("say \"the profile's steps succeeded\"\n");
+    Some(s)
+}
 
 /// A staging folder with the trees and files one image is built from.
 pub struct Staged {
@@ -306,14 +368,31 @@ pub fn stage(plan: &Plan, img: &ImagePlan) -> Result<Staged> {
             sources.push(Source::Dir(kit.clone()));
             let etc = dir.path().join("etc");
             mkdir(&etc, 0o755)?;
-            sources.extend(etc_files(plan, &etc, Some(kit), false)?);
+            let kit_file = |name: &str| fs::read_to_string(kit.join("etc").join(name)).ok();
+            sources.extend(etc_files(plan, &etc, &kit_file, false)?);
+        }
+        SourcePlan::KitArchive { file, .. } => {
+            // Streamed into the image as it is; our files go over it. Its init is
+            // busybox's (profile::ImageSource::Kit), which runs our inittab and rcS.
+            sources.push(Source::Tar(image_builder::TarInput::File(file.clone())));
+            let etc = dir.path().join("etc");
+            mkdir(&etc, 0o755)?;
+            let content = crate::plan::archive_content(file)?;
+            let kit_file = |name: &str| {
+                content
+                    .kept
+                    .iter()
+                    .find(|(k, _)| k.strip_prefix("etc/") == Some(name))
+                    .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+            };
+            sources.extend(etc_files(plan, &etc, &kit_file, true)?);
         }
         SourcePlan::Busybox { busybox } => {
             busybox_tree(&tree, busybox)?;
             sources.push(Source::Dir(tree));
             let etc = dir.path().join("etc");
             mkdir(&etc, 0o755)?;
-            sources.extend(etc_files(plan, &etc, None, true)?);
+            sources.extend(etc_files(plan, &etc, &|_: &str| None, true)?);
         }
     }
     // Folders carry no Unix modes here: the staged tree goes to the builder as a tar
@@ -367,8 +446,15 @@ fn merge(kit_text: Option<String>, ours: &str) -> String {
     out
 }
 
-fn etc_files(plan: &Plan, etc: &Path, kit: Option<&PathBuf>, busybox: bool) -> Result<Vec<Source>> {
-    let kit_file = |name: &str| kit.and_then(|k| fs::read_to_string(k.join("etc").join(name)).ok());
+/// The files written into the root's /etc; `kit_file` gives the kit root's own passwd,
+/// group and shadow (by name), which ours are merged into; `init`: our inittab, rcS and
+/// first-boot script too.
+fn etc_files(
+    plan: &Plan,
+    etc: &Path,
+    kit_file: &dyn Fn(&str) -> Option<String>,
+    init: bool,
+) -> Result<Vec<Source>> {
     let mut files: Vec<(&str, String, u32)> = vec![
         ("fstab", plan.fstab.clone(), 0o644),
         ("hostname", format!("{}\n", plan.hostname), 0o644),
@@ -384,15 +470,18 @@ fn etc_files(plan: &Plan, etc: &Path, kit: Option<&PathBuf>, busybox: bool) -> R
     if plan.monitor == Monitor::Wsl {
         files.push(("wsl.conf", crate::wsl::wsl_conf(plan), 0o644));
     }
-    if busybox {
+    if init {
         files.push(("inittab", inittab().to_owned(), 0o644));
         files.push(("rcS", rcs(plan), 0o755));
         files.push(("firstboot", FIRST_BOOT.to_owned(), 0o755));
+        if let Some(run) = first_boot_run(plan) {
+            files.push(("firstboot-run", run, 0o755));
+        }
     }
     let mut sources = Vec::new();
     for (name, text, mode) in files {
         let src = write(&etc.join(name), &text, mode)?;
-        let dest = if name == "rcS" || name == "firstboot" {
+        let dest = if ["rcS", "firstboot", "firstboot-run"].contains(&name) {
             format!("/etc/init.d/{name}")
         } else {
             format!("/etc/{name}")

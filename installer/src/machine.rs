@@ -137,7 +137,9 @@ pub fn text(plan: &Plan, config: &Config) -> Result<String> {
     let answers: Vec<String> = plan
         .answers
         .iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "INSTALLDIR" | "PROFILE"))
+        // The password's hash is not for a file anyone may read (it can be attacked
+        // offline); --save-answers writes it, to a file the user chose.
+        .filter(|(k, _)| !matches!(k.as_str(), "INSTALLDIR" | "PROFILE" | "USERPASSWORDHASH"))
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     if !answers.is_empty() {

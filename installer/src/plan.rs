@@ -182,6 +182,16 @@ pub enum SourcePlan {
         /// The folder.
         dir: PathBuf,
     },
+    /// The kit's root filesystem archive (kit.toml role `rootfs`), streamed into the
+    /// image; what it holds was counted from its headers when the plan was made.
+    KitArchive {
+        /// The archive.
+        file: PathBuf,
+        /// Its entries.
+        entries: u64,
+        /// Bytes of file data in it.
+        file_bytes: u64,
+    },
     /// Only the users' home folders.
     Empty,
 }
@@ -262,6 +272,14 @@ pub struct UserPlan {
     /// never in the JSON plan nor the digest.
     #[serde(skip)]
     pub known_password: Option<KnownPassword>,
+    /// The machine's user, whose name and password are the install's answers (profile
+    /// `ask`); the wizard has a page for it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub asked: bool,
+    /// Asked, and no password given yet: the plan can be shown (and the wizard asks),
+    /// but the install refuses it ([`Plan::missing_password`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub needs_password: bool,
 }
 
 /// A built-in profile's documented password ([`UserPlan::known_password`]).
@@ -271,6 +289,19 @@ pub struct KnownPassword {
     pub password: String,
     /// Where it is written (the Blackfin coLinux kit manual).
     pub from: String,
+}
+
+impl Plan {
+    /// The refusal of a plan whose machine user has no password yet (profile `ask`):
+    /// such a profile has no shared default, so the install needs one.
+    pub fn missing_password(&self) -> Option<String> {
+        self.users.iter().find(|u| u.needs_password).map(|u| {
+            format!(
+                "the machine's user {} needs a password, and profile {} has none of its own: give USERPASSWORD=... (or USERPASSWORDHASH=...) in an answer file or with --set, or run the wizard, which asks; USERNAME=... chooses the name",
+                u.name, self.profile
+            )
+        })
+    }
 }
 
 impl UserPlan {
@@ -311,6 +342,12 @@ pub struct FirstBootPlan {
     pub timeout_secs: Option<u64>,
     /// The guest folder the distribution is unpacked into.
     pub target: Option<String>,
+    /// Commands run after the distribution is unpacked (profile `first_boot.run`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub run: Vec<String>,
+    /// The user they run as, and who owns the target (`None`: root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as: Option<String>,
     /// The kernel modules the first boot installs into /lib/modules: the folder
     /// `VERSION/` and its size in bytes (profile `first_boot.modules`, answer MODULES).
     pub modules: Option<ModulesPlan>,
@@ -684,6 +721,7 @@ pub fn resolve(
             .map_err(|e| anyhow!("profile {}: {}: {e}", p.name, spec.file))?;
         let source = match spec.source {
             ImageSource::Empty => SourcePlan::Empty,
+            ImageSource::Kit => kit_root(kit.as_deref(), &p.name)?,
             // A kit's rootfs/ folder, when present, replaces the busybox root; a kit
             // without one (only a distribution, kernels) keeps it. A kit folder that
             // does not exist is reported by the host check.
@@ -700,6 +738,40 @@ pub fn resolve(
                     SourcePlan::Busybox { busybox }
                 }
             },
+        };
+        let (size_mb, size_rule) = match (&source, spec.headroom_pct) {
+            (
+                &SourcePlan::KitArchive {
+                    entries,
+                    file_bytes,
+                    ref file,
+                },
+                Some(pct),
+            ) => {
+                let need = content_mb(entries, file_bytes);
+                match answers.get(key) {
+                    Some(a) if size_mb < need => bail!(
+                        "{key}={size_mb} ({}): the kit's root filesystem {} holds {} MB in {entries} files, which needs an image of at least {need} MB; give {key}={} or more",
+                        a.origin,
+                        file.display(),
+                        file_bytes >> 20,
+                        need + need * u64::from(pct) / 100
+                    ),
+                    Some(_) => (size_mb, size_rule),
+                    None => {
+                        let auto = need + need * u64::from(pct) / 100;
+                        (
+                            auto.max(spec.size_mb),
+                            format!(
+                                "the kit's root filesystem holds {} MB in {entries} files: {need} MB as an image, plus {pct}% for your work, at least {} MB",
+                                file_bytes >> 20,
+                                spec.size_mb
+                            ),
+                        )
+                    }
+                }
+            }
+            _ => (size_mb, size_rule),
         };
         images.push(ImagePlan {
             role: spec.role,
@@ -820,18 +892,32 @@ pub fn resolve(
         .users
         .iter()
         .map(|u| {
+            let (name, home) = if u.ask {
+                asked_name(u, p, answers)?
+            } else {
+                (u.name.clone(), u.home.clone())
+            };
+            let asked = if u.ask {
+                asked_hash(&name, &hostname, p.source_date_epoch, answers)?
+            } else {
+                None
+            };
+            let needs_password = u.ask && asked.is_none();
             let hash = match (&u.password, &u.password_hash) {
+                _ if u.ask => asked.unwrap_or_else(|| "!".to_owned()),
                 (_, Some(h)) => h.clone(),
                 (Some(pw), None) => shadow_hash(pw, &u.name, &hostname, p.source_date_epoch)?,
                 (None, None) => "*".to_owned(),
             };
             Ok(UserPlan {
-                name: u.name.clone(),
+                name,
                 uid: u.uid,
                 gid: u.gid,
-                home: u.home.clone(),
+                home,
                 shell: u.shell.clone(),
                 hash,
+                asked: u.ask,
+                needs_password,
                 known_password: match (&loaded.file, &u.password, &u.password_from) {
                     (None, Some(password), Some(from)) => Some(KnownPassword {
                         password: password.clone(),
@@ -848,6 +934,8 @@ pub fn resolve(
             description: None,
             timeout_secs: None,
             target: None,
+            run: Vec::new(),
+            run_as: None,
             modules: None,
         },
         Some(fb) => FirstBootPlan {
@@ -858,7 +946,23 @@ pub fn resolve(
             },
             description: Some(fb.description.clone()),
             timeout_secs: Some(fb.timeout_secs),
-            target: Some(fb.target.clone()),
+            target: Some(if fb.target == profile::HOME_TARGET {
+                users
+                    .iter()
+                    .find(|u| u.uid != 0)
+                    .map(|u| u.home.clone())
+                    .ok_or_else(|| {
+                        anyhow!("first_boot.target `~`: the profile has no user but root")
+                    })?
+            } else {
+                fb.target.clone()
+            }),
+            run: fb.run.clone(),
+            run_as: if fb.target == profile::HOME_TARGET {
+                users.iter().find(|u| u.uid != 0).map(|u| u.name.clone())
+            } else {
+                None
+            },
             modules: match answers.get("MODULES") {
                 Some(a) if !flag(a, "MODULES")? => None,
                 _ if no_first_boot || !fb.modules => None,
@@ -997,6 +1101,13 @@ pub fn resolve(
     }
     if let Some(m) = answers.get("MODULES") {
         a.insert("MODULES".to_owned(), m.value.clone());
+    }
+    // The asked user: its name and the hash, never the password itself.
+    if let Some(u) = plan.users.iter().find(|u| u.asked) {
+        a.insert("USERNAME".to_owned(), u.name.clone());
+        if !u.needs_password {
+            a.insert("USERPASSWORDHASH".to_owned(), u.hash.clone());
+        }
     }
     // Given only when asked for, so the answers of plans without them stay as they were.
     for key in [
@@ -1349,6 +1460,166 @@ pub fn shadow_hash(password: &str, user: &str, hostname: &str, epoch: i64) -> Re
 }
 
 /// The host's static busybox (`/bin/busybox` from busybox-static), or where it should be.
+/// The root filesystem of the kit folder `kit` for a profile whose root comes from the
+/// kit: the archive kit.toml lists with role `rootfs` at the kit's top (a `.tar`, plain
+/// or compressed), else its `rootfs/` folder. Counting the archive reads it to its end
+/// (its compression's checks too): a damaged one stops the plan, before any change.
+fn kit_root(kit: Option<&Path>, profile: &str) -> Result<SourcePlan> {
+    let make = format!(
+        "make one with `scripts/make-kit {profile} DIR` (from Debian packages) and give --kit DIR"
+    );
+    let Some(kit) = kit else {
+        bail!(
+            "profile {profile}: its root filesystem comes from a kit, and none was given; {make}"
+        );
+    };
+    let manifest = driver_bundle::manifest::Manifest::load(kit)
+        .map_err(|e| anyhow!("KIT={}: {e}; {make}", kit.display()))?;
+    let archive = manifest.files.iter().find(|f| {
+        f.role == driver_bundle::manifest::Role::Rootfs
+            && !f.path.contains('/')
+            && [".tar", ".tar.gz", ".tgz", ".tar.zst", ".tar.xz", ".tar.bz2"]
+                .iter()
+                .any(|ext| f.path.ends_with(ext))
+    });
+    match archive {
+        Some(f) => {
+            let file = kit.join(&f.path);
+            let c = archive_content(&file)?;
+            Ok(SourcePlan::KitArchive {
+                file,
+                entries: c.entries,
+                file_bytes: c.file_bytes,
+            })
+        }
+        None if kit.join("rootfs").is_dir() => Ok(SourcePlan::KitRootfs {
+            dir: kit.join("rootfs"),
+        }),
+        None => bail!(
+            "KIT={}: the kit has no root filesystem (a tar archive with role rootfs in kit.toml, or a rootfs/ folder), which profile {profile} needs; {make}",
+            kit.display()
+        ),
+    }
+}
+
+/// The files of a kit's root archive the guest's own are merged into (users and groups
+/// of its packages, such as apt's `_apt`, are kept).
+pub const ARCHIVE_ETC: &[&str] = &["etc/passwd", "etc/group", "etc/shadow"];
+
+/// What the archive at `file` holds, with its [`ARCHIVE_ETC`] files; remembered per file,
+/// size and time, since a plan is made again on every page of the wizard, and staging
+/// the root reads the users again: each count reads the whole archive.
+pub fn archive_content(file: &Path) -> Result<image_builder::TarContent> {
+    use std::sync::{Mutex, OnceLock};
+    type Seen = Vec<(
+        (PathBuf, u64, Option<std::time::SystemTime>),
+        image_builder::TarContent,
+    )>;
+    static SEEN: OnceLock<Mutex<Seen>> = OnceLock::new();
+    let meta = std::fs::metadata(file)
+        .with_context(|| format!("reading the kit's root filesystem {}", file.display()))?;
+    let id = (file.to_owned(), meta.len(), meta.modified().ok());
+    let seen = SEEN.get_or_init(|| Mutex::new(Vec::new()));
+    if let Some((_, c)) = seen
+        .lock()
+        .ok()
+        .and_then(|s| s.iter().find(|(k, _)| *k == id).cloned())
+    {
+        return Ok(c);
+    }
+    let c =
+        image_builder::tar_content(&image_builder::TarInput::File(file.to_owned()), ARCHIVE_ETC)
+            .map_err(|e| {
+                anyhow!(
+                    "the kit's root filesystem {}: {e}; make the kit again",
+                    file.display()
+                )
+            })?;
+    if let Ok(mut s) = seen.lock() {
+        s.push((id, c.clone()));
+    }
+    Ok(c)
+}
+
+/// MB an image needs for `entries` archive entries with `file_bytes` of data: the data
+/// in 4 KiB blocks (half a block lost per file on average), an inode each (256 bytes),
+/// and 64 MB for the journal and the groups' tables.
+fn content_mb(entries: u64, file_bytes: u64) -> u64 {
+    (file_bytes + entries * (2048 + 256)).div_ceil(1 << 20) + 64
+}
+
+/// The asked user's name (USERNAME, or the profile's) and home (`/home/NAME`).
+fn asked_name(
+    u: &profile::User,
+    p: &profile::Profile,
+    answers: &Answers,
+) -> Result<(String, String)> {
+    let Some(a) = answers.get("USERNAME") else {
+        return Ok((u.name.clone(), format!("/home/{}", u.name)));
+    };
+    let name = a.value.trim();
+    let valid = !name.is_empty()
+        && name.len() <= 32
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if !valid {
+        bail!(
+            "USERNAME={} ({}): a user name is 1..32 lower-case letters, digits, _ or -, starting with a letter; e.g. USERNAME=ada",
+            a.value,
+            a.origin
+        );
+    }
+    if let Some(o) = p.users.iter().find(|o| !o.ask && o.name == name) {
+        bail!(
+            "USERNAME={name} ({}): the machine already has a user {} (uid {}); choose another name",
+            a.origin,
+            o.name,
+            o.uid
+        );
+    }
+    Ok((name.to_owned(), format!("/home/{name}")))
+}
+
+/// The asked user's /etc/shadow hash: from USERPASSWORD (hashed here) or
+/// USERPASSWORDHASH (a crypt hash, e.g. from `openssl passwd -6`); `None` when neither
+/// is given, which the install refuses ([`Plan::missing_password`]).
+fn asked_hash(name: &str, hostname: &str, epoch: i64, answers: &Answers) -> Result<Option<String>> {
+    match (answers.get("USERPASSWORD"), answers.get("USERPASSWORDHASH")) {
+        (Some(pw), _) => {
+            if pw.value.is_empty() {
+                bail!(
+                    "USERPASSWORD ({}): is empty; the machine's user needs a password",
+                    pw.origin
+                );
+            }
+            if pw.value.chars().any(char::is_control) {
+                bail!(
+                    "USERPASSWORD ({}): has a control character; type the password as one line",
+                    pw.origin
+                );
+            }
+            shadow_hash(&pw.value, name, hostname, epoch).map(Some)
+        }
+        (None, Some(h)) => {
+            let v = h.value.trim();
+            let crypt = v.starts_with('$')
+                && v.len() >= 20
+                && !v.contains([':', '\n', ' '])
+                && v.chars().all(|c| c.is_ascii_graphic());
+            if !crypt {
+                bail!(
+                    "USERPASSWORDHASH ({}): not a crypt hash (like $6$salt$hash, from `openssl passwd -6`); give USERPASSWORD=... instead to have it hashed here",
+                    h.origin
+                );
+            }
+            Ok(Some(v.to_owned()))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
 fn find_busybox() -> PathBuf {
     // Windows: the static Linux busybox that setup.msi installs in INSTALLDIR\assets.
     #[cfg(windows)]
@@ -1472,6 +1743,15 @@ pub fn describe(plan: &Plan) -> String {
         let src = match &i.source {
             SourcePlan::Busybox { busybox } => format!("busybox tree from {}", busybox.display()),
             SourcePlan::KitRootfs { dir } => format!("kit folder {}", dir.display()),
+            SourcePlan::KitArchive {
+                file,
+                entries,
+                file_bytes,
+            } => format!(
+                "kit archive {} ({} MB in {entries} files)",
+                file.display(),
+                file_bytes >> 20
+            ),
             SourcePlan::Empty => "empty (users' home folders)".to_owned(),
         };
         let _ = writeln!(
@@ -1549,6 +1829,7 @@ pub fn describe(plan: &Plan) -> String {
             u.uid,
             u.home,
             match &u.known_password {
+                _ if u.needs_password => "not given yet (USERPASSWORD; the wizard asks)".to_owned(),
                 _ if u.hash == "*" => "locked".to_owned(),
                 Some(k) => format!("{} from {} (change it with passwd)", k.password, k.from),
                 None => "set (SHA-512 crypt in /etc/shadow)".to_owned(),
@@ -1565,6 +1846,14 @@ pub fn describe(plan: &Plan) -> String {
             .map(|d| format!(" ({d})"))
             .unwrap_or_default()
     );
+    for c in &plan.first_boot.run {
+        let _ = writeln!(
+            s,
+            "  first boot runs: {c} (in {}, as {})",
+            plan.first_boot.target.as_deref().unwrap_or("/"),
+            plan.first_boot.run_as.as_deref().unwrap_or("root")
+        );
+    }
     if let Some(m) = &plan.first_boot.modules {
         let _ = writeln!(
             s,

@@ -42,6 +42,10 @@ pub const SHIPPED: &[(&str, &str)] = &[
         "bfin-uclinux",
         include_str!("../../profiles/bfin-uclinux.toml"),
     ),
+    (
+        "embedded-dev",
+        include_str!("../../profiles/embedded-dev.toml"),
+    ),
 ];
 
 /// The default profile.
@@ -263,6 +267,12 @@ pub enum ImageSource {
     Busybox,
     /// Only the users' home folders.
     Empty,
+    /// The kit's root filesystem: a tar archive the kit lists with role `rootfs`
+    /// (streamed into the image, never unpacked on the host), or its `rootfs/` folder. The
+    /// install refuses without a kit that has one. Its init is busybox's (`/sbin/init`),
+    /// which runs the `/etc/inittab`, rcS and first-boot script written here, as for the
+    /// built-in root; the rest of its userland (dash, GNU tools) runs them too.
+    Kit,
 }
 
 /// One filesystem image.
@@ -285,6 +295,10 @@ pub struct ImageSpec {
     pub cobd: u8,
     /// What fills it.
     pub source: ImageSource,
+    /// With `source = "kit"`: the size is at least the kit's root content plus this
+    /// share of it (free room for the user's work), `size_mb` being the least it is.
+    #[serde(default)]
+    pub headroom_pct: Option<u32>,
     /// Guest paths (files or folders) that `images rebuild root` copies from the old
     /// root image into the new one, e.g. `/etc/ssh` and `/root`: what the user made in
     /// the guest and wants to outlive a fresh root from the kit.
@@ -379,6 +393,12 @@ pub struct User {
     /// profile file's password is the user's own and is never shown.
     #[serde(default)]
     pub password_from: Option<String>,
+    /// The person who will use the machine: the name is the answer USERNAME (this
+    /// profile's `name` when none is given), the home folder `/home/NAME`, and the
+    /// password the answer USERPASSWORD or USERPASSWORDHASH, which the install requires
+    /// (the wizard asks for both): such a profile never carries a shared password.
+    #[serde(default)]
+    pub ask: bool,
 }
 
 fn default_shell() -> String {
@@ -402,7 +422,18 @@ pub struct FirstBoot {
     /// /usr/lib/uml/modules/VERSION (Debian package user-mode-linux).
     #[serde(default)]
     pub modules: bool,
+    /// Commands the guest runs after the distribution is unpacked, in `target`, as the
+    /// user who owns it (root when it is not a user's home), one `sh -c` each and in
+    /// order; their output goes to the console and the install log, and the first that
+    /// fails fails the first boot (and the install) with it. A profile's commands run
+    /// inside the guest only, as the kit's programs do.
+    #[serde(default)]
+    pub run: Vec<String>,
 }
+
+/// `first_boot.target` for the home folder of the machine's user (the first user that is
+/// not root: the asked one, when there is one).
+pub const HOME_TARGET: &str = "~";
 
 fn default_first_boot_target() -> String {
     "/home".to_owned()
@@ -418,6 +449,7 @@ static IMAGE_SCHEMA: Schema = Schema {
         "mount",
         "cobd",
         "source",
+        "headroom_pct",
         "preserve",
     ],
     children: &[],
@@ -484,6 +516,7 @@ static PROFILE_SCHEMA: Schema = Schema {
                     "password",
                     "password_hash",
                     "password_from",
+                    "ask",
                 ],
                 children: &[],
             },
@@ -491,7 +524,7 @@ static PROFILE_SCHEMA: Schema = Schema {
         (
             "first_boot",
             &Schema {
-                keys: &["description", "timeout_secs", "target", "modules"],
+                keys: &["description", "timeout_secs", "target", "modules", "run"],
                 children: &[],
             },
         ),
@@ -743,6 +776,20 @@ fn validate(p: &Profile) -> Result<()> {
         for (k, path) in img.preserve.iter().enumerate() {
             check_guest_path(path).map_err(|e| anyhow!("{at}.preserve[{k}]: `{path}` {e}"))?;
         }
+        match (img.headroom_pct, img.source) {
+            (Some(p), ImageSource::Kit) if p > 1000 => {
+                bail!("{at}.headroom_pct: {p} is more than 1000 (ten times the content)")
+            }
+            (Some(_), src) if src != ImageSource::Kit => {
+                bail!(
+                    "{at}.headroom_pct: only an image with source = \"kit\" is sized from its content"
+                )
+            }
+            _ => {}
+        }
+        if img.source == ImageSource::Kit && img.role != Role::Root {
+            bail!("{at}.source: only the root image comes from the kit's root filesystem");
+        }
         if img.role == Role::Root && img.mount != "/" {
             bail!(
                 "{at}.mount: the root image mounts on `/`, not `{}`",
@@ -870,11 +917,46 @@ fn validate(p: &Profile) -> Result<()> {
             bail!("user[{i}].password_hash: cannot contain `:` or a line break");
         }
     }
+    let asked: Vec<&User> = p.users.iter().filter(|u| u.ask).collect();
+    if asked.len() > 1 {
+        bail!(
+            "user: only one user may have ask = true (its name and password are the answers USERNAME and USERPASSWORD)"
+        );
+    }
+    if let Some(u) = asked.first() {
+        if u.uid == 0 {
+            bail!(
+                "user `{}`: root cannot be asked for; ask = true is for the machine's user",
+                u.name
+            );
+        }
+        if u.password.is_some() || u.password_hash.is_some() {
+            bail!(
+                "user `{}`: ask = true takes the password from the install's answers; remove password and password_hash",
+                u.name
+            );
+        }
+    }
     if let Some(fb) = &p.first_boot {
-        // colinux.target=DIR on the guest's kernel command line.
-        check_word(&fb.target)
-            .and_then(|()| check_guest_path(&fb.target))
-            .map_err(|e| anyhow!("first_boot.target: `{}` {e}", fb.target))?;
+        // colinux.target=DIR on the guest's kernel command line; `~` is the user's home.
+        if fb.target == HOME_TARGET {
+            if !p.users.iter().any(|u| u.uid != 0) {
+                bail!(
+                    "first_boot.target: `~` is the home of the machine's user, and the profile has no user but root"
+                );
+            }
+        } else {
+            check_word(&fb.target)
+                .and_then(|()| check_guest_path(&fb.target))
+                .map_err(|e| anyhow!("first_boot.target: `{}` {e}", fb.target))?;
+        }
+        for (i, c) in fb.run.iter().enumerate() {
+            if c.trim().is_empty() {
+                bail!(
+                    "first_boot.run[{i}]: is empty; give a command, e.g. \"make -C sdk/hello run\""
+                );
+            }
+        }
     }
     if p.users.first().is_none_or(|u| u.uid != 0) {
         bail!("user: the first user must be root (uid 0)");
@@ -930,6 +1012,66 @@ mod tests {
             let p = parse(text, name).expect("shipped profile is valid");
             assert_eq!(&p.name, name);
         }
+    }
+
+    #[test]
+    fn an_asked_user_a_kit_root_and_first_boot_steps_are_checked() {
+        let ed = builtin("embedded-dev").expect("shipped");
+        let p = parse(ed, "embedded-dev").expect("valid");
+        assert!(p.users.iter().any(|u| u.ask && u.uid == 1000));
+        assert_eq!(
+            p.first_boot.as_ref().map(|f| f.target.as_str()),
+            Some(HOME_TARGET)
+        );
+        for (from, to, said) in [
+            // A shared password for the asked user.
+            (
+                "ask = true",
+                "ask = true\npassword = \"x\"",
+                "remove password",
+            ),
+            // Root cannot be asked for.
+            ("uid = 1000", "uid = 0", "0 is also the uid of `root`"),
+            // Headroom only for a kit root, within bounds.
+            ("headroom_pct = 50", "headroom_pct = 5000", "more than 1000"),
+            (
+                "source = \"empty\"",
+                "source = \"empty\"\nheadroom_pct = 5",
+                "only an image with source = \"kit\"",
+            ),
+            (
+                "source = \"empty\"",
+                "source = \"kit\"",
+                "only the root image comes from the kit",
+            ),
+            (
+                "run = [\"make -C sdk/hello run\"]",
+                "run = [\" \"]",
+                "first_boot.run[0]: is empty",
+            ),
+        ] {
+            let text = ed.replacen(from, to, 1);
+            assert_ne!(text, ed, "{from}");
+            let err = parse(&text, "x").map(|_| ()).expect_err(said);
+            assert!(format!("{err:#}").contains(said), "{said}: {err:#}");
+        }
+        // Two asked users.
+        let two = format!(
+            "{ed}\n[[user]]\nname = \"other\"\nuid = 1001\ngid = 1001\nhome = \"/home/other\"\nask = true\n"
+        );
+        let err = parse(&two, "x").map(|_| ()).expect_err("two asked");
+        assert!(
+            format!("{err:#}").contains("only one user may have ask = true"),
+            "{err:#}"
+        );
+        // `~` needs a user who is not root.
+        let minimal = builtin("minimal").expect("shipped").replacen(
+            "target = \"/home\"",
+            "target = \"~\"",
+            1,
+        );
+        let err = parse(&minimal, "x").map(|_| ()).expect_err("no user");
+        assert!(format!("{err:#}").contains("no user but root"), "{err:#}");
     }
 
     #[test]

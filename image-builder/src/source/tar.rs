@@ -228,6 +228,102 @@ pub(crate) fn add_tar(
     Ok(())
 }
 
+/// What a tar archive holds, counted from its headers alone: enough to size an image
+/// before building it (an installer shows and checks the size in its plan, before any
+/// byte is written). Hard links count once; every count is an upper bound of what the
+/// archive becomes, since later entries may replace earlier ones.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TarContent {
+    /// Archive entries (each becomes at most one inode).
+    pub entries: u64,
+    /// Bytes of regular-file data.
+    pub file_bytes: u64,
+    /// 4 KiB blocks the entries' data takes: each file's data rounded up, one block per
+    /// folder and per long symlink.
+    pub blocks_4k: u64,
+    /// The bytes of the regular files asked for by path (`etc/passwd`; the last entry
+    /// of a path wins, as in the image), each at most [`KEPT_LIMIT`] bytes.
+    pub kept: Vec<(String, Vec<u8>)>,
+}
+
+/// The most bytes [`tar_content`] keeps of one file asked for; a larger one is an error.
+pub const KEPT_LIMIT: u64 = 1 << 20;
+
+/// Counts what the archive `input` holds ([`TarContent`]), reading it to its end as a
+/// build does: the same formats, and the same errors for a damaged archive or stream.
+/// The regular files at the paths in `keep` (relative, `/`-separated, as `etc/passwd`)
+/// are kept: an installer merges its own lines into them.
+pub fn tar_content(input: &TarInput, keep: &[&str]) -> Result<TarContent, Error> {
+    let name = input.name();
+    let raw: Box<dyn Read> = match input {
+        TarInput::File(p) => Box::new(std::fs::File::open(p).map_err(|e| Error::Read {
+            path: p.clone(),
+            source: e,
+        })?),
+        TarInput::Stdin => Box::new(std::io::stdin().lock()),
+    };
+    let stream = Stream::open(raw).map_err(|e| Error::Read {
+        path: Path::new(&name).to_owned(),
+        source: e,
+    })?;
+    let mut reader = TarReader::new(stream);
+    let mut c = TarContent::default();
+    while let Some(e) = reader
+        .next_entry()
+        .map_err(|e: FormatError| Error::Archive {
+            archive: name.clone(),
+            entry: e.entry.map(|p| String::from_utf8_lossy(&p).into_owned()),
+            offset: e.offset,
+            reason: e.reason,
+        })?
+    {
+        c.entries += 1;
+        match e.kind {
+            EntryKind::Regular => {
+                c.file_bytes += e.size;
+                c.blocks_4k += e.size.div_ceil(4096);
+                let comps = components(&e.path).unwrap_or_default();
+                let path = comps.join(&b'/');
+                if let Some(want) = keep.iter().find(|k| k.as_bytes() == path.as_slice()) {
+                    let err = |reason: String| Error::Archive {
+                        archive: name.clone(),
+                        entry: Some((*want).to_owned()),
+                        offset: e.offset,
+                        reason,
+                    };
+                    if e.size > KEPT_LIMIT {
+                        return Err(err(format!(
+                            "{} bytes; a file read from the archive may have {KEPT_LIMIT} at most",
+                            e.size
+                        )));
+                    }
+                    let mut bytes = Vec::new();
+                    reader
+                        .data()
+                        .take(KEPT_LIMIT)
+                        .read_to_end(&mut bytes)
+                        .map_err(|io| err(io.to_string()))?;
+                    c.kept.retain(|(k, _)| k != want);
+                    c.kept.push(((*want).to_owned(), bytes));
+                }
+            }
+            EntryKind::Dir => c.blocks_4k += 1,
+            // A symlink of 60 bytes or more does not fit in its inode.
+            EntryKind::Symlink if e.link.len() >= 60 => c.blocks_4k += 1,
+            _ => {}
+        }
+    }
+    let mut stream = reader.into_inner();
+    if let Some(format) = stream.format() {
+        stream.finish().map_err(|e| Error::CorruptStream {
+            archive: name.clone(),
+            format: format.name(),
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(c)
+}
+
 /// Names `node` in `parent`, giving back the data of whatever the name replaced.
 fn link(
     tree: &mut Tree,

@@ -163,7 +163,10 @@ pub fn run(args: InstallArgs, interrupt: &AtomicBool) -> Outcome {
     if args.dry_run {
         // The same checks as the install's, with what it would do with the files that
         // are already there.
-        let check = apply::check_host(&plan);
+        let check = match plan.missing_password() {
+            Some(why) => Err(anyhow::anyhow!(why)),
+            None => apply::check_host(&plan),
+        };
         let files = apply::survey(&plan).unwrap_or_default();
         if args.json {
             emit(

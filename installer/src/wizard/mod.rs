@@ -53,6 +53,7 @@ enum Page {
     Folder,
     Sizes,
     Network,
+    User,
     StartMenu,
     Tasks,
     Summary,
@@ -131,6 +132,9 @@ impl Wizard<'_> {
             v.push(Page::KernelWarning);
         }
         v.extend([Page::Folder, Page::Sizes, Page::Network]);
+        if self.plan.users.iter().any(|u| u.asked) {
+            v.push(Page::User);
+        }
         if cfg!(windows) {
             v.extend([Page::StartMenu, Page::Tasks]);
         }
@@ -148,6 +152,7 @@ impl Wizard<'_> {
                 Page::Folder => self.folder()?,
                 Page::Sizes => self.sizes()?,
                 Page::Network => self.network()?,
+                Page::User => self.user()?,
                 Page::StartMenu => self.start_menu()?,
                 Page::Tasks => self.tasks()?,
                 Page::Summary => self.summary()?,
@@ -266,6 +271,22 @@ impl Wizard<'_> {
             match self.settle(r)? {
                 Some(Got::Value(Some(v))) => return Ok(Got::Value(v.trim().to_owned())),
                 Some(Got::Value(None)) | Some(Got::Back) => return Ok(Got::Back),
+                Some(Got::Cancel) => return Ok(Got::Cancel),
+                None => {}
+            }
+        }
+    }
+
+    /// A password, typed twice and never shown; Ctrl-C asks as on a page.
+    fn password(&self, prompt: &str) -> Result<Got<String>> {
+        loop {
+            let r = dialoguer::Password::with_theme(&self.theme)
+                .with_prompt(prompt)
+                .with_confirmation("Type it again", "The two did not match; type it again")
+                .interact_on(&self.term);
+            match self.settle(r)? {
+                Some(Got::Value(v)) => return Ok(Got::Value(v)),
+                Some(Got::Back) => return Ok(Got::Back),
                 Some(Got::Cancel) => return Ok(Got::Cancel),
                 None => {}
             }

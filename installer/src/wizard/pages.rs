@@ -578,6 +578,60 @@ impl Wizard<'_> {
         }
     }
 
+    /// The machine's user (a profile with `ask`, such as embedded-dev): the name and a
+    /// password, which has no default; Next waits for one.
+    pub(super) fn user(&mut self) -> Result<Nav> {
+        let mut cursor = None;
+        loop {
+            let Some(u) = self.plan.users.iter().find(|u| u.asked).cloned() else {
+                return Ok(Nav::Next);
+            };
+            let body = format!(
+                "The machine's user is you: {name} owns {home}, where the first boot unpacks the\n\
+                 distribution, and logs in on the console with `su - {name}`.\n\n\
+                 This machine has no default password: choose one. It is kept only as a SHA-512\n\
+                 crypt hash in the machine's /etc/shadow (and in an answer file, if you save one).\n",
+                name = u.name,
+                home = u.home
+            );
+            self.header(Page::User, "Your user", &body);
+            let fields = vec![
+                ("USERNAME", format!("User name: {}", u.name)),
+                (
+                    "USERPASSWORD",
+                    format!(
+                        "Password: {}",
+                        if u.needs_password {
+                            "not chosen yet"
+                        } else {
+                            "chosen"
+                        }
+                    ),
+                ),
+            ];
+            match self.choose_field(&fields, &mut cursor)? {
+                Err(Nav::Next) if u.needs_password => {
+                    self.pause_on("choose a password first: this machine has no default one")?;
+                }
+                Err(nav) => return Ok(nav),
+                Ok(0) => {
+                    if let Some(nav) = self.ask_value("USERNAME", "User name", &u.name)? {
+                        return Ok(nav);
+                    }
+                }
+                Ok(_) => match self.password("Password")? {
+                    Got::Cancel => return Ok(Nav::Cancel),
+                    Got::Back => {}
+                    Got::Value(pw) => {
+                        if let Err(e) = self.try_set(&[("USERPASSWORD", &pw)]) {
+                            self.pause_on(&e)?;
+                        }
+                    }
+                },
+            }
+        }
+    }
+
     pub(super) fn start_menu(&mut self) -> Result<Nav> {
         loop {
             let folder = self.plan.start_menu.clone().unwrap_or_default();

@@ -12,6 +12,7 @@ mod support;
 mod boot_cli;
 mod config_cli;
 mod driver_cli;
+mod embedded_dev;
 mod images_cli;
 mod install_cli;
 mod kit_cli;

@@ -1224,3 +1224,104 @@ fn x86_windows_pages_under_32_bit_wine_choose_the_start_menu_folder_and_the_task
         std::fs::write(&path, md).expect("write docs/wizard-screens-windows.md");
     }
 }
+
+/// The embedded developer's machine has no default password: the wizard's user page
+/// (after the network) will not go on without one, takes it twice without showing it,
+/// and the name and password chosen there are the machine's (its /etc/shadow hash is
+/// the password's, checked by openssl); the password is never on the screen.
+#[test]
+fn the_user_page_asks_a_name_and_a_hidden_password_that_the_machine_gets() {
+    let tmp = tempdir("wizard-user-");
+    let prefix = tmp.path().join("m");
+    let kit = crate::embedded_dev::kit();
+    let mut tty = Tty::spawn(
+        &[
+            "install",
+            "--prefix",
+            p(&prefix),
+            "--profile",
+            "embedded-dev",
+            "--kit",
+            p(kit),
+            "--monitor",
+            &host().monitor,
+            "--no-first-boot",
+        ],
+        &[],
+    );
+    tty.wait_for("Welcome to the coLinux setup");
+    tty.keys(ENTER);
+    tty.wait_for("License agreement");
+    tty.keys(DOWN);
+    tty.keys(ENTER);
+    for t in [
+        "Install folder:",
+        "RAM and image sizes",
+        "Network and serial port",
+    ] {
+        tty.wait_for(t);
+        tty.keys(ENTER);
+    }
+    tty.wait_for("Your user");
+    tty.wait_for("Password: not chosen yet");
+    tty.shot("The machine's user");
+    // Next without a password: refused, the page stays.
+    tty.keys(ENTER);
+    tty.wait_for("choose a password first: this machine has no default one");
+    tty.keys(ENTER);
+    tty.wait_for("Choose a value to change, or go on");
+    tty.keys(UP);
+    tty.keys(ENTER);
+    tty.wait_for("Password");
+    tty.keys("s3cret-Pw");
+    tty.keys(ENTER);
+    tty.wait_for("Type it again");
+    tty.keys("s3cret-Pw");
+    tty.keys(ENTER);
+    tty.wait_for("Password: chosen");
+    // The name: the cursor is on the password; up to the name.
+    tty.keys(UP);
+    tty.keys(ENTER);
+    tty.wait_for("User name ›");
+    tty.type_value("grace");
+    tty.wait_for("User name: grace");
+    tty.keys(DOWN);
+    tty.keys(DOWN);
+    tty.keys(ENTER);
+    tty.wait_for("Ready to install");
+    tty.wait_for("grace (uid 1000, /home/grace)");
+    tty.keys(ENTER);
+    assert_eq!(tty.exit_code(), 0, "{}", tty.screen());
+    let raw = String::from_utf8_lossy(&tty.raw).into_owned();
+    assert!(!raw.contains("s3cret-Pw"), "the password was shown");
+    let shadow = common::debugfs(&prefix.join("root.img"), "cat /etc/shadow");
+    let hash = shadow
+        .lines()
+        .find_map(|l| l.strip_prefix("grace:"))
+        .and_then(|rest| rest.split(':').next())
+        .unwrap_or_else(|| panic!("no grace in /etc/shadow: {shadow}"));
+    // $6$rounds=N$SALT$HASH: openssl computes the same from the password and salt.
+    let salt = hash.split('$').nth(3).expect("the salt");
+    let rounds = hash.split('$').nth(2).expect("the rounds");
+    let o = Command::new("openssl")
+        .args([
+            "passwd",
+            "-6",
+            "-salt",
+            &format!("{rounds}${salt}"),
+            "s3cret-Pw",
+        ])
+        .output()
+        .expect("openssl passwd");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        hash,
+        "{}",
+        text(&o)
+    );
+    let passwd = common::debugfs(&prefix.join("root.img"), "cat /etc/passwd");
+    assert!(
+        passwd.contains("grace:x:1000:1000:grace:/home/grace:/bin/bash"),
+        "{passwd}"
+    );
+}
