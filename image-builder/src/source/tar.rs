@@ -98,18 +98,7 @@ pub(crate) fn add_tar(
     warn: Warn<'_>,
 ) -> Result<(), Error> {
     let name = input.name();
-    let raw: Box<dyn Read> = match input {
-        TarInput::File(p) => Box::new(std::fs::File::open(p).map_err(|e| Error::Read {
-            path: p.clone(),
-            source: e,
-        })?),
-        TarInput::Stdin => Box::new(std::io::stdin().lock()),
-    };
-    let stream = Stream::open(raw).map_err(|e| Error::Read {
-        path: Path::new(&name).to_owned(),
-        source: e,
-    })?;
-    let mut reader = TarReader::new(stream);
+    let mut reader = open(input)?;
     let fmt_err = |e: FormatError| Error::Archive {
         archive: name.clone(),
         entry: e.entry.map(|p| String::from_utf8_lossy(&p).into_owned()),
@@ -214,13 +203,34 @@ pub(crate) fn add_tar(
         let id = tree.add(Node { meta, kind });
         link(tree, sink, parent, leaf, id, &image_path)?;
     }
-    // The archive has ended; a compressed stream has not yet: its checksums (gzip's
-    // CRC32 and length of every member, xz's and zstd's frame checks, bzip2's block and
-    // stream CRCs) come at its end, and nothing may follow it.
+    finish(reader, &name)
+}
+
+/// The archive `input` as a tar reader over its (decompressed) stream.
+fn open(input: &TarInput) -> Result<TarReader<Stream<Box<dyn Read>>>, Error> {
+    let raw: Box<dyn Read> = match input {
+        TarInput::File(p) => Box::new(std::fs::File::open(p).map_err(|e| Error::Read {
+            path: p.clone(),
+            source: e,
+        })?),
+        TarInput::Stdin => Box::new(std::io::stdin().lock()),
+    };
+    let stream = Stream::open(raw).map_err(|e| Error::Read {
+        path: Path::new(&input.name()).to_owned(),
+        source: e,
+    })?;
+    Ok(TarReader::new(stream))
+}
+
+/// Reads the compressed stream of an ended archive to its end. The archive has ended; a
+/// compressed stream has not yet: its checksums (gzip's CRC32 and length of every
+/// member, xz's and zstd's frame checks, bzip2's block and stream CRCs) come at its end,
+/// and nothing may follow it.
+fn finish(reader: TarReader<Stream<Box<dyn Read>>>, name: &str) -> Result<(), Error> {
     let mut stream = reader.into_inner();
     if let Some(format) = stream.format() {
         stream.finish().map_err(|e| Error::CorruptStream {
-            archive: name.clone(),
+            archive: name.to_owned(),
             format: format.name(),
             reason: e.to_string(),
         })?;
@@ -255,18 +265,7 @@ pub const KEPT_LIMIT: u64 = 1 << 20;
 /// are kept: an installer merges its own lines into them.
 pub fn tar_content(input: &TarInput, keep: &[&str]) -> Result<TarContent, Error> {
     let name = input.name();
-    let raw: Box<dyn Read> = match input {
-        TarInput::File(p) => Box::new(std::fs::File::open(p).map_err(|e| Error::Read {
-            path: p.clone(),
-            source: e,
-        })?),
-        TarInput::Stdin => Box::new(std::io::stdin().lock()),
-    };
-    let stream = Stream::open(raw).map_err(|e| Error::Read {
-        path: Path::new(&name).to_owned(),
-        source: e,
-    })?;
-    let mut reader = TarReader::new(stream);
+    let mut reader = open(input)?;
     let mut c = TarContent::default();
     while let Some(e) = reader
         .next_entry()
@@ -313,14 +312,7 @@ pub fn tar_content(input: &TarInput, keep: &[&str]) -> Result<TarContent, Error>
             _ => {}
         }
     }
-    let mut stream = reader.into_inner();
-    if let Some(format) = stream.format() {
-        stream.finish().map_err(|e| Error::CorruptStream {
-            archive: name.clone(),
-            format: format.name(),
-            reason: e.to_string(),
-        })?;
-    }
+    finish(reader, &name)?;
     Ok(c)
 }
 

@@ -269,7 +269,7 @@ pub enum ConfigCommand {
 /// `install` (and the default command).
 #[derive(Debug, Args, Default, Clone)]
 pub struct InstallArgs {
-    /// Installation profile: a built-in name (minimal, bfin-uclinux) or a profile file.
+    /// Installation profile: a built-in name (minimal, bfin-uclinux, embedded-dev) or a profile file.
     #[arg(long, value_name = "NAME|FILE")]
     pub profile: Option<String>,
     /// Install folder (INSTALLDIR).

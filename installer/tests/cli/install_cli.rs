@@ -434,7 +434,7 @@ fn an_unknown_profile_name_is_a_usage_error() {
             2,
             &[
                 "no built-in profile is called",
-                "the built-in profiles are: minimal, bfin-uclinux",
+                "the built-in profiles are: minimal, bfin-uclinux, embedded-dev",
             ],
         );
         assert!(!text(&o).contains("shipped"), "{}", text(&o));
