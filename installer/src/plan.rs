@@ -893,7 +893,7 @@ pub fn resolve(
         .iter()
         .map(|u| {
             let (name, home) = if u.ask {
-                asked_name(u, p, answers)?
+                asked_name(u, p, answers, &images)?
             } else {
                 (u.name.clone(), u.home.clone())
             };
@@ -1548,11 +1548,14 @@ fn content_mb(entries: u64, file_bytes: u64) -> u64 {
     (file_bytes + entries * (2048 + 256)).div_ceil(1 << 20) + 64
 }
 
-/// The asked user's name (USERNAME, or the profile's) and home (`/home/NAME`).
+/// The asked user's name (USERNAME, or the profile's) and home (`/home/NAME`): not a
+/// user of the profile, nor one the kit's root archive already has (Debian's `daemon`,
+/// `_apt`, ...: ours would replace it).
 fn asked_name(
     u: &profile::User,
     p: &profile::Profile,
     answers: &Answers,
+    images: &[ImagePlan],
 ) -> Result<(String, String)> {
     let Some(a) = answers.get("USERNAME") else {
         return Ok((u.name.clone(), format!("/home/{}", u.name)));
@@ -1578,6 +1581,24 @@ fn asked_name(
             o.name,
             o.uid
         );
+    }
+    for img in images {
+        if let SourcePlan::KitArchive { file, .. } = &img.source {
+            let content = archive_content(file)?;
+            let passwd = content
+                .kept
+                .iter()
+                .find(|(k, _)| k == "etc/passwd")
+                .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default();
+            if let Some(line) = passwd.lines().find(|l| l.split(':').next() == Some(name)) {
+                bail!(
+                    "USERNAME={name} ({}): the kit's root filesystem already has a user {name} (uid {}); choose another name",
+                    a.origin,
+                    line.split(':').nth(2).unwrap_or("?")
+                );
+            }
+        }
     }
     Ok((name.to_owned(), format!("/home/{name}")))
 }

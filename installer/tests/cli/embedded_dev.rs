@@ -271,6 +271,10 @@ fn without_a_password_or_with_a_bad_name_nothing_is_made() {
             "USERNAME=root (--set USERNAME): the machine already has a user root",
         ),
         (
+            vec!["--set", "USERNAME=daemon", "--set", "USERPASSWORD=x"],
+            "USERNAME=daemon (--set USERNAME): the kit's root filesystem already has a user daemon (uid 1)",
+        ),
+        (
             vec!["--set", "USERPASSWORDHASH=plain"],
             "USERPASSWORDHASH (--set USERPASSWORDHASH): not a crypt hash",
         ),
