@@ -157,13 +157,23 @@ fn rcs(plan: &Plan) -> String {
          mkdir -p /dev/pts /dev/shm\n\
          mount -a\n\
          swapon -a\n\
-         hostname -F /etc/hostname\n",
+         hostname -F /etc/hostname\n\
+         ifconfig lo 127.0.0.1 up 2>/dev/null\n",
     );
+    if plan.slirp.is_some() {
+        // eth0 is slirp (user networking: coLinux's, QEMU's, and UML's through the host's
+        // slirp program): the guest is 10.0.2.15, the host's NAT 10.0.2.2 and its DNS
+        // 10.0.2.3 (/etc/resolv.conf).
+        s.push_str(
+            "if ifconfig eth0 10.0.2.15 netmask 255.255.255.0 up 2>/dev/null; then route add default gw 10.0.2.2 2>/dev/null\n\
+             else echo 'colinux-setup: eth0 (slirp) could not be brought up: the guest has no network (User-mode Linux needs the host'\\''s slirp program: apt-get install slirp)'; fi\n",
+        );
+    }
     if let Some(t) = &plan.tap {
         // The guest's side of the TAP adapter (the host has .1 of the same /24).
         let _ = writeln!(
             s,
-            "ifconfig lo 127.0.0.1 up 2>/dev/null\nifconfig eth{} {} netmask 255.255.255.0 up || echo {}",
+            "ifconfig eth{} {} netmask 255.255.255.0 up || echo {}",
             t.eth,
             t.guest_ip,
             sh_quote(&format!(
@@ -469,6 +479,13 @@ fn etc_files(
     ];
     if plan.monitor == Monitor::Wsl {
         files.push(("wsl.conf", crate::wsl::wsl_conf(plan), 0o644));
+    } else if plan.slirp.is_some() {
+        // slirp's DNS, which rcS's eth0 reaches (WSL writes its own resolv.conf).
+        files.push((
+            "resolv.conf",
+            "# slirp's DNS (eth0), written by colinux-setup.\nnameserver 10.0.2.3\n".to_owned(),
+            0o644,
+        ));
     }
     if init {
         files.push(("inittab", inittab().to_owned(), 0o644));

@@ -169,6 +169,37 @@ fn the_embedded_developers_machine_compiles_and_runs_a_fresh_program_natively_an
     let o = run("start", &[], secs(60));
     let running = Running(&prefix);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // eth0 is slirp: up with 10.0.2.15 and a default route through 10.0.2.2, where the
+    // monitor gives the guest a network (QEMU; UML with the host's slirp program), else
+    // the boot says why not.
+    let o = run(
+        "shell",
+        &[
+            "--",
+            "ifconfig eth0 | grep -c 'inet addr:10.0.2.15'; grep -c '0202000A' /proc/net/route",
+        ],
+        secs(30),
+    );
+    let net = text(&o);
+    let slirp_here = Command::new("sh")
+        .args(["-c", "command -v slirp"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !crate::common::host().is_uml() || slirp_here {
+        assert!(net.contains("1\n1"), "eth0 configured: {net}");
+    } else {
+        let start_log = fs::read_dir(prefix.join("logs"))
+            .expect("logs")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains("start"))
+            .map(|e| fs::read_to_string(e.path()).unwrap_or_default())
+            .collect::<String>();
+        assert!(
+            start_log.contains("eth0 (slirp) could not be brought up")
+                && start_log.contains("apt-get install slirp"),
+            "the boot says why eth0 is down: {start_log}"
+        );
+    }
     let write = r#"printf '#include <stdio.h>\nint main(void)\n{\n#ifdef __arm__\n\tputs("fresh program: ARM");\n#else\n\tputs("fresh program: native");\n#endif\n\treturn 0;\n}\n' > /home/ada/fresh.c && chown ada /home/ada/fresh.c"#;
     let o = run("shell", &["--", write], secs(30));
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
