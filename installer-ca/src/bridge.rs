@@ -543,14 +543,9 @@ fn ask(
 mod tests {
     use super::*;
     use std::cell::RefCell;
-    use std::sync::Mutex;
-
-    /// Tests that start processes take turns: a file being written while another
-    /// thread forks cannot be run (ETXTBSY) until that child has exec'd.
-    static SPAWN: Mutex<()> = Mutex::new(());
 
     fn lock() -> std::sync::MutexGuard<'static, ()> {
-        SPAWN.lock().unwrap_or_else(|p| p.into_inner())
+        crate::spawn_lock()
     }
 
     fn sh(script: &str) -> Command {
@@ -774,6 +769,7 @@ mod tests {
 
     #[test]
     fn run_names_a_program_that_cannot_start() {
+        let _l = lock();
         let e = run(Command::new("/nonexistent/colinux-setup-ui.exe"), LIMIT)
             .expect_err("no such program");
         assert!(matches!(&e, Failure::Start(s) if !s.is_empty()), "{e:?}");

@@ -30,14 +30,42 @@
 //! 5. What it did goes to the installer's log (MsiProcessMessage, INSTALLMESSAGE_INFO).
 //! 6. It always returns ERROR_SUCCESS, so the dialog sequence goes on and shows UI_ERROR.
 //!
-//! Everything but the Msi* calls is in `bridge`, plain Rust unit-tested on Linux too;
-//! only `msi` (the Windows Installer API behind the `bridge::Session` trait) and the
-//! exported function are Windows code. On other systems the library is empty.
+//! The same DLL holds setup.msi's provisioning (`ColinuxSetupProvision`, the deferred
+//! custom action `Provision`): it runs the installed program's `msi install --json`
+//! with the command line in CustomActionData and shows each step it reports on the
+//! progress page (see `provision`).
+//!
+//! Everything but the Msi* calls is in `bridge` and `provision`, plain Rust unit-tested
+//! on Linux too; only `msi` (the Windows Installer API behind the `bridge::Session` and
+//! `provision::Installer` traits) and the exported functions are Windows code. On other
+//! systems the library is empty.
 
 #[cfg(any(windows, test))]
 mod bridge;
 #[cfg(windows)]
 mod msi;
+#[cfg(any(windows, test))]
+mod provision;
+
+/// Tests that start processes take turns: a file being written while another thread
+/// forks cannot be run (ETXTBSY) until that child has exec'd.
+#[cfg(test)]
+fn spawn_lock() -> std::sync::MutexGuard<'static, ()> {
+    static SPAWN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SPAWN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A panic's message, for the log.
+#[cfg(windows)]
+fn panic_words(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}
 
 /// The custom action: Windows Installer calls it with the session's handle (type 1,
 /// CustomAction.Target `ColinuxSetupUi`). Always returns ERROR_SUCCESS (0); failures
@@ -56,14 +84,37 @@ pub extern "system" fn ColinuxSetupUi(
         bridge::bridge(&session, &std::env::temp_dir(), bridge::LIMIT)
     }));
     if let Err(panic) = done {
-        let why = panic
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
+        let why = panic_words(panic.as_ref());
         let message = bridge::Failure::Panic(why).message();
         let _ = session.set_property("UI_ERROR", &message);
         session.log(&format!("ColinuxSetupUi: {message}"));
     }
     windows_sys::Win32::Foundation::ERROR_SUCCESS
+}
+
+/// The provisioning (type 1 + in-script + no impersonation, CustomAction.Target
+/// `ColinuxSetupProvision`): runs the command line in CustomActionData and shows its
+/// steps. ERROR_SUCCESS when the program exits 0; ERROR_INSTALL_FAILURE otherwise, or
+/// when it cannot run, so the install fails and rolls back as with the EXE action.
+#[cfg(windows)]
+#[allow(non_snake_case, unsafe_code)]
+// SAFETY: an exported symbol of this DLL under this name; it takes and returns plain
+// integers, as MSI's custom action entry points do.
+#[unsafe(no_mangle)]
+pub extern "system" fn ColinuxSetupProvision(
+    hinstall: windows_sys::Win32::System::ApplicationInstallationAndServicing::MSIHANDLE,
+) -> u32 {
+    use provision::Installer as _;
+    let session = msi::Msi(hinstall);
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        provision::provision(&session)
+    }))
+    .unwrap_or_else(|panic| {
+        let why = panic_words(panic.as_ref());
+        session.log(&format!(
+            "{}: the provisioning failed ({why})",
+            provision::ACTION
+        ));
+        provision::ERROR_INSTALL_FAILURE
+    })
 }

@@ -1,15 +1,19 @@
-//! The Windows Installer side of the bridge: the session's properties, the log, and the
-//! rows of the Binary table (the program and its assets). Every handle this module opens is a
-//! [`Handle`], closed when it goes out of scope, on every path.
+//! The Windows Installer side of the bridge and the provisioning: the session's
+//! properties, the log, the rows of the Binary table (the program and its assets), and
+//! the progress page's messages (ACTIONSTART, ACTIONDATA, PROGRESS). Every handle this
+//! module opens is a [`Handle`], closed when it goes out of scope, on every path.
 #![allow(unsafe_code)]
 
 use crate::bridge::{self, EachRow, Session};
+use crate::provision::{self, Bar, Installer};
 use std::io;
 use windows_sys::Win32::Foundation::{ERROR_MORE_DATA, ERROR_NO_MORE_ITEMS, ERROR_SUCCESS};
 use windows_sys::Win32::System::ApplicationInstallationAndServicing::{
-    INSTALLMESSAGE_INFO, MSIHANDLE, MsiCloseHandle, MsiCreateRecord, MsiDatabaseOpenViewW,
+    INSTALLMESSAGE, INSTALLMESSAGE_ACTIONDATA, INSTALLMESSAGE_ACTIONSTART, INSTALLMESSAGE_INFO,
+    INSTALLMESSAGE_PROGRESS, MSIHANDLE, MsiCloseHandle, MsiCreateRecord, MsiDatabaseOpenViewW,
     MsiGetActiveDatabase, MsiGetPropertyW, MsiProcessMessage, MsiRecordGetStringW,
-    MsiRecordReadStream, MsiRecordSetStringW, MsiSetPropertyW, MsiViewExecute, MsiViewFetch,
+    MsiRecordReadStream, MsiRecordSetInteger, MsiRecordSetStringW, MsiSetPropertyW, MsiViewExecute,
+    MsiViewFetch,
 };
 
 /// The installer session the custom action was called with (not ours to close).
@@ -145,17 +149,105 @@ impl Session for Msi {
     }
 
     fn log(&self, text: &str) {
-        // SAFETY: no pointers; a new record of one field.
-        let record = Handle(unsafe { MsiCreateRecord(1) });
+        self.info(text);
+    }
+}
+
+/// A field of a message record.
+enum Field<'a> {
+    /// A string, as it is (field 0, the template, is formatted by the installer).
+    Text(&'a str),
+    /// An integer.
+    Int(i32),
+}
+
+impl Msi {
+    /// Sends a message of `kind` whose record holds `fields` (field 0 first); what
+    /// MsiProcessMessage returns, or None when the record could not be made.
+    fn message(&self, kind: INSTALLMESSAGE, fields: &[Field<'_>]) -> Option<i32> {
+        let count = u32::try_from(fields.len().saturating_sub(1)).ok()?;
+        // SAFETY: no pointers; a new record of `count` fields (and field 0).
+        let record = Handle(unsafe { MsiCreateRecord(count) });
         if record.0 == 0 {
-            return;
+            return None;
         }
-        let text = wide(&bridge::msi_escape(text));
-        // SAFETY: `record` is open; `text` is NUL-terminated and outlives the call.
-        let r = unsafe { MsiRecordSetStringW(record.0, 0, text.as_ptr()) };
-        if r == ERROR_SUCCESS {
-            // SAFETY: the session's and the record's handles are valid.
-            unsafe { MsiProcessMessage(self.0, INSTALLMESSAGE_INFO, record.0) };
+        for (i, field) in fields.iter().enumerate() {
+            let i = u32::try_from(i).ok()?;
+            let r = match field {
+                Field::Text(t) => {
+                    let t = wide(t);
+                    // SAFETY: `record` is open; `t` is NUL-terminated and outlives the call.
+                    unsafe { MsiRecordSetStringW(record.0, i, t.as_ptr()) }
+                }
+                // SAFETY: `record` is open; no pointers.
+                Field::Int(v) => unsafe { MsiRecordSetInteger(record.0, i, *v) },
+            };
+            if r != ERROR_SUCCESS {
+                return None;
+            }
         }
+        // SAFETY: the session's and the record's handles are valid.
+        Some(unsafe { MsiProcessMessage(self.0, kind, record.0) })
+    }
+
+    /// One line in the installer's log, as it is (escaped from its formatting).
+    fn info(&self, text: &str) {
+        let text = bridge::msi_escape(text);
+        let _ = self.message(INSTALLMESSAGE_INFO, &[Field::Text(&text)]);
+    }
+}
+
+impl Installer for Msi {
+    fn action_data(&self) -> Result<String, String> {
+        Session::property(self, "CustomActionData")
+    }
+
+    fn log(&self, text: &str) {
+        self.info(text);
+    }
+
+    fn step(&self, text: &str) {
+        // ACTIONSTART: field 1 the action, 2 its description (formatted by the
+        // installer, so escaped: the progress page's ActionText shows it), 3 the
+        // template of its ACTIONDATA messages.
+        let description = bridge::msi_escape(text);
+        let _ = self.message(
+            INSTALLMESSAGE_ACTIONSTART,
+            &[
+                Field::Text(""),
+                Field::Text(provision::ACTION),
+                Field::Text(&description),
+                Field::Text("[1]"),
+            ],
+        );
+        // ACTIONDATA: the step again, for the log of a silent install and a page's
+        // ActionData control (field values are not formatted).
+        let _ = self.message(
+            INSTALLMESSAGE_ACTIONDATA,
+            &[Field::Text(""), Field::Text(text)],
+        );
+    }
+
+    fn bar(&self, tick: Bar) {
+        let clamp = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
+        let fields = match tick {
+            // Field 1 = 0 reset: 2 the total, 3 forward (0), 4 executing (0).
+            Bar::Reset(total) => [
+                Field::Int(0),
+                Field::Int(clamp(total)),
+                Field::Int(0),
+                Field::Int(0),
+            ],
+            // Field 1 = 2 move: 2 the ticks; 3 and 4 unused.
+            Bar::Move(by) => [
+                Field::Int(2),
+                Field::Int(clamp(by)),
+                Field::Int(0),
+                Field::Int(0),
+            ],
+        };
+        let mut record = vec![Field::Text("")];
+        record.extend(fields);
+        let _ = self.message(INSTALLMESSAGE_PROGRESS, &record);
     }
 }

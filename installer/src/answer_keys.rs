@@ -118,8 +118,9 @@ mod tests {
         got.sort_unstable();
         got.dedup();
         assert_eq!(got, want, "wix/main.wxs <Property> declarations");
+        // The provisioning's command line is its CustomActionData (ProvisionData).
         let provision = WXS
-            .split("ExeCommand='msi install ")
+            .split("Value='\"[#SetupExe]\" msi install --json ")
             .nth(1)
             .and_then(|r| r.split('\'').next())
             .expect("the Provision action's command line in main.wxs");

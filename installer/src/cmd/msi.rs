@@ -107,6 +107,11 @@ pub struct MsiArgs {
     /// A String, not a path: the property is empty when msiexec writes no log.
     #[arg(long, value_name = "FILE")]
     pub msi_log: Option<String>,
+    /// Progress as NDJSON events on stdout, as `install --json` prints them: setup.msi's
+    /// provisioning action (installer-ca's ColinuxSetupProvision) reads them to show each
+    /// step on the progress page. Logs and exit codes are the same without it.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The given (non-empty) properties, in order; unknown keys are usage errors.
@@ -243,6 +248,7 @@ pub fn run(cmd: MsiCommand, interrupt: &AtomicBool) -> Outcome {
                 set,
                 unattended: true,
                 log: Some(log),
+                json: args.json,
                 ..InstallArgs::default()
             };
             let outcome = crate::cmd::install::run(a, interrupt);
@@ -290,7 +296,7 @@ pub fn run(cmd: MsiCommand, interrupt: &AtomicBool) -> Outcome {
             } else {
                 Purge::No
             };
-            crate::cmd::uninstall::run(&prefix, purge, false, Some(&log))
+            crate::cmd::uninstall::run(&prefix, purge, args.json, Some(&log))
         }
         _ => unreachable_action(action),
     }

@@ -1,6 +1,6 @@
 //! setup.msi and setup-x86.msi, judged by msitools and by Wine's msiexec: the tables
 //! (msiinfo), a silent install with properties (files, config.txt, images
-//! e2fsck-clean), an uninstall that keeps the images and one with PURGE=1 that removes
+//! e2fsck-clean, the steps the provisioning showed in msiexec's verbose log), an uninstall that keeps the images and one with PURGE=1 that removes
 //! them, a provisioning failure that rolls the whole install back with exit 1603 (1627
 //! under Wine), and the ring-0 driver from a kit: a signed test driver that Wine really
 //! loads (its service key, Type 1, running) and one whose DriverEntry fails, which rolls
@@ -116,10 +116,14 @@ fn msiinfo_export(table: &str) -> Vec<Vec<String>> {
 
 fn export_from(msi: &Path, table: &str) -> Vec<Vec<String>> {
     require("msiinfo");
+    // In a folder of its own: a table with streams (Binary) is exported with its
+    // streams as files in the current folder.
+    let scratch = common::tempdir("msiinfo");
     let o = Command::new("msiinfo")
         .arg("export")
         .arg(msi)
         .arg(table)
+        .current_dir(scratch.path())
         .output()
         .expect("msiinfo");
     assert!(
@@ -192,8 +196,10 @@ fn tables_say_per_machine_upgradable_and_deferred_no_impersonate() {
         );
     }
 
-    // Custom actions: exe from the installed file (0x12), in-script (0x400), not
-    // impersonated (0x800); the rollback one also 0x100.
+    // Custom actions: in-script (0x400), not impersonated (0x800); the rollback one
+    // also 0x100. Unprovision and the rollback are the exe from the installed file
+    // (0x12); Provision is installer-ca's DLL from the Binary table (0x01), which runs
+    // that exe and shows its steps on the progress page.
     let cas = msiinfo_export("CustomAction");
     let ty = |a: &str| -> u32 {
         cas.iter()
@@ -201,17 +207,27 @@ fn tables_say_per_machine_upgradable_and_deferred_no_impersonate() {
             .and_then(|r| r[1].parse().ok())
             .unwrap_or_else(|| panic!("no CustomAction {a}: {cas:?}"))
     };
-    for a in ["Provision", "Unprovision"] {
+    let row = |a: &str| cas.iter().find(|r| r[0] == a).expect("a CustomAction row");
+    for (a, kind) in [("Provision", 0x01), ("Unprovision", 0x12)] {
         let t = ty(a);
-        assert_eq!(
-            t & 0x3f,
-            0x12,
-            "{a}: type {t} is not an exe from an installed file"
-        );
+        assert_eq!(t & 0x3f, kind, "{a}: type {t} is not of kind {kind:#x}");
         assert_ne!(t & 0x400, 0, "{a}: type {t} is not deferred");
         assert_eq!(t & 0x100, 0, "{a}: type {t} must not be a rollback action");
         assert_ne!(t & 0x800, 0, "{a}: type {t} is impersonated");
     }
+    assert_eq!(
+        (row("Provision")[2].as_str(), row("Provision")[3].as_str()),
+        ("ColinuxSetupCa", "ColinuxSetupProvision"),
+        "Provision is not installer-ca's provisioning entry point"
+    );
+    let binaries: Vec<String> = msiinfo_export("Binary")
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
+    assert!(
+        binaries.iter().any(|b| b == "ColinuxSetupCa"),
+        "no Binary row ColinuxSetupCa for Provision: {binaries:?}"
+    );
     let t = ty("ProvisionRollback");
     assert_eq!(
         t & 0x500,
@@ -228,7 +244,20 @@ fn tables_say_per_machine_upgradable_and_deferred_no_impersonate() {
         let row = cas.iter().find(|r| r[0] == a).expect("row");
         assert_eq!((row[2].as_str(), row[3].as_str()), (property, "1"), "{a}");
     }
-    let provision = cas.iter().find(|r| r[0] == "Provision").expect("Provision");
+    // Provision's CustomActionData (a type-51 action setting the property Provision):
+    // the installed exe's path, then the command line the exe action had, with --json.
+    assert_eq!(ty("ProvisionData") & 0x3f, 51);
+    let provision = row("ProvisionData");
+    assert_eq!(
+        provision[2], "Provision",
+        "ProvisionData sets {}",
+        provision[2]
+    );
+    assert!(
+        provision[3].starts_with("\"[#SetupExe]\" msi install --json --property "),
+        "ProvisionData: {}",
+        provision[3]
+    );
     for p in public().iter().filter(|p| *p != "PURGE") {
         assert!(
             provision[3].contains(&format!("\"{p}=[{p}]")),
@@ -271,6 +300,7 @@ fn tables_say_per_machine_upgradable_and_deferred_no_impersonate() {
     assert!(init < at("Unprovision") && at("Unprovision") < at("RemoveFiles"));
     assert!(at("InstallFiles") < at("ProvisionRollback"));
     assert!(at("ProvisionRollback") < at("Provision") && at("Provision") < fin);
+    assert!(at("InstallFiles") < at("ProvisionData") && at("ProvisionData") < at("Provision"));
     assert!(at("FindRelatedProducts") < init && at("RemoveExistingProducts") < init);
 
     let upgrade = msiinfo_export("Upgrade");
@@ -387,6 +417,21 @@ fn install_uninstall_purge(w: &Wine, msi: &Path, dir: &str) {
         "install.log",
     );
     assert_eq!(code, 0, "msiexec /i failed; log:\n{log}");
+    // The provisioning showed its steps as it went (ActionText and ActionData, which a
+    // silent install's verbose log keeps).
+    let steps = provision_steps(&log);
+    for step in [
+        "checking the host",
+        "building root.img",
+        "building home.img",
+        "writing swap.img",
+        "writing config.txt",
+    ] {
+        assert!(
+            steps.iter().any(|s| s == step),
+            "Provision did not show the step {step:?}; it showed {steps:?}; log:\n{log}"
+        );
+    }
     check_installed(w, dir);
     if w.arch == WinArch::Win32 {
         check_i386_root(w, dir);
@@ -436,6 +481,23 @@ fn install_uninstall_purge(w: &Wine, msi: &Path, dir: &str) {
     ] {
         assert!(!root.join(img).exists(), "{img} left after PURGE=1");
     }
+}
+
+/// The steps installer-ca's provisioning sent, from a silent install's verbose log: its
+/// ACTIONSTART message (`Action HH:MM:SS: Provision. STEP`, the progress page's text)
+/// followed by its ACTIONDATA message for the same step (`STEP`: Wine leaves out the
+/// template's `Provision: `, which Windows writes).
+fn provision_steps(log: &str) -> Vec<String> {
+    let lines: Vec<&str> = log.lines().map(str::trim_end).collect();
+    lines
+        .windows(2)
+        .filter_map(|pair| {
+            let (_, step) = pair[0].split_once(": Provision. ")?;
+            let data = pair[1].strip_prefix("Provision: ").unwrap_or(pair[1]);
+            (pair[0].starts_with("Action ") && !step.is_empty() && data == step)
+                .then(|| step.to_owned())
+        })
+        .collect()
 }
 
 /// The root image C:\DIR\root.img of a 32-bit install is a coLinux root: its

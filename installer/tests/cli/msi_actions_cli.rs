@@ -4,7 +4,8 @@
 //! shows the install's own journal undoing a failed provisioning), so its rules are
 //! proven here, on the same code: a machine this install made goes (but not images it
 //! found and kept), a machine that was there before stays byte for byte, and a failed
-//! provisioning (which has undone itself) is left alone.
+//! provisioning (which has undone itself) is left alone. And `msi install --json`, as
+//! setup.msi's provisioning action runs it: its steps as events, the same outcome.
 
 use crate::common;
 
@@ -156,4 +157,66 @@ fn the_rollback_keeps_images_an_earlier_uninstall_left() {
     for f in ["config.txt", "install-state.json", MARKER] {
         assert!(!dir.join(f).exists(), "{f} left");
     }
+}
+
+/// `msi install --json`, as setup.msi's provisioning action runs it: its stdout is one
+/// JSON event a line (the steps' phases, which the progress page shows, then done), the
+/// exit code and the rollback's note are those of the install without it; a refused
+/// install says why in an error event and exits 1603, as without it.
+#[test]
+fn msi_install_json_prints_the_steps_as_events_with_the_same_outcome() {
+    let t = tempdir("msi-json");
+    let dir = t.path().join("m");
+    let mut props = PROPS.to_vec();
+    props.push("HOSTNAME=json");
+    let with = |dir: &Path, props: &[&str]| {
+        let installdir = format!("INSTALLDIR={}/.", dir.display());
+        let kit = format!("KIT={}", host().install_kit().display());
+        let monitor = format!("MONITOR={}", host().monitor);
+        let mut args = vec!["msi", "install", "--json"];
+        for prop in [&installdir, &kit, &monitor] {
+            args.extend(["--property", prop.as_str()]);
+        }
+        for prop in props {
+            args.extend(["--property", prop]);
+        }
+        cmd(&args).output().expect("msi install --json")
+    };
+    let o = with(&dir, &props);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let phases: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "phase")
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    for step in ["building root.img", "writing config.txt"] {
+        assert!(phases.contains(&step), "no phase {step:?}: {phases:?}");
+    }
+    assert_eq!(events.last().map(|e| &e["event"]), Some(&"done".into()));
+    assert_eq!(
+        std::fs::read_to_string(dir.join(MARKER)).expect("marker"),
+        "new"
+    );
+
+    let bad = tempdir("msi-json-bad");
+    let dir = bad.path().join("m");
+    let o = with(&dir, &["SUBNET=300.1.2.0/24"]);
+    assert_eq!(o.status.code(), Some(FAILED), "{}", text(&o));
+    let last = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .last()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON"))
+        .expect("an event");
+    assert_eq!(last["event"], "error", "{last}");
+    assert!(
+        last["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("SUBNET")),
+        "{last}"
+    );
+    assert!(!dir.join(MARKER).exists());
 }

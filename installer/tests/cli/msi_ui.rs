@@ -4,9 +4,10 @@
 //! when its words can be read on it (no empty or clipped dialog passes).
 //!
 //! - the full walk: every page in the Blackfin coLinux kit manual's order, this host's
-//!   recommended values on them, a folder, RAM, sizes, port forwards and a start-menu
-//!   folder typed in, Install; what was typed is what config.txt, the images and the
-//!   start menu hold;
+//!   recommended values on them, a folder, RAM, sizes, port forwards, a TAP subnet (the
+//!   walk's profile is the default one with a TAP adapter) and a start-menu folder typed
+//!   in, Install; the progress page names the install's steps as they run; what was
+//!   typed is what config.txt, install-state.json, the images and the start menu hold;
 //! - a refused value (a folder with a space, for coLinux) shown in the program's words
 //!   over its page, which stays; Back through every page; Cancel: 1602, nothing left.
 //!
@@ -237,6 +238,103 @@ impl Display {
     }
 }
 
+impl Display {
+    /// Waits until the top dialog reads `done` (as [`Display::wait_for`]) while taking
+    /// screenshots of it as fast as xwd can (the whole install may take two seconds),
+    /// then reads each distinct one that is the progress page (`page`) by OCR: which
+    /// of `steps` the page showed. The screenshot of the last step seen (its bar the
+    /// furthest) is kept as `09x-progress` when screenshots are asked for.
+    fn watch_progress(&self, page: &str, steps: &[&str], done: &str, name: &str) -> Vec<String> {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let frames = {
+            let (display, dir, stop) = (self.name(), self.shots.clone(), stop.clone());
+            std::thread::spawn(move || record_frames(&display, &dir, &stop))
+        };
+        self.wait_for(done, name, 600);
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let frames = frames.join().expect("the screenshots' thread");
+        let mut seen: Vec<String> = Vec::new();
+        for xwd in frames {
+            let png = xwd.with_extension("png");
+            let ok = Command::new("convert")
+                .arg(format!("xwd:{}", xwd.display()))
+                .args(["-resize", "200%"])
+                .arg(&png)
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                continue;
+            }
+            let o = Command::new("tesseract")
+                .arg(&png)
+                .arg("-")
+                .stderr(Stdio::null())
+                .output()
+                .expect("tesseract");
+            let read = letters(&String::from_utf8_lossy(&o.stdout));
+            if !read.contains(&letters(page)) {
+                continue;
+            }
+            for step in steps {
+                if read.contains(&letters(step)) && !seen.iter().any(|s| s == step) {
+                    if let Some(dir) = std::env::var_os("COLINUX_SETUP_SCREENS") {
+                        std::fs::create_dir_all(&dir).expect("mkdir");
+                        let _ = Command::new("convert")
+                            .arg(format!("xwd:{}", xwd.display()))
+                            .arg(Path::new(&dir).join("09x-progress.png"))
+                            .status();
+                    }
+                    seen.push((*step).to_owned());
+                }
+            }
+        }
+        seen
+    }
+}
+
+/// Screenshots (xwd) of display `display`'s top setup dialog into `dir` until `stop`,
+/// each one kept only when it differs from the one before; their files, in order.
+fn record_frames(display: &str, dir: &Path, stop: &std::sync::atomic::AtomicBool) -> Vec<PathBuf> {
+    let mut kept: Vec<PathBuf> = Vec::new();
+    let mut last: Vec<u8> = Vec::new();
+    let mut n = 0u32;
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) && kept.len() < 400 {
+        std::thread::sleep(Duration::from_millis(30));
+        let o = Command::new("xdotool")
+            .env("DISPLAY", display)
+            .args(["search", "--onlyvisible", "--name", "^coLinux Setup$"])
+            .output();
+        let Some(w) = o.ok().and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .last()
+                .map(str::to_owned)
+        }) else {
+            continue;
+        };
+        n += 1;
+        let file = dir.join(format!("frame-{n:04}.xwd"));
+        let ok = Command::new("xwd")
+            .env("DISPLAY", display)
+            .args(["-silent", "-id", &w, "-out"])
+            .arg(&file)
+            .status()
+            .is_ok_and(|s| s.success());
+        let bytes = if ok {
+            std::fs::read(&file).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        if bytes.is_empty() || bytes == last {
+            let _ = std::fs::remove_file(&file);
+        } else {
+            last = bytes;
+            kept.push(file);
+        }
+    }
+    kept
+}
+
 impl Drop for Display {
     fn drop(&mut self) {
         let _ = self.xvfb.kill();
@@ -321,13 +419,51 @@ fn to_folder(d: &Display) {
     d.wait_for("Install folder", "04-folder", 60);
 }
 
+/// The walk's profile: the default one with a TAP adapter (which the network page's
+/// subnet field is for), optional as the Blackfin profile's is, so the install goes on
+/// where Wine cannot make the adapter. Its candidates: the page suggests the first.
+fn tap_profile(w: &Wine) -> String {
+    let minimal =
+        std::fs::read_to_string(crate::common::wine::repo().join("profiles/minimal.toml"))
+            .expect("profiles/minimal.toml");
+    let text = minimal.replacen("name = \"minimal\"", "name = \"walk-tap\"", 1)
+        + "\n[network.tap]\nname = \"colinux-walk\"\nsubnets = [\"10.12.12.0/24\", \"10.77.42.0/24\"]\noptional = true\n";
+    std::fs::write(w.c_drive("walk-tap.toml"), text).expect("the walk's profile");
+    "C:\\walk-tap.toml".to_owned()
+}
+
+/// The suggested subnet (the walk profile's first candidate) and the one typed instead.
+const SUGGESTED_SUBNET: &str = "10.12.12.0/24";
+const TYPED_SUBNET: &str = "10.91.17.0/24";
+
+/// Steps the provisioning reports (installer/src/apply.rs and the image builder's
+/// phases, `root.img: writing`...), which the progress page shows as they start
+/// (installer-ca's ColinuxSetupProvision). None is in the text the page shows before
+/// the first step ("Building the machine: its images, config.txt, ...").
+const STEPS: &[&str] = &[
+    "checking the host",
+    "root.img",
+    "home.img",
+    "writing swap.img",
+    "writing config.txt",
+    "setting up the TAP adapter",
+    "checking the installed machine",
+];
+
 #[test]
 fn a_double_click_walks_the_pages_and_installs_what_was_typed_on_them() {
     let _one = one_at_a_time();
     let w = Wine::new("msi-walk");
     let d = Display::new(&w.dir.path().join("shots"));
     let log = w.dir.path().join("walk.log");
-    let child = start_msiexec(&w, &d, &msi(), "MONITOR=colinux NOFIRSTBOOT=1", &log);
+    let profile = tap_profile(&w);
+    let child = start_msiexec(
+        &w,
+        &d,
+        &msi(),
+        &format!("MONITOR=colinux NOFIRSTBOOT=1 PROFILE={profile}"),
+        &log,
+    );
     to_folder(&d);
     d.retype("C:\\walk");
     d.keys(&["alt+n"]);
@@ -345,8 +481,16 @@ fn a_double_click_walks_the_pages_and_installs_what_was_typed_on_them() {
     d.keys(&["Tab"]);
     d.retype("80");
     d.keys(&["alt+n"]);
-    d.wait_for("Network and serial port", "06-network", 90);
+    let network = d.wait_for("Network and serial port", "06-network", 90);
+    // The program's free subnet is suggested; another free one is typed over it (the
+    // fields: port forwards, TAP adapter, subnet).
+    assert!(
+        letters(&network).contains(&letters(SUGGESTED_SUBNET)),
+        "no suggested subnet: {network}"
+    );
     d.retype("tcp:2222:22");
+    d.keys(&["Tab", "Tab"]);
+    d.retype(TYPED_SUBNET);
     d.keys(&["alt+n"]);
     d.wait_for("Start menu folder", "07-start-menu", 90);
     d.retype("Walk Machine");
@@ -368,7 +512,18 @@ fn a_double_click_walks_the_pages_and_installs_what_was_typed_on_them() {
         );
     }
     d.keys(&["alt+i"]);
-    d.wait_for("The machine is installed", "10-finish", 600);
+    // The progress page names the steps as they run.
+    let shown = d.watch_progress(
+        "Installing the machine",
+        STEPS,
+        "The machine is installed",
+        "10-finish",
+    );
+    eprintln!("the progress page showed: {shown:?}");
+    assert!(
+        !shown.is_empty(),
+        "the progress page showed none of the install's steps {STEPS:?}"
+    );
     d.keys(&["alt+f"]);
     let code = exit_of(child, 120);
     let log_text = std::fs::read(&log).unwrap_or_default();
@@ -382,6 +537,24 @@ fn a_double_click_walks_the_pages_and_installs_what_was_typed_on_them() {
     let config = std::fs::read_to_string(m.join("config.txt")).expect("config.txt");
     assert!(config.contains("\nmem=64\n"), "{config}");
     assert!(config.contains("tcp:2222:22"), "{config}");
+    // The typed subnet: the answer config.txt records, the TAP adapter's record (made,
+    // or skipped where Wine cannot make it), and the guest's address on it (.2) in the
+    // root image's rcS.
+    assert!(
+        config.contains(&format!("SUBNET={TYPED_SUBNET}")),
+        "{config}"
+    );
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(m.join("install-state.json")).expect("install-state.json"),
+    )
+    .expect("install-state.json is JSON");
+    let subnets = values_of(&state, "subnet");
+    assert_eq!(subnets, [TYPED_SUBNET], "the TAP record's subnet: {state}");
+    let rcs = debugfs_cat(&m.join("root.img"), "/etc/init.d/rcS");
+    assert!(
+        rcs.contains("ifconfig eth1 10.91.17.2 netmask 255.255.255.0"),
+        "the guest's rcS: {rcs}"
+    );
     for (file, mb) in [("root.img", 96), ("home.img", 48), ("swap.img", 80)] {
         let len = std::fs::metadata(m.join(file)).expect(file).len();
         assert_eq!(len, mb << 20, "{file}");
@@ -404,6 +577,38 @@ fn a_double_click_walks_the_pages_and_installs_what_was_typed_on_them() {
     );
     let reg = reg_values(&w.reg_query("HKLM\\Software\\colinux-setup"));
     assert!(!reg.is_empty(), "setup.msi's registry key is missing");
+}
+
+/// Every string value of a member named `key` anywhere in `v`.
+fn values_of(v: &serde_json::Value, key: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    match v {
+        serde_json::Value::Object(o) => {
+            for (k, v) in o {
+                if k == key
+                    && let Some(s) = v.as_str()
+                {
+                    out.push(s.to_owned());
+                }
+                out.extend(values_of(v, key));
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|v| out.extend(values_of(v, key))),
+        _ => {}
+    }
+    out
+}
+
+/// A file of an ext image, read out with debugfs.
+fn debugfs_cat(image: &Path, file: &str) -> String {
+    require("debugfs");
+    let o = Command::new("debugfs")
+        .args(["-R", &format!("cat {file}")])
+        .arg(image)
+        .stderr(Stdio::null())
+        .output()
+        .expect("debugfs");
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 #[test]
