@@ -191,6 +191,11 @@ fn rcs(plan: &Plan) -> String {
             gid = u.gid
         );
     }
+    // A root with an ssh server (a kit's) gets host keys of its own, made once: at the
+    // first boot, so that no two machines of a kit share them.
+    s.push_str(
+        "if [ -x /usr/sbin/sshd ]; then ssh-keygen -A >/dev/null 2>&1 || echo 'colinux-setup: ssh-keygen -A failed: the ssh server has no host keys'; fi\n",
+    );
     s.push_str(
         "# The first boot (colinux-setup install) adds colinux.firstboot to the kernel command line.\n\
          case \" $(cat /proc/cmdline) \" in\n\
@@ -198,6 +203,9 @@ fn rcs(plan: &Plan) -> String {
            if sh /etc/init.d/firstboot; then echo 'COLINUX-SETUP-FIRST-BOOT: OK'; else echo \"COLINUX-SETUP-FIRST-BOOT: FAILED rc=$?\"; fi\n\
            sync; swapoff -a; umount -a -r 2>/dev/null; sync; poweroff -f ;;\n\
          esac\n",
+    );
+    s.push_str(
+        "if [ -x /usr/sbin/sshd ]; then mkdir -p /run/sshd && /usr/sbin/sshd || echo 'colinux-setup: the ssh server did not start'; fi\n",
     );
     s.push_str(
         "echo \"colinux-setup: guest $(hostname) is up\"\n\

@@ -858,6 +858,13 @@ pub fn resolve(
         None => p.network.slirp.as_ref().map(|r| r.join("/")),
     };
     let slirp_host = slirp_host(answers, slirp.as_deref(), monitor, &mut warnings)?;
+    if monitor == Monitor::Uml
+        && let Some(r) = slirp.as_deref().filter(|r| !r.is_empty())
+    {
+        warnings.push(format!(
+            "eth0's redirections ({r}) are not applied: User-mode Linux's slirp has none; with --monitor qemu the host reaches these guest ports"
+        ));
+    }
     let (serial, start_menu, tasks) = extras(answers, p, monitor)?;
     let tap = match &p.network.tap {
         Some(t) => Some(plan_tap(t, answers, u8::from(slirp.is_some()), monitor)?),

@@ -200,6 +200,59 @@ fn the_embedded_developers_machine_compiles_and_runs_a_fresh_program_natively_an
             "the boot says why eth0 is down: {start_log}"
         );
     }
+    // The kit's ssh server runs, with host keys of this machine's own; where the monitor
+    // forwards eth0's ports (QEMU), ada logs in with a key from this host.
+    let o = run(
+        "shell",
+        &["--", "pidof sshd && ls /etc/ssh/ssh_host_ed25519_key"],
+        secs(30),
+    );
+    assert_eq!(o.status.code(), Some(0), "sshd runs: {}", text(&o));
+    if crate::common::host().is_uml() {
+        assert!(
+            out.contains("eth0's redirections (tcp:2222:22) are not applied"),
+            "the plan says UML forwards no port: {out}"
+        );
+    } else {
+        let key = t.path().join("key");
+        let st = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f", p(&key)])
+            .status()
+            .expect("ssh-keygen");
+        assert!(st.success());
+        let public = fs::read_to_string(key.with_extension("pub")).expect("key.pub");
+        let line = format!(
+            "mkdir -p /home/ada/.ssh && echo '{}' > /home/ada/.ssh/authorized_keys && chown -R ada /home/ada/.ssh && chmod 700 /home/ada/.ssh",
+            public.trim()
+        );
+        let o = run("shell", &["--", &line], secs(30));
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let o = output_within(
+            {
+                let mut c = Command::new("ssh");
+                c.args([
+                    "-p",
+                    "2222",
+                    "-i",
+                    p(&key),
+                    "-o",
+                    "BatchMode=yes",
+                    "-o",
+                    "StrictHostKeyChecking=no",
+                    "-o",
+                    "UserKnownHostsFile=/dev/null",
+                    "-o",
+                    "ConnectTimeout=60",
+                    "ada@127.0.0.1",
+                    "id -un && uname -n",
+                ]);
+                c
+            },
+            secs(30),
+        );
+        let said = text(&o);
+        assert!(said.contains("ada\nembedded-dev"), "ssh as ada: {said}");
+    }
     let write = r#"printf '#include <stdio.h>\nint main(void)\n{\n#ifdef __arm__\n\tputs("fresh program: ARM");\n#else\n\tputs("fresh program: native");\n#endif\n\treturn 0;\n}\n' > /home/ada/fresh.c && chown ada /home/ada/fresh.c"#;
     let o = run("shell", &["--", write], secs(30));
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
