@@ -9,7 +9,8 @@
 //!   in, Install; the progress page names the install's steps as they run; what was
 //!   typed is what config.txt, install-state.json, the images and the start menu hold;
 //! - a refused value (a folder with a space, for coLinux) shown in the program's words
-//!   over its page, which stays; Back through every page; Cancel: 1602, nothing left.
+//!   over its page, which stays; Back through every page; Cancel asks (No keeps the
+//!   page), then Yes: 1602, nothing left.
 //!
 //! `COLINUX_SETUP_SCREENS=DIR` keeps a screenshot of every page in DIR
 //! (scripts/msi-screens writes docs/msi-screens/ with it).
@@ -658,9 +659,16 @@ fn a_refused_folder_is_shown_on_its_page_back_goes_through_every_page_and_cancel
         d.wait_for(title, "back", 60);
     }
     // Cancel on the first page (its button: x 304..360, y 243..260; Wine's dialogs
-    // give Esc to no button): 1602 (66 in a shell), nothing made.
+    // give Esc to no button) asks first: No keeps the page.
     d.click(332, 251);
-    // Windows Installer then shows the cancelled page; Finish ends setup.
+    d.wait_for("Cancel the installation", "11x-cancel", 60);
+    d.keys(&["alt+n"]);
+    d.wait_for("Welcome to the coLinux setup", "back-kept", 60);
+    // Yes: 1602 (66 in a shell), nothing made; Windows Installer shows the cancelled
+    // page, whose Finish ends setup.
+    d.click(332, 251);
+    d.wait_for("Cancel the installation", "back-cancel-again", 60);
+    d.keys(&["alt+y"]);
     d.wait_for("Setup was cancelled", "12-cancelled", 60);
     d.keys(&["alt+f"]);
     let code = exit_of(child, 120);

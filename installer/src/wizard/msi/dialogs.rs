@@ -4,8 +4,9 @@
 //! serial port); start-menu folder; tasks (the machine service, the PuTTY session);
 //! ready (the plan's summary); then progress, and finish, cancelled or failed.
 //!
-//! Every page has Back (but the first), Next and Cancel. Cancel ends setup at once
-//! (exit 1602; nothing is changed before Install). A Next that leaves a page of answers
+//! Every page has Back (but the first), Next and Cancel. Cancel asks first (`UiCancel`,
+//! as Windows Installer's own packages do): Yes ends setup (exit 1602; nothing is
+//! changed before Install), No keeps the page. A Next that leaves a page of answers
 //! first runs the DLL custom action `ColinuxSetupUi`, which runs `colinux-setup msi ui`
 //! ([`super::answers`]) on every answer so far: a refusal opens `UiRefused` with the
 //! plan's words and keeps the page; an accepted page moves on with the values and texts
@@ -547,6 +548,7 @@ pub fn ui() -> Ui {
     ui.dialogs.push(progress());
     ui.dialogs.extend(endings());
     ui.dialogs.push(refused());
+    ui.dialogs.push(cancel_question());
     walk_events(&mut ui);
     ui.conditions = vec![
         Condition {
@@ -665,7 +667,7 @@ fn walk_events(ui: &mut Ui) {
     };
     for (i, step) in WALK.iter().enumerate() {
         let d = step.dialog;
-        ev(d, "Cancel", "EndDialog", "Exit", "", 1);
+        ev(d, "Cancel", "SpawnDialog", "UiCancel", "", 1);
         // Forward: the next page shown, skipping one whose condition does not hold
         // (only the driver page has one, and its neighbours have none).
         let mut order = 1;
@@ -737,6 +739,9 @@ fn walk_events(ui: &mut Ui) {
         ev(d, "Finish", "EndDialog", "Return", "", 1);
     }
     ev("UiRefused", "OK", "EndDialog", "Return", "", 1);
+    // Yes: the whole sequence ends as cancelled (the UiExit page); No: back to the page.
+    ev("UiCancel", "Yes", "EndDialog", "Exit", "", 1);
+    ev("UiCancel", "No", "EndDialog", "Return", "", 1);
     ev("UiProgress", "Cancel", "EndDialog", "Exit", "", 1);
 }
 
@@ -807,6 +812,29 @@ fn endings() -> Vec<Dialog> {
             "Everything this setup did was undone, and images that were there before are kept. Why it failed is in the install's log in [CommonAppDataFolder]colinux-setup\\logs.",
         ),
     ]
+}
+
+/// The question Cancel asks on a page; No (the default, and Esc) keeps the page.
+fn cancel_question() -> Dialog {
+    let controls = vec![
+        Control::new("Message", "Text", (10, 10, 240, 40))
+            .text("Cancel the installation? Nothing has been changed on this computer yet.")
+            .attributes(TEXT),
+        Control::new("Yes", "PushButton", (72, 57, 56, 17)).text("&Yes"),
+        Control::new("No", "PushButton", (132, 57, 56, 17)).text("&No"),
+    ];
+    Dialog {
+        name: "UiCancel",
+        width: 260,
+        height: 85,
+        attributes: DIALOG_MODAL,
+        title: "[ProductName]",
+        controls,
+        first: "No",
+        default: "No",
+        cancel: "No",
+    }
+    .chain()
 }
 
 /// The refusal of a page's answers, in the program's words.
@@ -908,12 +936,22 @@ mod tests {
             assert!(
                 ui.events.iter().any(|e| e.dialog == step.dialog
                     && e.control == "Cancel"
-                    && e.event == "EndDialog"
-                    && e.argument == "Exit"),
-                "{}: Cancel does not end setup",
+                    && e.event == "SpawnDialog"
+                    && e.argument == "UiCancel"),
+                "{}: Cancel does not ask",
                 step.dialog
             );
         }
+        // The question's Yes ends setup as cancelled; No returns to the page.
+        let answer = |control: &str| {
+            ui.events
+                .iter()
+                .filter(|e| e.dialog == "UiCancel" && e.control == control)
+                .map(|e| (e.event.as_str(), e.argument.as_str()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(answer("Yes"), [("EndDialog", "Exit")]);
+        assert_eq!(answer("No"), [("EndDialog", "Return")]);
     }
 
     #[test]
